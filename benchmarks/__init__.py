@@ -1,0 +1,1 @@
+"""Reproducible benchmarks, run by ``kassa bench NAME``; never timed tests."""

@@ -1,0 +1,1 @@
+"""The trio engine: intake, validation, journal, scheduling onto registers, recovery, the CLI."""
