@@ -1,0 +1,120 @@
+"""The FFD enumerations that the tag dictionary's BYTE tags carry.
+
+Sources: ffd.md §3 (fiscal-data, javapos_shtrih, order ЕД-7-20/662@ as amended by
+ЕД-7-20/1050@ for the 22 % rates from 05.01.2026).
+"""
+
+from __future__ import annotations
+
+import enum
+from decimal import Decimal
+
+
+class OperationType(enum.IntEnum):
+    """1054 признак расчёта; also the ``n=`` of the receipt QR code."""
+
+    SELL = 1  # приход
+    SELL_REFUND = 2  # возврат прихода
+    BUY = 3  # расход
+    BUY_REFUND = 4  # возврат расхода
+
+
+class TaxSystem(enum.IntFlag):
+    """1055 применяемая СНО (one bit in a receipt) / 1062 системы налогообложения (any bits)."""
+
+    OSN = 0x01  # общая
+    USN_INCOME = 0x02  # упрощённая, доход
+    USN_INCOME_OUTCOME = 0x04  # упрощённая, доход минус расход
+    ENVD = 0x08  # ЕНВД, abolished in 2021, still defined
+    ESN = 0x10  # единый сельскохозяйственный налог
+    PATENT = 0x20  # патентная
+
+
+class VatRate(enum.IntEnum):
+    """1199 ставка НДС, every rate in force in 2026.
+
+    Codes 1 and 3 meant 18 % and 18/118 before 2019; some vendors printed 22 % under code 1
+    during the 2026 transition. Decoders accept that; Kassa emits 11 and 12 for 22 %.
+    """
+
+    VAT20 = 1  # НДС 20 %
+    VAT10 = 2  # НДС 10 %
+    VAT120 = 3  # НДС расч. 20/120
+    VAT110 = 4  # НДС расч. 10/110
+    VAT0 = 5  # НДС 0 %
+    NONE = 6  # НДС не облагается
+    VAT5 = 7  # НДС 5 % (from 2025)
+    VAT7 = 8  # НДС 7 % (from 2025)
+    VAT105 = 9  # НДС расч. 5/105
+    VAT107 = 10  # НДС расч. 7/107
+    VAT22 = 11  # НДС 22 % (from 05.01.2026)
+    VAT122 = 12  # НДС расч. 22/122
+
+    @property
+    def percent(self) -> Decimal | None:
+        """The rate in percent; None where no VAT applies."""
+        return _VAT_PERCENT[self]
+
+
+_VAT_PERCENT: dict[VatRate, Decimal | None] = {
+    VatRate.VAT20: Decimal(20),
+    VatRate.VAT10: Decimal(10),
+    VatRate.VAT120: Decimal(20),
+    VatRate.VAT110: Decimal(10),
+    VatRate.VAT0: Decimal(0),
+    VatRate.NONE: None,
+    VatRate.VAT5: Decimal(5),
+    VatRate.VAT7: Decimal(7),
+    VatRate.VAT105: Decimal(5),
+    VatRate.VAT107: Decimal(7),
+    VatRate.VAT22: Decimal(22),
+    VatRate.VAT122: Decimal(22),
+}
+
+
+class PaymentMethod(enum.IntEnum):
+    """1214 признак способа расчёта."""
+
+    FULL_PREPAYMENT = 1  # предоплата 100 %
+    PREPAYMENT = 2  # предоплата
+    ADVANCE = 3  # аванс
+    FULL_PAYMENT = 4  # полный расчёт
+    PARTIAL_PAYMENT_AND_CREDIT = 5  # частичный расчёт и кредит
+    CREDIT = 6  # передача в кредит
+    CREDIT_PAYMENT = 7  # оплата кредита
+
+
+class CorrectionType(enum.IntEnum):
+    """1173 тип коррекции."""
+
+    SELF = 0  # самостоятельно
+    BY_ORDER = 1  # по предписанию
+
+
+class MeasureUnit(enum.IntEnum):
+    """2108 мера количества; 0 is pieces, as javapos and real Shtrih registers send it."""
+
+    PIECE = 0
+    GRAM = 10
+    KILOGRAM = 11
+    TONNE = 12
+    CENTIMETRE = 20
+    DECIMETRE = 21
+    METRE = 22
+    SQUARE_CENTIMETRE = 30
+    SQUARE_DECIMETRE = 31
+    SQUARE_METRE = 32
+    MILLILITRE = 40
+    LITRE = 41
+    CUBIC_METRE = 42
+    KILOWATT_HOUR = 50
+    GIGACALORIE = 51
+    DAY = 70
+    HOUR = 71
+    MINUTE = 72
+    SECOND = 73
+    KILOBYTE = 80
+    MEGABYTE = 81
+    GIGABYTE = 82
+    TERABYTE = 83
+    OTHER = 255
