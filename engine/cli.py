@@ -1,0 +1,140 @@
+"""The ``kassa`` command: one thin dispatcher where the rooms of the house meet.
+
+Bad input ends with exit status 2 and one line on stderr that says what and where; a
+traceback is a bug. ``demo`` and ``bench`` import what they run inside their own functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import string
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from protocols.errors import ProtocolError
+from protocols.tlv import decode, dumps, encode, from_tags_json, loads, to_fns_json, to_tags_json
+
+EXIT_BAD_INPUT = 2
+
+#: ``kassa bench NAME`` → the module in ``benchmarks/`` whose ``main(argv)`` runs it.
+BENCHMARKS: dict[str, str] = {
+    "tlv": "benchmarks.tlv_codec",
+}
+
+
+class BadInput(Exception):
+    """Input the command cannot use; printed as one line, exit status 2."""
+
+
+def _fail(message: str) -> NoReturn:
+    raise BadInput(message)
+
+
+def _read_input(path: str | None) -> bytes:
+    if path is None or path == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        _fail(f"{path}: {exc.strerror or exc}")
+
+
+_HEX_TEXT = frozenset((string.hexdigits + string.whitespace).encode("ascii"))
+
+
+def _as_binary(data: bytes, form: str) -> bytes:
+    """Raw bytes as given, or hex text (whitespace allowed) turned into bytes."""
+    if form == "auto":
+        form = "hex" if data.strip() and _HEX_TEXT.issuperset(data) else "raw"
+    if form == "raw":
+        return data
+    text = data.decode("ascii", errors="replace")
+    try:
+        return bytes.fromhex("".join(text.split()))
+    except ValueError:
+        _fail("input is not hex text: expected pairs of hex digits")
+
+
+def _cmd_tlv_decode(args: argparse.Namespace) -> int:
+    decoded = decode(_as_binary(_read_input(args.file), args.form))
+    for warning in decoded.warnings:
+        print(f"kassa: warning: {warning.path}: {warning.message}", file=sys.stderr)
+    view = to_fns_json(decoded.fields) if args.view == "fns" else to_tags_json(decoded.fields)
+    print(dumps(view))
+    return 0
+
+
+def _cmd_tlv_encode(args: argparse.Namespace) -> int:
+    fields = from_tags_json(loads(_read_input(args.file)))
+    print(encode(fields).hex())
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from engine.demo import run_demo
+
+    return run_demo()
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    names = list(BENCHMARKS) if args.name == "all" else [args.name]
+    status = 0
+    for name in names:
+        module_name = BENCHMARKS.get(name)
+        if module_name is None:
+            _fail(f"unknown benchmark {name!r}; choose from: all, {', '.join(BENCHMARKS)}")
+        module = importlib.import_module(module_name)
+        main: Callable[[list[str]], int] = module.main
+        status |= main(list(args.rest))
+    return status
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kassa", description="Kassa: a cloud cash register engine for 54-FZ."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    tlv = commands.add_parser("tlv", help="decode and encode FFD TLV fiscal documents")
+    tlv_commands = tlv.add_subparsers(dest="tlv_command", required=True, metavar="ACTION")
+    dec = tlv_commands.add_parser("decode", help="TLV (raw or hex) -> JSON")
+    dec.add_argument("file", nargs="?", help="input file; stdin when absent or '-'")
+    dec.add_argument("--view", choices=("tags", "fns"), default="tags", help="JSON keys")
+    dec.add_argument(
+        "--form",
+        choices=("auto", "hex", "raw"),
+        default="auto",
+        help="input form (auto: hex text if it is only hex digits and spaces)",
+    )
+    dec.set_defaults(handler=_cmd_tlv_decode)
+    enc = tlv_commands.add_parser("encode", help="JSON (tags view) -> TLV hex")
+    enc.add_argument("file", nargs="?", help="input file; stdin when absent or '-'")
+    enc.set_defaults(handler=_cmd_tlv_encode)
+
+    demo = commands.add_parser("demo", help="run the main job on the embedded defaults")
+    demo.set_defaults(handler=_cmd_demo)
+
+    bench = commands.add_parser("bench", help="run a benchmark from benchmarks/")
+    bench.add_argument("name", help=f"one of: all, {', '.join(BENCHMARKS)}")
+    bench.add_argument("rest", nargs=argparse.REMAINDER, help="options for the benchmark")
+    bench.set_defaults(handler=_cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except (BadInput, ProtocolError) as exc:
+        print(f"kassa: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
