@@ -13,7 +13,6 @@ from decimal import Decimal
 from typing import Any
 
 from protocols.tlv.dictionary import TAGS
-
 from protocols.tlv.types import FieldType
 
 

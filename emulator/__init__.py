@@ -1,1 +1,1 @@
-"""The fiscal register emulator: register personalities, a ФН model, an OFD model, timing, faults."""
+"""The register emulator: Shtrih-M and ATOL personalities, a ФН model, an OFD model, faults."""
