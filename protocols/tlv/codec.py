@@ -301,7 +301,9 @@ def decode_document(data: bytes | bytearray | memoryview) -> FiscalDocument:
 
 def _int(value: object) -> int:
     if type(value) is not int:
-        raise _Bad(f"expected an integer, got {type(value).__name__}")
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise _Bad(f"expected an integer, got {type(value).__name__}")
+        value = int(value)  # an IntEnum such as VatRate
     if value < 0:
         raise _Bad(f"negative value {value}")
     return value

@@ -118,3 +118,64 @@ class MeasureUnit(enum.IntEnum):
     GIGABYTE = 82
     TERABYTE = 83
     OTHER = 255
+
+
+class PaymentSubject(enum.IntEnum):
+    """1212 признак предмета расчёта, in its FFD 1.2 meaning (12 was «составной» in 1.05)."""
+
+    GOODS = 1  # товар
+    EXCISE_GOODS = 2  # подакцизный товар
+    WORK = 3  # работа
+    SERVICE = 4  # услуга
+    GAMBLING_BET = 5  # ставка азартной игры
+    GAMBLING_WIN = 6  # выигрыш азартной игры
+    LOTTERY_TICKET = 7  # лотерейный билет
+    LOTTERY_WIN = 8  # выигрыш лотереи
+    INTELLECTUAL_PROPERTY = 9  # предоставление РИД
+    PAYMENT = 10  # платёж (аванс, задаток, предоплата, кредит)
+    AGENT_COMMISSION = 11  # агентское вознаграждение
+    PAYOUT = 12  # выплата
+    OTHER = 13  # иной предмет расчёта
+    PROPERTY_RIGHT = 14  # имущественное право
+    NON_OPERATING_INCOME = 15  # внереализационный доход
+    INSURANCE_PREMIUM = 16  # страховые взносы / иные платежи, уменьшающие налог
+    TRADE_FEE = 17  # торговый сбор
+    RESORT_FEE = 18  # курортный сбор
+    PLEDGE = 19  # залог
+    EXPENSE = 20  # расход
+    PENSION_INSURANCE_IP = 21  # взносы на ОПС ИП
+    PENSION_INSURANCE = 22  # взносы на ОПС
+    MEDICAL_INSURANCE_IP = 23  # взносы на ОМС ИП
+    MEDICAL_INSURANCE = 24  # взносы на ОМС
+    SOCIAL_INSURANCE = 25  # взносы на ОСС
+    CASINO_PAYMENT = 26  # платёж казино
+    CASH_WITHDRAWAL = 27  # выдача денежных средств банковским платёжным агентом
+    EXCISE_MARKED_NO_CODE = 30  # подакцизный маркированный без КМ (АТНМ)
+    EXCISE_MARKED = 31  # подакцизный маркированный с КМ (АТМ)
+    MARKED_NO_CODE = 32  # маркированный без КМ (ТНМ)
+    MARKED = 33  # маркированный с КМ (ТМ)
+
+
+#: 1212 kinds that carry a marking code (1163) in FFD 1.2.
+MARKED_SUBJECTS = frozenset({PaymentSubject.EXCISE_MARKED, PaymentSubject.MARKED})
+
+
+class AgentType(enum.IntFlag):
+    """1057 / 1222 признак агента: which kind of agent the seller acts as."""
+
+    BANK_PAYMENT_AGENT = 0x01  # банковский платёжный агент
+    BANK_PAYMENT_SUBAGENT = 0x02  # банковский платёжный субагент
+    PAYMENT_AGENT = 0x04  # платёжный агент
+    PAYMENT_SUBAGENT = 0x08  # платёжный субагент
+    ATTORNEY = 0x10  # поверенный
+    COMMISSION_AGENT = 0x20  # комиссионер
+    OTHER = 0x40  # иной агент
+
+
+class FfdVersion(enum.IntEnum):
+    """1209 номер версии ФФД."""
+
+    V1_0 = 1
+    V1_05 = 2
+    V1_1 = 3
+    V1_2 = 4

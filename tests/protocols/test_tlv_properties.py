@@ -27,6 +27,7 @@ from protocols.tlv import (
     encode_value,
     to_fns_json,
 )
+from protocols.tlv.enums import VatRate
 
 CP866_TEXT = (
     "".join(ch for ch in bytes(range(0x20, 0x100)).decode("cp866") if ch != "\x7f") + "\t\n\r"
@@ -335,3 +336,7 @@ def test_encode_rejects_with_a_reason(fields: dict[int, object], message: str) -
 def test_encode_pads_registration_number_and_emits_zero_as_one_byte() -> None:
     wire = encode({1037: "0000000001061875", 1031: 0})
     assert wire == bytes.fromhex("0d041400") + b"0000000001061875    " + bytes.fromhex("0704010000")
+
+
+def test_encode_takes_int_enums_as_their_values() -> None:
+    assert encode({1199: VatRate.VAT22}) == encode({1199: 11}) == bytes.fromhex("af0401000b")
