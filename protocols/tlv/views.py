@@ -21,6 +21,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from protocols.fiscal_sign import printed_fiscal_sign
+from protocols.inn import normalise_inn
 from protocols.tlv.codec import Scalar, TagMap, TlvError
 from protocols.tlv.dictionary import TAGS
 from protocols.tlv.types import FieldType, TagSpec, Width
@@ -178,14 +179,6 @@ def _fns_value(tag: int, spec: TagSpec | None, value: Scalar | TagMap) -> JsonVa
         if spec.width is Width.PADDED:
             return value.rstrip(" ")
     return value
-
-
-def normalise_inn(text: str) -> str:
-    """An INN (ИНН) without padding; a 10-digit INN left-padded with ``00`` is restored."""
-    inn = text.strip(" ")
-    if len(inn) == 12 and inn.startswith("00") and inn.isdigit():
-        return inn[2:]
-    return inn
 
 
 # --- JSON text ------------------------------------------------------------------------------------

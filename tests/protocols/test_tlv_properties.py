@@ -274,9 +274,10 @@ def test_1213_is_two_bytes_in_ffd_12_and_four_before() -> None:
 
 
 def test_inn_with_leading_zeros_is_kept_and_normalised_in_the_fns_view() -> None:
-    fields = decode(encode({1018: "000274124752"})).fields
-    assert fields == {1018: "000274124752"}
-    assert to_fns_json(fields) == {"userInn": "0274124752"}
+    fields = decode(encode({1018: "007707083893"})).fields
+    assert fields == {1018: "007707083893"}
+    assert to_fns_json(fields) == {"userInn": "7707083893"}
+    assert to_fns_json({1018: "500100732259"}) == {"userInn": "500100732259"}
 
 
 def test_unknown_tags_are_kept_raw_and_re_emitted() -> None:
