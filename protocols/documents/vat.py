@@ -1,0 +1,71 @@
+"""VAT arithmetic (расчёт НДС) as the ФН and the OFD's format-logic control do it.
+
+Prices include VAT, so an item's VAT is ``sum × r / (100 + r)`` for every rate with a
+percentage, rounded half up to the kopeck; 0 % and "no VAT" carry none. Receipt totals per
+rate are the sum of the rounded item amounts by default; some registers compute them from
+the per-rate subtotal instead, and a 1-kopeck difference between the two is a known source
+of ФЛК complaints, so the rule is a parameter (ffd.md §4.5).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from decimal import ROUND_HALF_UP, Decimal
+
+from protocols.tlv.enums import VatRate
+
+#: Receipt-level total tags of the rates that FFD 1.05 already had (1102–1107).
+LEGACY_TOTAL_TAGS: dict[int, int] = {
+    VatRate.VAT20: 1102,
+    VatRate.VAT10: 1103,
+    VatRate.VAT0: 1104,
+    VatRate.NONE: 1105,
+    VatRate.VAT120: 1106,
+    VatRate.VAT110: 1107,
+}
+#: Rates whose receipt total is the turnover (сумма расчёта), not a VAT amount.
+TURNOVER_RATES = frozenset({VatRate.VAT0, VatRate.NONE})
+
+
+class VatTotalRule(enum.Enum):
+    """How a receipt's per-rate VAT total is formed."""
+
+    SUM_OF_ITEMS = "sum_of_items"  # Σ round(item VAT)
+    FROM_SUBTOTAL = "from_subtotal"  # round(VAT of Σ item sums)
+
+
+def vat_amount(amount: int, rate: int) -> int | None:
+    """The VAT included in ``amount`` kopecks at ``rate`` (1199); None where no VAT applies."""
+    try:
+        percent = VatRate(rate).percent
+    except ValueError:
+        return None
+    if percent is None or percent == 0:
+        return None
+    exact = Decimal(amount) * percent / (100 + percent)
+    return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def vat_totals(
+    lines: Iterable[tuple[int, int]], rule: VatTotalRule = VatTotalRule.SUM_OF_ITEMS
+) -> dict[int, int]:
+    """Receipt totals per rate from (item sum, rate) pairs.
+
+    For 0 % and "no VAT" the total is the turnover at that rate (1104, 1105); for the others
+    it is the VAT amount.
+    """
+    turnover: dict[int, int] = {}
+    vat: dict[int, int] = {}
+    for amount, rate in lines:
+        turnover[rate] = turnover.get(rate, 0) + amount
+        vat[rate] = vat.get(rate, 0) + (vat_amount(amount, rate) or 0)
+    out: dict[int, int] = {}
+    for rate, amount in turnover.items():
+        if rate in TURNOVER_RATES:
+            out[rate] = amount
+        elif rule is VatTotalRule.FROM_SUBTOTAL:
+            out[rate] = vat_amount(amount, rate) or 0
+        else:
+            out[rate] = vat[rate]
+    return out
