@@ -57,7 +57,7 @@ T = TypeVar("T")
 #: Item tags that FFD 1.05 does not have.
 _ITEM_TAGS_12_ONLY = {2108: "measure", 1260: "industry_props", 1291: "fraction"}
 _RECEIPT_TAGS_12_ONLY = {1261: "industry_props", 1270: "operating_prop", 1011: "time_zone"}
-_INN_TAGS = frozenset({1016, 1018, 1203, 1226, 1228})
+_INN_TAGS = frozenset({1016, 1017, 1018, 1203, 1226, 1228})
 
 
 class DocumentError(ProtocolError):
