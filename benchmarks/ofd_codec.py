@@ -1,0 +1,156 @@
+"""``kassa bench ofd``: OFD session headers, containers and acks encoded and decoded per second.
+
+Containers are measured at three sizes: an operator ack (document 7, the G2 shape plus a
+trailer), a 1 KiB receipt and the largest container, 32 KiB. A message is one KKT request
+framed out of a byte stream by a server connection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import struct
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from protocols.ofd import (
+    MAX_CONTAINER,
+    OFD_TO_KKT,
+    Container,
+    Message,
+    OfdConnection,
+    OperatorAck,
+    Role,
+    SessionHeader,
+)
+
+FN_NUMBER = "9999078902013267"
+
+
+def _tlv(tag: int, value: bytes) -> bytes:
+    return struct.pack("<HH", tag, len(value)) + value
+
+
+def _receipt(size: int) -> Container:
+    """A KKT → OFD container whose whole size is ``size`` bytes."""
+    document = _tlv(3, bytes(size - 32 - 10 - 4))
+    return Container(
+        document_type=3,
+        fn_number=FN_NUMBER,
+        fd_number=1024,
+        document=document,
+        trailer=b"\x81\x06" + bytes(8),
+    )
+
+
+ACK = OperatorAck(
+    ofd_inn="7704211201",
+    fn_number=FN_NUMBER,
+    fd_number=1024,
+    at=datetime(2026, 11, 28, 12, 30, 5),
+    operator_sign=bytes(range(16)),
+)
+
+
+def containers() -> list[tuple[str, Container]]:
+    ack = Container(
+        document_type=7,
+        fn_number=FN_NUMBER,
+        fd_number=1024,
+        document=ACK.to_tlv(),
+        trailer=b"\x82\x06" + bytes(8),
+        message_type=OFD_TO_KKT,
+    )
+    return [
+        ("operator ack", ack),
+        ("receipt, 1 KiB", _receipt(1024)),
+        ("receipt, 32 KiB", _receipt(MAX_CONTAINER)),
+    ]
+
+
+def _rate(fn: Callable[[], object], seconds: float) -> float:
+    """Calls per second of ``fn``, timed over batches for at least ``seconds``."""
+    batch = 1
+    while True:
+        start = time.perf_counter()
+        for _ in range(batch):
+            fn()
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return batch / elapsed
+        batch *= 2
+
+
+def _decoder(data: bytes) -> Callable[[], object]:
+    return lambda: Container.decode(data)
+
+
+def _framing(message: Message) -> Callable[[], object]:
+    server, wire = OfdConnection(Role.SERVER), message.encode()
+    reply = Message.wrap(None, client_id=FN_NUMBER)
+
+    def run() -> object:
+        server.receive_data(wire)
+        event = server.next_event()
+        server.send(reply)
+        return event
+
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kassa bench ofd", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=0.5, help="time per measurement")
+    parser.add_argument("--quick", action="store_true", help="a tiny run, for smoke tests")
+    parser.add_argument("--json", action="store_true", help="print one JSON object last")
+    args = parser.parse_args(argv)
+    seconds = 0.01 if args.quick else args.seconds
+
+    rows: dict[str, dict[str, int]] = {}
+
+    def measure(
+        name: str, size: int, encode: Callable[[], bytes], decode: Callable[[], object]
+    ) -> None:
+        encode_rate, decode_rate = _rate(encode, seconds), _rate(decode, seconds)
+        rows[name] = {
+            "bytes": size,
+            "encode_per_s": round(encode_rate),
+            "decode_per_s": round(decode_rate),
+        }
+        print(f"{name:<28}{size:>7}{encode_rate:>14,.0f}{decode_rate:>14,.0f}")
+
+    print(f"{'value':<28}{'bytes':>7}{'encode/s':>14}{'decode/s':>14}")
+    header = SessionHeader(client_id=FN_NUMBER, body_length=95)
+    wire = header.encode()
+    assert SessionHeader.decode(wire) == header
+    measure("session header", len(wire), header.encode, lambda: SessionHeader.decode(wire))
+    for name, container in containers():
+        data = container.encode()
+        assert Container.decode(data) == container
+        measure(f"container: {name}", len(data), container.encode, _decoder(data))
+    document = ACK.to_tlv()
+    assert OperatorAck.from_tlv(document) == ACK
+    measure("operator ack TLV", len(document), ACK.to_tlv, lambda: OperatorAck.from_tlv(document))
+
+    message = Message.wrap(_receipt(1024), client_id=FN_NUMBER)
+    framing_rate = _rate(_framing(message), seconds)
+    print(f"1 KiB messages framed by a server connection: {framing_rate:,.0f}/s")
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "benchmark": "ofd",
+                    "values": rows,
+                    "messages_per_s": round(framing_rate),
+                    "python": platform.python_version(),
+                    "machine": platform.machine(),
+                }
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
