@@ -12,7 +12,7 @@ import string
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from protocols.errors import ProtocolError
 from protocols.tlv import decode, dumps, encode, from_tags_json, loads, to_fns_json, to_tags_json
@@ -22,6 +22,8 @@ EXIT_BAD_INPUT = 2
 #: ``kassa bench NAME`` → the module in ``benchmarks/`` whose ``main(argv)`` runs it.
 BENCHMARKS: dict[str, str] = {
     "tlv": "benchmarks.tlv_codec",
+    "fn": "benchmarks.fn_codec",
+    "ofd": "benchmarks.ofd_codec",
 }
 
 
@@ -73,6 +75,61 @@ def _cmd_tlv_encode(args: argparse.Namespace) -> int:
     return 0
 
 
+def _document_view(document: bytes, view: str) -> dict[str, Any]:
+    decoded = decode(document)
+    for warning in decoded.warnings:
+        print(f"kassa: warning: {warning.path}: {warning.message}", file=sys.stderr)
+    return to_fns_json(decoded.fields) if view == "fns" else to_tags_json(decoded.fields)
+
+
+def _cmd_ofd_decode(args: argparse.Namespace) -> int:
+    from protocols.crc import crc16_ccitt_false
+    from protocols.ofd import (
+        HEADER_SIZE,
+        MARKING_SIGNATURE,
+        OFD_SIGNATURE,
+        Container,
+        SessionHeader,
+    )
+
+    data = _as_binary(_read_input(args.file), args.form)
+    out: dict[str, Any] = {}
+    if data[:4] in (OFD_SIGNATURE, MARKING_SIGNATURE):
+        header = SessionHeader.decode(data[:HEADER_SIZE])
+        out["session"] = {
+            "signature": header.signature.hex(),
+            "s_version": header.s_version.hex(),
+            "p_version": header.p_version.hex(),
+            "client_id": header.client_id,
+            "body_length": header.body_length,
+            "flags": header.flags,
+            "crc": header.crc,
+        }
+        data = data[HEADER_SIZE:]
+        if data and len(data) != header.body_length:
+            _fail(f"body: the session header announces {header.body_length} bytes, got {len(data)}")
+    if data:
+        container = Container.decode(data, verify_crc=False)
+        stored_crc = int.from_bytes(data[2:4], "little")
+        out["container"] = {
+            "length": container.length,
+            "crc": stored_crc,
+            "crc_ok": stored_crc == crc16_ccitt_false(data[:2] + data[4:]),
+            "message_type": container.message_type,
+            "document_type": container.document_type,
+            "version": container.version,
+            "service_1": container.service_1.hex(),
+            "fn": container.fn_number,
+            "fd_number": container.fd_number,
+            "service_2": container.service_2.hex(),
+            "document_length": len(container.document),
+            "trailer": container.trailer.hex(),
+        }
+        out["document"] = _document_view(container.document, args.view)
+    print(dumps(out))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from engine.demo import run_demo
 
@@ -113,6 +170,16 @@ def build_parser() -> argparse.ArgumentParser:
     enc = tlv_commands.add_parser("encode", help="JSON (tags view) -> TLV hex")
     enc.add_argument("file", nargs="?", help="input file; stdin when absent or '-'")
     enc.set_defaults(handler=_cmd_tlv_encode)
+
+    ofd = commands.add_parser("ofd", help="decode KKT <-> OFD messages")
+    ofd_commands = ofd.add_subparsers(dest="ofd_command", required=True, metavar="ACTION")
+    ofd_dec = ofd_commands.add_parser(
+        "decode", help="session header and/or container (raw or hex) -> JSON"
+    )
+    ofd_dec.add_argument("file", nargs="?", help="input file; stdin when absent or '-'")
+    ofd_dec.add_argument("--view", choices=("tags", "fns"), default="tags", help="document keys")
+    ofd_dec.add_argument("--form", choices=("auto", "hex", "raw"), default="auto")
+    ofd_dec.set_defaults(handler=_cmd_ofd_decode)
 
     demo = commands.add_parser("demo", help="run the main job on the embedded defaults")
     demo.set_defaults(handler=_cmd_demo)
