@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import string
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from protocols.documents.model import Receipt
 from protocols.errors import ProtocolError
 from protocols.tlv import decode, dumps, encode, from_tags_json, loads, to_fns_json, to_tags_json
 
@@ -130,6 +132,50 @@ def _cmd_ofd_decode(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_receipt(args: argparse.Namespace) -> tuple[Receipt | None, list[dict[str, Any]]]:
+    """The receipt in FILE and the problems met reading it, in the format given or detected."""
+    from protocols.documents.json_format import ReceiptJsonError, receipt_from_json
+
+    body = loads(_read_input(args.file))
+    try:
+        return receipt_from_json(body), []
+    except ReceiptJsonError as exc:
+        return None, [{"path": p, "code": "format.invalid", "message": m} for p, m in exc.problems]
+
+
+def _cmd_receipt_check(args: argparse.Namespace) -> int:
+    from protocols.validation import Limits, validate
+
+    receipt, problems = _load_receipt(args)
+    if receipt is not None:
+        found = validate(receipt, limits=Limits(sum_tolerance=args.tolerance))
+        problems = [{"path": p.path, "code": p.code, "message": p.message} for p in found]
+    for problem in problems:
+        print(json.dumps(problem, ensure_ascii=False))
+    return 1 if problems else 0
+
+
+def _cmd_receipt_tlv(args: argparse.Namespace) -> int:
+    from protocols.documents.ffd import encode_receipt
+    from protocols.tlv.enums import FfdVersion
+    from protocols.validation import validate
+
+    receipt, problems = _load_receipt(args)
+    if receipt is not None:
+        problems = [
+            {"path": p.path, "code": p.code, "message": p.message} for p in validate(receipt)
+        ]
+    if receipt is None or problems:
+        first = problems[0]
+        more = (
+            f" (and {len(problems) - 1} more; see kassa receipt check)" if len(problems) > 1 else ""
+        )
+        _fail(f"{first['path']}: {first['message']}{more}")
+    ffd = FfdVersion.V1_05 if args.ffd == "1.05" else FfdVersion.V1_2
+    print(encode_receipt(receipt, ffd).hex())
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from engine.demo import run_demo
 
@@ -180,6 +226,23 @@ def build_parser() -> argparse.ArgumentParser:
     ofd_dec.add_argument("--view", choices=("tags", "fns"), default="tags", help="document keys")
     ofd_dec.add_argument("--form", choices=("auto", "hex", "raw"), default="auto")
     ofd_dec.set_defaults(handler=_cmd_ofd_decode)
+
+    receipt = commands.add_parser("receipt", help="check receipts and make their TLV")
+    receipt_commands = receipt.add_subparsers(
+        dest="receipt_command", required=True, metavar="ACTION"
+    )
+    check = receipt_commands.add_parser(
+        "check", help="print every problem as a JSON line; exit 1 if there are any"
+    )
+    check.add_argument("file", nargs="?", help="receipt JSON; stdin when absent or '-'")
+    check.add_argument(
+        "--tolerance", type=int, default=0, help="kopecks allowed between sum and price × quantity"
+    )
+    check.set_defaults(handler=_cmd_receipt_check)
+    make_tlv = receipt_commands.add_parser("tlv", help="the receipt's FFD TLV as hex")
+    make_tlv.add_argument("file", nargs="?", help="receipt JSON; stdin when absent or '-'")
+    make_tlv.add_argument("--ffd", choices=("1.2", "1.05"), default="1.2", help="FFD version")
+    make_tlv.set_defaults(handler=_cmd_receipt_tlv)
 
     demo = commands.add_parser("demo", help="run the main job on the embedded defaults")
     demo.set_defaults(handler=_cmd_demo)

@@ -1,0 +1,83 @@
+"""``kassa receipt check|tlv`` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from protocols.documents.ffd import decode_receipt
+from protocols.documents.json_format import receipt_from_json
+
+KASSA = str(Path(sys.executable).with_name("kassa"))
+RECEIPT = {
+    "kind": "receipt",
+    "operation": 1,
+    "items": [
+        {
+            "name": "Кофе",
+            "price": 25000,
+            "quantity": "2",
+            "sum": 50000,
+            "vat": 11,
+            "vat_sum": 9016,
+            "payment_method": 4,
+            "payment_subject": 1,
+        }
+    ],
+    "payments": {"electronic": 50000},
+    "company": {"inn": "7707083893", "tax_system": 1, "place": "shop.example"},
+    "total": 50000,
+}
+
+
+def kassa(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([KASSA, *args], input=stdin, capture_output=True, timeout=60)
+
+
+def test_a_valid_receipt_checks_clean_and_gives_its_tlv(tmp_path: Path) -> None:
+    path = tmp_path / "receipt.json"
+    path.write_text(json.dumps(RECEIPT, ensure_ascii=False))
+    done = kassa("receipt", "check", str(path))
+    assert (done.returncode, done.stdout) == (0, b"")
+    done = kassa("receipt", "tlv", str(path))
+    assert done.returncode == 0, done.stderr
+    back = decode_receipt(bytes.fromhex(done.stdout.decode()))
+    assert back.receipt == receipt_from_json(RECEIPT)
+
+
+def test_problems_are_json_lines_and_exit_1() -> None:
+    body = json.loads(json.dumps(RECEIPT))
+    body["total"] = 5000
+    body["items"][0]["vat"] = 13
+    done = kassa("receipt", "check", stdin=json.dumps(body).encode())
+    assert done.returncode == 1
+    lines = [json.loads(line) for line in done.stdout.decode().splitlines()]
+    assert {(p["path"], p["code"]) for p in lines} >= {
+        ("total", "total.items_mismatch"),
+        ("items[0].vat", "enum.out_of_range"),
+    }
+
+
+def test_wrong_types_are_problems_with_paths() -> None:
+    body = json.loads(json.dumps(RECEIPT))
+    body["items"][0]["price"] = "250.00"
+    done = kassa("receipt", "check", stdin=json.dumps(body).encode())
+    assert done.returncode == 1
+    assert json.loads(done.stdout.decode().splitlines()[0])["path"] == "items[0].price"
+
+
+def test_tlv_refuses_an_invalid_receipt_with_one_line() -> None:
+    body = json.loads(json.dumps(RECEIPT))
+    body["total"] = 5000
+    done = kassa("receipt", "tlv", stdin=json.dumps(body).encode())
+    assert done.returncode == 2
+    assert done.stderr.decode().count("\n") == 1
+    assert "total" in done.stderr.decode()
+
+
+def test_unreadable_input_exits_2() -> None:
+    done = kassa("receipt", "check", stdin=b"{not json")
+    assert done.returncode == 2
+    assert b"Traceback" not in done.stderr
