@@ -26,6 +26,7 @@ BENCHMARKS: dict[str, str] = {
     "tlv": "benchmarks.tlv_codec",
     "fn": "benchmarks.fn_codec",
     "ofd": "benchmarks.ofd_codec",
+    "shtrih": "benchmarks.shtrih_codec",
 }
 
 
