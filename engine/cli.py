@@ -27,6 +27,7 @@ BENCHMARKS: dict[str, str] = {
     "fn": "benchmarks.fn_codec",
     "ofd": "benchmarks.ofd_codec",
     "shtrih": "benchmarks.shtrih_codec",
+    "atol": "benchmarks.atol_codec",
 }
 
 

@@ -1,0 +1,890 @@
+"""ATOL application commands (протокол ККТ 3.1): requests, answers, and a registry for both roles.
+
+A request is ``password (2 bytes BCD) | command | parameters`` and travels inside a task
+(C1 Add). Answers are the generic ``55h error ext`` (:class:`CommandAnswer`), the state answer
+``44h 'D' …`` (:class:`DeviceStatus`), and ``55h 00h data`` for the ФН requests (A4 xx).
+The host decodes an answer with the request it sent (:func:`decode_answer`); the register
+decodes any request with :func:`decode_request`.
+
+Numbers are BCD where the reference says so (prices BCD6, sums BCD5, the quantity BCD5 with
+three implied decimals). Money is int kopecks and a quantity a :class:`~decimal.Decimal`, never
+a float. Text is CP866, the device code page; text that CP866 cannot encode is an
+:class:`AtolError` naming the field, never a silent replacement.
+
+Layouts follow S6 (atol4j). Where the reference is silent this module assumes:
+
+- The receipt item is E6 "register item", the one layout a public source shows; EA/EB (begin
+  and finish an item, FFD 1.05) are not public. The 17 bytes after the department are kept
+  as they are (S6 sends zeros; likely a barcode and a reserve byte).
+- ФН requests (A4 xx) answer ``55 00 data`` with little-endian binary numbers, as the ФН
+  itself sends them (S6 reads A4 20 so; it reads A4 10 as BCD, taken here as binary like every
+  other ФН number). Any failed command answers ``55 error ext`` with a non-zero error.
+- A4 45 takes a document number (4 bytes LE) and answers its type and size (2 + 2 bytes LE);
+  A4 46 then answers the document's TLV bytes.
+- Bytes 15–16 of the state answer are decoded by no public source and are kept raw.
+- A flag byte whose bits the sources disagree on (open receipt: "don't print" is 0x02 in
+  S6, 0x04 in S7) stays an int; only bit 0, test mode, is named (:data:`FLAG_TEST_MODE`).
+- A boolean byte is 0 or 1; anything else is an :class:`AtolError`.
+- Open shift may carry text after its flag byte (S6 lists it among the code-page commands).
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, ClassVar, Self, TypeVar
+
+import attrs
+
+from protocols.atol.errors import AtolError
+
+__all__ = [
+    "FLAG_TEST_MODE",
+    "REQUESTS",
+    "Answer",
+    "CancelReceipt",
+    "CloseReceipt",
+    "CloseShift",
+    "CommandAnswer",
+    "DeviceStatus",
+    "DocumentData",
+    "DocumentInfo",
+    "EnterMode",
+    "ErrorCode",
+    "ExitMode",
+    "GetDeviceStatus",
+    "GetDocumentInfo",
+    "GetOfdExchangeStatus",
+    "GetShiftState",
+    "Mode",
+    "OfdExchangeFlags",
+    "OfdExchangeStatus",
+    "OpenReceipt",
+    "OpenShift",
+    "Payment",
+    "PaymentAnswer",
+    "PaymentType",
+    "ReadDocumentData",
+    "ReceiptType",
+    "RegisterItem",
+    "Request",
+    "ShiftState",
+    "StatusFlags",
+    "decode_answer",
+    "decode_bcd",
+    "decode_request",
+    "encode_bcd",
+]
+
+#: Bit 0 of a command's flag byte: run in test mode, nothing fiscal happens.
+FLAG_TEST_MODE = 0x01
+
+_GENERIC = 0x55  # 'U'
+_STATE = 0x44  # 'D'
+_NAME_WIDTH = 64
+_ITEM_RESERVED = 17
+_E = TypeVar("_E", bound=enum.IntEnum)
+
+
+class ErrorCode(enum.IntEnum):
+    """Result codes (коды ошибок) of ``55h error ext``: S7's list and S6's ``Errors``."""
+
+    NO_ERROR = 0x00
+    WRONG_PRICE = 0x08
+    WRONG_QUANTITY = 0x0A
+    CASH_COUNTER_OVERFLOW = 0x0B
+    CANNOT_STORNO_LAST = 0x0C
+    CANNOT_STORNO_BY_CODE = 0x0D
+    CANNOT_REPEAT_LAST = 0x0E
+    DISCOUNT_ALREADY_GIVEN = 0x0F
+    CANNOT_DISCOUNT_PREVIOUS = 0x10
+    WRONG_ITEM_CODE = 0x11
+    WRONG_BARCODE = 0x12
+    WRONG_FORMAT = 0x13
+    WRONG_LENGTH = 0x14
+    BLOCKED_IN_DATE_ENTRY = 0x15
+    DATE_CONFIRMATION_NEEDED = 0x16
+    NO_MORE_DATA = 0x18
+    NO_INCOME_CONFIRMATION = 0x19
+    Z_REPORT_INTERRUPTED = 0x1A
+    CANNOT_DISABLE_CASH_CONTROL = 0x1B
+    MODE_ENTRY_BLOCKED = 0x1E
+    CHECK_DATE_AND_TIME = 0x1F
+    CLOCK_BEHIND_FN = 0x20
+    ARCHIVE_CLOSE_FAILED = 0x21
+    ITEM_NOT_FOUND = 0x3D
+    WRONG_MODE = 0x66
+    NO_PAPER = 0x67
+    NO_PRINTER_LINK = 0x68
+    SHIFT_OVER_24_HOURS = 0x88
+    WRONG_PASSWORD = 0x8C
+    RECEIPT_OPEN = 0x9B
+    SHIFT_OPEN = 0x9C
+
+
+class Mode(enum.IntEnum):
+    """Register modes (режимы ККТ), the low nibble of the state answer's mode byte."""
+
+    SELECT = 0
+    REGISTRATION = 1
+    X_REPORTS = 2
+    Z_REPORTS = 3
+    PROGRAMMING = 4
+    MODE_5 = 5  # S7 names it "EnterWTF"; its meaning is not documented
+    FISCAL_STORAGE = 6
+    ADDITIONAL = 7
+
+
+class ReceiptType(enum.IntEnum):
+    """Receipt types (тип чека): приход, возврат прихода, расход, возврат расхода."""
+
+    SALE = 1
+    SALE_RETURN = 2
+    PURCHASE = 4
+    PURCHASE_RETURN = 5
+
+
+class PaymentType(enum.IntEnum):
+    """Payment types (тип оплаты), as S6 numbers them."""
+
+    CASH = 1
+    ELECTRONIC = 2
+    ADVANCE = 3
+    CREDIT = 4
+    OTHER = 5
+
+
+class StatusFlags(enum.IntFlag):
+    """The flag byte of the state answer (флаги состояния); bit 4 is undocumented."""
+
+    NONE = 0
+    FISCALIZED = 0x01
+    SHIFT_OPEN = 0x02
+    DRAWER_OPEN = 0x04
+    PAPER_PRESENT = 0x08
+    COVER_OPEN = 0x20
+    FN_ACTIVE = 0x40
+    BATTERY_LOW = 0x80
+
+
+class OfdExchangeFlags(enum.IntFlag):
+    """The OFD exchange state byte (статус информационного обмена с ОФД)."""
+
+    NONE = 0
+    CONNECTED = 0x01
+    UNSENT_DOCUMENTS = 0x02
+    AWAITING_RECEIPT = 0x04
+    OFD_COMMAND = 0x08
+    SETTINGS_CHANGED = 0x10
+    AWAITING_COMMAND_ANSWER = 0x20
+
+
+##########################################################################################
+# Field codecs and validators
+
+
+def encode_bcd(value: int, width: int, path: str = "") -> bytes:
+    """``value`` as ``width`` bytes of packed BCD, most significant first."""
+    if not 0 <= value < 100**width:
+        raise AtolError(f"{value} does not fit {width} BCD bytes", path)
+    return bytes.fromhex(f"{value:0{2 * width}d}")
+
+
+def decode_bcd(raw: bytes, path: str = "") -> int:
+    """Packed BCD, most significant first; a nibble above 9 is an :class:`AtolError`."""
+    digits = raw.hex()
+    if not digits.isdigit():
+        raise AtolError(f"{digits} is not BCD", path)
+    return int(digits)
+
+
+def _encode_text(text: str, path: str) -> bytes:
+    try:
+        return text.encode("cp866")
+    except UnicodeEncodeError as exc:
+        raise AtolError(f"{text[exc.start]!r} has no CP866 code", path) from None
+
+
+def _enum(cls: type[_E], value: int, path: str) -> _E:
+    try:
+        return cls(value)
+    except ValueError:
+        raise AtolError(f"{value} is not a known {cls.__name__}", path) from None
+
+
+def _bool(raw: int, path: str) -> bool:
+    if raw not in (0, 1):
+        raise AtolError(f"{raw} is not a boolean 0 or 1", path)
+    return raw == 1
+
+
+def _need(data: bytes, length: int, what: str) -> None:
+    if len(data) != length:
+        raise AtolError(f"{what} has {length} bytes, got {len(data)}", what)
+
+
+Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
+
+
+def _uint(limit: int) -> Validator:
+    def check(_: object, attribute: attrs.Attribute[int], value: int) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < limit:
+            raise AtolError(f"{value!r} is not an integer 0…{limit - 1}", attribute.name)
+
+    return check
+
+
+_byte = _uint(0x100)
+_nibble = _uint(0x10)
+_u16 = _uint(0x10000)
+_u32 = _uint(0x1_0000_0000)
+
+
+def _bcd(width: int) -> Validator:
+    return _uint(100**width)
+
+
+def _is_bool(_: object, attribute: attrs.Attribute[bool], value: bool) -> None:
+    if not isinstance(value, bool):
+        raise AtolError(f"{value!r} is not a bool", attribute.name)
+
+
+def _is_enum(cls: type[enum.IntEnum]) -> Validator:
+    def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not isinstance(value, cls):
+            raise AtolError(f"{value!r} is not a {cls.__name__}", attribute.name)
+
+    return check
+
+
+def _flag_byte(cls: type[enum.IntFlag]) -> Validator:
+    def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not isinstance(value, cls) or not 0 <= value <= 0xFF:
+            raise AtolError(f"{value!r} is not a {cls.__name__} byte", attribute.name)
+
+    return check
+
+
+def _exact_bytes(length: int) -> Validator:
+    def check(_: object, attribute: attrs.Attribute[bytes], value: bytes) -> None:
+        if not isinstance(value, bytes) or len(value) != length:
+            raise AtolError(f"must be {length} bytes", attribute.name)
+
+    return check
+
+
+def _cp866(max_bytes: int | None, *, padded: bool) -> Validator:
+    def check(_: object, attribute: attrs.Attribute[str], value: str) -> None:
+        encoded = _encode_text(value, attribute.name)
+        if max_bytes is not None and len(encoded) > max_bytes:
+            raise AtolError(f"{len(encoded)} bytes in CP866, at most {max_bytes}", attribute.name)
+        if padded and "\x00" in value:
+            raise AtolError("NUL pads the field on the wire and cannot be text", attribute.name)
+
+    return check
+
+
+def _quantity(_: object, attribute: attrs.Attribute[Decimal], value: Decimal) -> None:
+    if not isinstance(value, Decimal) or not value.is_finite():
+        raise AtolError(f"{value!r} is not a finite Decimal", attribute.name)
+    thousandths = value.scaleb(3)
+    if thousandths != thousandths.to_integral_value() or not 0 <= thousandths < 10**10:
+        raise AtolError(f"{value} is not 0…9999999.999 in steps of 0.001", attribute.name)
+
+
+def _clock(years: range, *, seconds: bool) -> Validator:
+    def check(_: object, attribute: attrs.Attribute[Any], value: datetime | None) -> None:
+        if value is None and not seconds:
+            return
+        if not isinstance(value, datetime) or value.tzinfo is not None:
+            raise AtolError(f"{value!r} is not a naive datetime", attribute.name)
+        if value.year not in years or value.microsecond or (value.second and not seconds):
+            raise AtolError(f"{value} does not fit the wire's date fields", attribute.name)
+
+    return check
+
+
+def _bcd_clock(raw: bytes, path: str) -> datetime:
+    yy, mo, dd, hh, mi, ss = (decode_bcd(raw[i : i + 1], path) for i in range(6))
+    try:
+        return datetime(2000 + yy, mo, dd, hh, mi, ss)
+    except ValueError as exc:
+        raise AtolError(str(exc), path) from None
+
+
+def _ok_body(data: bytes, what: str, length: int | None = None) -> bytes:
+    """The data of a ``55 00 data`` answer."""
+    if data[:2] != b"\x55\x00":
+        raise AtolError("a ФН answer starts with 55 00", what)
+    if length is not None:
+        _need(data[2:], length, what)
+    return data[2:]
+
+
+##########################################################################################
+# Answers
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class CommandAnswer:
+    """The generic answer ``55h error ext`` (ответ на команду); error 0 means done."""
+
+    error: int = attrs.field(default=ErrorCode.NO_ERROR, validator=_byte)
+    extended: int = attrs.field(default=0, validator=_byte)
+
+    @property
+    def ok(self) -> bool:
+        return self.error == ErrorCode.NO_ERROR
+
+    def encode(self) -> bytes:
+        return bytes((_GENERIC, self.error, self.extended))
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        if len(data) != 3 or data[0] != _GENERIC:
+            raise AtolError("the generic answer is 55 error ext", "answer")
+        return cls(error=data[1], extended=data[2])
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class PaymentAnswer:
+    """The answer to a payment: ``55 error ext``, what is left to pay and the change (BCD5)."""
+
+    error: int = attrs.field(default=ErrorCode.NO_ERROR, validator=_byte)
+    extended: int = attrs.field(default=0, validator=_byte)
+    remainder: int = attrs.field(validator=_bcd(5))
+    change: int = attrs.field(validator=_bcd(5))
+
+    def encode(self) -> bytes:
+        return (
+            bytes((_GENERIC, self.error, self.extended))
+            + encode_bcd(self.remainder, 5)
+            + encode_bcd(self.change, 5)
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        _need(data, 13, "payment answer")
+        if data[0] != _GENERIC:
+            raise AtolError("a payment answer starts with 55", "answer")
+        return cls(
+            error=data[1],
+            extended=data[2],
+            remainder=decode_bcd(data[3:8], "remainder"),
+            change=decode_bcd(data[8:13], "change"),
+        )
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class DeviceStatus:
+    """The state answer ``44h 'D'`` (запрос состояния ККТ, 3Fh): 30 bytes (S6)."""
+
+    cashier: int = attrs.field(validator=_bcd(1))
+    number_in_hall: int = attrs.field(validator=_byte)
+    clock: datetime = attrs.field(validator=_clock(range(2000, 2100), seconds=True))
+    flags: StatusFlags = attrs.field(validator=_flag_byte(StatusFlags))
+    serial_number: int = attrs.field(validator=_bcd(4))
+    model: int = attrs.field(validator=_byte)
+    reserved: bytes = attrs.field(default=b"\x00\x00", validator=_exact_bytes(2))
+    mode: int = attrs.field(validator=_nibble)
+    submode: int = attrs.field(validator=_nibble)
+    receipt_number: int = attrs.field(validator=_bcd(2))
+    shift_number: int = attrs.field(validator=_bcd(2))
+    receipt_state: int = attrs.field(validator=_byte)
+    receipt_total: int = attrs.field(validator=_bcd(5))
+    decimal_places: int = attrs.field(default=2, validator=_byte)
+    port: int = attrs.field(validator=_byte)
+
+    def encode(self) -> bytes:
+        c = self.clock
+        clock = b"".join(
+            encode_bcd(part, 1)
+            for part in (c.year - 2000, c.month, c.day, c.hour, c.minute, c.second)
+        )
+        return b"".join(
+            (
+                bytes((_STATE,)),
+                encode_bcd(self.cashier, 1),
+                bytes((self.number_in_hall,)),
+                clock,
+                bytes((self.flags,)),
+                encode_bcd(self.serial_number, 4),
+                bytes((self.model,)),
+                self.reserved,
+                bytes((self.submode << 4 | self.mode,)),
+                encode_bcd(self.receipt_number, 2),
+                encode_bcd(self.shift_number, 2),
+                bytes((self.receipt_state,)),
+                encode_bcd(self.receipt_total, 5),
+                bytes((self.decimal_places, self.port)),
+            )
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        _need(data, 30, "state answer")
+        if data[0] != _STATE:
+            raise AtolError("the state answer starts with 44 'D'", "answer")
+        return cls(
+            cashier=decode_bcd(data[1:2], "cashier"),
+            number_in_hall=data[2],
+            clock=_bcd_clock(data[3:9], "clock"),
+            flags=StatusFlags(data[9]),
+            serial_number=decode_bcd(data[10:14], "serial_number"),
+            model=data[14],
+            reserved=data[15:17],
+            mode=data[17] & 0x0F,
+            submode=data[17] >> 4,
+            receipt_number=decode_bcd(data[18:20], "receipt_number"),
+            shift_number=decode_bcd(data[20:22], "shift_number"),
+            receipt_state=data[22],
+            receipt_total=decode_bcd(data[23:28], "receipt_total"),
+            decimal_places=data[28],
+            port=data[29],
+        )
+
+
+_SHIFT = struct.Struct("<BHH")
+_OFD = struct.Struct("<BBHI5B")
+_DOCUMENT = struct.Struct("<HH")
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class ShiftState:
+    """A4 10 answer: the shift state (состояние смены) from the ФН."""
+
+    shift_open: bool = attrs.field(validator=_is_bool)
+    shift_number: int = attrs.field(validator=_u16)
+    receipt_number: int = attrs.field(validator=_u16)
+
+    def encode(self) -> bytes:
+        return b"\x55\x00" + _SHIFT.pack(self.shift_open, self.shift_number, self.receipt_number)
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        is_open, shift, receipt = _SHIFT.unpack(_ok_body(data, "shift state", _SHIFT.size))
+        return cls(
+            shift_open=_bool(is_open, "shift_open"), shift_number=shift, receipt_number=receipt
+        )
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class OfdExchangeStatus:
+    """A4 20 answer: the OFD exchange state (статус информационного обмена с ОФД)."""
+
+    flags: OfdExchangeFlags = attrs.field(validator=_flag_byte(OfdExchangeFlags))
+    reading_message: bool = attrs.field(validator=_is_bool)
+    unsent_count: int = attrs.field(validator=_u16)
+    first_unsent_number: int = attrs.field(validator=_u32)
+    #: None when the queue is empty (the wire carries zeros); minutes, no seconds.
+    first_unsent_time: datetime | None = attrs.field(
+        validator=_clock(range(2000, 2256), seconds=False)
+    )
+
+    def encode(self) -> bytes:
+        t = self.first_unsent_time
+        clock = (0, 0, 0, 0, 0) if t is None else (t.year - 2000, t.month, t.day, t.hour, t.minute)
+        return b"\x55\x00" + _OFD.pack(
+            self.flags, self.reading_message, self.unsent_count, self.first_unsent_number, *clock
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        flags, reading, count, number, *clock = _OFD.unpack(
+            _ok_body(data, "OFD exchange state", _OFD.size)
+        )
+        first_unsent_time = None
+        if any(clock):
+            yy, mo, dd, hh, mi = clock
+            try:
+                first_unsent_time = datetime(2000 + yy, mo, dd, hh, mi)
+            except ValueError as exc:
+                raise AtolError(str(exc), "first_unsent_time") from None
+        return cls(
+            flags=OfdExchangeFlags(flags),
+            reading_message=_bool(reading, "reading_message"),
+            unsent_count=count,
+            first_unsent_number=number,
+            first_unsent_time=first_unsent_time,
+        )
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class DocumentInfo:
+    """A4 45 answer: the type and size of a ФН document found by number."""
+
+    document_type: int = attrs.field(validator=_u16)
+    size: int = attrs.field(validator=_u16)
+
+    def encode(self) -> bytes:
+        return b"\x55\x00" + _DOCUMENT.pack(self.document_type, self.size)
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        kind, size = _DOCUMENT.unpack(_ok_body(data, "document info", _DOCUMENT.size))
+        return cls(document_type=kind, size=size)
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class DocumentData:
+    """A4 46 answer: the TLV bytes of the selected ФН document (документ из архива ФН)."""
+
+    tlv: bytes
+
+    def encode(self) -> bytes:
+        return b"\x55\x00" + self.tlv
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        return cls(tlv=_ok_body(data, "document data"))
+
+
+Answer = (
+    CommandAnswer
+    | PaymentAnswer
+    | DeviceStatus
+    | ShiftState
+    | OfdExchangeStatus
+    | DocumentInfo
+    | DocumentData
+)
+
+
+def _fn_answer(
+    cls: type[ShiftState | OfdExchangeStatus | DocumentInfo | DocumentData], data: bytes
+) -> Answer:
+    """An A4 xx answer: ``55 00 data``, or ``55 error ext`` when the command failed."""
+    if len(data) == 3 and data[0] == _GENERIC and data[1] != 0:
+        return CommandAnswer.decode(data)
+    return cls.decode(data)
+
+
+##########################################################################################
+# Requests
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class Request:
+    """A request's common head: the access password (пароль доступа), two BCD bytes."""
+
+    code: ClassVar[bytes] = b""
+    password: int = attrs.field(default=0, validator=_bcd(2))
+
+    def encode(self) -> bytes:
+        return encode_bcd(self.password, 2) + self.code + self._params()
+
+    def _params(self) -> bytes:
+        return b""
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        head = 2 + len(cls.code)
+        if len(data) < head or data[2:head] != cls.code:
+            raise AtolError(f"not a {cls.__name__} request", "command")
+        return cls._from_params(decode_bcd(data[:2], "password"), data[head:])
+
+    @classmethod
+    def _from_params(cls, password: int, params: bytes) -> Self:
+        _need(params, 0, "parameters")
+        return cls(password=password)
+
+    @classmethod
+    def decode_answer(cls, data: bytes) -> Answer:
+        return CommandAnswer.decode(data)
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class GetDeviceStatus(Request):
+    """3Fh state request (запрос состояния); answers :class:`DeviceStatus`."""
+
+    code: ClassVar[bytes] = b"\x3f"
+
+    @classmethod
+    def decode_answer(cls, data: bytes) -> Answer:
+        if data[:1] == bytes((_STATE,)):
+            return DeviceStatus.decode(data)
+        return CommandAnswer.decode(data)
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class EnterMode(Request):
+    """56h enter mode (вход в режим) with the mode's own password, four BCD bytes."""
+
+    code: ClassVar[bytes] = b"\x56"
+    mode: int = attrs.field(validator=_byte)
+    mode_password: int = attrs.field(default=0, validator=_bcd(4))
+
+    def _params(self) -> bytes:
+        return bytes((self.mode,)) + encode_bcd(self.mode_password, 4)
+
+    @classmethod
+    def _from_params(cls, password: int, params: bytes) -> Self:
+        _need(params, 5, "parameters")
+        return cls(
+            password=password, mode=params[0], mode_password=decode_bcd(params[1:], "mode_password")
+        )
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class ExitMode(Request):
+    """48h exit to the select mode (выход в режим выбора)."""
+
+    code: ClassVar[bytes] = b"\x48"
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class OpenShift(Request):
+    """9Ah open shift (открыть смену): a flag byte and optional CP866 text."""
+
+    code: ClassVar[bytes] = b"\x9a"
+    flags: int = attrs.field(default=0, validator=_byte)
+    text: str = attrs.field(default="", validator=_cp866(None, padded=False))
+
+    def _params(self) -> bytes:
+        return bytes((self.flags,)) + _encode_text(self.text, "text")
+
+    @classmethod
+    def _from_params(cls, password: int, params: bytes) -> Self:
+        if not params:
+            raise AtolError("open shift has a flag byte", "flags")
+        return cls(password=password, flags=params[0], text=params[1:].decode("cp866"))
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class CloseShift(Request):
+    """5Ah Z-report, which closes the shift (отчёт с гашением, закрытие смены)."""
+
+    code: ClassVar[bytes] = b"\x5a"
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class OpenReceipt(Request):
+    """92h open receipt (открыть чек): a flag byte and the receipt type."""
+
+    code: ClassVar[bytes] = b"\x92"
+    flags: int = attrs.field(default=0, validator=_byte)
+    receipt_type: ReceiptType = attrs.field(validator=_is_enum(ReceiptType))
+
+    def _params(self) -> bytes:
+        return bytes((self.flags, self.receipt_type))
+
+    @classmethod
+    def _from_params(cls, password: int, params: bytes) -> Self:
+        _need(params, 2, "parameters")
+        return cls(
+            password=password,
+            flags=params[0],
+            receipt_type=_enum(ReceiptType, params[1], "receipt_type"),
+        )
+
+
+_ITEM = struct.Struct(f">B{_NAME_WIDTH}s6s5sBB6sBB{_ITEM_RESERVED}s")
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class RegisterItem(Request):
+    """E6h register item (регистрация позиции), 103 parameter bytes (S6).
+
+    Name: 64 bytes CP866 padded with NUL. Price: BCD6 kopecks. Quantity: BCD5 thousandths.
+    Discount: its kind (S6 always sends 1), a surcharge flag (0 discount, 1 surcharge) and a
+    BCD6 amount in kopecks. Then the tax code and the department (секция), one byte each.
+    """
+
+    code: ClassVar[bytes] = b"\xe6"
+    flags: int = attrs.field(default=0, validator=_byte)
+    name: str = attrs.field(validator=_cp866(_NAME_WIDTH, padded=True))
+    price: int = attrs.field(validator=_bcd(6))
+    quantity: Decimal = attrs.field(validator=_quantity)
+    discount_type: int = attrs.field(default=1, validator=_byte)
+    surcharge: bool = attrs.field(default=False, validator=_is_bool)
+    discount: int = attrs.field(default=0, validator=_bcd(6))
+    tax: int = attrs.field(default=0, validator=_byte)
+    department: int = attrs.field(default=1, validator=_byte)
+    reserved: bytes = attrs.field(default=bytes(_ITEM_RESERVED), validator=_exact_bytes(17))
+
+    def _params(self) -> bytes:
+        return _ITEM.pack(
+            self.flags,
+            _encode_text(self.name, "name"),
+            encode_bcd(self.price, 6),
+            encode_bcd(int(self.quantity.scaleb(3)), 5),
+            self.discount_type,
+            self.surcharge,
+            encode_bcd(self.discount, 6),
+            self.tax,
+            self.department,
+            self.reserved,
+        )
+
+    @classmethod
+    def _from_params(cls, password: int, params: bytes) -> Self:
+        _need(params, _ITEM.size, "parameters")
+        flags, name, price, qty, kind, sign, discount, tax, dept, reserved = _ITEM.unpack(params)
+        name = name.rstrip(b"\x00")
+        if b"\x00" in name:
+            raise AtolError("NUL inside the name", "name")
+        return cls(
+            password=password,
+            flags=flags,
+            name=name.decode("cp866"),
+            price=decode_bcd(price, "price"),
+            quantity=Decimal(decode_bcd(qty, "quantity")).scaleb(-3),
+            discount_type=kind,
+            surcharge=_bool(sign, "surcharge"),
+            discount=decode_bcd(discount, "discount"),
+            tax=tax,
+            department=dept,
+            reserved=reserved,
+        )
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class Payment(Request):
+    """99h payment (расчёт по чеку): payment type and BCD5 amount; answers what is left."""
+
+    code: ClassVar[bytes] = b"\x99"
+    flags: int = attrs.field(default=0, validator=_byte)
+    payment_type: PaymentType = attrs.field(validator=_is_enum(PaymentType))
+    amount: int = attrs.field(validator=_bcd(5))
+
+    def _params(self) -> bytes:
+        return bytes((self.flags, self.payment_type)) + encode_bcd(self.amount, 5)
+
+    @classmethod
+    def _from_params(cls, password: int, params: bytes) -> Self:
+        _need(params, 7, "parameters")
+        return cls(
+            password=password,
+            flags=params[0],
+            payment_type=_enum(PaymentType, params[1], "payment_type"),
+            amount=decode_bcd(params[2:], "amount"),
+        )
+
+    @classmethod
+    def decode_answer(cls, data: bytes) -> Answer:
+        if len(data) == 13:
+            return PaymentAnswer.decode(data)
+        return CommandAnswer.decode(data)
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class CloseReceipt(Request):
+    """4Ah close receipt with change (закрыть чек со сдачей); amount 0 = the receipt total."""
+
+    code: ClassVar[bytes] = b"\x4a"
+    flags: int = attrs.field(default=0, validator=_byte)
+    payment_type: PaymentType = attrs.field(validator=_is_enum(PaymentType))
+    amount: int = attrs.field(default=0, validator=_bcd(5))
+
+    def _params(self) -> bytes:
+        return bytes((self.flags, self.payment_type)) + encode_bcd(self.amount, 5)
+
+    @classmethod
+    def _from_params(cls, password: int, params: bytes) -> Self:
+        _need(params, 7, "parameters")
+        return cls(
+            password=password,
+            flags=params[0],
+            payment_type=_enum(PaymentType, params[1], "payment_type"),
+            amount=decode_bcd(params[2:], "amount"),
+        )
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class CancelReceipt(Request):
+    """59h cancel the open receipt (аннулирование чека)."""
+
+    code: ClassVar[bytes] = b"\x59"
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class GetShiftState(Request):
+    """A4 10 shift state from the ФН; answers :class:`ShiftState`."""
+
+    code: ClassVar[bytes] = b"\xa4\x10"
+
+    @classmethod
+    def decode_answer(cls, data: bytes) -> Answer:
+        return _fn_answer(ShiftState, data)
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class GetOfdExchangeStatus(Request):
+    """A4 20 OFD exchange state; answers :class:`OfdExchangeStatus`."""
+
+    code: ClassVar[bytes] = b"\xa4\x20"
+
+    @classmethod
+    def decode_answer(cls, data: bytes) -> Answer:
+        return _fn_answer(OfdExchangeStatus, data)
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class GetDocumentInfo(Request):
+    """A4 45 select a ФН document by number; answers :class:`DocumentInfo`."""
+
+    code: ClassVar[bytes] = b"\xa4\x45"
+    number: int = attrs.field(validator=_u32)
+
+    @classmethod
+    def decode_answer(cls, data: bytes) -> Answer:
+        return _fn_answer(DocumentInfo, data)
+
+    def _params(self) -> bytes:
+        return struct.pack("<I", self.number)
+
+    @classmethod
+    def _from_params(cls, password: int, params: bytes) -> Self:
+        _need(params, 4, "parameters")
+        return cls(password=password, number=int.from_bytes(params, "little"))
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class ReadDocumentData(Request):
+    """A4 46 read the selected ФН document (чтение документа); answers :class:`DocumentData`."""
+
+    code: ClassVar[bytes] = b"\xa4\x46"
+
+    @classmethod
+    def decode_answer(cls, data: bytes) -> Answer:
+        return _fn_answer(DocumentData, data)
+
+
+#: Every request class by its command code (one byte, or two for A4 xx).
+REQUESTS: Mapping[bytes, type[Request]] = {
+    cls.code: cls
+    for cls in (
+        GetDeviceStatus,
+        EnterMode,
+        ExitMode,
+        OpenShift,
+        CloseShift,
+        OpenReceipt,
+        RegisterItem,
+        Payment,
+        CloseReceipt,
+        CancelReceipt,
+        GetShiftState,
+        GetOfdExchangeStatus,
+        GetDocumentInfo,
+        ReadDocumentData,
+    )
+}
+
+
+def decode_request(data: bytes) -> Request:
+    """Decode any request the registry knows (the register's side)."""
+    if len(data) < 3:
+        raise AtolError("a request is a password, a command and its parameters", "command")
+    cls = REQUESTS.get(bytes(data[2:4])) or REQUESTS.get(bytes(data[2:3]))
+    if cls is None:
+        raise AtolError(f"unknown command {data[2:4].hex()}", "command")
+    return cls.decode(data)
+
+
+def decode_answer(request: Request | type[Request], data: bytes) -> Answer:
+    """Decode the answer to ``request`` (the host's side)."""
+    return request.decode_answer(data)
