@@ -7,14 +7,12 @@ measured whole (command object <-> frame bytes) and as bare framing (DATA <-> fr
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
-import time
-from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 
+from benchmarks.common import bench_arguments, rate
 from protocols.atol.commands import (
     DeviceStatus,
     GetDeviceStatus,
@@ -85,26 +83,8 @@ def decode_state_frame(frame: bytes) -> DeviceStatus:
     return state
 
 
-def _rate(fn: Callable[[], object], seconds: float) -> float:
-    """Calls per second of ``fn``, timed over batches for at least ``seconds``."""
-    batch = 1
-    while True:
-        start = time.perf_counter()
-        for _ in range(batch):
-            fn()
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds:
-            return batch / elapsed
-        batch *= 2
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="kassa bench atol", description=__doc__)
-    parser.add_argument("--seconds", type=float, default=1.0, help="time per measurement")
-    parser.add_argument("--quick", action="store_true", help="a tiny run, for smoke tests")
-    parser.add_argument("--json", action="store_true", help="print one JSON object last")
-    args = parser.parse_args(argv)
-    seconds = 0.01 if args.quick else args.seconds
+    args, seconds = bench_arguments("kassa bench atol", __doc__, argv, 1.0)
 
     item_frame, state_frame = encode_item_frame(), encode_state_frame()
     assert decode_item_frame(item_frame) == ITEM and decode_state_frame(state_frame) == STATE
@@ -130,9 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"{'operation':<30}{'frames/s':>14}")
     for label, key, fn in rows:
-        rate = _rate(fn, seconds)
-        results[key] = round(rate)
-        print(f"{label:<30}{rate:>14,.0f}")
+        per_s = rate(fn, seconds)
+        results[key] = round(per_s)
+        print(f"{label:<30}{per_s:>14,.0f}")
     if args.json:
         results.update(
             item_frame_bytes=len(item_frame),

@@ -7,13 +7,12 @@ sign. An exchange is one command and its answer through a host and a device conn
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
-import time
 from collections.abc import Callable
 from datetime import datetime
 
+from benchmarks.common import bench_arguments, rate
 from protocols.fn import (
     NEED_DATA,
     Answer,
@@ -50,19 +49,6 @@ def frames() -> list[tuple[str, Command | Answer, type[Command]]]:
     ]
 
 
-def _rate(fn: Callable[[], object], seconds: float) -> float:
-    """Calls per second of ``fn``, timed over batches for at least ``seconds``."""
-    batch = 1
-    while True:
-        start = time.perf_counter()
-        for _ in range(batch):
-            fn()
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds:
-            return batch / elapsed
-        batch *= 2
-
-
 def _decoder(wire: bytes, value: Command | Answer, command: type[Command]) -> Callable[[], object]:
     """Decoding ``wire`` the way a device (commands) or a host (answers) does, checked once."""
     if isinstance(value, Command):
@@ -86,20 +72,15 @@ def _exchange(command: Command, answer: Answer) -> Callable[[], object]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="kassa bench fn", description=__doc__)
-    parser.add_argument("--seconds", type=float, default=0.5, help="time per measurement")
-    parser.add_argument("--quick", action="store_true", help="a tiny run, for smoke tests")
-    parser.add_argument("--json", action="store_true", help="print one JSON object last")
-    args = parser.parse_args(argv)
-    seconds = 0.01 if args.quick else args.seconds
+    args, seconds = bench_arguments("kassa bench fn", __doc__, argv, 0.5)
 
     results: dict[str, dict[str, int]] = {}
     print(f"{'frame':<28}{'bytes':>7}{'encode/s':>14}{'decode/s':>14}")
     for name, value, command in frames():
         wire = value.encode()
         decode = _decoder(wire, value, command)
-        encode_rate = _rate(value.encode, seconds)
-        decode_rate = _rate(decode, seconds)
+        encode_rate = rate(value.encode, seconds)
+        decode_rate = rate(decode, seconds)
         results[name] = {
             "bytes": len(wire),
             "encode_per_s": round(encode_rate),
@@ -108,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<28}{len(wire):>7}{encode_rate:>14,.0f}{decode_rate:>14,.0f}")
 
     receipt = FinishReceipt(AT, OperationType.SELL, 899_545)
-    exchange_rate = _rate(_exchange(receipt, ReceiptDocument(12, 1024, 1713993311)), seconds)
+    exchange_rate = rate(_exchange(receipt, ReceiptDocument(12, 1024, 1713993311)), seconds)
     print(f"16h exchange through a host and a device: {exchange_rate:,.0f}/s")
     if args.json:
         print(

@@ -7,14 +7,13 @@ framed out of a byte stream by a server connection.
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import struct
-import time
 from collections.abc import Callable
 from datetime import datetime
 
+from benchmarks.common import bench_arguments, rate
 from protocols.ofd import (
     MAX_CONTAINER,
     OFD_TO_KKT,
@@ -70,19 +69,6 @@ def containers() -> list[tuple[str, Container]]:
     ]
 
 
-def _rate(fn: Callable[[], object], seconds: float) -> float:
-    """Calls per second of ``fn``, timed over batches for at least ``seconds``."""
-    batch = 1
-    while True:
-        start = time.perf_counter()
-        for _ in range(batch):
-            fn()
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds:
-            return batch / elapsed
-        batch *= 2
-
-
 def _decoder(data: bytes) -> Callable[[], object]:
     return lambda: Container.decode(data)
 
@@ -101,19 +87,14 @@ def _framing(message: Message) -> Callable[[], object]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="kassa bench ofd", description=__doc__)
-    parser.add_argument("--seconds", type=float, default=0.5, help="time per measurement")
-    parser.add_argument("--quick", action="store_true", help="a tiny run, for smoke tests")
-    parser.add_argument("--json", action="store_true", help="print one JSON object last")
-    args = parser.parse_args(argv)
-    seconds = 0.01 if args.quick else args.seconds
+    args, seconds = bench_arguments("kassa bench ofd", __doc__, argv, 0.5)
 
     rows: dict[str, dict[str, int]] = {}
 
     def measure(
         name: str, size: int, encode: Callable[[], bytes], decode: Callable[[], object]
     ) -> None:
-        encode_rate, decode_rate = _rate(encode, seconds), _rate(decode, seconds)
+        encode_rate, decode_rate = rate(encode, seconds), rate(decode, seconds)
         rows[name] = {
             "bytes": size,
             "encode_per_s": round(encode_rate),
@@ -135,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     measure("operator ack TLV", len(document), ACK.to_tlv, lambda: OperatorAck.from_tlv(document))
 
     message = Message.wrap(_receipt(1024), client_id=FN_NUMBER)
-    framing_rate = _rate(_framing(message), seconds)
+    framing_rate = rate(_framing(message), seconds)
     print(f"1 KiB messages framed by a server connection: {framing_rate:,.0f}/s")
     if args.json:
         print(

@@ -8,13 +8,11 @@ connection in memory: ENQ, NAK, frame, ACK, answer, ACK on v1; packet and answer
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
-import time
-from collections.abc import Callable
 from decimal import Decimal
 
+from benchmarks.common import bench_arguments, rate
 from protocols.shtrih import NEED_DATA, AnswerFrame, CommandFrame, decode_answer, decode_request
 from protocols.shtrih.commands import OperationV2, OperationV2Answer, ShortStatusAnswer
 from protocols.shtrih.link_v1 import LinkV1Device, LinkV1Host, encode_frame, parse_frame
@@ -44,19 +42,6 @@ STATUS = ShortStatusAnswer(
     receipt_operations_high=0,
     reserved=b"\x00\x00\x00",
 )
-
-
-def _rate(fn: Callable[[], object], seconds: float) -> float:
-    """Calls per second of ``fn``, timed over doubling batches for at least ``seconds``."""
-    batch = 1
-    while True:
-        start = time.perf_counter()
-        for _ in range(batch):
-            fn()
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds:
-            return batch / elapsed
-        batch *= 2
 
 
 def _exchange_v1(host: LinkV1Host, device: LinkV1Device, payload: bytes, answer: bytes) -> bytes:
@@ -101,18 +86,18 @@ def measure(seconds: float) -> dict[str, float]:
     assert _exchange_v1(v1_host, v1_device, operation, done) == done
     assert _exchange_v2(v2_host, v2_device, operation, done) == done
     return {
-        "v1_encode_ff46": _rate(lambda: encode_frame(OPERATION.encode()), seconds),
-        "v1_decode_ff46": _rate(lambda: decode_request(parse_frame(v1_operation)), seconds),
-        "v1_encode_status": _rate(lambda: encode_frame(STATUS.encode()), seconds),
-        "v1_decode_status": _rate(lambda: decode_answer(parse_frame(v1_status)), seconds),
-        "v1_exchange_ff46": _rate(
+        "v1_encode_ff46": rate(lambda: encode_frame(OPERATION.encode()), seconds),
+        "v1_decode_ff46": rate(lambda: decode_request(parse_frame(v1_operation)), seconds),
+        "v1_encode_status": rate(lambda: encode_frame(STATUS.encode()), seconds),
+        "v1_decode_status": rate(lambda: decode_answer(parse_frame(v1_status)), seconds),
+        "v1_exchange_ff46": rate(
             lambda: _exchange_v1(v1_host, v1_device, operation, done), seconds
         ),
-        "v2_encode_ff46": _rate(lambda: encode_packet(7, OPERATION.encode()), seconds),
-        "v2_decode_ff46": _rate(lambda: decode_request(parse_packet(v2_operation)[1]), seconds),
-        "v2_encode_status": _rate(lambda: encode_packet(7, STATUS.encode()), seconds),
-        "v2_decode_status": _rate(lambda: decode_answer(parse_packet(v2_status)[1]), seconds),
-        "v2_exchange_ff46": _rate(
+        "v2_encode_ff46": rate(lambda: encode_packet(7, OPERATION.encode()), seconds),
+        "v2_decode_ff46": rate(lambda: decode_request(parse_packet(v2_operation)[1]), seconds),
+        "v2_encode_status": rate(lambda: encode_packet(7, STATUS.encode()), seconds),
+        "v2_decode_status": rate(lambda: decode_answer(parse_packet(v2_status)[1]), seconds),
+        "v2_exchange_ff46": rate(
             lambda: _exchange_v2(v2_host, v2_device, operation, done), seconds
         ),
     }
@@ -128,12 +113,7 @@ ROWS = (
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="kassa bench shtrih", description=__doc__)
-    parser.add_argument("--seconds", type=float, default=1.0, help="time per measurement")
-    parser.add_argument("--quick", action="store_true", help="a tiny run, for smoke tests")
-    parser.add_argument("--json", action="store_true", help="print one JSON object last")
-    args = parser.parse_args(argv)
-    seconds = 0.01 if args.quick else args.seconds
+    args, seconds = bench_arguments("kassa bench shtrih", __doc__, argv, 1.0)
 
     rates = measure(seconds)
     print(f"Shtrih-M codec: FF46h request {len(OPERATION.encode())} bytes, 10h answer 16 bytes")

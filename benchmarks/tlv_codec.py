@@ -6,14 +6,12 @@ Kassa's codec is measured beside a straightforward reference decoder
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
-import time
-from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 
+from benchmarks.common import bench_arguments, rate
 from benchmarks.reference_tlv import reference_decode
 from protocols.tlv import TagMap, decode, decode_document, encode_document
 
@@ -63,34 +61,16 @@ def ten_item_receipt() -> TagMap:
     }
 
 
-def _rate(fn: Callable[[], object], seconds: float) -> float:
-    """Calls per second of ``fn``, timed over batches for at least ``seconds``."""
-    batch = 1
-    while True:
-        start = time.perf_counter()
-        for _ in range(batch):
-            fn()
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds:
-            return batch / elapsed
-        batch *= 2
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="kassa bench tlv", description=__doc__)
-    parser.add_argument("--seconds", type=float, default=1.0, help="time per measurement")
-    parser.add_argument("--quick", action="store_true", help="a tiny run, for smoke tests")
-    parser.add_argument("--json", action="store_true", help="print one JSON object last")
-    args = parser.parse_args(argv)
-    seconds = 0.01 if args.quick else args.seconds
+    args, seconds = bench_arguments("kassa bench tlv", __doc__, argv, 1.0)
 
     fields = ten_item_receipt()
     wire = encode_document(3, fields)
     assert decode(wire).fields == reference_decode(wire)  # the same answer from both
 
-    decode_rate = _rate(lambda: decode_document(wire), seconds)
-    encode_rate = _rate(lambda: encode_document(3, fields), seconds)
-    reference_rate = _rate(lambda: reference_decode(wire), seconds)
+    decode_rate = rate(lambda: decode_document(wire), seconds)
+    encode_rate = rate(lambda: encode_document(3, fields), seconds)
+    reference_rate = rate(lambda: reference_decode(wire), seconds)
     ratio = decode_rate / reference_rate
     print(f"10-item FFD 1.2 receipt, {len(wire)} bytes of TLV")
     print(f"{'operation':<28}{'documents/s':>14}")
