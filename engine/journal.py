@@ -1,0 +1,474 @@
+"""The journal (журнал): where accepted jobs and their fiscal results become durable.
+
+A job is acknowledged only after its commit, so an accepted job survives a crash at any point.
+The embedded default is SQLite in WAL mode with ``synchronous=FULL``: every commit is fsynced.
+One writer thread owns the write connection and commits in groups — it drains every request
+that queued while the previous commit was syncing and runs them in one transaction — so many
+concurrent jobs share one fsync (engineering.md §6.4 measured ~58k durable rows/s this way,
+against ~2.6k/s with one ``to_thread`` call per row). trio tasks wait on a ``trio.Event`` that
+the writer sets through the run's ``TrioToken`` once the group is on disk.
+
+:class:`Journal` is the seam: a PostgreSQL journal for installations larger than one machine
+implements the same methods with the same group-commit design over psycopg's synchronous API.
+
+Job states (the job state machine)::
+
+    accepted → queued → sent → fiscalized
+                    ↘       ↘ failed
+                     failed  ↘ in_doubt → resolved (fiscalized | failed | queued)
+
+``(tenant, external_id)`` is unique forever: a repeat returns the first job and its current
+state; a repeat with a different body is a :class:`ConflictError` that names the conflict.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import queue
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import attrs
+import trio
+
+T = TypeVar("T")
+
+
+class JobState(enum.Enum):
+    """Where a job stands (состояние задания)."""
+
+    ACCEPTED = "accepted"  # journaled, not yet scheduled
+    QUEUED = "queued"  # waiting for a free register of its group
+    SENT = "sent"  # the intent is journaled: the document is going to the register
+    FISCALIZED = "fiscalized"  # the ФН signed it and the result is journaled
+    FAILED = "failed"  # refused before fiscalization, or proven not fiscalized
+    IN_DOUBT = "in_doubt"  # the answer was lost after sending: recovery must decide
+    RESOLVED = "resolved"  # recovery decided an in-doubt job (its result row says how)
+
+
+#: The allowed moves of the job state machine.
+TRANSITIONS: frozenset[tuple[JobState, JobState]] = frozenset(
+    {
+        (JobState.ACCEPTED, JobState.QUEUED),
+        (JobState.ACCEPTED, JobState.FAILED),
+        (JobState.QUEUED, JobState.SENT),
+        (JobState.QUEUED, JobState.FAILED),
+        (JobState.SENT, JobState.FISCALIZED),
+        (JobState.SENT, JobState.FAILED),
+        (JobState.SENT, JobState.IN_DOUBT),
+        (JobState.IN_DOUBT, JobState.RESOLVED),
+        (JobState.IN_DOUBT, JobState.FISCALIZED),
+        (JobState.IN_DOUBT, JobState.FAILED),
+        (JobState.IN_DOUBT, JobState.QUEUED),
+    }
+)
+FINAL_STATES = frozenset({JobState.FISCALIZED, JobState.FAILED, JobState.RESOLVED})
+
+
+class JournalError(Exception):
+    """The journal could not do what was asked (a closed journal, an illegal state move)."""
+
+
+class ConflictError(JournalError):
+    """A repeated (tenant, external_id) with a different body than the first."""
+
+    def __init__(self, tenant: str, external_id: str, job_id: str) -> None:
+        self.tenant = tenant
+        self.external_id = external_id
+        self.job_id = job_id
+        super().__init__(
+            f"external_id {external_id!r} of tenant {tenant!r} was already accepted as job "
+            f"{job_id} with a different body"
+        )
+
+
+@attrs.frozen
+class Job:
+    """A journaled job."""
+
+    id: str
+    tenant: str
+    external_id: str
+    body: bytes  # the submitted receipt, as the intake serialised it
+    state: JobState
+    register_id: str | None
+    error: str | None
+    created: float
+    updated: float
+
+
+@attrs.frozen
+class Accepted:
+    """The answer to a submit: the job and whether it was a repeat of an earlier one."""
+
+    job: Job
+    duplicate: bool
+
+
+@attrs.frozen
+class FiscalResult:
+    """What the ФН returned for a job (результат фискализации), kept as received."""
+
+    job_id: str
+    register_id: str
+    fn_number: str
+    fd_number: int
+    fiscal_sign: bytes  # 1077, 6 bytes as received
+    printed_sign: int  # the printed ФП
+    qr: str
+    document: bytes  # the document TLV as the ФН signed it, never re-serialised
+    fiscalized_at: float
+
+
+class Journal(Protocol):
+    """The durable store of jobs and results; SQLite now, PostgreSQL later."""
+
+    async def accept(self, tenant: str, external_id: str, body: bytes) -> Accepted: ...
+
+    async def accept_many(
+        self, jobs: Sequence[tuple[str, str, bytes]]
+    ) -> list[Accepted | ConflictError]: ...
+
+    async def move(
+        self,
+        job_id: str,
+        to: JobState,
+        *,
+        register_id: str | None = None,
+        error: str | None = None,
+    ) -> Job: ...
+
+    async def record_result(self, result: FiscalResult, to: JobState) -> Job: ...
+
+    async def job(self, job_id: str) -> Job | None: ...
+
+    async def job_by_external_id(self, tenant: str, external_id: str) -> Job | None: ...
+
+    async def result(self, job_id: str) -> FiscalResult | None: ...
+
+    async def jobs_in(self, states: Sequence[JobState]) -> list[Job]: ...
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tenants (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL DEFAULT '',
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS registers (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    group_code TEXT NOT NULL,
+    protocol TEXT NOT NULL,
+    address TEXT NOT NULL,
+    fn_number TEXT,
+    state TEXT NOT NULL DEFAULT 'unknown'
+);
+CREATE TABLE IF NOT EXISTS shifts (
+    register_id TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    opened_at REAL NOT NULL,
+    closed_at REAL,
+    PRIMARY KEY (register_id, number)
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    ts REAL NOT NULL,
+    kind TEXT NOT NULL,
+    tenant TEXT,
+    register_id TEXT,
+    job_id TEXT,
+    message TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    body BLOB NOT NULL,
+    body_hash BLOB NOT NULL,
+    state TEXT NOT NULL,
+    register_id TEXT,
+    error TEXT,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    UNIQUE (tenant, external_id)
+);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state);
+CREATE TABLE IF NOT EXISTS results (
+    job_id TEXT PRIMARY KEY,
+    register_id TEXT NOT NULL,
+    fn_number TEXT NOT NULL,
+    fd_number INTEGER NOT NULL,
+    fiscal_sign BLOB NOT NULL,
+    printed_sign INTEGER NOT NULL,
+    qr TEXT NOT NULL,
+    document BLOB NOT NULL,
+    fiscalized_at REAL NOT NULL,
+    UNIQUE (fn_number, fd_number)
+);
+"""
+
+_JOB_COLUMNS = "id, tenant, external_id, body, state, register_id, error, created, updated"
+
+
+def _job(row: Sequence[Any]) -> Job:
+    return Job(
+        id=row[0],
+        tenant=row[1],
+        external_id=row[2],
+        body=row[3],
+        state=JobState(row[4]),
+        register_id=row[5],
+        error=row[6],
+        created=row[7],
+        updated=row[8],
+    )
+
+
+@attrs.define
+class _Request:
+    """One unit of work for the writer thread and where its outcome goes."""
+
+    work: Callable[[sqlite3.Connection], Any]
+    done: trio.Event
+    outcome: Any = None
+    error: BaseException | None = None
+
+
+class SqliteJournal:
+    """The SQLite journal: WAL, ``synchronous=FULL``, one writer thread, group commit."""
+
+    #: The most requests one transaction takes; a larger backlog waits for the next commit.
+    MAX_GROUP = 256
+
+    def __init__(self, path: Path, token: trio.lowlevel.TrioToken) -> None:
+        self.path = path
+        self._token = token
+        self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        self._closed = False
+        self.commits = 0  # transactions committed, for benchmarks and tests
+        self.requests = 0  # requests carried by them
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, path: str | Path) -> AsyncIterator[SqliteJournal]:
+        """Open (creating if needed) the journal at ``path`` for the life of the block."""
+        journal = cls(Path(path), trio.lowlevel.current_trio_token())
+        connection = await trio.to_thread.run_sync(journal._connect)
+        writer = threading.Thread(
+            target=journal._writer, args=(connection,), name="kassa-journal", daemon=True
+        )
+        writer.start()
+        try:
+            yield journal
+        finally:
+            journal._closed = True
+            journal._queue.put(None)
+            await trio.to_thread.run_sync(writer.join)
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=FULL")
+        connection.executescript(_SCHEMA)
+        return connection
+
+    # --- the writer thread ------------------------------------------------------------------------
+
+    def _writer(self, connection: sqlite3.Connection) -> None:
+        try:
+            while True:
+                first = self._queue.get()
+                if first is None:
+                    return
+                group = [first]
+                stop = False
+                while len(group) < self.MAX_GROUP:
+                    try:
+                        more = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        stop = True
+                        break
+                    group.append(more)
+                self._commit(connection, group)
+                if stop:
+                    return
+        finally:
+            connection.close()
+
+    def _commit(self, connection: sqlite3.Connection, group: list[_Request]) -> None:
+        connection.execute("BEGIN IMMEDIATE")
+        for request in group:
+            connection.execute("SAVEPOINT request")
+            try:
+                request.outcome = request.work(connection)
+            except Exception as exc:  # handed back to the waiting task, which re-raises it
+                request.error = exc
+                connection.execute("ROLLBACK TO request")
+            connection.execute("RELEASE request")
+        try:
+            connection.execute("COMMIT")
+        except sqlite3.Error as exc:  # nothing of the group is durable: every task hears it
+            connection.execute("ROLLBACK")
+            for request in group:
+                request.error = JournalError(f"commit failed: {exc}")
+        self.commits += 1
+        self.requests += len(group)
+        self._token.run_sync_soon(_wake, group)
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed:
+            raise JournalError("the journal is closed")
+        request = _Request(work, trio.Event())
+        self._queue.put(request)
+        await request.done.wait()
+        if request.error is not None:
+            raise request.error
+        outcome: T = request.outcome
+        return outcome
+
+    # --- jobs -------------------------------------------------------------------------------------
+
+    async def accept(self, tenant: str, external_id: str, body: bytes) -> Accepted:
+        """Journal a new job, or return the first job for a repeat of (tenant, external_id)."""
+        return await self._run(lambda c: _accept(c, tenant, external_id, body))
+
+    async def accept_many(
+        self, jobs: Sequence[tuple[str, str, bytes]]
+    ) -> list[Accepted | ConflictError]:
+        """Journal a batch of jobs in one commit; each repeat or conflict is answered alone.
+
+        A conflict in the batch is returned as the exception in its place, so that one bad
+        entry does not refuse the others.
+        """
+        return await self._run(lambda c: [_accept_or_conflict(c, *job) for job in jobs])
+
+    async def move(
+        self,
+        job_id: str,
+        to: JobState,
+        *,
+        register_id: str | None = None,
+        error: str | None = None,
+    ) -> Job:
+        """Move a job along the state machine; an illegal move is a JournalError."""
+        return await self._run(lambda c: _move(c, job_id, to, register_id, error))
+
+    async def record_result(self, result: FiscalResult, to: JobState) -> Job:
+        """Keep the ФН's result and move the job in the same transaction."""
+
+        def work(connection: sqlite3.Connection) -> Job:
+            connection.execute(
+                "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    result.job_id,
+                    result.register_id,
+                    result.fn_number,
+                    result.fd_number,
+                    result.fiscal_sign,
+                    result.printed_sign,
+                    result.qr,
+                    result.document,
+                    result.fiscalized_at,
+                ),
+            )
+            return _move(connection, result.job_id, to, result.register_id, None)
+
+        return await self._run(work)
+
+    async def job(self, job_id: str) -> Job | None:
+        return await self._run(lambda c: _one_job(c, "id = ?", (job_id,)))
+
+    async def job_by_external_id(self, tenant: str, external_id: str) -> Job | None:
+        return await self._run(
+            lambda c: _one_job(c, "tenant = ? AND external_id = ?", (tenant, external_id))
+        )
+
+    async def result(self, job_id: str) -> FiscalResult | None:
+        def work(connection: sqlite3.Connection) -> FiscalResult | None:
+            row = connection.execute("SELECT * FROM results WHERE job_id = ?", (job_id,)).fetchone()
+            return None if row is None else FiscalResult(*row)
+
+        return await self._run(work)
+
+    async def jobs_in(self, states: Sequence[JobState]) -> list[Job]:
+        """Every job in one of ``states``, oldest first: what a restart must pick up again."""
+
+        def work(connection: sqlite3.Connection) -> list[Job]:
+            marks = ", ".join("?" for _ in states)
+            rows = connection.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state IN ({marks}) ORDER BY created, id",
+                [s.value for s in states],
+            )
+            return [_job(row) for row in rows]
+
+        return await self._run(work)
+
+
+def _wake(group: list[_Request]) -> None:
+    for request in group:
+        request.done.set()
+
+
+def _one_job(connection: sqlite3.Connection, where: str, args: tuple[Any, ...]) -> Job | None:
+    row = connection.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {where}", args).fetchone()
+    return None if row is None else _job(row)
+
+
+def _accept(connection: sqlite3.Connection, tenant: str, external_id: str, body: bytes) -> Accepted:
+    digest = hashlib.sha256(body).digest()
+    now = time.time()
+    job_id = uuid.uuid4().hex
+    inserted = connection.execute(
+        "INSERT OR IGNORE INTO jobs VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?)",
+        (job_id, tenant, external_id, body, digest, JobState.ACCEPTED.value, now, now),
+    ).rowcount
+    row = connection.execute(
+        f"SELECT {_JOB_COLUMNS}, body_hash FROM jobs WHERE tenant = ? AND external_id = ?",
+        (tenant, external_id),
+    ).fetchone()
+    job = _job(row)
+    if not inserted and row[-1] != digest:
+        raise ConflictError(tenant, external_id, job.id)
+    return Accepted(job, duplicate=not inserted)
+
+
+def _accept_or_conflict(
+    connection: sqlite3.Connection, tenant: str, external_id: str, body: bytes
+) -> Accepted | ConflictError:
+    try:
+        return _accept(connection, tenant, external_id, body)
+    except ConflictError as exc:
+        return exc
+
+
+def _move(
+    connection: sqlite3.Connection,
+    job_id: str,
+    to: JobState,
+    register_id: str | None,
+    error: str | None,
+) -> Job:
+    job = _one_job(connection, "id = ?", (job_id,))
+    if job is None:
+        raise JournalError(f"no job {job_id}")
+    if (job.state, to) not in TRANSITIONS:
+        raise JournalError(f"job {job_id} cannot move from {job.state.value} to {to.value}")
+    now = time.time()
+    connection.execute(
+        "UPDATE jobs SET state = ?, register_id = COALESCE(?, register_id), error = ?, "
+        "updated = ? WHERE id = ?",
+        (to.value, register_id, error, now, job_id),
+    )
+    return attrs.evolve(
+        job, state=to, register_id=register_id or job.register_id, error=error, updated=now
+    )

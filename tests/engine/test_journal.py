@@ -1,0 +1,141 @@
+"""The SQLite journal on real files: durability, idempotency, group commit, the state machine."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import attrs
+import pytest
+import trio
+
+from engine.journal import (
+    ConflictError,
+    FiscalResult,
+    JobState,
+    JournalError,
+    SqliteJournal,
+)
+
+
+async def test_a_job_is_kept_and_a_repeat_returns_it(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    async with SqliteJournal.open(path) as journal:
+        first = await journal.accept("shop", "order-1", b"receipt")
+        again = await journal.accept("shop", "order-1", b"receipt")
+        other_tenant = await journal.accept("cafe", "order-1", b"receipt")
+    assert not first.duplicate and again.duplicate
+    assert again.job.id == first.job.id and again.job.state is JobState.ACCEPTED
+    assert other_tenant.job.id != first.job.id
+    async with SqliteJournal.open(path) as journal:  # reopened: it was durable
+        job = await journal.job_by_external_id("shop", "order-1")
+    assert job is not None and job.id == first.job.id and job.body == b"receipt"
+
+
+async def test_a_repeat_with_another_body_names_the_conflict(tmp_path: Path) -> None:
+    async with SqliteJournal.open(tmp_path / "j.db") as journal:
+        first = await journal.accept("shop", "order-1", b"one")
+        with pytest.raises(ConflictError) as caught:
+            await journal.accept("shop", "order-1", b"two")
+        assert caught.value.job_id == first.job.id
+        assert "order-1" in str(caught.value)
+        batch = await journal.accept_many([("shop", "order-1", b"two"), ("shop", "o-2", b"x")])
+        assert isinstance(batch[0], ConflictError)
+        assert not isinstance(batch[1], ConflictError) and not batch[1].duplicate
+
+
+async def test_concurrent_jobs_share_commits(tmp_path: Path) -> None:
+    async with SqliteJournal.open(tmp_path / "j.db") as journal:
+        async with trio.open_nursery() as nursery:
+            for i in range(300):
+                nursery.start_soon(journal.accept, "shop", f"order-{i}", b"receipt")
+        assert journal.requests == 300
+        assert journal.commits < 150  # every fsync carried more than one job on average
+        assert len(await journal.jobs_in([JobState.ACCEPTED])) == 300
+
+
+async def test_the_state_machine_and_results(tmp_path: Path) -> None:
+    async with SqliteJournal.open(tmp_path / "j.db") as journal:
+        job = (await journal.accept("shop", "order-1", b"receipt")).job
+        with pytest.raises(JournalError, match="cannot move from accepted to fiscalized"):
+            await journal.move(job.id, JobState.FISCALIZED)
+        await journal.move(job.id, JobState.QUEUED)
+        sent = await journal.move(job.id, JobState.SENT, register_id="kkt-1")
+        assert sent.register_id == "kkt-1"
+        result = FiscalResult(
+            job_id=job.id,
+            register_id="kkt-1",
+            fn_number="9999078902003988",
+            fd_number=87,
+            fiscal_sign=bytes.fromhex("31046629765f"),
+            printed_sign=1713993311,
+            qr="t=20180222T1617&s=25.00&fn=9999078902003988&i=87&fp=1713993311&n=1",
+            document=b"\x03\x00\x00\x00",
+            fiscalized_at=1.0,
+        )
+        done = await journal.record_result(result, JobState.FISCALIZED)
+        assert done.state is JobState.FISCALIZED
+        assert await journal.result(job.id) == result
+        other = (await journal.accept("shop", "order-2", b"receipt")).job
+        await journal.move(other.id, JobState.QUEUED)
+        await journal.move(other.id, JobState.SENT, register_id="kkt-1")
+        clash = attrs.evolve(result, job_id=other.id)  # the same ФН and FD number again
+        with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+            await journal.record_result(clash, JobState.FISCALIZED)
+        assert (await journal.job(other.id)).state is JobState.SENT  # type: ignore[union-attr]
+
+
+async def test_a_closed_journal_refuses_work(tmp_path: Path) -> None:
+    async with SqliteJournal.open(tmp_path / "j.db") as journal:
+        pass
+    with pytest.raises(JournalError, match="closed"):
+        await journal.accept("shop", "x", b"")
+
+
+def test_acknowledged_jobs_survive_a_kill(tmp_path: Path) -> None:
+    """A process that acknowledges jobs is killed with SIGKILL; every acknowledged job is there."""
+    path = tmp_path / "journal.db"
+    script = textwrap.dedent(
+        f"""
+        import sys, trio
+        from engine.journal import SqliteJournal
+
+        async def main():
+            async with SqliteJournal.open({str(path)!r}) as journal:
+                async def one(i):
+                    await journal.accept("shop", f"order-{{i}}", b"receipt")
+                    print(f"order-{{i}}", flush=True)
+                async with trio.open_nursery() as nursery:
+                    for i in range(100_000):
+                        nursery.start_soon(one, i)
+                        if i % 50 == 49:
+                            await trio.sleep(0)
+
+        trio.run(main)
+        """
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=os.getcwd()
+    )
+    assert child.stdout is not None
+    acknowledged = []
+    for line in child.stdout:
+        acknowledged.append(line.strip())
+        if len(acknowledged) == 2000:
+            child.send_signal(signal.SIGKILL)
+            break
+    child.wait(timeout=30)
+    acknowledged.extend(line.strip() for line in child.stdout)
+
+    async def check() -> set[str]:
+        async with SqliteJournal.open(path) as journal:
+            return {job.external_id for job in await journal.jobs_in([JobState.ACCEPTED])}
+
+    kept = trio.run(check)
+    assert len(acknowledged) >= 2000
+    assert set(acknowledged) <= kept
