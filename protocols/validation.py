@@ -27,7 +27,7 @@ from protocols.documents.model import (
 from protocols.documents.vat import vat_amount
 from protocols.fiscal_sign import marking_control_code
 from protocols.inn import inn_is_valid
-from protocols.tlv import TAGS, FieldType, Width
+from protocols.tlv import TAGS, FieldType, TlvError, Width, encode_value
 from protocols.tlv.enums import (
     MARKED_SUBJECTS,
     AgentType,
@@ -240,6 +240,13 @@ def _arithmetic(receipt: Receipt, limits: Limits) -> Iterator[Problem]:
         if item.quantity <= 0:
             yield Problem(f"{path}.quantity", "item.quantity_not_positive", "quantity must be > 0")
             continue
+        try:
+            encode_value(FieldType.FVLN, item.quantity, max_length=8)
+        except TlvError as exc:
+            yield Problem(f"{path}.quantity", "item.quantity_too_large", f"1023: {exc.reason}")
+            continue
+        if not 0 <= item.price <= MAX_MONEY:
+            continue  # reported above; the product would mean nothing
         expected = int((item.price * item.quantity).quantize(Decimal(1), rounding=ROUND_HALF_UP))
         if abs(expected - item.sum) > limits.sum_tolerance:
             yield Problem(

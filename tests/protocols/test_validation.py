@@ -11,6 +11,8 @@ from typing import Any
 
 import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocols.documents.model import (
     AgentData,
@@ -114,6 +116,11 @@ EXAMPLES: list[tuple[str, str, Callable[[], Receipt]]] = [
         lambda: receipt(payments=Payments(electronic=50000, cashless=(CashlessPayment(1, 100),))),
     ),
     ("item.quantity_not_positive", "items[0].quantity", lambda: receipt(item(quantity=Decimal(0)))),
+    (
+        "item.quantity_too_large",
+        "items[0].quantity",
+        lambda: receipt(item(quantity=Decimal("1e40"))),
+    ),
     ("item.sum_mismatch", "items[0].sum", lambda: receipt(item(sum=50001, vat_sum=9016))),
     ("item.vat_mismatch", "items[0].vat_sum", lambda: receipt(item(vat_sum=9015))),
     ("inn.invalid", "company.inn", lambda: receipt(company=Company("7707083894", 1, "x"))),
@@ -270,3 +277,18 @@ def test_the_docs_table_lists_every_code() -> None:
     documented = set(re.findall(r"^\| `([a-z0-9_.]+)` \|", table, re.MULTILINE))
     tested = {code for code, _, _ in EXAMPLES} | {"registration.tax_system"}
     assert documented == tested
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    price=st.integers(-(10**40), 10**40),
+    quantity=st.decimals(allow_nan=False, allow_infinity=False),
+    total=st.integers(-(10**40), 10**40),
+    vat=st.integers(-5, 300),
+)
+def test_validate_reports_rather_than_raises(
+    price: int, quantity: Decimal, total: int, vat: int
+) -> None:
+    """Any numbers at all give a list of problems, never an exception."""
+    problems = validate(receipt(item(price=price, quantity=quantity, vat=vat), total=total))
+    assert all(isinstance(p.code, str) and p.path for p in problems)
