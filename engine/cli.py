@@ -134,24 +134,59 @@ def _cmd_ofd_decode(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_receipt(args: argparse.Namespace) -> tuple[Receipt | None, list[dict[str, Any]]]:
-    """The receipt in FILE and the problems met reading it, in the format given or detected."""
+def _detect_format(body: Any) -> str:
+    """Kassa JSON has "kind", a KOMTET task "intent", an ATOL v5 body "receipt" or "correction"."""
+    if isinstance(body, dict):
+        if "kind" in body:
+            return "kassa"
+        if "intent" in body:
+            return "komtet"
+        if "receipt" in body or "correction" in body:
+            return "atol"
+    _fail("cannot tell the format: expected Kassa JSON, an ATOL v5 body or a KOMTET task")
+
+
+def _checked_receipt(args: argparse.Namespace) -> tuple[Receipt | None, list[dict[str, Any]]]:
+    """The receipt in FILE and every problem of it (format and checks), as JSON-ready dicts."""
+    from protocols.ingress import (
+        check_atol_v5,
+        check_komtet_task,
+        load_json,
+        parse_atol_v5,
+        parse_komtet_task,
+    )
+    from protocols.validation import Limits, validate
+
+    body = load_json(_read_input(args.file))
+    form = _detect_format(body) if args.format == "auto" else args.format
+    if form == "atol":
+        operation = args.operation or ("sell_correction" if "correction" in body else "sell")
+        atol = check_atol_v5(operation, body)
+        problems = [
+            {"path": p.path, "code": p.kassa_code, "message": p.message, "atol_code": p.code}
+            | ({"driver_code": p.driver_code} if p.driver_code is not None else {})
+            for p in atol
+        ]
+        return (None if problems else parse_atol_v5(operation, body).receipt), problems
+    if form == "komtet":
+        komtet = check_komtet_task(body)
+        problems = [
+            {"path": p.path, "code": p.code, "message": p.description, "status": p.status}
+            for p in komtet
+        ]
+        return (None if problems else parse_komtet_task(body).receipt), problems
     from protocols.documents.json_format import ReceiptJsonError, receipt_from_json
 
-    body = loads(_read_input(args.file))
     try:
-        return receipt_from_json(body), []
+        receipt = receipt_from_json(body)
     except ReceiptJsonError as exc:
         return None, [{"path": p, "code": "format.invalid", "message": m} for p, m in exc.problems]
+    found = validate(receipt, limits=Limits(sum_tolerance=args.tolerance))
+    return receipt, [{"path": p.path, "code": p.code, "message": p.message} for p in found]
 
 
 def _cmd_receipt_check(args: argparse.Namespace) -> int:
-    from protocols.validation import Limits, validate
-
-    receipt, problems = _load_receipt(args)
-    if receipt is not None:
-        found = validate(receipt, limits=Limits(sum_tolerance=args.tolerance))
-        problems = [{"path": p.path, "code": p.code, "message": p.message} for p in found]
+    _, problems = _checked_receipt(args)
     for problem in problems:
         print(json.dumps(problem, ensure_ascii=False))
     return 1 if problems else 0
@@ -160,14 +195,9 @@ def _cmd_receipt_check(args: argparse.Namespace) -> int:
 def _cmd_receipt_tlv(args: argparse.Namespace) -> int:
     from protocols.documents.ffd import encode_receipt
     from protocols.tlv.enums import FfdVersion
-    from protocols.validation import validate
 
-    receipt, problems = _load_receipt(args)
-    if receipt is not None:
-        problems = [
-            {"path": p.path, "code": p.code, "message": p.message} for p in validate(receipt)
-        ]
-    if receipt is None or problems:
+    receipt, problems = _checked_receipt(args)
+    if problems or receipt is None:
         first = problems[0]
         more = (
             f" (and {len(problems) - 1} more; see kassa receipt check)" if len(problems) > 1 else ""
@@ -236,15 +266,28 @@ def build_parser() -> argparse.ArgumentParser:
     check = receipt_commands.add_parser(
         "check", help="print every problem as a JSON line; exit 1 if there are any"
     )
-    check.add_argument("file", nargs="?", help="receipt JSON; stdin when absent or '-'")
-    check.add_argument(
-        "--tolerance", type=int, default=0, help="kopecks allowed between sum and price × quantity"
-    )
-    check.set_defaults(handler=_cmd_receipt_check)
     make_tlv = receipt_commands.add_parser("tlv", help="the receipt's FFD TLV as hex")
-    make_tlv.add_argument("file", nargs="?", help="receipt JSON; stdin when absent or '-'")
     make_tlv.add_argument("--ffd", choices=("1.2", "1.05"), default="1.2", help="FFD version")
-    make_tlv.set_defaults(handler=_cmd_receipt_tlv)
+    for sub, handler in ((check, _cmd_receipt_check), (make_tlv, _cmd_receipt_tlv)):
+        sub.add_argument("file", nargs="?", help="receipt JSON; stdin when absent or '-'")
+        sub.add_argument(
+            "--format",
+            choices=("auto", "kassa", "atol", "komtet"),
+            default="auto",
+            help="Kassa JSON, an ATOL Online v5 body or a KOMTET v2 task (auto: detected)",
+        )
+        sub.add_argument(
+            "--operation",
+            help="the ATOL operation (sell, sell_refund, …, buy_refund_correction); "
+            "default sell, or sell_correction for a correction body",
+        )
+        sub.add_argument(
+            "--tolerance",
+            type=int,
+            default=0,
+            help="kopecks allowed between sum and price × quantity (Kassa JSON)",
+        )
+        sub.set_defaults(handler=handler)
 
     demo = commands.add_parser("demo", help="run the main job on the embedded defaults")
     demo.set_defaults(handler=_cmd_demo)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from protocols.documents.ffd import decode_receipt
 from protocols.documents.json_format import receipt_from_json
 
@@ -81,3 +83,42 @@ def test_unreadable_input_exits_2() -> None:
     done = kassa("receipt", "check", stdin=b"{not json")
     assert done.returncode == 2
     assert b"Traceback" not in done.stderr
+
+
+CORPUS = Path(__file__).parents[1] / "protocols" / "corpus"
+
+
+@pytest.mark.parametrize("path", sorted(CORPUS.glob("*.json")), ids=lambda p: p.name)
+def test_ingress_corpus_checks_clean_and_gives_tlv(path: Path) -> None:
+    args = ["--operation", path.stem.split("-")[1]] if path.name.startswith("atol-") else []
+    done = kassa("receipt", "check", *args, str(path))
+    assert (done.returncode, done.stdout) == (0, b""), done.stdout
+    done = kassa("receipt", "tlv", *args, str(path))
+    assert done.returncode == 0, done.stderr
+    code = 31 if "correction" in path.name.lower() else 3
+    assert decode_receipt(bytes.fromhex(done.stdout.decode())).document.code == code
+
+
+def test_atol_problems_carry_atol_codes() -> None:
+    body = json.loads((CORPUS / "atol-sell-marked.json").read_text())
+    body["receipt"]["total"] = 1
+    done = kassa("receipt", "check", "--operation", "sell", stdin=json.dumps(body).encode())
+    assert done.returncode == 1
+    problems = [json.loads(line) for line in done.stdout.decode().splitlines()]
+    assert {"path": "receipt.total", "code": "total.items_mismatch"}.items() <= problems[0].items()
+    assert problems[0]["atol_code"] == 32
+
+
+def test_komtet_unknown_field_is_a_problem_with_its_path() -> None:
+    body = json.loads((CORPUS / "komtet-buy.json").read_text())
+    body["positions"][0]["colour"] = "red"
+    done = kassa("receipt", "check", stdin=json.dumps(body).encode())
+    assert done.returncode == 1
+    problem = json.loads(done.stdout.decode().splitlines()[0])
+    assert problem["path"] == "positions[0].colour" and problem["status"] == 422
+
+
+def test_an_undetectable_format_exits_2() -> None:
+    done = kassa("receipt", "check", stdin=b'{"hello": 1}')
+    assert done.returncode == 2
+    assert "cannot tell the format" in done.stderr.decode()
