@@ -398,3 +398,18 @@ def decode_receipt(wire: bytes) -> FiscalizedReceipt:
 def receipt_to_fns_json(receipt: Receipt, ffd: FfdVersion = FfdVersion.V1_2) -> dict[str, Any]:
     """The FNS-JSON view of the receipt's tags."""
     return to_fns_json({receipt.document_code: receipt_to_tags(receipt, ffd)})
+
+
+def legacy_product_code(type_code: int, gtin: str, serial: bytes = b"") -> bytes:
+    """1162 код товара of FFD 1.05: a 2-byte identifier type, the GTIN as a 6-byte big-endian
+    integer, then the serial for marked goods (order ММВ-7-20/229@; ffd.md §2.4)."""
+    if not (gtin.isascii() and gtin.isdigit()) or int(gtin) >= 1 << 48:
+        raise DocumentError(f"{gtin!r} is not a GTIN of at most 14 digits", "1162")
+    return type_code.to_bytes(2, "big") + int(gtin).to_bytes(6, "big") + serial
+
+
+def parse_legacy_product_code(raw: bytes) -> tuple[int, str, bytes]:
+    """(identifier type, GTIN, serial) of a 1162 value."""
+    if len(raw) < 8:
+        raise DocumentError(f"a 1162 product code has at least 8 bytes, got {len(raw)}", "1162")
+    return int.from_bytes(raw[:2], "big"), str(int.from_bytes(raw[2:8], "big")), raw[8:]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -14,6 +16,8 @@ from protocols.documents.ffd import (
     DocumentError,
     decode_receipt,
     encode_receipt,
+    legacy_product_code,
+    parse_legacy_product_code,
     receipt_to_fns_json,
     receipt_to_tags,
 )
@@ -140,3 +144,16 @@ def test_fns_json_uses_the_tax_service_keys() -> None:
     assert receipt["items"][0]["nds"] == 11
     assert receipt["ecashTotalSum"] == 50000
     assert decode_document(encode_receipt(coffee())).code == 3
+
+
+def test_g30_ffd_105_product_code_1162() -> None:
+    vectors = json.loads((Path(__file__).parents[1] / "vectors" / "ffd_given.json").read_text())
+    g30 = next(v for v in vectors if v["id"] == "G30")
+    raw = bytes.fromhex(g30["hex"])
+    type_code, gtin, serial = parse_legacy_product_code(raw)
+    assert (type_code.to_bytes(2, "big").hex(), gtin, serial) == (
+        g30["expect"]["type_code"],
+        g30["expect"]["gtin"],
+        b"",
+    )
+    assert legacy_product_code(type_code, gtin) == raw

@@ -112,7 +112,7 @@ def test_g21_unknown_tag_666_is_kept_raw_with_a_warning() -> None:
     assert encode(decoded.fields) == wire
 
 
-# G30 (a 1162 product code) belongs to the receipt model; G27–G29 are checksums.
+# G30 (a 1162 product code) is tested with the receipt model; G27–G29 are checksums.
 VALUE_VECTORS = [
     k
     for k, v in VECTORS.items()
