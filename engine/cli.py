@@ -12,6 +12,7 @@ import json
 import string
 import sys
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -214,6 +215,44 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo()
 
 
+def _cmd_emulator_serve(args: argparse.Namespace) -> int:
+    """Serve emulated registers until Ctrl-C; the emulator is imported only here."""
+    import trio
+
+    from emulator.serve import FleetError, serve_fleet
+
+    def announce(line: str) -> None:
+        print(line, flush=True)
+
+    try:
+        trio.run(
+            partial(
+                serve_fleet,
+                args.protocol,
+                args.registers,
+                args.port,
+                args.model,
+                args.line,
+                args.seed,
+                args.faults,
+                announce=announce,
+            )
+        )
+    except FleetError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        return 0
+    except BaseExceptionGroup as group:  # trio nurseries wrap what their tasks raise
+        failed, _ = group.split(FleetError)
+        if failed is not None:
+            _fail(str(failed.exceptions[0]))
+        _, rest = group.split(KeyboardInterrupt)
+        if rest is not None:
+            raise
+        return 0
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     names = list(BENCHMARKS) if args.name == "all" else [args.name]
     status = 0
@@ -291,6 +330,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the main job on the embedded defaults")
     demo.set_defaults(handler=_cmd_demo)
+
+    emulator = commands.add_parser("emulator", help="run the register emulator")
+    emulator_commands = emulator.add_subparsers(
+        dest="emulator_command", required=True, metavar="ACTION"
+    )
+    serve = emulator_commands.add_parser(
+        "serve", help="serve N registers on ports P…P+N-1 of 127.0.0.1 until interrupted"
+    )
+    serve.add_argument("--protocol", choices=("shtrih", "atol"), required=True)
+    serve.add_argument("--registers", type=int, default=1, help="how many registers (N)")
+    serve.add_argument("--port", type=int, required=True, help="the first port (P); 0: any")
+    serve.add_argument("--model", default="shtrih-m-online", help="timing model name")
+    serve.add_argument("--line", choices=("tcp", "serial"), default="tcp")
+    serve.add_argument("--seed", type=int, default=0, help="makes a run reproducible")
+    serve.add_argument("--faults", help="fault injection spec (not yet available)")
+    serve.set_defaults(handler=_cmd_emulator_serve)
 
     bench = commands.add_parser("bench", help="run a benchmark from benchmarks/")
     bench.add_argument("name", help=f"one of: all, {', '.join(BENCHMARKS)}")

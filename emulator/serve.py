@@ -1,0 +1,202 @@
+"""A fleet of emulated registers (парк ККТ): on TCP ports, or on in-memory streams for tests.
+
+Each register gets its own ФН, registered and ready: a deterministic ФН number (1041),
+register serial (1013) and registration number (1037) from the seed and the register's
+index, the test INN 7707083893 (1018) and the tax systems ОСН | УСН доход (1062).
+
+Choices where the reference is silent:
+- ФН number ``9999`` + 6 digits of the seed + 6 digits of the index; serial ``SSSSIIIIII``
+  (4 seed digits, 6 index digits); registration number = 10-digit order number (index + 1) +
+  a 6-digit check, CRC-16/CCITT-FALSE of order (10) + INN (12) + serial (20), each
+  zero-padded (the ФНС scheme as drivers compute it).
+- Port 0 serves every register on an ephemeral port; the printed lines say which.
+- Under MockClock the wall clock starts at :data:`START` so runs reproduce; on the real clock
+  it starts at the local time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from functools import partial
+
+import attrs
+import trio
+import trio.testing
+
+from emulator.fn import FiscalStorage
+from emulator.shtrih import ShtrihRegister, serve_connection
+from emulator.timing import RegisterTiming, model_named
+from protocols.crc import crc16_ccitt_false
+from protocols.documents.reports import RegistrationReport
+from protocols.tlv.enums import TaxSystem
+
+__all__ = [
+    "INN",
+    "START",
+    "FleetError",
+    "MemoryFleet",
+    "RegisterIdentity",
+    "identity",
+    "make_register",
+    "open_memory_fleet",
+    "serve_fleet",
+]
+
+INN = "7707083893"  # ИНН пользователя (1018) of every emulated register: a test INN
+START = dt.datetime(2026, 3, 2, 8, 0)
+DEFAULT_MODEL = "shtrih-m-online"
+
+
+class FleetError(Exception):
+    """Arguments the fleet cannot serve (the CLI prints it as one line, exit status 2)."""
+
+
+@attrs.frozen
+class RegisterIdentity:
+    """What tells one emulated register from another."""
+
+    index: int
+    fn_number: str  # 1041 номер ФН
+    kkt_serial: str  # 1013 заводской номер ККТ
+    registration_number: str  # 1037 регистрационный номер ККТ
+
+
+def identity(seed: int, index: int) -> RegisterIdentity:
+    """The deterministic numbers of register ``index`` in a run with ``seed``."""
+    fn_number = f"9999{seed % 10**6:06d}{index % 10**6:06d}"
+    serial = f"{seed % 10**4:04d}{index % 10**6:06d}"
+    order = f"{index + 1:010d}"
+    check = crc16_ccitt_false(f"{order}{INN:0>12}{serial:0>20}".encode("ascii"))
+    return RegisterIdentity(index, fn_number, serial, f"{order}{check:06d}")
+
+
+def make_register(
+    index: int,
+    *,
+    model: str = DEFAULT_MODEL,
+    line: str = "tcp",
+    seed: int = 0,
+    start: dt.datetime = START,
+) -> ShtrihRegister:
+    """A register with a registered ФН; call it inside trio (the clock starts now)."""
+    numbers = identity(seed, index)
+    fn = FiscalStorage(number=numbers.fn_number)
+    fn.register(
+        start,
+        RegistrationReport(
+            user_inn=INN,
+            user='ООО "Касса-эмулятор"',
+            registration_number=numbers.registration_number,
+            fn_number=numbers.fn_number,
+            kkt_serial=numbers.kkt_serial,
+            tax_systems=int(TaxSystem.OSN | TaxSystem.USN_INCOME),
+            place="emulator.kassa.example",
+            address="г. Москва, ул. Эмуляторная, д. 1",
+            ofd_inn="7709364346",
+        ),
+        timer=0.0,
+    )
+    timing = RegisterTiming(model_named(model), seed=seed, index=index, line=line)
+    return ShtrihRegister(fn, timing, start=start, kkt_serial=int(numbers.kkt_serial))
+
+
+def _check(protocol: str, registers: int, line: str, model: str, faults: str | None) -> None:
+    if protocol == "atol":
+        raise FleetError("--protocol atol: the ATOL personality is not yet available")
+    if protocol != "shtrih":
+        raise FleetError(f"--protocol {protocol!r}: choose shtrih or atol")
+    if registers < 1:
+        raise FleetError(f"--registers {registers}: at least 1")
+    if line not in ("tcp", "serial"):
+        raise FleetError(f"--line {line!r}: choose tcp or serial")
+    try:
+        model_named(model)
+    except KeyError as exc:
+        raise FleetError(f"--model: {exc.args[0]}") from None
+    if faults is not None:
+        raise FleetError("--faults: fault injection is not yet available")
+
+
+async def serve_fleet(
+    protocol: str,
+    registers: int,
+    port: int,
+    model: str = DEFAULT_MODEL,
+    line: str = "tcp",
+    seed: int = 0,
+    faults: str | None = None,
+    *,
+    host: str = "127.0.0.1",
+    start: dt.datetime | None = None,
+    announce: Callable[[str], None] = print,
+    task_status: trio.TaskStatus[list[ShtrihRegister]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``registers`` registers on ``port`` … ``port + registers - 1`` until cancelled.
+
+    Once every port listens, ``announce`` gets one line per register: port, ФН number,
+    registration number.
+    """
+    _check(protocol, registers, line, model, faults)
+    if not 0 <= port <= 65535 or (port and port + registers - 1 > 65535):
+        raise FleetError(f"--port {port}: ports {port}…{port + registers - 1} do not exist")
+    begin = start if start is not None else dt.datetime.now().replace(microsecond=0)
+    fleet = [
+        make_register(i, model=model, line=line, seed=seed, start=begin) for i in range(registers)
+    ]
+    async with trio.open_nursery() as nursery:
+        lines = []
+        for index, register in enumerate(fleet):
+
+            async def handler(
+                stream: trio.SocketStream, register: ShtrihRegister = register
+            ) -> None:
+                await serve_connection(stream, register)
+
+            try:
+                listeners = await nursery.start(
+                    partial(trio.serve_tcp, handler, port + index if port else 0, host=host)
+                )
+            except OSError as exc:
+                raise FleetError(f"--port {port + index}: {exc.strerror or exc}") from None
+            bound = listeners[0].socket.getsockname()[1]
+            lines.append(
+                f"{bound} {register.fn.number} {identity(seed, index).registration_number}"
+            )
+        for text in lines:
+            announce(text)
+        task_status.started(fleet)
+
+
+@attrs.frozen
+class MemoryFleet:
+    """Registers served over in-memory streams; ``connect(i)`` opens a host's end to one."""
+
+    registers: tuple[ShtrihRegister, ...]
+    _nursery: trio.Nursery
+
+    async def connect(self, index: int) -> trio.abc.Stream:
+        """A new connection to register ``index``; closing it ends the register's side."""
+        host_end, device_end = trio.testing.memory_stream_pair()
+        self._nursery.start_soon(serve_connection, device_end, self.registers[index])
+        return host_end
+
+
+@asynccontextmanager
+async def open_memory_fleet(
+    registers: int = 1,
+    *,
+    model: str = DEFAULT_MODEL,
+    line: str = "tcp",
+    seed: int = 0,
+    start: dt.datetime = START,
+) -> AsyncIterator[MemoryFleet]:
+    """A fleet for MockClock runs: in-memory streams replace sockets; stops on exit."""
+    _check("shtrih", registers, line, model, None)
+    fleet = tuple(
+        make_register(i, model=model, line=line, seed=seed, start=start) for i in range(registers)
+    )
+    async with trio.open_nursery() as nursery:
+        yield MemoryFleet(fleet, nursery)
+        nursery.cancel_scope.cancel()

@@ -1,0 +1,152 @@
+"""``kassa emulator serve`` on real sockets, talked to by a hand-written third-party client."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+KASSA = [sys.executable, "-m", "engine.cli"]
+ROOT = Path(__file__).resolve().parents[2]
+ENQ, STX, ACK, NAK = 0x05, 0x02, 0x06, 0x15
+#: 10h short status with the administrator password 30 (registers.md §1.10 R1).
+SHORT_STATUS = bytes.fromhex("02 05 10 1E 00 00 00 0B")
+
+
+def free_ports(count: int) -> int:
+    """A first port P with P…P+count-1 free right now."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            first = probe.getsockname()[1]
+        if first + count > 65535:
+            continue
+        sockets = []
+        try:
+            for port in range(first, first + count):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError("no free ports")
+
+
+def lrc(data: bytes) -> int:
+    out = 0
+    for byte in data:
+        out ^= byte
+    return out
+
+
+def read_exactly(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        assert chunk, "connection closed"
+        data += chunk
+    return data
+
+
+def short_status(port: int) -> tuple[bytes, bytes]:
+    """ENQ, the 10h frame, ACK, as a plain blocking client; (answer payload, bytes after ACK)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as sock:
+        sock.sendall(bytes((ENQ,)))
+        assert read_exactly(sock, 1) == bytes((NAK,))  # idle, ready for a command
+        sock.sendall(SHORT_STATUS)
+        assert read_exactly(sock, 1) == bytes((ACK,))
+        head = read_exactly(sock, 2)
+        assert head[0] == STX
+        rest = read_exactly(sock, head[1] + 1)
+        payload, check = rest[:-1], rest[-1]
+        assert lrc(head[1:] + payload) == check
+        sock.sendall(bytes((ACK,)))
+        sock.settimeout(0.5)
+        try:
+            after = sock.recv(16)
+        except TimeoutError:
+            after = b""
+        return payload, after
+
+
+def start(*args: str) -> tuple[subprocess.Popen[str], list[str]]:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [*KASSA, "emulator", "serve", "--protocol", "shtrih", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    watchdog = threading.Timer(20, proc.kill)
+    watchdog.start()
+    try:
+        count = int(args[args.index("--registers") + 1])
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline().strip() for _ in range(count)]
+    finally:
+        watchdog.cancel()
+    return proc, lines
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("line", ["tcp", "serial"])
+def test_serve_with_a_third_party_client(line: str) -> None:
+    port = free_ports(2)
+    proc, lines = start("--registers", "2", "--port", str(port), "--line", line, "--seed", "3")
+    try:
+        numbers = [text.split() for text in lines]
+        assert [int(n[0]) for n in numbers] == [port, port + 1], lines
+        assert all(len(n[1]) == 16 and len(n[2]) == 16 for n in numbers)
+        assert numbers[0][1] != numbers[1][1]
+        for offset in (0, 1):
+            payload, after = short_status(port + offset)
+            assert payload[:2] == b"\x10\x00" and len(payload) == 16
+            assert payload[2] == 30  # operator
+            assert payload[5] & 0x0F == 4  # shift closed
+            assert after == (b"\xff" if line == "tcp" else b"")
+    finally:
+        if proc.poll() is None:
+            stop(proc)
+
+
+def test_bad_arguments_exit_2() -> None:
+    for args in (["--protocol", "atol", "--port", "1"], ["--protocol", "shtrih", "--port", "x"]):
+        done = subprocess.run(
+            [*KASSA, "emulator", "serve", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        assert done.returncode == 2
+        assert "Traceback" not in done.stderr
+    faults = subprocess.run(
+        [*KASSA, "emulator", "serve", "--protocol", "shtrih", "--port", "1", "--faults", "drop"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert faults.returncode == 2 and faults.stderr.count("\n") == 1
