@@ -216,40 +216,44 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_emulator_serve(args: argparse.Namespace) -> int:
-    """Serve emulated registers until Ctrl-C; the emulator is imported only here."""
+    """Serve emulated registers until SIGINT or SIGTERM; the emulator is imported only here.
+
+    The signals are taken explicitly: a process started in the background inherits SIGINT
+    ignored, and a service manager stops with SIGTERM, and either must end the fleet cleanly.
+    """
+    import signal
+
     import trio
 
     from emulator.serve import FleetError, serve_fleet
 
-    def announce(line: str) -> None:
-        print(line, flush=True)
+    async def serve_until_signalled() -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(
+                    partial(
+                        serve_fleet,
+                        args.protocol,
+                        args.registers,
+                        args.port,
+                        args.model,
+                        args.line,
+                        args.seed,
+                        args.faults,
+                        announce=lambda line: print(line, flush=True),
+                    )
+                )
+                async for _ in signals:
+                    nursery.cancel_scope.cancel()
+                    break
 
     try:
-        trio.run(
-            partial(
-                serve_fleet,
-                args.protocol,
-                args.registers,
-                args.port,
-                args.model,
-                args.line,
-                args.seed,
-                args.faults,
-                announce=announce,
-            )
-        )
-    except FleetError as exc:
-        _fail(str(exc))
-    except KeyboardInterrupt:
-        return 0
+        trio.run(serve_until_signalled)
     except BaseExceptionGroup as group:  # trio nurseries wrap what their tasks raise
         failed, _ = group.split(FleetError)
-        if failed is not None:
-            _fail(str(failed.exceptions[0]))
-        _, rest = group.split(KeyboardInterrupt)
-        if rest is not None:
+        if failed is None:
             raise
-        return 0
+        _fail(str(failed.exceptions[0]))
     return 0
 
 

@@ -100,8 +100,8 @@ def start(*args: str) -> tuple[subprocess.Popen[str], list[str]]:
     return proc, lines
 
 
-def stop(proc: subprocess.Popen[str]) -> None:
-    proc.send_signal(signal.SIGINT)
+def stop(proc: subprocess.Popen[str], how: signal.Signals = signal.SIGINT) -> None:
+    proc.send_signal(how)
     try:
         _, err = proc.communicate(timeout=10)
     except subprocess.TimeoutExpired:
@@ -109,6 +109,13 @@ def stop(proc: subprocess.Popen[str]) -> None:
         raise
     assert proc.returncode == 0, err
     assert "Traceback" not in err
+
+
+def test_sigterm_stops_the_fleet_cleanly() -> None:
+    """A service manager stops with SIGTERM; a background shell start ignores SIGINT."""
+    proc, lines = start("--registers", "1", "--port", str(free_ports(1)))
+    assert len(lines) == 1
+    stop(proc, signal.SIGTERM)
 
 
 @pytest.mark.parametrize("line", ["tcp", "serial"])
