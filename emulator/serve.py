@@ -17,7 +17,7 @@ Choices where the reference is silent:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 
@@ -26,6 +26,7 @@ import trio
 import trio.testing
 
 from emulator.fn import FiscalStorage
+from emulator.ofd import OfdSender, OfdServer, WallClock
 from emulator.shtrih import ShtrihRegister, serve_connection
 from emulator.timing import RegisterTiming, model_named
 from protocols.crc import crc16_ccitt_false
@@ -42,11 +43,15 @@ __all__ = [
     "make_register",
     "open_memory_fleet",
     "serve_fleet",
+    "start_ofd",
 ]
 
 INN = "7707083893"  # ИНН пользователя (1018) of every emulated register: a test INN
 START = dt.datetime(2026, 3, 2, 8, 0)
 DEFAULT_MODEL = "shtrih-m-online"
+#: How often a register looks for unsent documents, and waits after a failed exchange (s).
+OFD_POLL_INTERVAL = 5.0
+OFD_RETRY_INTERVAL = 60.0
 
 
 class FleetError(Exception):
@@ -146,6 +151,7 @@ async def serve_fleet(
         make_register(i, model=model, line=line, seed=seed, start=begin) for i in range(registers)
     ]
     async with trio.open_nursery() as nursery:
+        start_ofd(nursery, fleet, begin, seed)
         lines = []
         for index, register in enumerate(fleet):
 
@@ -169,12 +175,37 @@ async def serve_fleet(
         task_status.started(fleet)
 
 
+def start_ofd(
+    nursery: trio.Nursery, fleet: Sequence[ShtrihRegister], begin: dt.datetime, seed: int
+) -> OfdServer:
+    """An emulated OFD for the fleet, and each register's transport sending it their documents.
+
+    The OFD runs in-process and the registers reach it over in-memory streams: it needs no
+    port, and it is the same protocol as over TCP (session header, container, document 7).
+    """
+    ofd = OfdServer(WallClock(begin, trio.current_time()))
+    connect = ofd.memory_connector(nursery)
+    for register in fleet:
+        index = int(register.fn.number[-6:])
+        sender = OfdSender(
+            register.fn,
+            connect,
+            retry_interval=OFD_RETRY_INTERVAL,
+            poll_interval=OFD_POLL_INTERVAL,
+            jitter=0.1,
+            seed=seed * 1_000_003 + index,
+        )
+        nursery.start_soon(sender.run)
+    return ofd
+
+
 @attrs.frozen
 class MemoryFleet:
     """Registers served over in-memory streams; ``connect(i)`` opens a host's end to one."""
 
     registers: tuple[ShtrihRegister, ...]
     _nursery: trio.Nursery
+    ofd: OfdServer | None = None  # the fleet's OFD, when it runs one
 
     async def connect(self, index: int) -> trio.abc.Stream:
         """A new connection to register ``index``; closing it ends the register's side."""
@@ -191,12 +222,17 @@ async def open_memory_fleet(
     line: str = "tcp",
     seed: int = 0,
     start: dt.datetime = START,
+    ofd: bool = False,
 ) -> AsyncIterator[MemoryFleet]:
-    """A fleet for MockClock runs: in-memory streams replace sockets; stops on exit."""
+    """A fleet for MockClock runs: in-memory streams replace sockets; stops on exit.
+
+    With ``ofd`` the registers send their documents to an emulated OFD, as a served fleet does.
+    """
     _check("shtrih", registers, line, model, None)
     fleet = tuple(
         make_register(i, model=model, line=line, seed=seed, start=start) for i in range(registers)
     )
     async with trio.open_nursery() as nursery:
-        yield MemoryFleet(fleet, nursery)
+        server = start_ofd(nursery, fleet, start, seed) if ofd else None
+        yield MemoryFleet(fleet, nursery, server)
         nursery.cancel_scope.cancel()

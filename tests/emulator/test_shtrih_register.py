@@ -321,3 +321,30 @@ async def test_enq_while_executing_gets_ack(autojump_clock: trio.testing.MockClo
         assert answer == bytes.fromhex("02 03 E0 00 1E FD")
         await stream.send_all(b"\x06")
         assert await stream.receive_some() == b"\xff"  # the TCP line's filler after ACK
+
+
+async def test_the_fleet_delivers_documents_to_its_ofd(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A served fleet's registers send every document to the emulated OFD and get acks."""
+    async with open_memory_fleet(2, ofd=True) as fleet:
+        assert fleet.ofd is not None
+        host = Host(await fleet.connect(1), 2)
+        assert error_of(await host.call(c.OpenShift(password=PW))) == 0
+        assert error_of(await host.call(sale())) == 0
+        assert isinstance(await host.call(close(cash=10_000)), c.CloseReceiptV2Answer)
+        with trio.fail_after(600):
+            while any(register.fn.unsent() for register in fleet.registers):
+                await trio.sleep(1)
+        delivered = {(d.fn_number, d.fd_number) for d in fleet.ofd.deliveries}
+        for register in fleet.registers:
+            archived = {(register.fn.number, fd) for fd in register.fn.archive}
+            assert archived <= delivered
+        assert all(d.response_code == 0 for d in fleet.ofd.deliveries)
+        receipt = fleet.registers[1].fn.last_fd_number
+        sent = next(
+            d
+            for d in fleet.ofd.deliveries
+            if d.fd_number == receipt and d.fn_number == fleet.registers[1].fn.number
+        )
+        assert sent.document == fleet.registers[1].fn.archive[receipt]  # byte for byte
