@@ -29,6 +29,7 @@ BENCHMARKS: dict[str, str] = {
     "ofd": "benchmarks.ofd_codec",
     "shtrih": "benchmarks.shtrih_codec",
     "atol": "benchmarks.atol_codec",
+    "emulator": "benchmarks.emulator_capacity",
 }
 
 

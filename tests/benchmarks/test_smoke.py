@@ -20,6 +20,8 @@ def rates(result: Any) -> list[float]:
     if isinstance(result, dict):
         found = [v for k, v in result.items() if k.endswith("_per_s") and not isinstance(v, dict)]
         return found + [r for v in result.values() for r in rates(v)]
+    if isinstance(result, list):
+        return [r for v in result for r in rates(v)]
     return []
 
 
