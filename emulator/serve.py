@@ -25,9 +25,18 @@ import attrs
 import trio
 import trio.testing
 
+from emulator.faults import (
+    FaultEvent,
+    FaultLog,
+    FaultyRegister,
+    RegisterFaults,
+    parse_faults,
+    run_schedule,
+    serve_faulty_connection,
+)
 from emulator.fn import FiscalStorage
 from emulator.ofd import OfdSender, OfdServer, WallClock
-from emulator.shtrih import ShtrihRegister, serve_connection
+from emulator.shtrih import ShtrihRegister
 from emulator.timing import RegisterTiming, model_named
 from protocols.crc import crc16_ccitt_false
 from protocols.documents.reports import RegistrationReport
@@ -121,7 +130,44 @@ def _check(protocol: str, registers: int, line: str, model: str, faults: str | N
     except KeyError as exc:
         raise FleetError(f"--model: {exc.args[0]}") from None
     if faults is not None:
-        raise FleetError("--faults: fault injection is not yet available")
+        try:
+            parse_faults(faults)
+        except ValueError as exc:
+            raise FleetError(f"--faults: {exc}") from None
+
+
+def _with_faults(
+    nursery: trio.Nursery,
+    fleet: Sequence[ShtrihRegister],
+    faults: str | None,
+    seed: int,
+    ofd: OfdServer,
+    log: FaultLog,
+) -> list[ShtrihRegister]:
+    """The fleet with the fault plan attached to each register and its schedule running."""
+    if faults is None:
+        return list(fleet)
+    plan = parse_faults(faults)
+    faulty: list[ShtrihRegister] = []
+    for index, register in enumerate(fleet):
+        register_faults = RegisterFaults(plan, register=index, seed=seed, log=log)
+        wrapped = FaultyRegister.wrap(register, register_faults)
+        nursery.start_soon(run_schedule, wrapped, register_faults, ofd)
+        faulty.append(wrapped)
+    return faulty
+
+
+class AnnouncedFaultLog(FaultLog):
+    """A fault log that also says each fault as it happens (``kassa emulator serve`` prints it)."""
+
+    def __init__(self, say: Callable[[FaultEvent], None]) -> None:
+        super().__init__()
+        self._say = say
+
+    def record(self, register: int, kind: str, detail: str) -> FaultEvent:
+        event = super().record(register, kind, detail)
+        self._say(event)
+        return event
 
 
 async def serve_fleet(
@@ -136,12 +182,14 @@ async def serve_fleet(
     host: str = "127.0.0.1",
     start: dt.datetime | None = None,
     announce: Callable[[str], None] = print,
+    on_fault: Callable[[FaultEvent], None] | None = None,
     task_status: trio.TaskStatus[list[ShtrihRegister]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``registers`` registers on ``port`` … ``port + registers - 1`` until cancelled.
 
     Once every port listens, ``announce`` gets one line per register: port, ФН number,
-    registration number.
+    registration number. With ``faults`` (the language of :func:`emulator.faults.parse_faults`)
+    each injected fault is logged with its time and passed to ``on_fault``.
     """
     _check(protocol, registers, line, model, faults)
     if not 0 <= port <= 65535 or (port and port + registers - 1 > 65535):
@@ -151,14 +199,16 @@ async def serve_fleet(
         make_register(i, model=model, line=line, seed=seed, start=begin) for i in range(registers)
     ]
     async with trio.open_nursery() as nursery:
-        start_ofd(nursery, fleet, begin, seed)
+        ofd = start_ofd(nursery, fleet, begin, seed)
+        log = AnnouncedFaultLog(on_fault) if on_fault is not None else FaultLog()
+        fleet = _with_faults(nursery, fleet, faults, seed, ofd, log)
         lines = []
         for index, register in enumerate(fleet):
 
             async def handler(
                 stream: trio.SocketStream, register: ShtrihRegister = register
             ) -> None:
-                await serve_connection(stream, register)
+                await serve_faulty_connection(stream, register)
 
             try:
                 listeners = await nursery.start(
@@ -206,11 +256,12 @@ class MemoryFleet:
     registers: tuple[ShtrihRegister, ...]
     _nursery: trio.Nursery
     ofd: OfdServer | None = None  # the fleet's OFD, when it runs one
+    faults: FaultLog = attrs.field(factory=FaultLog)  # every fault injected, with its time
 
     async def connect(self, index: int) -> trio.abc.Stream:
         """A new connection to register ``index``; closing it ends the register's side."""
         host_end, device_end = trio.testing.memory_stream_pair()
-        self._nursery.start_soon(serve_connection, device_end, self.registers[index])
+        self._nursery.start_soon(serve_faulty_connection, device_end, self.registers[index])
         return host_end
 
 
@@ -223,16 +274,25 @@ async def open_memory_fleet(
     seed: int = 0,
     start: dt.datetime = START,
     ofd: bool = False,
+    faults: str | None = None,
 ) -> AsyncIterator[MemoryFleet]:
     """A fleet for MockClock runs: in-memory streams replace sockets; stops on exit.
 
-    With ``ofd`` the registers send their documents to an emulated OFD, as a served fleet does.
+    With ``ofd`` the registers send their documents to an emulated OFD, as a served fleet does;
+    with ``faults`` the fault plan applies (an OFD-down fault needs ``ofd``).
     """
-    _check("shtrih", registers, line, model, None)
+    _check("shtrih", registers, line, model, faults)
     fleet = tuple(
         make_register(i, model=model, line=line, seed=seed, start=start) for i in range(registers)
     )
     async with trio.open_nursery() as nursery:
         server = start_ofd(nursery, fleet, start, seed) if ofd else None
-        yield MemoryFleet(fleet, nursery, server)
+        log = FaultLog()
+        if faults is not None:
+            fleet = tuple(
+                _with_faults(
+                    nursery, fleet, faults, seed, server or OfdServer(WallClock(start)), log
+                )
+            )
+        yield MemoryFleet(fleet, nursery, server, log)
         nursery.cancel_scope.cancel()

@@ -242,6 +242,12 @@ def _cmd_emulator_serve(args: argparse.Namespace) -> int:
                         args.seed,
                         args.faults,
                         announce=lambda line: print(line, flush=True),
+                        on_fault=lambda event: print(
+                            f"fault at {event.at:.3f} s: register {event.register} "
+                            f"{event.kind} {event.detail}",
+                            file=sys.stderr,
+                            flush=True,
+                        ),
                     )
                 )
                 async for _ in signals:
@@ -349,7 +355,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--model", default="shtrih-m-online", help="timing model name")
     serve.add_argument("--line", choices=("tcp", "serial"), default="tcp")
     serve.add_argument("--seed", type=int, default=0, help="makes a run reproducible")
-    serve.add_argument("--faults", help="fault injection spec (not yet available)")
+    serve.add_argument(
+        "--faults",
+        help="faults to inject, e.g. 'drop:0.001,power-after:0.01,ofd-down@1h+6h' "
+        "(the language is in emulator/faults.py); each is logged on stderr with its time",
+    )
     serve.set_defaults(handler=_cmd_emulator_serve)
 
     bench = commands.add_parser("bench", help="run a benchmark from benchmarks/")

@@ -348,3 +348,19 @@ async def test_the_fleet_delivers_documents_to_its_ofd(
             if d.fd_number == receipt and d.fn_number == fleet.registers[1].fn.number
         )
         assert sent.document == fleet.registers[1].fn.archive[receipt]  # byte for byte
+
+
+async def test_a_fleet_injects_its_fault_plan_and_logs_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    began = trio.current_time()
+    async with open_memory_fleet(2, faults="shift-expired@1h#1", ofd=True) as fleet:
+        hosts = [Host(await fleet.connect(i), 2) for i in (0, 1)]
+        for host in hosts:
+            assert error_of(await host.call(c.OpenShift(password=PW))) == 0
+        await trio.sleep(3601)
+        assert (await hosts[0].status()).mode == Mode.SHIFT_OPEN
+        assert (await hosts[1].status()).mode == Mode.SHIFT_EXPIRED
+        (event,) = fleet.faults
+        assert (event.register, event.kind) == (1, "shift-expired")
+        assert event.at - began == 3600  # at its scheduled simulated time
