@@ -1,0 +1,685 @@
+"""The ATOL register personality (персональность «АТОЛ»): state, commands, the task buffer.
+
+:class:`AtolRegister` is one emulated ATOL register (протокол ККТ 3.1, transport v3): its mode
+(режим, registers.md §2.3), the shift as its ФН (:class:`~emulator.fn.FiscalStorage`) keeps it,
+and the open receipt (открытый чек) with its items and payments.
+:meth:`AtolRegister.execute` answers one application request with the answer a real register
+sends and the time it takes. :func:`serve_connection` runs :mod:`protocols.atol`'s
+:class:`~protocols.atol.DeviceConnection` on a trio stream and executes the tasks of the task
+buffer (буфер заданий) in order. The register outlives connections: its task buffer, its
+receipt and its ФН survive a reconnect, and a task already executed is answered from the
+buffer, never run twice.
+
+Choices where the reference (registers.md §2, §4) is silent:
+
+- Modes: the register starts in the select mode (0). 56h enters modes 1 (registration),
+  2 (X reports), 3 (Z reports), 4 (programming) and 6 (ФН) from mode 0 only; modes 1 and 2
+  take an operator password 1…30, the others 29 or 30 (administrator, system administrator);
+  another password answers 8Ch. 48h returns to mode 0, refused with 9Bh while a receipt is open.
+- Open shift (9Ah), open receipt (92h), items (E6h), payments (99h), close (4Ah) and cancel
+  (59h) need mode 1; the Z report (5Ah) needs mode 3; anything else there answers 66h. There is
+  no automatic shift opening: 92h in a closed shift answers 66h. Status (3Fh) and the ФН
+  requests (A4 xx) work in every mode.
+- Error codes the codec's list lacks, numbered as on the older ATOL protocols (assumed, not
+  in the reference): 9Ah receipt closed (no receipt open), 45h payments below the total,
+  46h non-cash payments above the total (the change comes out of cash only), D0h ФН error
+  with the ФН's result code in the extended byte. An item with a zero quantity answers 0Ah, a
+  discount above the item's sum 08h, a tax code outside 0…8 or a malformed or unknown
+  request 13h, a close with no items 3Dh. A ФН refusal 16h (shift over 24 h) answers 88h.
+- E6h tax codes follow ATOL's tax table, the order of 1199: 1 = 20 %, 2 = 10 %, 3 = 20/120,
+  4 = 10/110, 5 = 0 %, 6 = no VAT, 7 = 5 %, 8 = 7 %; 0 (the department's rate) = no VAT.
+  Items are full payment (1214 = 4) of goods (1212 = 1). A discount lowers 1043 and 1079.
+- 92h opens the ФН document (begin_receipt) unless bit 0 (test mode) is set: a test receipt
+  never reaches the ФН. 4Ah with amount 0 pays what is left with its payment type.
+- The state answer: submode and receipt state are the open receipt's type (0 when none),
+  receipt number the last 1042 of the shift, port 4 on TCP and 0 on a serial line. A4 10
+  answers the open (or last) shift and the last 1042 of the open shift.
+- A4 45 answers the document's STLV tag and its whole size; A4 46 the whole document, header
+  included, exactly as archived; 46 before any 45 answers 18h (no more data).
+- The task's status is A4 (error) when the application answer carries a non-zero error.
+- Timing: a task takes the processing time of its command (see :data:`ATOL_MODELS`) plus the
+  printing of its document on models with a printer; the register answers Req with A2 for that
+  long (the 15 s async timeout of S7 was raised "because the receipt did not finish printing").
+- Link state (the frame reader and the last answer kept for an exact repeat) belongs to one
+  connection; the task buffer belongs to the register. Tasks still pending when the host
+  leaves run to the end all the same.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import random
+from collections.abc import Callable, Mapping
+from decimal import ROUND_HALF_UP, Decimal
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+import trio
+
+from emulator.fn import FiscalResult, FiscalStorage, FnModelError
+from emulator.timing import MS, RegisterModel
+from protocols.atol import commands as c
+from protocols.atol.connection import DeviceConnection
+from protocols.atol.errors import AtolError
+from protocols.atol.events import (
+    NEED_DATA,
+    TaskAdded,
+    TaskCompleted,
+    TaskStarted,
+)
+from protocols.atol.taskbuffer import TaskBuffer
+from protocols.documents.ffd import receipt_to_tags
+from protocols.documents.model import Company, Item, Payments, Receipt
+from protocols.errors import ProtocolError
+from protocols.fn import FnPhase, ResultCode
+from protocols.tlv import TlvError, encode
+from protocols.tlv.enums import VatRate
+
+__all__ = [
+    "ATOL_30F",
+    "ATOL_42FA",
+    "ATOL_MODELS",
+    "AtolErrorCode",
+    "AtolRegister",
+    "AtolTiming",
+    "OpenReceipt",
+    "atol_model_named",
+    "serve_connection",
+]
+
+ErrorCode = c.ErrorCode
+
+
+class AtolErrorCode(enum.IntEnum):
+    """Result codes the codec's :class:`~protocols.atol.ErrorCode` lacks (assumed numbers)."""
+
+    PAYMENTS_BELOW_TOTAL = 0x45  # сумма оплат меньше итога чека
+    NON_CASH_OVER_TOTAL = 0x46  # безналичные оплаты больше итога чека
+    RECEIPT_CLOSED = 0x9A  # чек закрыт — операция невозможна
+    FN_ERROR = 0xD0  # ошибка ФН: the ФН's result code in the extended byte
+
+
+# --- timing ------------------------------------------------------------------------------------
+
+#: A printer-less data-centre register, ATOL 42ФА (libfptr model 70, §2.3).
+ATOL_42FA = RegisterModel(
+    name="atol-42fa",
+    title="АТОЛ 42ФА",
+    model_id=70,  # §2.3 libfptr10 model ids: 42FA = 70
+    baud=115_200,  # assumption: the fastest common rate (§2.3 constants go to 921600)
+    tcp_latency=0.5 * MS,  # assumption: a data-centre LAN share, as for Shtrih
+    byte_timeout=50 * MS,  # assumption: not used by transport v3 (one packet per write)
+    status_time=5 * MS,  # assumption: §4.2 shows 1–8 ms for status over TCP (Shtrih #50, #72)
+    command_time=7 * MS,  # assumption: §4.2 7 ms for a simple command (#130)
+    operation_time=60 * MS,  # assumption: under the 196 ms FF46h upper bound (§4.2, #72)
+    tlv_read_time=5 * MS,  # assumption: §4.2 FF3Bh 5 ms (#141)
+    fn_document_time=300 * MS,  # assumption: ФН sign latency is unpublished (§4.5)
+    shift_open_time=800 * MS,  # assumption: online, without the 10 s OKP wait (#158)
+    shift_close_time=1_200 * MS,  # assumption: counters, no printing; §2.4 T5 40 s is a bound
+    print_line=0.0,  # §4.5: 0 for printer-less data-centre devices
+    header_lines=0,
+    lines_per_item=0,
+    footer_lines=0,
+    report_lines=0,
+    jitter=0.10,  # assumption, as for Shtrih
+)
+
+#: A desktop register with a thermal printer, ATOL 30Ф (libfptr model 61, §2.3).
+ATOL_30F = attrs.evolve(
+    ATOL_42FA,
+    name="atol-30f",
+    title="АТОЛ 30Ф",
+    model_id=61,  # §2.3: 30F = 61
+    tcp_latency=2 * MS,  # assumption: USB / RNDIS
+    status_time=20 * MS,  # assumption: §4.2 10h 20 ms (#130)
+    operation_time=196 * MS,  # assumption: §4.2 FF46h 196 ms (#72)
+    fn_document_time=400 * MS,  # assumption (§4.5)
+    shift_open_time=1_500 * MS,  # assumption
+    shift_close_time=2_000 * MS,  # assumption
+    print_line=25 * MS,  # assumption: ~150 mm/s thermal head (see emulator.timing)
+    header_lines=8,
+    lines_per_item=2,
+    footer_lines=18,
+    report_lines=30,
+)
+
+ATOL_MODELS: Mapping[str, RegisterModel] = MappingProxyType(
+    {m.name: m for m in (ATOL_42FA, ATOL_30F)}
+)
+
+#: Command code → the field of the model table that gives its processing time.
+_COMMAND_FIELDS: Mapping[bytes, str] = MappingProxyType(
+    {
+        b"\x3f": "status_time",
+        b"\xa4\x10": "status_time",
+        b"\xa4\x20": "status_time",
+        b"\xe6": "operation_time",
+        b"\xa4\x45": "tlv_read_time",
+        b"\xa4\x46": "tlv_read_time",
+        b"\x4a": "fn_document_time",
+        b"\x9a": "shift_open_time",
+        b"\x5a": "shift_close_time",
+    }
+)
+
+
+def atol_model_named(name: str) -> RegisterModel:
+    """The table of an ATOL model; ``KeyError`` names the known ones."""
+    try:
+        return ATOL_MODELS[name]
+    except KeyError:
+        raise KeyError(f"unknown model {name!r}; choose from: {', '.join(ATOL_MODELS)}") from None
+
+
+class AtolTiming:
+    """The durations of one ATOL register: its model's table plus seeded jitter.
+
+    The same rules as :class:`emulator.timing.RegisterTiming`, keyed by ATOL command codes
+    (which overlap Shtrih's numbers with other meanings).
+    """
+
+    def __init__(self, model: RegisterModel, *, seed: int, index: int, line: str = "tcp") -> None:
+        if line not in ("tcp", "serial"):
+            raise ValueError(f"line must be tcp or serial, not {line!r}")
+        self.model = model
+        self.line = line
+        self._random = random.Random(f"kassa-emulator-atol:{seed}:{index}")
+
+    def _jittered(self, base: float) -> float:
+        if base <= 0:
+            return 0.0
+        return base * self._random.uniform(1 - self.model.jitter, 1 + self.model.jitter)
+
+    def command(self, code: bytes) -> float:
+        """Processing time of a command, the ФН operation included."""
+        return self._jittered(getattr(self.model, _COMMAND_FIELDS.get(code, "command_time")))
+
+    def wire(self, size: int) -> float:
+        """Time to put ``size`` bytes on the line (serial: 10 bits a byte; TCP: one packet)."""
+        if size <= 0:
+            return 0.0
+        if self.line == "serial":
+            return size * 10 / self.model.baud
+        return self.model.tcp_latency
+
+    def print_lines(self, lines: int) -> float:
+        """Time the printer needs for ``lines`` lines (0 on printer-less models)."""
+        return self._jittered(self.model.print_line * lines)
+
+
+# --- the register ------------------------------------------------------------------------------
+
+
+class CommandRefused(Exception):
+    """A command answered ``55 error ext`` with a non-zero error."""
+
+    def __init__(self, error: int, extended: int = 0) -> None:
+        super().__init__(f"{error:02X}h/{extended:02X}h")
+        self.error = error
+        self.extended = extended
+
+
+#: Receipt type (тип чека) → 1054 признак расчёта.
+_OPERATIONS: Mapping[c.ReceiptType, int] = MappingProxyType(
+    {
+        c.ReceiptType.SALE: 1,
+        c.ReceiptType.SALE_RETURN: 2,
+        c.ReceiptType.PURCHASE: 3,
+        c.ReceiptType.PURCHASE_RETURN: 4,
+    }
+)
+_OPERATOR_MODES = frozenset({c.Mode.REGISTRATION, c.Mode.X_REPORTS})
+_ADMIN_MODES = frozenset({c.Mode.Z_REPORTS, c.Mode.PROGRAMMING, c.Mode.FISCAL_STORAGE})
+_ADMIN = frozenset({29, 30})
+_MAX_TAX = 8  # ATOL's tax table runs 1…8, as 1199 does up to НДС 7 %
+
+
+@attrs.frozen
+class OpenReceipt:
+    """открытый чек: its type, items (предметы расчёта, 1059) and payments by type."""
+
+    receipt_type: c.ReceiptType
+    test: bool = False  # opened in test mode: never reaches the ФН
+    items: tuple[Item, ...] = ()
+    payments: tuple[tuple[c.PaymentType, int], ...] = ()
+
+    @property
+    def total(self) -> int:
+        """1020 сумма расчёта so far."""
+        return sum(item.sum for item in self.items)
+
+    @property
+    def paid(self) -> int:
+        return sum(amount for _, amount in self.payments)
+
+
+class AtolRegister:
+    """One emulated ATOL register with its ФН; no I/O, time from ``clock`` (seconds).
+
+    ``start`` is the wall clock (naive local time) when ``clock()`` read ``origin``; the wall
+    clock then runs with ``clock``, so MockClock moves it too.
+    """
+
+    def __init__(
+        self,
+        fn: FiscalStorage,
+        timing: AtolTiming,
+        *,
+        start: dt.datetime,
+        kkt_serial: int,
+        clock: Callable[[], float] = trio.current_time,
+        origin: float | None = None,
+    ) -> None:
+        self.fn = fn
+        self.timing = timing
+        self.model = timing.model
+        self.kkt_serial = kkt_serial
+        self._clock = clock
+        self._origin = clock() if origin is None else origin
+        self._start = start
+        self.mode = c.Mode.SELECT
+        self.operator = 0  # the password the current mode was entered with
+        self.receipt: OpenReceipt | None = None
+        self.last_result: FiscalResult | None = None  # the last document the ФН formed
+        self._selected: bytes | None = None  # the document A4 45 chose for A4 46
+        # The register's side of the task buffer, shared by every connection.
+        self.tasks = TaskBuffer()
+        self.requests: dict[int, bytes] = {}  # TID → the request of the task
+        self.lock = trio.Lock()  # one task at a time, whatever the connection
+        self.attached: _Connection | None = None  # the newest connection, for 0xF0 packets
+
+    # --- time and state ----------------------------------------------------------------
+
+    def now(self) -> dt.datetime:
+        """The register's wall clock."""
+        return self._start + dt.timedelta(seconds=self._clock() - self._origin)
+
+    def _timer(self) -> float:
+        return self._clock() - self._origin
+
+    def shift_expired(self) -> bool:
+        """The open shift is older than the ФН's 24 hours (смена превысила 24 часа)."""
+        shift = self.fn.shift
+        return shift is not None and self.now() - shift.opened > self.fn.limits.max_shift
+
+    # --- execution ---------------------------------------------------------------------
+
+    def execute(self, payload: bytes) -> tuple[bytes, float]:
+        """The answer to one application request and the time before the task completes."""
+        code = bytes(payload[2:4]) if payload[2:3] == b"\xa4" else bytes(payload[2:3])
+        duration = self.timing.command(code)
+        try:
+            request = c.decode_request(payload)
+        except AtolError:
+            return _refusal(ErrorCode.WRONG_FORMAT), duration
+        handler = _HANDLERS[type(request)]
+        try:
+            answer, printed = handler(self, request)
+        except CommandRefused as exc:
+            return _refusal(exc.error, exc.extended), duration
+        except FnModelError as exc:
+            return _fn_refusal(exc), duration
+        except (ProtocolError, TlvError, AtolError):
+            return _refusal(ErrorCode.WRONG_FORMAT), duration
+        return answer.encode(), duration + self.timing.print_lines(printed)
+
+    def _need_mode(self, mode: c.Mode) -> None:
+        if self.mode != mode:
+            raise CommandRefused(ErrorCode.WRONG_MODE)
+
+    def _need_receipt(self) -> OpenReceipt:
+        self._need_mode(c.Mode.REGISTRATION)
+        if self.receipt is None:
+            raise CommandRefused(AtolErrorCode.RECEIPT_CLOSED)
+        return self.receipt
+
+    def _not_expired(self) -> None:
+        if self.shift_expired():
+            raise CommandRefused(ErrorCode.SHIFT_OVER_24_HOURS)
+
+    def _report_lines(self) -> int:
+        return self.model.report_lines if self.model.prints else 0
+
+    # --- handlers: each returns (answer, printed lines) ----------------------------------
+
+    def _status(self, r: c.GetDeviceStatus) -> tuple[c.Answer, int]:
+        fn = self.fn
+        flags = c.StatusFlags.PAPER_PRESENT
+        if fn.phase is FnPhase.FISCAL:
+            flags |= c.StatusFlags.FISCALIZED | c.StatusFlags.FN_ACTIVE
+        if fn.shift is not None:
+            flags |= c.StatusFlags.SHIFT_OPEN
+        receipt = self.receipt
+        state = 0 if receipt is None else int(receipt.receipt_type)
+        return c.DeviceStatus(
+            cashier=self.operator % 100,
+            number_in_hall=1,
+            clock=self.now().replace(microsecond=0),
+            flags=flags,
+            serial_number=self.kkt_serial % 10**8,
+            model=self.model.model_id,
+            mode=int(self.mode),
+            submode=state,
+            receipt_number=(fn.shift.receipts if fn.shift else 0) % 10**4,
+            shift_number=fn.last_shift_number % 10**4,
+            receipt_state=state,
+            receipt_total=0 if receipt is None else receipt.total % 10**10,
+            port=4 if self.timing.line == "tcp" else 0,
+        ), 0
+
+    def _enter_mode(self, r: c.EnterMode) -> tuple[c.Answer, int]:
+        if self.mode != c.Mode.SELECT:
+            raise CommandRefused(ErrorCode.WRONG_MODE)
+        if r.mode in _OPERATOR_MODES:
+            allowed: frozenset[int] | range = range(1, 31)
+        elif r.mode in _ADMIN_MODES:
+            allowed = _ADMIN
+        else:
+            raise CommandRefused(ErrorCode.WRONG_MODE)
+        if r.mode_password not in allowed:
+            raise CommandRefused(ErrorCode.WRONG_PASSWORD)
+        self.mode = c.Mode(r.mode)
+        self.operator = r.mode_password
+        return c.CommandAnswer(), 0
+
+    def _exit_mode(self, r: c.ExitMode) -> tuple[c.Answer, int]:
+        if self.receipt is not None:
+            raise CommandRefused(ErrorCode.RECEIPT_OPEN)
+        self.mode = c.Mode.SELECT
+        return c.CommandAnswer(), 0
+
+    def _open_shift(self, r: c.OpenShift) -> tuple[c.Answer, int]:
+        self._need_mode(c.Mode.REGISTRATION)
+        if self.fn.shift is not None:
+            raise CommandRefused(ErrorCode.SHIFT_OPEN)
+        self.last_result = self.fn.open_shift(self.now(), timer=self._timer())
+        return c.CommandAnswer(), self._report_lines()
+
+    def _close_shift(self, r: c.CloseShift) -> tuple[c.Answer, int]:
+        self._need_mode(c.Mode.Z_REPORTS)
+        if self.fn.shift is None:
+            raise CommandRefused(ErrorCode.WRONG_MODE)
+        self.last_result = self.fn.close_shift(self.now(), timer=self._timer())
+        return c.CommandAnswer(), self._report_lines()
+
+    def _open_receipt(self, r: c.OpenReceipt) -> tuple[c.Answer, int]:
+        self._need_mode(c.Mode.REGISTRATION)
+        if self.receipt is not None:
+            raise CommandRefused(ErrorCode.RECEIPT_OPEN)
+        if self.fn.shift is None:
+            raise CommandRefused(ErrorCode.WRONG_MODE)
+        self._not_expired()
+        test = bool(r.flags & c.FLAG_TEST_MODE)
+        if not test:
+            self.fn.begin_receipt(self.now(), timer=self._timer())
+        self.receipt = OpenReceipt(receipt_type=r.receipt_type, test=test)
+        return c.CommandAnswer(), 0
+
+    def _register_item(self, r: c.RegisterItem) -> tuple[c.Answer, int]:
+        receipt = self._need_receipt()
+        self._not_expired()
+        if r.quantity == 0:
+            raise CommandRefused(ErrorCode.WRONG_QUANTITY)
+        if r.tax > _MAX_TAX:
+            raise CommandRefused(ErrorCode.WRONG_FORMAT)
+        gross = _amount(r.price, r.quantity)
+        amount = gross + r.discount if r.surcharge else gross - r.discount
+        if amount < 0:
+            raise CommandRefused(ErrorCode.WRONG_PRICE)
+        price = r.price if amount == gross else _amount(amount, 1 / r.quantity)
+        item = Item(
+            name=r.name or "Товар",
+            price=price,
+            quantity=r.quantity,
+            sum=amount,
+            vat=int(VatRate(r.tax) if r.tax else VatRate.NONE),
+            payment_method=4,  # полный расчёт
+            payment_subject=1,  # товар
+        )
+        self.receipt = attrs.evolve(receipt, items=(*receipt.items, item))
+        return c.CommandAnswer(), 0
+
+    def _payment(self, r: c.Payment) -> tuple[c.Answer, int]:
+        receipt = self._need_receipt()
+        if r.amount == 0:
+            raise CommandRefused(ErrorCode.WRONG_PRICE)
+        receipt = attrs.evolve(receipt, payments=(*receipt.payments, (r.payment_type, r.amount)))
+        self.receipt = receipt
+        remainder = max(0, receipt.total - receipt.paid)
+        change = max(0, receipt.paid - receipt.total)
+        return c.PaymentAnswer(remainder=remainder % 10**10, change=change % 10**10), 0
+
+    def _close_receipt(self, r: c.CloseReceipt) -> tuple[c.Answer, int]:
+        receipt = self._need_receipt()
+        self._not_expired()
+        if not receipt.items:
+            raise CommandRefused(ErrorCode.ITEM_NOT_FOUND)
+        payments = list(receipt.payments)
+        left = receipt.total - receipt.paid
+        amount = r.amount if r.amount else max(0, left)
+        if amount:
+            payments.append((r.payment_type, amount))
+        sums = dict.fromkeys(c.PaymentType, 0)
+        for kind, paid in payments:
+            sums[kind] += paid
+        total = receipt.total
+        paid = sum(sums.values())
+        if paid < total:
+            raise CommandRefused(AtolErrorCode.PAYMENTS_BELOW_TOTAL)
+        change = paid - total
+        if change > sums[c.PaymentType.CASH]:
+            raise CommandRefused(AtolErrorCode.NON_CASH_OVER_TOTAL)
+        lines = self.timing.model.header_lines + self.timing.model.footer_lines
+        lines += self.timing.model.lines_per_item * len(receipt.items)
+        printed = lines if self.model.prints else 0
+        if receipt.test:
+            self.receipt = None
+            return c.CommandAnswer(), printed
+        registration = self.fn.registration
+        if registration is None:
+            raise CommandRefused(AtolErrorCode.FN_ERROR, ResultCode.WRONG_STATE)
+        document = Receipt(
+            operation=_OPERATIONS[receipt.receipt_type],
+            items=receipt.items,
+            payments=Payments(
+                cash=sums[c.PaymentType.CASH] - change,
+                electronic=sums[c.PaymentType.ELECTRONIC],
+                prepaid=sums[c.PaymentType.ADVANCE],
+                credit=sums[c.PaymentType.CREDIT],
+                provision=sums[c.PaymentType.OTHER],
+            ),
+            company=Company(
+                inn=registration.user_inn,
+                tax_system=registration.tax_systems & -registration.tax_systems,
+                place=registration.place or "emulator",
+                address=registration.address,
+            ),
+            total=total,
+        )
+        tags = receipt_to_tags(document)
+        for own in (1054, 1020, 1018):  # the ФН writes its own header tags
+            tags.pop(own, None)
+        self.fn.add_tlv(encode(tags))
+        self.last_result = self.fn.finish_receipt(
+            self.now(), document.operation, total, timer=self._timer()
+        )
+        self.receipt = None
+        return c.CommandAnswer(), printed
+
+    def _cancel_receipt(self, r: c.CancelReceipt) -> tuple[c.Answer, int]:
+        receipt = self._need_receipt()
+        if not receipt.test:
+            self.fn.cancel_document()
+        self.receipt = None
+        return c.CommandAnswer(), 0
+
+    def _shift_state(self, r: c.GetShiftState) -> tuple[c.Answer, int]:
+        shift = self.fn.shift
+        return c.ShiftState(
+            shift_open=shift is not None,
+            shift_number=self.fn.last_shift_number & 0xFFFF,
+            receipt_number=(shift.receipts if shift else 0) & 0xFFFF,
+        ), 0
+
+    def _ofd_status(self, r: c.GetOfdExchangeStatus) -> tuple[c.Answer, int]:
+        unsent = self.fn.unsent()
+        since = self.fn.unsent_since
+        flags = c.OfdExchangeFlags.UNSENT_DOCUMENTS if unsent else c.OfdExchangeFlags.NONE
+        return c.OfdExchangeStatus(
+            flags=flags,
+            reading_message=False,
+            unsent_count=min(len(unsent), 0xFFFF),
+            first_unsent_number=unsent[0] if unsent else 0,
+            first_unsent_time=None if since is None else since.replace(second=0, microsecond=0),
+        ), 0
+
+    def _document_info(self, r: c.GetDocumentInfo) -> tuple[c.Answer, int]:
+        document = self.fn.read_document(r.number)
+        self._selected = document
+        kind = int.from_bytes(document[:2], "little")
+        return c.DocumentInfo(document_type=kind, size=min(len(document), 0xFFFF)), 0
+
+    def _document_data(self, r: c.ReadDocumentData) -> tuple[c.Answer, int]:
+        if self._selected is None:
+            raise CommandRefused(ErrorCode.NO_MORE_DATA)
+        return c.DocumentData(tlv=self._selected), 0
+
+
+def _amount(price: int, quantity: Decimal) -> int:
+    """price × quantity to the kopeck, half up."""
+    return int((price * quantity).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def _refusal(error: int, extended: int = 0) -> bytes:
+    return c.CommandAnswer(error=error, extended=extended).encode()
+
+
+def _fn_refusal(exc: FnModelError) -> bytes:
+    """A ФН refusal as ATOL answers it: 88h for the 24-hour rule, else D0h + the ФН's code."""
+    if exc.code is ResultCode.SHIFT_OVER_24H:
+        return _refusal(ErrorCode.SHIFT_OVER_24_HOURS, int(exc.code))
+    return _refusal(AtolErrorCode.FN_ERROR, int(exc.code))
+
+
+_Handler = Callable[[AtolRegister, Any], tuple[c.Answer, int]]
+_HANDLERS: Mapping[type[c.Request], _Handler] = MappingProxyType(
+    {
+        c.GetDeviceStatus: AtolRegister._status,
+        c.EnterMode: AtolRegister._enter_mode,
+        c.ExitMode: AtolRegister._exit_mode,
+        c.OpenShift: AtolRegister._open_shift,
+        c.CloseShift: AtolRegister._close_shift,
+        c.OpenReceipt: AtolRegister._open_receipt,
+        c.RegisterItem: AtolRegister._register_item,
+        c.Payment: AtolRegister._payment,
+        c.CloseReceipt: AtolRegister._close_receipt,
+        c.CancelReceipt: AtolRegister._cancel_receipt,
+        c.GetShiftState: AtolRegister._shift_state,
+        c.GetOfdExchangeStatus: AtolRegister._ofd_status,
+        c.GetDocumentInfo: AtolRegister._document_info,
+        c.ReadDocumentData: AtolRegister._document_data,
+    }
+)
+
+
+def answer_failed(answer: bytes) -> bool:
+    """A ``55 error …`` answer with a non-zero error: the task ends in A4."""
+    return len(answer) >= 2 and answer[0] == 0x55 and answer[1] != 0
+
+
+# --- the link on a trio stream -------------------------------------------------------------
+
+
+class _RegisterLink(DeviceConnection):
+    """A connection's link state over the register's own task buffer."""
+
+    def __init__(self, buffer: TaskBuffer) -> None:
+        super().__init__()
+        self._buffer = buffer
+
+
+class _Connection:
+    """One host connection: the link, the stream, a write lock and the executor's wake-up."""
+
+    def __init__(self, stream: trio.abc.Stream, register: AtolRegister) -> None:
+        self.stream = stream
+        self.register = register
+        self.link = _RegisterLink(register.tasks)
+        self.closed = False
+        self.wakeup = trio.Event()
+        self._write_lock = trio.Lock()
+
+    async def write(self, data: bytes) -> None:
+        if not data or self.closed:
+            return
+        await trio.sleep(self.register.timing.wire(len(data)))
+        async with self._write_lock:
+            with trio.CancelScope(shield=True):
+                try:
+                    await self.stream.send_all(data)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    self.closed = True
+
+    async def read(self) -> None:
+        """Feed what arrives to the link, answer it, hand new tasks to the executor."""
+        while not self.closed:
+            try:
+                data = await self.stream.receive_some()
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                data = b""
+            if not data:
+                self.closed = True
+                break
+            self.link.receive_data(bytes(data))
+            added = False
+            while (event := self.link.next_event()) is not NEED_DATA:
+                if isinstance(event, TaskAdded):
+                    self.register.requests[event.tid] = event.request
+                    added = True
+            await self.write(self.link.data_to_send())
+            if added:
+                self.wakeup.set()
+        self.wakeup.set()
+
+    async def execute(self) -> None:
+        """Run the buffer's pending tasks in order; after the host leaves, finish them."""
+        while True:
+            self.wakeup = trio.Event()
+            while await self._run_next():
+                pass
+            if self.closed:
+                return
+            await self.wakeup.wait()
+
+    async def _run_next(self) -> bool:
+        register = self.register
+        async with register.lock:
+            tid = self.link.next_pending()
+            if tid is None:
+                return False
+            self.link.send(TaskStarted(tid=tid))
+            answer, delay = register.execute(register.requests.pop(tid))
+            try:
+                await trio.sleep(delay)
+            finally:
+                # The work is done in the ФН: record it even if this run is cancelled.
+                frame = self.link.send(
+                    TaskCompleted(tid=tid, answer=answer, error=answer_failed(answer))
+                )
+        attached = register.attached
+        if frame and attached is not None:
+            await attached.write(frame)
+        return True
+
+
+async def serve_connection(stream: trio.abc.Stream, register: AtolRegister) -> None:
+    """Serve one host on ``stream`` until it closes; the register keeps its state after."""
+    connection = _Connection(stream, register)
+    register.attached = connection
+    async with stream, trio.open_nursery() as nursery:
+        nursery.start_soon(connection.read)
+        nursery.start_soon(connection.execute)
+    if register.attached is connection:
+        register.attached = None
