@@ -20,11 +20,14 @@ import datetime as dt
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
+from typing import TypeAlias
 
 import attrs
 import trio
 import trio.testing
 
+from emulator.atol import AtolRegister, AtolTiming, atol_model_named
+from emulator.atol import serve_connection as serve_atol_connection
 from emulator.faults import (
     FaultEvent,
     FaultLog,
@@ -42,6 +45,9 @@ from protocols.crc import crc16_ccitt_false
 from protocols.documents.reports import RegistrationReport
 from protocols.tlv.enums import TaxSystem
 
+#: A register the fleet serves, in either protocol.
+Register: TypeAlias = ShtrihRegister | AtolRegister
+
 __all__ = [
     "INN",
     "START",
@@ -57,7 +63,8 @@ __all__ = [
 
 INN = "7707083893"  # ИНН пользователя (1018) of every emulated register: a test INN
 START = dt.datetime(2026, 3, 2, 8, 0)
-DEFAULT_MODEL = "shtrih-m-online"
+#: The timing model a protocol's registers use unless --model says otherwise.
+DEFAULT_MODELS = {"shtrih": "shtrih-m-online", "atol": "atol-42fa"}
 #: How often a register looks for unsent documents, and waits after a failed exchange (s).
 OFD_POLL_INTERVAL = 5.0
 OFD_RETRY_INTERVAL = 60.0
@@ -89,11 +96,12 @@ def identity(seed: int, index: int) -> RegisterIdentity:
 def make_register(
     index: int,
     *,
-    model: str = DEFAULT_MODEL,
+    protocol: str = "shtrih",
+    model: str | None = None,
     line: str = "tcp",
     seed: int = 0,
     start: dt.datetime = START,
-) -> ShtrihRegister:
+) -> Register:
     """A register with a registered ФН; call it inside trio (the clock starts now)."""
     numbers = identity(seed, index)
     fn = FiscalStorage(number=numbers.fn_number)
@@ -112,24 +120,40 @@ def make_register(
         ),
         timer=0.0,
     )
-    timing = RegisterTiming(model_named(model), seed=seed, index=index, line=line)
-    return ShtrihRegister(fn, timing, start=start, kkt_serial=int(numbers.kkt_serial))
-
-
-def _check(protocol: str, registers: int, line: str, model: str, faults: str | None) -> None:
+    serial = int(numbers.kkt_serial)
     if protocol == "atol":
-        raise FleetError("--protocol atol: the ATOL personality is not yet available")
-    if protocol != "shtrih":
+        atol_timing = AtolTiming(
+            atol_model_named(model or DEFAULT_MODELS["atol"]), seed=seed, index=index, line=line
+        )
+        return AtolRegister(fn, atol_timing, start=start, kkt_serial=serial)
+    timing = RegisterTiming(
+        model_named(model or DEFAULT_MODELS["shtrih"]), seed=seed, index=index, line=line
+    )
+    return ShtrihRegister(fn, timing, start=start, kkt_serial=serial)
+
+
+async def serve_register(stream: trio.abc.Stream, register: Register) -> None:
+    """Serve one connection to ``register`` in its own protocol (faults applied, if any)."""
+    if isinstance(register, AtolRegister):
+        await serve_atol_connection(stream, register)
+    else:
+        await serve_faulty_connection(stream, register)
+
+
+def _check(protocol: str, registers: int, line: str, model: str | None, faults: str | None) -> None:
+    if protocol not in DEFAULT_MODELS:
         raise FleetError(f"--protocol {protocol!r}: choose shtrih or atol")
     if registers < 1:
         raise FleetError(f"--registers {registers}: at least 1")
     if line not in ("tcp", "serial"):
         raise FleetError(f"--line {line!r}: choose tcp or serial")
     try:
-        model_named(model)
+        (atol_model_named if protocol == "atol" else model_named)(model or DEFAULT_MODELS[protocol])
     except KeyError as exc:
         raise FleetError(f"--model: {exc.args[0]}") from None
     if faults is not None:
+        if protocol != "shtrih":
+            raise FleetError("--faults: fault injection serves --protocol shtrih only, so far")
         try:
             parse_faults(faults)
         except ValueError as exc:
@@ -138,18 +162,20 @@ def _check(protocol: str, registers: int, line: str, model: str, faults: str | N
 
 def _with_faults(
     nursery: trio.Nursery,
-    fleet: Sequence[ShtrihRegister],
+    fleet: Sequence[Register],
     faults: str | None,
     seed: int,
     ofd: OfdServer,
     log: FaultLog,
-) -> list[ShtrihRegister]:
+) -> list[Register]:
     """The fleet with the fault plan attached to each register and its schedule running."""
     if faults is None:
         return list(fleet)
     plan = parse_faults(faults)
-    faulty: list[ShtrihRegister] = []
+    faulty: list[Register] = []
     for index, register in enumerate(fleet):
+        if not isinstance(register, ShtrihRegister):
+            raise FleetError("--faults: fault injection serves --protocol shtrih only, so far")
         register_faults = RegisterFaults(plan, register=index, seed=seed, log=log)
         wrapped = FaultyRegister.wrap(register, register_faults)
         nursery.start_soon(run_schedule, wrapped, register_faults, ofd)
@@ -174,7 +200,7 @@ async def serve_fleet(
     protocol: str,
     registers: int,
     port: int,
-    model: str = DEFAULT_MODEL,
+    model: str | None = None,
     line: str = "tcp",
     seed: int = 0,
     faults: str | None = None,
@@ -183,7 +209,7 @@ async def serve_fleet(
     start: dt.datetime | None = None,
     announce: Callable[[str], None] = print,
     on_fault: Callable[[FaultEvent], None] | None = None,
-    task_status: trio.TaskStatus[list[ShtrihRegister]] = trio.TASK_STATUS_IGNORED,
+    task_status: trio.TaskStatus[list[Register]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``registers`` registers on ``port`` … ``port + registers - 1`` until cancelled.
 
@@ -195,8 +221,9 @@ async def serve_fleet(
     if not 0 <= port <= 65535 or (port and port + registers - 1 > 65535):
         raise FleetError(f"--port {port}: ports {port}…{port + registers - 1} do not exist")
     begin = start if start is not None else dt.datetime.now().replace(microsecond=0)
-    fleet = [
-        make_register(i, model=model, line=line, seed=seed, start=begin) for i in range(registers)
+    fleet: list[Register] = [
+        make_register(i, protocol=protocol, model=model, line=line, seed=seed, start=begin)
+        for i in range(registers)
     ]
     async with trio.open_nursery() as nursery:
         ofd = start_ofd(nursery, fleet, begin, seed)
@@ -205,10 +232,8 @@ async def serve_fleet(
         lines = []
         for index, register in enumerate(fleet):
 
-            async def handler(
-                stream: trio.SocketStream, register: ShtrihRegister = register
-            ) -> None:
-                await serve_faulty_connection(stream, register)
+            async def handler(stream: trio.SocketStream, register: Register = register) -> None:
+                await serve_register(stream, register)
 
             try:
                 listeners = await nursery.start(
@@ -226,7 +251,7 @@ async def serve_fleet(
 
 
 def start_ofd(
-    nursery: trio.Nursery, fleet: Sequence[ShtrihRegister], begin: dt.datetime, seed: int
+    nursery: trio.Nursery, fleet: Sequence[Register], begin: dt.datetime, seed: int
 ) -> OfdServer:
     """An emulated OFD for the fleet, and each register's transport sending it their documents.
 
@@ -253,7 +278,7 @@ def start_ofd(
 class MemoryFleet:
     """Registers served over in-memory streams; ``connect(i)`` opens a host's end to one."""
 
-    registers: tuple[ShtrihRegister, ...]
+    registers: tuple[Register, ...]
     _nursery: trio.Nursery
     ofd: OfdServer | None = None  # the fleet's OFD, when it runs one
     faults: FaultLog = attrs.field(factory=FaultLog)  # every fault injected, with its time
@@ -261,7 +286,7 @@ class MemoryFleet:
     async def connect(self, index: int) -> trio.abc.Stream:
         """A new connection to register ``index``; closing it ends the register's side."""
         host_end, device_end = trio.testing.memory_stream_pair()
-        self._nursery.start_soon(serve_faulty_connection, device_end, self.registers[index])
+        self._nursery.start_soon(serve_register, device_end, self.registers[index])
         return host_end
 
 
@@ -269,7 +294,8 @@ class MemoryFleet:
 async def open_memory_fleet(
     registers: int = 1,
     *,
-    model: str = DEFAULT_MODEL,
+    protocol: str = "shtrih",
+    model: str | None = None,
     line: str = "tcp",
     seed: int = 0,
     start: dt.datetime = START,
@@ -281,9 +307,10 @@ async def open_memory_fleet(
     With ``ofd`` the registers send their documents to an emulated OFD, as a served fleet does;
     with ``faults`` the fault plan applies (an OFD-down fault needs ``ofd``).
     """
-    _check("shtrih", registers, line, model, faults)
-    fleet = tuple(
-        make_register(i, model=model, line=line, seed=seed, start=start) for i in range(registers)
+    _check(protocol, registers, line, model, faults)
+    fleet: tuple[Register, ...] = tuple(
+        make_register(i, protocol=protocol, model=model, line=line, seed=seed, start=start)
+        for i in range(registers)
     )
     async with trio.open_nursery() as nursery:
         server = start_ofd(nursery, fleet, start, seed) if ofd else None

@@ -352,7 +352,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--protocol", choices=("shtrih", "atol"), required=True)
     serve.add_argument("--registers", type=int, default=1, help="how many registers (N)")
     serve.add_argument("--port", type=int, required=True, help="the first port (P); 0: any")
-    serve.add_argument("--model", default="shtrih-m-online", help="timing model name")
+    serve.add_argument(
+        "--model",
+        help="timing model: shtrih-m-online (default) or shtrih-m-01f; atol-42fa (default) "
+        "or atol-30f",
+    )
     serve.add_argument("--line", choices=("tcp", "serial"), default="tcp")
     serve.add_argument("--seed", type=int, default=0, help="makes a run reproducible")
     serve.add_argument(

@@ -8,9 +8,20 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
+
+from protocols.atol import (
+    NEED_DATA,
+    DeviceStatus,
+    GetDeviceStatus,
+    HostConnection,
+    TaskFinished,
+    decode_answer,
+)
+from protocols.atol.taskbuffer import AddTask, ReqTask
 
 KASSA = [sys.executable, "-m", "engine.cli"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,10 +90,10 @@ def short_status(port: int) -> tuple[bytes, bytes]:
         return payload, after
 
 
-def start(*args: str) -> tuple[subprocess.Popen[str], list[str]]:
+def start(*args: str, protocol: str = "shtrih") -> tuple[subprocess.Popen[str], list[str]]:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
-        [*KASSA, "emulator", "serve", "--protocol", "shtrih", *args],
+        [*KASSA, "emulator", "serve", "--protocol", protocol, *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -139,7 +150,11 @@ def test_serve_with_a_third_party_client(line: str) -> None:
 
 
 def test_bad_arguments_exit_2() -> None:
-    for args in (["--protocol", "atol", "--port", "1"], ["--protocol", "shtrih", "--port", "x"]):
+    for args in (
+        ["--protocol", "atol", "--model", "shtrih-m-01f", "--port", "1"],
+        ["--protocol", "shtrih", "--port", "x"],
+        ["--protocol", "atol", "--port", "1", "--faults", "drop:0.1"],
+    ):
         done = subprocess.run(
             [*KASSA, "emulator", "serve", *args],
             cwd=ROOT,
@@ -157,3 +172,29 @@ def test_bad_arguments_exit_2() -> None:
         timeout=20,
     )
     assert faults.returncode == 2 and faults.stderr.count("\n") == 1
+
+
+def test_serve_an_atol_fleet() -> None:
+    """ATOL registers on TCP answer Kassa's ATOL host through the task buffer."""
+    port = free_ports(2)
+    proc, lines = start("--registers", "2", "--port", str(port), protocol="atol")
+    try:
+        assert [int(line.split()[0]) for line in lines] == [port, port + 1]
+        with socket.create_connection(("127.0.0.1", port + 1), timeout=5) as sock:
+            host = HostConnection()
+            request = GetDeviceStatus()
+            sock.sendall(host.send(AddTask(tid=1, request=request.encode())))
+            status = None
+            deadline = time.monotonic() + 10
+            while status is None and time.monotonic() < deadline:
+                host.receive_data(sock.recv(4096))
+                while (event := host.next_event()) is not NEED_DATA:
+                    if isinstance(event, TaskFinished):
+                        status = decode_answer(request, event.answer)
+                if status is None and not host.awaiting_answer:
+                    sock.sendall(host.send(ReqTask(tid=1)))
+        assert isinstance(status, DeviceStatus)
+        assert status.model == 70  # ATOL 42ФА, the default ATOL model
+    finally:
+        if proc.poll() is None:
+            stop(proc)
