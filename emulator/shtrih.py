@@ -9,8 +9,9 @@ so a host that reconnects mid-receipt finds the receipt still open.
 
 Choices where the reference is silent:
 
-- Passwords: 1…30 are operators 1…30 (cashier 1, administrator 30, §1.5); 40h, 41h, E0h and
-  the FFxxh family need 29 or 30. Anything else answers 4Fh.
+- Passwords: 1…30 are operators 1…30 (cashier 1, administrator 30, §1.5); 40h, 41h and the
+  FFxxh family need 29 or 30; E0h (open shift) takes any operator, as pyshtrih's cashier does.
+  Anything else answers 4Fh.
 - Wrong mode: a command that needs an open shift in a closed one, or a receipt when none is
   open, answers 73h (не поддерживается в данном режиме); a document command with a receipt
   open answers 4Ah; a sale line or a close in an expired shift answers 4Eh; a printing command
@@ -77,7 +78,7 @@ _TAX_GROUPS = (
 _RECEIPT_STATUS = {1: 0, 2: 2, 3: 1, 4: 3}
 _LEGACY_OPERATIONS = {0x80: 1, 0x81: 3, 0x82: 2, 0x83: 4}
 _ADMIN = frozenset({29, 30})
-_ADMIN_COMMANDS = frozenset({0x40, 0x41, 0xE0})
+_ADMIN_COMMANDS = frozenset({0x40, 0x41})
 #: Commands that print or open a document: refused with 50h while submode 5 lasts.
 _PRINTING_COMMANDS = frozenset(
     {0x12, 0x17, 0x2F, 0x40, 0x41, 0xE0, 0x80, 0x81, 0x82, 0x83, 0x85, 0x8D, 0xFF45, 0xFF46}
