@@ -306,19 +306,21 @@ class SqliteJournal:
             connection.close()
 
     def _commit(self, connection: sqlite3.Connection, group: list[_Request]) -> None:
-        connection.execute("BEGIN IMMEDIATE")
-        for request in group:
-            connection.execute("SAVEPOINT request")
-            try:
-                request.outcome = request.work(connection)
-            except Exception as exc:  # handed back to the waiting task, which re-raises it
-                request.error = exc
-                connection.execute("ROLLBACK TO request")
-            connection.execute("RELEASE request")
+        """Run a group in one transaction; every waiting task is woken, whatever happens."""
         try:
+            connection.execute("BEGIN IMMEDIATE")
+            for request in group:
+                connection.execute("SAVEPOINT request")
+                try:
+                    request.outcome = request.work(connection)
+                except Exception as exc:  # handed back to the waiting task, which re-raises it
+                    request.error = exc
+                    connection.execute("ROLLBACK TO request")
+                connection.execute("RELEASE request")
             connection.execute("COMMIT")
         except sqlite3.Error as exc:  # nothing of the group is durable: every task hears it
-            connection.execute("ROLLBACK")
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
             for request in group:
                 request.error = JournalError(f"commit failed: {exc}")
         self.commits += 1

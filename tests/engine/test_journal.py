@@ -139,3 +139,14 @@ def test_acknowledged_jobs_survive_a_kill(tmp_path: Path) -> None:
     kept = trio.run(check)
     assert len(acknowledged) >= 2000
     assert set(acknowledged) <= kept
+
+
+async def test_a_failed_commit_wakes_every_waiting_job_with_an_error(tmp_path: Path) -> None:
+    """A database that cannot be written (here: read-only) must not leave a submit hanging."""
+    path = tmp_path / "j.db"
+    async with SqliteJournal.open(path) as journal:
+        await journal.accept("shop", "order-1", b"receipt")
+    async with SqliteJournal.open(path) as journal:
+        await journal._run(lambda c: c.execute("PRAGMA query_only = ON"))
+        with trio.fail_after(10), pytest.raises(JournalError, match="commit failed"):
+            await journal.accept("shop", "order-2", b"receipt")
