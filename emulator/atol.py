@@ -86,6 +86,7 @@ __all__ = [
     "AtolTiming",
     "OpenReceipt",
     "atol_model_named",
+    "request_code",
     "serve_connection",
 ]
 
@@ -308,8 +309,7 @@ class AtolRegister:
 
     def execute(self, payload: bytes) -> tuple[bytes, float]:
         """The answer to one application request and the time before the task completes."""
-        code = bytes(payload[2:4]) if payload[2:3] == b"\xa4" else bytes(payload[2:3])
-        duration = self.timing.command(code)
+        duration = self.timing.command(request_code(payload))
         try:
             request = c.decode_request(payload)
         except AtolError:
@@ -545,6 +545,11 @@ class AtolRegister:
         if self._selected is None:
             raise CommandRefused(ErrorCode.NO_MORE_DATA)
         return c.DocumentData(tlv=self._selected), 0
+
+
+def request_code(payload: bytes) -> bytes:
+    """The command code of an application request: one byte, or two for the A4 xx family."""
+    return bytes(payload[2:4]) if payload[2:3] == b"\xa4" else bytes(payload[2:3])
 
 
 def _amount(price: int, quantity: Decimal) -> int:

@@ -2,7 +2,8 @@
 
 A fault plan is read from a small spec (``kassa emulator serve --faults SPEC``) and applied
 per register by :class:`RegisterFaults`: :class:`FaultyStream` breaks the link,
-:class:`FaultyRegister` loses power around ФН commits and slows down, :func:`run_schedule`
+:class:`FaultyRegister` (Shtrih) and :class:`FaultyAtolRegister` (ATOL) lose power around ФН
+commits and slow down, :func:`run_schedule`
 puts the ФН, the shift and the OFD into trouble at scheduled times. Every fault injected is
 recorded in a :class:`FaultLog` with trio's time (simulated time under MockClock).
 
@@ -41,8 +42,11 @@ Choices where the references are silent:
 - A power loss drops the connection that carried the command (the register's side closes);
   other connections to the same register are not cut (a known gap), though they find the
   register's state after the power loss.
-- Commits are FF45h and 85h with a receipt open, E0h and 41h. ``power-before`` draws once
-  per such command, ``power-after`` once per command that grew the archive.
+- Commits are FF45h and 85h with a receipt open, E0h and 41h on Shtrih; 4Ah with a (non-test)
+  receipt open, 9Ah and 5Ah on ATOL. ``power-before`` draws once per such command,
+  ``power-after`` once per command that grew the archive. An ATOL register comes back in the
+  select mode (0) with an empty task buffer (volatile memory): the host finds its task
+  unknown (B3) and reads the ФН to learn whether the document was formed.
 - A corrupted byte is XOR-ed with a random non-zero byte. Delay applies to writes only: a
   delay inside a read would be cut by the reader's byte timeout and turn into a drop.
 - "ФН full" lowers :attr:`FnLimits.archive_capacity` to the documents already archived;
@@ -58,16 +62,20 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Literal, NoReturn
+from typing import Any, Literal, NoReturn
 
 import attrs
 import trio
 
+from emulator.atol import AtolRegister, request_code
+from emulator.atol import serve_connection as serve_atol_connection
 from emulator.fn import FiscalResult, FiscalStorage
 from emulator.ofd import OfdServer
 from emulator.shtrih import ShtrihRegister, serve_connection
+from protocols.atol import commands as atol
+from protocols.atol.taskbuffer import TaskBuffer
 from protocols.documents.ffd import receipt_to_tags
 from protocols.documents.model import CorrectionReceipt, Receipt
 from protocols.shtrih import commands as c
@@ -75,17 +83,20 @@ from protocols.shtrih.errors import ShtrihError
 from protocols.tlv import encode
 
 __all__ = [
+    "ATOL_COMMIT_COMMANDS",
     "COMMIT_COMMANDS",
     "KINDS",
     "FaultEvent",
     "FaultLog",
     "FaultPlan",
     "FaultRule",
+    "FaultyAtolRegister",
     "FaultyRegister",
     "FaultyStream",
     "PowerLoss",
     "PowerLost",
     "RegisterFaults",
+    "attach_faults",
     "expire_shift",
     "fill_fn",
     "fiscalize_with_power_loss",
@@ -99,6 +110,11 @@ __all__ = [
 #: Commands whose execution forms a ФН document (a commit).
 COMMIT_COMMANDS = frozenset({0x85, 0xFF45, 0xE0, 0x41})
 _RECEIPT_COMMITS = frozenset({0x85, 0xFF45})
+#: ATOL commands that form a ФН document: close receipt (4Ah), open shift (9Ah), Z (5Ah).
+ATOL_COMMIT_COMMANDS = frozenset({b"\x4a", b"\x9a", b"\x5a"})
+
+#: A register fault injection serves, in either protocol.
+Register = ShtrihRegister | AtolRegister
 
 #: Kinds that take a probability (``KIND:P``).
 _RATES = frozenset({"drop", "corrupt", "delay", "disconnect", "power-before", "power-after"})
@@ -433,11 +449,22 @@ class PowerLoss:
             raise PowerLost("after", fd_number)
 
 
-def power_off(target: FiscalStorage | ShtrihRegister) -> None:
-    """Leave a ФН (and its register) as power-on finds them: nothing half-done survives."""
+def power_off(target: FiscalStorage | ShtrihRegister | AtolRegister) -> None:
+    """Leave a ФН (and its register) as power-on finds them: nothing half-done survives.
+
+    An ATOL register also comes back in the select mode (0) with an empty task buffer: the
+    buffer lives in volatile memory, so a task whose answer was lost is unknown (B3) after.
+    """
     if isinstance(target, ShtrihRegister):
         target.receipt = None
         target.print_until = 0.0
+        target.fn.cancel_document()
+    elif isinstance(target, AtolRegister):
+        target.receipt = None
+        target.mode = atol.Mode.SELECT
+        target.operator = 0
+        target.tasks = TaskBuffer()
+        target.requests.clear()
         target.fn.cancel_document()
     else:
         target.cancel_document()
@@ -548,15 +575,43 @@ class RegisterFaults:
         )
 
 
-class FaultyRegister(ShtrihRegister):
-    """A Shtrih register that loses power around ФН commits and runs slow on schedule.
+class _PowerFaults:
+    """What a faulty register adds to its protocol's register, shared by both protocols.
 
-    Make one with :meth:`wrap` and use it in place of the original. :class:`PowerLost`
-    escapes :meth:`execute` after :func:`power_off`: it ends the connection
-    (:func:`serve_faulty_connection` catches it).
+    A subclass names its commits (:meth:`_commit`) and routes ``execute`` through
+    :meth:`_execute_faulty`; :class:`PowerLost` escapes ``execute`` after :func:`power_off`
+    and ends the connection (:func:`serve_faulty_connection` catches it).
     """
 
     faults: RegisterFaults
+    fn: FiscalStorage
+
+    def _commit(self, payload: bytes) -> str | None:
+        """What ``payload`` commits to the ФН (for the log), or None when it commits nothing."""
+        raise NotImplementedError
+
+    def _execute_faulty(
+        self, payload: bytes, execute: Callable[[bytes], tuple[bytes, float]]
+    ) -> tuple[bytes, float]:
+        what = self._commit(payload)
+        last = self.fn.last_fd_number
+        try:
+            if what is not None:
+                self.faults.power.before_commit(what)
+            answer, duration = execute(payload)
+            if self.fn.last_fd_number > last:
+                self.faults.power.after_commit(self.fn.last_fd_number)
+        except PowerLost:
+            power_off(self)  # type: ignore[arg-type]  # a subclass is a register
+            raise
+        return answer, duration * self.faults.slow_factor()
+
+
+class FaultyRegister(_PowerFaults, ShtrihRegister):
+    """A Shtrih register that loses power around ФН commits and runs slow on schedule.
+
+    Make one with :meth:`wrap` and use it in place of the original.
+    """
 
     @classmethod
     def wrap(cls, register: ShtrihRegister, faults: RegisterFaults) -> FaultyRegister:
@@ -565,39 +620,67 @@ class FaultyRegister(ShtrihRegister):
         faulty.faults = faults
         return faulty
 
-    def execute(self, payload: bytes) -> tuple[bytes, float]:
+    def _commit(self, payload: bytes) -> str | None:
         try:
             code = c.command_code(payload)
         except ShtrihError:
-            code = -1
+            return None
         commits = code in COMMIT_COMMANDS and (
             code not in _RECEIPT_COMMITS or self.fn.open_document is not None
         )
-        last = self.fn.last_fd_number
-        try:
-            if commits:
-                self.faults.power.before_commit(f"command {code:02X}h")
-            answer, duration = super().execute(payload)
-            if self.fn.last_fd_number > last:
-                self.faults.power.after_commit(self.fn.last_fd_number)
-        except PowerLost:
-            power_off(self)
-            raise
-        factor = self.faults.slow_factor()
-        return answer, duration * factor
+        return f"command {code:02X}h" if commits else None
+
+    def execute(self, payload: bytes) -> tuple[bytes, float]:
+        return self._execute_faulty(payload, super().execute)
 
 
-async def serve_faulty_connection(stream: trio.abc.Stream, register: ShtrihRegister) -> None:
-    """:func:`serve_connection` through a faulty stream; a power loss ends the connection.
+class FaultyAtolRegister(_PowerFaults, AtolRegister):
+    """An ATOL register that loses power around ФН commits and runs slow on schedule.
 
-    With a plain register (no faults attached) this is :func:`serve_connection`.
+    Commits are 9Ah, 5Ah and 4Ah with a (non-test) receipt open. Make one with :meth:`wrap`.
     """
-    if not isinstance(register, FaultyRegister):
-        await serve_connection(stream, register)
+
+    @classmethod
+    def wrap(cls, register: AtolRegister, faults: RegisterFaults) -> FaultyAtolRegister:
+        faulty = cls.__new__(cls)
+        faulty.__dict__.update(register.__dict__)
+        faulty.faults = faults
+        return faulty
+
+    def _commit(self, payload: bytes) -> str | None:
+        code = request_code(payload)
+        commits = code in ATOL_COMMIT_COMMANDS and (
+            code != b"\x4a" or self.fn.open_document is not None
+        )
+        return f"command {code.hex().upper()}h" if commits else None
+
+    def execute(self, payload: bytes) -> tuple[bytes, float]:
+        return self._execute_faulty(payload, super().execute)
+
+
+def attach_faults(register: Register, faults: RegisterFaults) -> Register:
+    """``register`` with ``faults`` attached: a faulty register of its own protocol."""
+    if isinstance(register, AtolRegister):
+        return FaultyAtolRegister.wrap(register, faults)
+    return FaultyRegister.wrap(register, faults)
+
+
+async def serve_faulty_connection(stream: trio.abc.Stream, register: Register) -> None:
+    """Serve one connection in the register's protocol through a faulty stream.
+
+    A power loss ends the connection. With a plain register (no faults attached) this is the
+    protocol's own ``serve_connection``.
+    """
+    if isinstance(register, AtolRegister):
+        serve: Callable[[trio.abc.Stream, Any], Awaitable[None]] = serve_atol_connection
+    else:
+        serve = serve_connection
+    if not isinstance(register, FaultyRegister | FaultyAtolRegister):
+        await serve(stream, register)
         return
     faulty = register.faults.wrap(stream)
     try:
-        await serve_connection(faulty, register)
+        await serve(faulty, register)
     except* PowerLost:
         pass
     finally:
@@ -606,7 +689,7 @@ async def serve_faulty_connection(stream: trio.abc.Stream, register: ShtrihRegis
 
 
 def _actions(
-    register: ShtrihRegister, faults: RegisterFaults, ofd: OfdServer | None
+    register: Register, faults: RegisterFaults, ofd: OfdServer | None
 ) -> Iterable[tuple[float, str, Callable[[], str]]]:
     fn = register.fn
 
@@ -648,7 +731,7 @@ def _actions(
 
 
 async def run_schedule(
-    register: ShtrihRegister, faults: RegisterFaults, ofd: OfdServer | None = None
+    register: Register, faults: RegisterFaults, ofd: OfdServer | None = None
 ) -> None:
     """Apply the plan's timed device-state faults to ``register`` (and ``ofd``) as they fall due.
 

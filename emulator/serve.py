@@ -27,12 +27,11 @@ import trio
 import trio.testing
 
 from emulator.atol import AtolRegister, AtolTiming, atol_model_named
-from emulator.atol import serve_connection as serve_atol_connection
 from emulator.faults import (
     FaultEvent,
     FaultLog,
-    FaultyRegister,
     RegisterFaults,
+    attach_faults,
     parse_faults,
     run_schedule,
     serve_faulty_connection,
@@ -134,10 +133,7 @@ def make_register(
 
 async def serve_register(stream: trio.abc.Stream, register: Register) -> None:
     """Serve one connection to ``register`` in its own protocol (faults applied, if any)."""
-    if isinstance(register, AtolRegister):
-        await serve_atol_connection(stream, register)
-    else:
-        await serve_faulty_connection(stream, register)
+    await serve_faulty_connection(stream, register)
 
 
 def _check(protocol: str, registers: int, line: str, model: str | None, faults: str | None) -> None:
@@ -152,8 +148,6 @@ def _check(protocol: str, registers: int, line: str, model: str | None, faults: 
     except KeyError as exc:
         raise FleetError(f"--model: {exc.args[0]}") from None
     if faults is not None:
-        if protocol != "shtrih":
-            raise FleetError("--faults: fault injection serves --protocol shtrih only, so far")
         try:
             parse_faults(faults)
         except ValueError as exc:
@@ -174,10 +168,8 @@ def _with_faults(
     plan = parse_faults(faults)
     faulty: list[Register] = []
     for index, register in enumerate(fleet):
-        if not isinstance(register, ShtrihRegister):
-            raise FleetError("--faults: fault injection serves --protocol shtrih only, so far")
         register_faults = RegisterFaults(plan, register=index, seed=seed, log=log)
-        wrapped = FaultyRegister.wrap(register, register_faults)
+        wrapped = attach_faults(register, register_faults)
         nursery.start_soon(run_schedule, wrapped, register_faults, ofd)
         faulty.append(wrapped)
     return faulty

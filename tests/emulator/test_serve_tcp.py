@@ -153,7 +153,7 @@ def test_bad_arguments_exit_2() -> None:
     for args in (
         ["--protocol", "atol", "--model", "shtrih-m-01f", "--port", "1"],
         ["--protocol", "shtrih", "--port", "x"],
-        ["--protocol", "atol", "--port", "1", "--faults", "drop:0.1"],
+        ["--protocol", "atol", "--port", "1", "--faults", "drop:2"],
     ):
         done = subprocess.run(
             [*KASSA, "emulator", "serve", *args],
@@ -174,10 +174,11 @@ def test_bad_arguments_exit_2() -> None:
     assert faults.returncode == 2 and faults.stderr.count("\n") == 1
 
 
-def test_serve_an_atol_fleet() -> None:
-    """ATOL registers on TCP answer Kassa's ATOL host through the task buffer."""
+@pytest.mark.parametrize("faults", [(), ("--faults", "slow:2x,ofd-down@1h")])
+def test_serve_an_atol_fleet(faults: tuple[str, ...]) -> None:
+    """ATOL registers on TCP answer Kassa's ATOL host through the task buffer (faults or not)."""
     port = free_ports(2)
-    proc, lines = start("--registers", "2", "--port", str(port), protocol="atol")
+    proc, lines = start("--registers", "2", "--port", str(port), *faults, protocol="atol")
     try:
         assert [int(line.split()[0]) for line in lines] == [port, port + 1]
         with socket.create_connection(("127.0.0.1", port + 1), timeout=5) as sock:
