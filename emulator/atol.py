@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import random
 from collections.abc import Callable, Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from types import MappingProxyType
@@ -59,7 +58,7 @@ import attrs
 import trio
 
 from emulator.fn import FiscalResult, FiscalStorage, FnModelError
-from emulator.timing import MS, RegisterModel
+from emulator.timing import MS, RegisterModel, RegisterTiming
 from protocols.atol import commands as c
 from protocols.atol.connection import DeviceConnection
 from protocols.atol.errors import AtolError
@@ -174,40 +173,12 @@ def atol_model_named(name: str) -> RegisterModel:
         raise KeyError(f"unknown model {name!r}; choose from: {', '.join(ATOL_MODELS)}") from None
 
 
-class AtolTiming:
-    """The durations of one ATOL register: its model's table plus seeded jitter.
+class AtolTiming(RegisterTiming):
+    """The durations of one ATOL register: :class:`RegisterTiming` keyed by ATOL command codes
+    (which overlap Shtrih's numbers with other meanings)."""
 
-    The same rules as :class:`emulator.timing.RegisterTiming`, keyed by ATOL command codes
-    (which overlap Shtrih's numbers with other meanings).
-    """
-
-    def __init__(self, model: RegisterModel, *, seed: int, index: int, line: str = "tcp") -> None:
-        if line not in ("tcp", "serial"):
-            raise ValueError(f"line must be tcp or serial, not {line!r}")
-        self.model = model
-        self.line = line
-        self._random = random.Random(f"kassa-emulator-atol:{seed}:{index}")
-
-    def _jittered(self, base: float) -> float:
-        if base <= 0:
-            return 0.0
-        return base * self._random.uniform(1 - self.model.jitter, 1 + self.model.jitter)
-
-    def command(self, code: bytes) -> float:
-        """Processing time of a command, the ФН operation included."""
-        return self._jittered(getattr(self.model, _COMMAND_FIELDS.get(code, "command_time")))
-
-    def wire(self, size: int) -> float:
-        """Time to put ``size`` bytes on the line (serial: 10 bits a byte; TCP: one packet)."""
-        if size <= 0:
-            return 0.0
-        if self.line == "serial":
-            return size * 10 / self.model.baud
-        return self.model.tcp_latency
-
-    def print_lines(self, lines: int) -> float:
-        """Time the printer needs for ``lines`` lines (0 on printer-less models)."""
-        return self._jittered(self.model.print_line * lines)
+    COMMAND_FIELDS = _COMMAND_FIELDS
+    SEED_PREFIX = "kassa-emulator-atol"
 
 
 # --- the register ------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Any
 
 import attrs
 
@@ -150,7 +151,14 @@ _COMMAND_FIELDS: Mapping[int, str] = MappingProxyType(
 
 
 class RegisterTiming:
-    """The durations of one register: its model's table plus seeded jitter."""
+    """The durations of one register: its model's table plus seeded jitter.
+
+    A personality whose command codes differ subclasses it with its own ``COMMAND_FIELDS``
+    (command code → the model field that times it) and ``SEED_PREFIX``.
+    """
+
+    COMMAND_FIELDS: Mapping[Any, str] = _COMMAND_FIELDS
+    SEED_PREFIX = "kassa-emulator"
 
     def __init__(self, model: RegisterModel, *, seed: int, index: int, line: str = "tcp") -> None:
         if line not in ("tcp", "serial"):
@@ -158,7 +166,7 @@ class RegisterTiming:
         self.model = model
         self.line = line
         # A string seed hashes with SHA-512 in random.seed: stable across processes.
-        self._random = random.Random(f"kassa-emulator:{seed}:{index}")
+        self._random = random.Random(f"{self.SEED_PREFIX}:{seed}:{index}")
 
     def _jittered(self, base: float) -> float:
         if base <= 0:
@@ -166,9 +174,9 @@ class RegisterTiming:
         spread = self.model.jitter
         return base * self._random.uniform(1 - spread, 1 + spread)
 
-    def command(self, code: int) -> float:
+    def command(self, code: Any) -> float:
         """Processing time of a command, the ФН operation included."""
-        return self._jittered(getattr(self.model, _COMMAND_FIELDS.get(code, "command_time")))
+        return self._jittered(getattr(self.model, self.COMMAND_FIELDS.get(code, "command_time")))
 
     def wire(self, size: int) -> float:
         """Time to put ``size`` bytes on the line (serial: 10 bits a byte; TCP: one packet)."""
