@@ -1,0 +1,1 @@
+"""Register drivers: one protocol each, behind :class:`~engine.drivers.base.RegisterDriver`."""
