@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 import attrs
 
@@ -247,7 +247,9 @@ def _arithmetic(receipt: Receipt, limits: Limits) -> Iterator[Problem]:
             continue
         if not 0 <= item.price <= MAX_MONEY:
             continue  # reported above; the product would mean nothing
-        expected = int((item.price * item.quantity).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+        with localcontext() as exact:  # 1079 × 1023 can exceed the default 28 digits
+            exact.prec = 64
+            expected = int((item.price * item.quantity).quantize(Decimal(1), ROUND_HALF_UP))
         if abs(expected - item.sum) > limits.sum_tolerance:
             yield Problem(
                 f"{path}.sum",
