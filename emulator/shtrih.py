@@ -19,6 +19,12 @@ Choices where the reference is silent:
   pass the ФН's result code through (01h…20h are the same numbers, §1.7).
 - The ФН document opens with the first line (FF46h, 80h–83h or 8Dh) and is formed at
   FF45h/85h: FF01h shows document 04h in between. 88h with no receipt open answers 73h.
+- A correction receipt (чек коррекции, 31) opens with FF35h, which needs an open shift under
+  24 hours (73h when closed, 4Eh when over) and no receipt open (4Ah); FF01h then shows
+  document 14h. Its operation (1054) is the first line's; until then mode 8's status is 0.
+  FF45h takes 1173 (тип коррекции) and 1174 (основание) out of the FF0Ch TLV and forms
+  document 31 with them where the FFD puts them; one without 1173, or with either tag twice,
+  answers 33h at FF45h (1173 is mandatory in FFD 1.2). The other FF0Ch TLV follow as sent.
 - FF46h tax bits map to tag 1199 through the default FFD 1.2 tax table: group 1 = 20 %,
   2 = 10 %, 3 = 0 %, 4 = no VAT, 5 = 20/120, 6 = 10/110. A name starting with ``//`` is
   stored without the slashes. A line sum given must be within 1 kopeck of price × quantity.
@@ -36,6 +42,7 @@ Choices where the reference is silent:
 from __future__ import annotations
 
 import datetime as dt
+import struct
 from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -45,8 +52,15 @@ import trio
 
 from emulator.fn import FiscalStorage, FnModelError
 from emulator.timing import RegisterTiming
-from protocols.documents.ffd import receipt_to_tags
-from protocols.documents.model import Company, Item, Payments, Receipt
+from protocols.documents.ffd import block_from_tags, receipt_to_tags
+from protocols.documents.model import (
+    Company,
+    CorrectionBasis,
+    CorrectionReceipt,
+    Item,
+    Payments,
+    Receipt,
+)
 from protocols.errors import ProtocolError
 from protocols.fiscal_sign import printed_fiscal_sign
 from protocols.shtrih import commands as c
@@ -81,8 +95,12 @@ _ADMIN = frozenset({29, 30})
 _ADMIN_COMMANDS = frozenset({0x40, 0x41})
 #: Commands that print or open a document: refused with 50h while submode 5 lasts.
 _PRINTING_COMMANDS = frozenset(
-    {0x12, 0x17, 0x2F, 0x40, 0x41, 0xE0, 0x80, 0x81, 0x82, 0x83, 0x85, 0x8D, 0xFF45, 0xFF46}
+    {0x12, 0x17, 0x2F, 0x40, 0x41, 0xE0, 0x80, 0x81, 0x82, 0x83, 0x85, 0x8D}
+    | {0xFF35, 0xFF45, 0xFF46}
 )
+#: The correction tags FF45h takes out of a correction receipt's FF0Ch TLV.
+_CORRECTION_TAGS = (1173, 1174)
+_TLV_HEADER = struct.Struct("<HH")
 _TLV_CHUNK = 200
 _FLAGS = 0x0292  # as in the real 10h captures (§1.10 R2–R4): rolls and sensors present
 _BATTERY, _SUPPLY = 0x9F, 0xE5  # 3.12 V and 25.44 V, as captured
@@ -106,11 +124,16 @@ class Line:
 
 @attrs.frozen
 class OpenReceipt:
-    """The receipt being built (открытый чек): operation 1054, lines, receipt-level TLV."""
+    """The receipt being built (открытый чек): operation 1054, lines, receipt-level TLV.
 
-    operation: int
+    ``correction`` marks a correction receipt (чек коррекции, FF35h), whose ``operation`` is
+    None until its first line gives it.
+    """
+
+    operation: int | None
     lines: tuple[Line, ...] = ()
     tlv: bytes = b""
+    correction: bool = False
 
 
 class ShtrihRegister:
@@ -155,7 +178,8 @@ class ShtrihRegister:
     def mode(self) -> int:
         """The mode byte of 10h/11h: mode in the low nibble, its status in the high one."""
         if self.receipt is not None:
-            return int(Mode.DOCUMENT_OPEN) | _RECEIPT_STATUS[self.receipt.operation] << 4
+            status = _RECEIPT_STATUS.get(self.receipt.operation or 0, 0)
+            return int(Mode.DOCUMENT_OPEN) | status << 4
         shift = self.fn.shift
         if shift is None:
             return int(Mode.SHIFT_CLOSED)
@@ -229,19 +253,28 @@ class ShtrihRegister:
         """The open receipt, opening one (in the ФН too) if none is open."""
         receipt = self.receipt
         if receipt is not None:
+            if receipt.operation is None:  # a correction receipt's first line gives 1054
+                if operation not in _RECEIPT_STATUS:
+                    raise CommandRefused(ErrorCode.BAD_PARAMETERS)
+                self.receipt = attrs.evolve(receipt, operation=operation)
+                return self.receipt
             if receipt.operation != operation:
                 raise CommandRefused(ErrorCode.WRONG_OPERATION)
             return receipt
-        mode = self.mode
-        if mode == Mode.SHIFT_CLOSED:
-            raise CommandRefused(ErrorCode.NOT_IN_THIS_MODE)
-        if mode == Mode.SHIFT_EXPIRED:
-            raise CommandRefused(ErrorCode.SHIFT_OVER_24H)
+        self._may_open()
         if operation not in _RECEIPT_STATUS:
             raise CommandRefused(ErrorCode.BAD_PARAMETERS)
         self.fn.begin_receipt(self.now(), timer=self._timer())
         self.receipt = OpenReceipt(operation=operation)
         return self.receipt
+
+    def _may_open(self) -> None:
+        """A new receipt needs an open shift under 24 hours."""
+        mode = self.mode
+        if mode == Mode.SHIFT_CLOSED:
+            raise CommandRefused(ErrorCode.NOT_IN_THIS_MODE)
+        if mode == Mode.SHIFT_EXPIRED:
+            raise CommandRefused(ErrorCode.SHIFT_OVER_24H)
 
     def _add_line(self, operation: int, item: Item) -> None:
         receipt = self._open_receipt(operation)
@@ -254,8 +287,9 @@ class ShtrihRegister:
             raise CommandRefused(ErrorCode.NOT_IN_THIS_MODE)
         if self._shift_expired():
             raise CommandRefused(ErrorCode.SHIFT_OVER_24H)
-        if not receipt.lines:
+        if not receipt.lines or receipt.operation is None:
             raise CommandRefused(ErrorCode.ZERO_TOTAL)
+        operation = receipt.operation
         total = sum(line.item.sum for line in receipt.lines)
         paid = sum(payments)
         if paid < total:
@@ -271,7 +305,7 @@ class ShtrihRegister:
         if taxation & (taxation - 1) or not taxation & registration.tax_systems:
             raise CommandRefused(ErrorCode.BAD_PARAMETERS)
         document = Receipt(
-            operation=receipt.operation,
+            operation=operation,
             items=tuple(line.item for line in receipt.lines),
             payments=Payments(
                 cash=payments[0] - change,
@@ -288,6 +322,9 @@ class ShtrihRegister:
             ),
             total=total,
         )
+        host_tlv = receipt.tlv
+        if receipt.correction:
+            document, host_tlv = _as_correction(document, host_tlv)
         tags = receipt_to_tags(document)
         items = tags[1059]
         assert isinstance(items, list)
@@ -297,8 +334,8 @@ class ShtrihRegister:
         ]
         for own in (1054, 1020, 1018):  # the ФН writes its own header tags
             tags.pop(own, None)
-        self.fn.add_tlv(encode(tags) + receipt.tlv)
-        result = self.fn.finish_receipt(self.now(), receipt.operation, total, timer=self._timer())
+        self.fn.add_tlv(encode(tags) + host_tlv)
+        result = self.fn.finish_receipt(self.now(), operation, total, timer=self._timer())
         self.receipt = None
         return change, result
 
@@ -463,6 +500,13 @@ class ShtrihRegister:
         self._add_line(r.operation, item)
         return c.OperationV2Answer(), 0
 
+    def _begin_correction(self, r: c.BeginCorrectionReceipt) -> tuple[c.Answer, int]:
+        self._no_receipt()
+        self._may_open()
+        self.fn.begin_receipt(self.now(), correction=True, timer=self._timer())
+        self.receipt = OpenReceipt(operation=None, correction=True)
+        return c.BeginCorrectionReceiptAnswer(), 0
+
     def _item_tlv(self, r: c.SendItemTlv) -> tuple[c.Answer, int]:
         receipt = self.receipt
         if receipt is None or not receipt.lines:
@@ -494,7 +538,9 @@ class ShtrihRegister:
         fn = self.fn
         return c.FnStatusAnswer(
             phase=int(fn.phase),
-            current_document=0x04 if fn.open_document is not None else 0,
+            current_document=_FN_DOCUMENTS.get(fn.open_document.code, 0x04)
+            if fn.open_document is not None
+            else 0,
             document_data=int(bool(fn.open_document and fn.open_document.data)),
             shift_open=int(fn.shift is not None),
             warnings=int(fn.warnings(self.now())),
@@ -580,6 +626,37 @@ class ShtrihRegister:
         return c.BindMarkingAnswer(code_type=0x444D, datamatrix_type=1), 0
 
 
+#: The ФН's open document code → the "current document" byte of FF01h (registers.md §1.6).
+_FN_DOCUMENTS = {3: 0x04, 31: 0x14}
+
+
+def _as_correction(receipt: Receipt, tlv: bytes) -> tuple[CorrectionReceipt, bytes]:
+    """The correction receipt (31) with 1173/1174 taken out of the host's FF0Ch ``tlv``."""
+    taken: dict[int, list[bytes]] = {tag: [] for tag in _CORRECTION_TAGS}
+    kept: list[bytes] = []
+    pos = 0
+    while pos < len(tlv):  # whole TLVs: FF0Ch checked them
+        tag, size = _TLV_HEADER.unpack_from(tlv, pos)
+        element = tlv[pos : pos + 4 + size]
+        pos += 4 + size
+        taken.get(tag, kept).append(element)
+    if len(taken[1173]) != 1 or len(taken[1174]) > 1:
+        raise CommandRefused(ErrorCode.BAD_PARAMETERS)
+    correction_type = decode(taken[1173][0]).fields[1173]
+    assert isinstance(correction_type, int)  # 1173 is a BYTE in the dictionary
+    basis = None
+    if taken[1174]:
+        block = decode(taken[1174][0]).fields[1174]
+        assert isinstance(block, dict)  # 1174 is an STLV
+        basis = block_from_tags(CorrectionBasis, block, "31/1174")
+    corrected = CorrectionReceipt(
+        **{field.name: getattr(receipt, field.name) for field in attrs.fields(Receipt)},
+        correction_type=correction_type,
+        basis=basis,
+    )
+    return corrected, b"".join(kept)
+
+
 def _amount(price: int, quantity: Decimal) -> int:
     """price × quantity to the kopeck, half up."""
     return int((price * quantity).quantize(Decimal(1), rounding=ROUND_HALF_UP))
@@ -612,6 +689,7 @@ _HANDLERS: dict[int, _Handler] = {
     0xFF39: ShtrihRegister._ofd_status,
     0xFF3A: ShtrihRegister._document_tlv_info,
     0xFF3B: ShtrihRegister._read_tlv,
+    0xFF35: ShtrihRegister._begin_correction,
     0xFF3F: ShtrihRegister._unconfirmed,
     0xFF45: ShtrihRegister._close_v2,
     0xFF46: ShtrihRegister._operation_v2,

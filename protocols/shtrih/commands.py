@@ -18,6 +18,13 @@ Assumptions where the reference is silent:
   ФН's answer code, the check result, the server's TLV); anything after them is kept as
   ``rest`` so an answer always re-encodes byte for byte.
 - Answer timeouts: the larger of the OPOS and JavaPOS driver values (§4.3), 30 s otherwise.
+- FF35h (begin correction receipt) takes the system administrator's password and answers the
+  error byte alone, as JavaPOS encodes it (shtrih-m/javapos_shtrih@1ddda80
+  ``command/FSStartCorrectionReceipt.java``: "Длина сообщения: 6 байт … Ответ: 1 байт");
+  with FFD 1.1/1.2 the lines follow as FF46h, 1173/1174 as FF0Ch and FF45h closes it, as the
+  official driver's FNOpenCheckCorrection, FNOperation, FNSendTag and FNCloseCheckEx do
+  (a public script, ivanovforwow-del/shtrih-m-correction-ofd ``correction_final.py``). The
+  operation (1054) comes from the lines; that FF35h carries nothing else is the JavaPOS layout.
 """
 
 from __future__ import annotations
@@ -61,6 +68,8 @@ __all__ = [
     "BeepAnswer",
     "BeginBufferWrite",
     "BeginBufferWriteAnswer",
+    "BeginCorrectionReceipt",
+    "BeginCorrectionReceiptAnswer",
     "BindMarking",
     "BindMarkingAnswer",
     "CancelReceipt",
@@ -815,6 +824,21 @@ class CloseReceiptV2Answer(Answer):
 
 
 @attrs.frozen(kw_only=True)
+class BeginCorrectionReceipt(_PasswordOnly):
+    """FF35h Начать формирование чека коррекции — open a correction receipt (чек коррекции, 31).
+
+    System administrator password only; the lines (FF46h), 1173/1174 (FF0Ch) and FF45h follow.
+    """
+
+    CODE: ClassVar[int] = 0xFF35
+
+
+@attrs.frozen(kw_only=True)
+class BeginCorrectionReceiptAnswer(_EmptyAnswer):
+    CODE: ClassVar[int] = 0xFF35
+
+
+@attrs.frozen(kw_only=True)
 class OperationV2(Request):
     """FF46h Операция v2 — one receipt line (opens a receipt if none is open).
 
@@ -1032,6 +1056,7 @@ _SPECS = (
     (DocumentTlvInfo, DocumentTlvInfoAnswer, 30_000),
     (ReadTlv, ReadTlvAnswer, 30_000),
     (UnconfirmedCount, UnconfirmedCountAnswer, 30_000),
+    (BeginCorrectionReceipt, BeginCorrectionReceiptAnswer, 30_000),
     (CloseReceiptV2, CloseReceiptV2Answer, 30_000),
     (OperationV2, OperationV2Answer, 30_000),
     (SendItemTlv, SendItemTlvAnswer, 30_000),

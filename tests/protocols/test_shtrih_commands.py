@@ -28,6 +28,8 @@ from protocols.shtrih.codes import (
 )
 from protocols.shtrih.commands import (
     Answer,
+    BeginCorrectionReceipt,
+    BeginCorrectionReceiptAnswer,
     BindMarkingAnswer,
     CheckMarking,
     CheckMarkingAnswer,
@@ -400,3 +402,21 @@ def test_registry_covers_the_issue_list_with_timeouts() -> None:
         assert spec.answer.__name__ == spec.name + "Answer"
         assert 1_000 <= spec.timeout_ms <= 120_000
     assert REGISTRY[0x41].timeout_ms == 65_000 and REGISTRY[0xE0].timeout_ms == 120_000
+
+
+def test_begin_correction_receipt_is_the_password_alone() -> None:
+    """FF35h as JavaPOS encodes it: LEN 6 (command and password), the answer only its error."""
+    request = BeginCorrectionReceipt(password=30)
+    assert request.encode() == bytes.fromhex("ff351e000000")
+    assert decode_request(bytes.fromhex("ff351e000000")) == request
+    assert decode_answer(bytes.fromhex("ff3500")) == BeginCorrectionReceiptAnswer()
+    refused = decode_answer(bytes.fromhex("ff354a"))
+    assert refused == ErrorAnswer(code=0xFF35, error=ErrorCode.RECEIPT_OPEN)
+    with pytest.raises(ShtrihError, match="trailing"):
+        BeginCorrectionReceipt.decode(bytes.fromhex("ff351e00000001"))
+    spec = REGISTRY[0xFF35]
+    assert (spec.request, spec.answer, spec.timeout_ms) == (
+        BeginCorrectionReceipt,
+        BeginCorrectionReceiptAnswer,
+        30_000,
+    )
