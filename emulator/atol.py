@@ -20,15 +20,17 @@ Choices where the reference (registers.md §2, §4) is silent:
   (59h) need mode 1; the Z report (5Ah) needs mode 3; anything else there answers 66h. There is
   no automatic shift opening: 92h in a closed shift answers 66h. Status (3Fh) and the ФН
   requests (A4 xx) work in every mode.
-- Error codes the codec's list lacks, numbered as on the older ATOL protocols (assumed, not
-  in the reference): 9Ah receipt closed (no receipt open), 45h payments below the total,
-  46h non-cash payments above the total (the change comes out of cash only), D0h ФН error
-  with the ФН's result code in the extended byte. An item with a zero quantity answers 0Ah, a
-  discount above the item's sum 08h, a tax code outside 0…8 or a malformed or unknown
-  request 13h, a close with no items 3Dh. A ФН refusal 16h (shift over 24 h) answers 88h.
+- Error codes the reference lacks, numbered as on the older ATOL protocols (assumed; the
+  codec's :class:`~protocols.atol.ErrorCode` names them too): 9Ah receipt closed (no receipt
+  open), 45h payments below the total, 46h non-cash payments above the total (the change
+  comes out of cash only), D0h ФН error with the ФН's result code in the extended byte. An
+  item with a zero quantity answers 0Ah, a discount above the item's sum 08h, a tax code
+  outside 0…8 or a malformed or unknown request 13h, a close with no items 3Dh. A ФН refusal
+  16h (shift over 24 h) answers 88h.
 - E6h tax codes follow ATOL's tax table, the order of 1199: 1 = 20 %, 2 = 10 %, 3 = 20/120,
   4 = 10/110, 5 = 0 %, 6 = no VAT, 7 = 5 %, 8 = 7 %; 0 (the department's rate) = no VAT.
-  Items are full payment (1214 = 4) of goods (1212 = 1). A discount lowers 1043 and 1079.
+  Items are full payment (1214 = 4) of goods (1212 = 1) unless E8h says otherwise. A discount
+  lowers 1043 and 1079.
 - 92h opens the ФН document (begin_receipt) unless bit 0 (test mode) is set: a test receipt
   never reaches the ФН. 4Ah with amount 0 pays what is left with its payment type.
 - The state answer: submode and receipt state are the open receipt's type (0 when none),
@@ -36,6 +38,22 @@ Choices where the reference (registers.md §2, §4) is silent:
   answers the open (or last) shift and the last 1042 of the open shift.
 - A4 45 answers the document's STLV tag and its whole size; A4 46 the whole document, header
   included, exactly as archived; 46 before any 45 answers 18h (no more data).
+- Requisites (E8h, :class:`~protocols.atol.commands.WriteRequisite`) need an open receipt
+  (9Ah otherwise). Blocks must come in order 0…count-1 with the same flags and count, each
+  new block 0 dropping an unfinished set; the joined data must be whole TLVs (13h otherwise).
+  With the item flag they add to or replace the tags of the last registered item (3Dh when
+  there is none): 1214, 1212, 1200, 2108, 1163 and 2xxx, agent and supplier data, 1079, even
+  1030 for a name longer than E6h's 64 bytes; but not 1043 or 1199, which E6h gave and the
+  totals are counted from (13h). Without it they add to or replace the receipt's tags: 1055,
+  1187, 1009, 1048, 1117, the cashier (1021, 1203), the buyer (1008, 1256), 1192, 1084, 1057,
+  1234, 1270, 1261, 1011, 1036, 1125, and 1173/1174 in a correction receipt only; tags the
+  register or the ФН forms themselves (1209, 1018, 1054, 1059, 1020, the payment sums, the VAT
+  totals, the fiscal header) answer 13h. A 1055 that is not one of the registered tax systems
+  (1062) answers D0h with the ФН's 09h. Without a 1055 the receipt has the lowest registered
+  tax system.
+- Correction receipts (92h types 7…10) form document 31 (кассовый чек коррекции) with 1054 from
+  the type and 1173 = 0 (самостоятельно) unless E8h sends 1173; they count in the ФН's 1134
+  only. A4 30 reports the open document as 04h (receipt) or 14h (correction), as a ФН does.
 - The task's status is A4 (error) when the application answer carries a non-zero error.
 - Timing: a task takes the processing time of its command (see :data:`ATOL_MODELS`) plus the
   printing of its document on models with a printer; the register answers Req with A2 for that
@@ -70,10 +88,10 @@ from protocols.atol.events import (
 )
 from protocols.atol.taskbuffer import TaskBuffer
 from protocols.documents.ffd import receipt_to_tags
-from protocols.documents.model import Company, Item, Payments, Receipt
+from protocols.documents.model import Company, CorrectionReceipt, Item, Payments, Receipt
 from protocols.errors import ProtocolError
 from protocols.fn import FnPhase, ResultCode
-from protocols.tlv import TlvError, encode
+from protocols.tlv import TagMap, TlvError, decode, encode
 from protocols.tlv.enums import VatRate
 
 __all__ = [
@@ -93,7 +111,8 @@ ErrorCode = c.ErrorCode
 
 
 class AtolErrorCode(enum.IntEnum):
-    """Result codes the codec's :class:`~protocols.atol.ErrorCode` lacks (assumed numbers)."""
+    """Result codes the reference lacks (assumed numbers), as :class:`~protocols.atol.ErrorCode`
+    also names them for the host's side."""
 
     PAYMENTS_BELOW_TOTAL = 0x45  # сумма оплат меньше итога чека
     NON_CASH_OVER_TOTAL = 0x46  # безналичные оплаты больше итога чека
@@ -155,7 +174,9 @@ _COMMAND_FIELDS: Mapping[bytes, str] = MappingProxyType(
         b"\x3f": "status_time",
         b"\xa4\x10": "status_time",
         b"\xa4\x20": "status_time",
+        b"\xa4\x30": "status_time",
         b"\xe6": "operation_time",
+        b"\xe8": "command_time",
         b"\xa4\x45": "tlv_read_time",
         b"\xa4\x46": "tlv_read_time",
         b"\x4a": "fn_document_time",
@@ -200,22 +221,43 @@ _OPERATIONS: Mapping[c.ReceiptType, int] = MappingProxyType(
         c.ReceiptType.SALE_RETURN: 2,
         c.ReceiptType.PURCHASE: 3,
         c.ReceiptType.PURCHASE_RETURN: 4,
+        c.ReceiptType.CORRECTION_SALE: 1,
+        c.ReceiptType.CORRECTION_SALE_RETURN: 2,
+        c.ReceiptType.CORRECTION_PURCHASE: 3,
+        c.ReceiptType.CORRECTION_PURCHASE_RETURN: 4,
     }
 )
 _OPERATOR_MODES = frozenset({c.Mode.REGISTRATION, c.Mode.X_REPORTS})
 _ADMIN_MODES = frozenset({c.Mode.Z_REPORTS, c.Mode.PROGRAMMING, c.Mode.FISCAL_STORAGE})
 _ADMIN = frozenset({29, 30})
 _MAX_TAX = 8  # ATOL's tax table runs 1…8, as 1199 does up to НДС 7 %
+#: Item tags E6h gives and the receipt's totals are counted from: E8h cannot replace them.
+_ITEM_TAGS_OF_E6 = frozenset({1043, 1199})
+#: Receipt tags the register or its ФН forms: E8h cannot send them.
+_OWN_TAGS = frozenset(
+    {1209, 1018, 1054, 1059, 1020, 1031, 1081, 1215, 1216, 1217, 1115}
+    | set(range(1102, 1108))
+    | {1040, 1041, 1037, 1012, 1077, 1038, 1042}
+)
+_CORRECTION_TAGS = frozenset({1173, 1174})
 
 
 @attrs.frozen
 class OpenReceipt:
-    """открытый чек: its type, items (предметы расчёта, 1059) and payments by type."""
+    """открытый чек: its type, items (предметы расчёта, 1059), payments by type, and the
+    requisites E8h sent for each item and for the receipt."""
 
     receipt_type: c.ReceiptType
     test: bool = False  # opened in test mode: never reaches the ФН
     items: tuple[Item, ...] = ()
     payments: tuple[tuple[c.PaymentType, int], ...] = ()
+    item_requisites: tuple[TagMap, ...] = ()  # one per item, the tags that replace or add
+    requisites: TagMap = attrs.field(factory=dict)  # receipt-level tags that replace or add
+
+    @property
+    def correction(self) -> bool:
+        """A correction receipt (чек коррекции, document 31)."""
+        return self.receipt_type in c.CORRECTION_TYPES
 
     @property
     def total(self) -> int:
@@ -256,6 +298,8 @@ class AtolRegister:
         self.receipt: OpenReceipt | None = None
         self.last_result: FiscalResult | None = None  # the last document the ФН formed
         self._selected: bytes | None = None  # the document A4 45 chose for A4 46
+        # An E8h set still being received: flags, block count, blocks so far, their data.
+        self._requisite: tuple[int, int, int, bytes] | None = None
         # The register's side of the task buffer, shared by every connection.
         self.tasks = TaskBuffer()
         self.requests: dict[int, bytes] = {}  # TID → the request of the task
@@ -383,9 +427,11 @@ class AtolRegister:
             raise CommandRefused(ErrorCode.WRONG_MODE)
         self._not_expired()
         test = bool(r.flags & c.FLAG_TEST_MODE)
+        receipt = OpenReceipt(receipt_type=r.receipt_type, test=test)
         if not test:
-            self.fn.begin_receipt(self.now(), timer=self._timer())
-        self.receipt = OpenReceipt(receipt_type=r.receipt_type, test=test)
+            self.fn.begin_receipt(self.now(), correction=receipt.correction, timer=self._timer())
+        self.receipt = receipt
+        self._requisite = None
         return c.CommandAnswer(), 0
 
     def _register_item(self, r: c.RegisterItem) -> tuple[c.Answer, int]:
@@ -409,8 +455,49 @@ class AtolRegister:
             payment_method=4,  # полный расчёт
             payment_subject=1,  # товар
         )
-        self.receipt = attrs.evolve(receipt, items=(*receipt.items, item))
+        self.receipt = attrs.evolve(
+            receipt,
+            items=(*receipt.items, item),
+            item_requisites=(*receipt.item_requisites, {}),
+        )
         return c.CommandAnswer(), 0
+
+    def _write_requisite(self, r: c.WriteRequisite) -> tuple[c.Answer, int]:
+        receipt = self._need_receipt()
+        pending, self._requisite = self._requisite, None
+        if r.block_number == 0:
+            data = r.data
+        elif pending is not None and pending[:3] == (r.flags, r.block_count, r.block_number):
+            data = pending[3] + r.data
+        else:
+            raise CommandRefused(ErrorCode.WRONG_FORMAT)
+        if r.block_number + 1 < r.block_count:
+            self._requisite = (r.flags, r.block_count, r.block_number + 1, data)
+            return c.CommandAnswer(), 0
+        fields = decode(data).fields
+        if r.for_item:
+            if not receipt.items:
+                raise CommandRefused(ErrorCode.ITEM_NOT_FOUND)
+            if fields.keys() & (_ITEM_TAGS_OF_E6 | _OWN_TAGS):
+                raise CommandRefused(ErrorCode.WRONG_FORMAT)
+            *before, last = receipt.item_requisites
+            self.receipt = attrs.evolve(receipt, item_requisites=(*before, {**last, **fields}))
+            return c.CommandAnswer(), 0
+        if fields.keys() & _OWN_TAGS or (
+            fields.keys() & _CORRECTION_TAGS and not receipt.correction
+        ):
+            raise CommandRefused(ErrorCode.WRONG_FORMAT)
+        if 1055 in fields:
+            self._check_tax_system(fields[1055])
+        self.receipt = attrs.evolve(receipt, requisites={**receipt.requisites, **fields})
+        return c.CommandAnswer(), 0
+
+    def _check_tax_system(self, value: object) -> None:
+        """1055 must be one of the tax systems the register was registered with (1062)."""
+        registration = self.fn.registration
+        allowed = 0 if registration is None else registration.tax_systems
+        if not isinstance(value, int) or value <= 0 or value & (value - 1) or not value & allowed:
+            raise CommandRefused(c.ErrorCode.FN_ERROR, ResultCode.WRONG_PARAMETER)
 
     def _payment(self, r: c.Payment) -> tuple[c.Answer, int]:
         receipt = self._need_receipt()
@@ -451,7 +538,8 @@ class AtolRegister:
         registration = self.fn.registration
         if registration is None:
             raise CommandRefused(AtolErrorCode.FN_ERROR, ResultCode.WRONG_STATE)
-        document = Receipt(
+        model: type[Receipt] = CorrectionReceipt if receipt.correction else Receipt
+        document = model(
             operation=_OPERATIONS[receipt.receipt_type],
             items=receipt.items,
             payments=Payments(
@@ -470,6 +558,12 @@ class AtolRegister:
             total=total,
         )
         tags = receipt_to_tags(document)
+        item_tags = tags[1059]
+        assert isinstance(item_tags, list)
+        for line, extra in zip(item_tags, receipt.item_requisites, strict=True):
+            assert isinstance(line, dict)
+            line.update(extra)
+        tags.update(receipt.requisites)
         for own in (1054, 1020, 1018):  # the ФН writes its own header tags
             tags.pop(own, None)
         self.fn.add_tlv(encode(tags))
@@ -477,6 +571,7 @@ class AtolRegister:
             self.now(), document.operation, total, timer=self._timer()
         )
         self.receipt = None
+        self._requisite = None
         return c.CommandAnswer(), printed
 
     def _cancel_receipt(self, r: c.CancelReceipt) -> tuple[c.Answer, int]:
@@ -484,6 +579,7 @@ class AtolRegister:
         if not receipt.test:
             self.fn.cancel_document()
         self.receipt = None
+        self._requisite = None
         return c.CommandAnswer(), 0
 
     def _shift_state(self, r: c.GetShiftState) -> tuple[c.Answer, int]:
@@ -504,6 +600,21 @@ class AtolRegister:
             unsent_count=min(len(unsent), 0xFFFF),
             first_unsent_number=unsent[0] if unsent else 0,
             first_unsent_time=None if since is None else since.replace(second=0, microsecond=0),
+        ), 0
+
+    def _fn_status(self, r: c.GetFnStatus) -> tuple[c.Answer, int]:
+        fn = self.fn
+        document = fn.open_document
+        current = 0 if document is None else (0x14 if document.code == 31 else 0x04)
+        return c.FnStatus(
+            phase=int(fn.phase),
+            current_document=current,
+            document_data=document is not None and bool(document.data),
+            shift_open=fn.shift is not None,
+            warnings=int(fn.warnings(self.now())) & 0xFF,
+            last_document_time=fn.last_time,
+            fn_number=fn.number,
+            last_fd_number=fn.last_fd_number,
         ), 0
 
     def _document_info(self, r: c.GetDocumentInfo) -> tuple[c.Answer, int]:
@@ -556,6 +667,8 @@ _HANDLERS: Mapping[type[c.Request], _Handler] = MappingProxyType(
         c.GetOfdExchangeStatus: AtolRegister._ofd_status,
         c.GetDocumentInfo: AtolRegister._document_info,
         c.ReadDocumentData: AtolRegister._document_data,
+        c.GetFnStatus: AtolRegister._fn_status,
+        c.WriteRequisite: AtolRegister._write_requisite,
     }
 )
 

@@ -26,6 +26,16 @@ Layouts follow S6 (atol4j). Where the reference is silent this module assumes:
   S6, 0x04 in S7) stays an int; only bit 0, test mode, is named (:data:`FLAG_TEST_MODE`).
 - A boolean byte is 0 or 1; anything else is an :class:`AtolError`.
 - Open shift may carry text after its flag byte (S6 lists it among the code-page commands).
+- Correction receipts (чеки коррекции) open with 92h types 7…10, the numbers of libfptr10's
+  ``LIBFPTR_RT_*_CORRECTION`` (7 прихода, 8 возврата прихода, 9 расхода, 10 возврата расхода),
+  which keep 92h's own numbers for 1, 2, 4 and 5. S6 agrees on 7 and 9 but names 10
+  "коррекция возврата прихода"; libfptr10's reading is taken.
+- E8h "write a requisite" (записать реквизит) carries FFD TLVs the other commands cannot (1214,
+  1212, 1163, 1192, 1084 …). No public source shows its layout; :class:`WriteRequisite` says
+  what is assumed.
+- A4 30 answers the ФН's own 30h status (S3) after ``55 00``, as A4 20 answers 20h's.
+- Error codes 45h, 46h, 9Ah and D0h are not in the reference; they are numbered as on the older
+  ATOL protocols, as the emulator answers them (see :class:`ErrorCode`).
 """
 
 from __future__ import annotations
@@ -42,7 +52,10 @@ import attrs
 from protocols.atol.errors import AtolError
 
 __all__ = [
+    "CORRECTION_TYPES",
+    "FLAG_ITEM_REQUISITE",
     "FLAG_TEST_MODE",
+    "MAX_REQUISITE_BLOCK",
     "REQUESTS",
     "Answer",
     "CancelReceipt",
@@ -55,8 +68,10 @@ __all__ = [
     "EnterMode",
     "ErrorCode",
     "ExitMode",
+    "FnStatus",
     "GetDeviceStatus",
     "GetDocumentInfo",
+    "GetFnStatus",
     "GetOfdExchangeStatus",
     "GetShiftState",
     "Mode",
@@ -73,6 +88,7 @@ __all__ = [
     "Request",
     "ShiftState",
     "StatusFlags",
+    "WriteRequisite",
     "decode_answer",
     "decode_bcd",
     "decode_request",
@@ -81,6 +97,10 @@ __all__ = [
 
 #: Bit 0 of a command's flag byte: run in test mode, nothing fiscal happens.
 FLAG_TEST_MODE = 0x01
+#: Bit 0 of E8h's flag byte: the requisite belongs to the last registered item, not the receipt.
+FLAG_ITEM_REQUISITE = 0x01
+#: The most TLV bytes one E8h block carries (assumed: one ФН message holds 1024 data bytes).
+MAX_REQUISITE_BLOCK = 1024
 
 _GENERIC = 0x55  # 'U'
 _STATE = 0x44  # 'D'
@@ -116,13 +136,18 @@ class ErrorCode(enum.IntEnum):
     CLOCK_BEHIND_FN = 0x20
     ARCHIVE_CLOSE_FAILED = 0x21
     ITEM_NOT_FOUND = 0x3D
+    # 45h, 46h, 9Ah and D0h: not in the reference; numbered as on the older ATOL protocols.
+    PAYMENTS_BELOW_TOTAL = 0x45  # сумма оплат меньше итога чека
+    NON_CASH_OVER_TOTAL = 0x46  # безналичные оплаты больше итога чека
     WRONG_MODE = 0x66
     NO_PAPER = 0x67
     NO_PRINTER_LINK = 0x68
     SHIFT_OVER_24_HOURS = 0x88
     WRONG_PASSWORD = 0x8C
+    RECEIPT_CLOSED = 0x9A  # чек закрыт — операция невозможна
     RECEIPT_OPEN = 0x9B
     SHIFT_OPEN = 0x9C
+    FN_ERROR = 0xD0  # ошибка ФН: the ФН's result code in the extended byte
 
 
 class Mode(enum.IntEnum):
@@ -139,12 +164,28 @@ class Mode(enum.IntEnum):
 
 
 class ReceiptType(enum.IntEnum):
-    """Receipt types (тип чека): приход, возврат прихода, расход, возврат расхода."""
+    """Receipt types (тип чека): приход, возврат прихода, расход, возврат расхода, and the
+    correction receipts (чек коррекции, document 31) of each."""
 
     SALE = 1
     SALE_RETURN = 2
     PURCHASE = 4
     PURCHASE_RETURN = 5
+    CORRECTION_SALE = 7  # чек коррекции прихода
+    CORRECTION_SALE_RETURN = 8  # чек коррекции возврата прихода
+    CORRECTION_PURCHASE = 9  # чек коррекции расхода
+    CORRECTION_PURCHASE_RETURN = 10  # чек коррекции возврата расхода
+
+
+#: The receipt types that open a correction receipt (document 31).
+CORRECTION_TYPES = frozenset(
+    {
+        ReceiptType.CORRECTION_SALE,
+        ReceiptType.CORRECTION_SALE_RETURN,
+        ReceiptType.CORRECTION_PURCHASE,
+        ReceiptType.CORRECTION_PURCHASE_RETURN,
+    }
+)
 
 
 class PaymentType(enum.IntEnum):
@@ -542,6 +583,78 @@ class DocumentData:
         return cls(tlv=_ok_body(data, "document data"))
 
 
+_FN_STATUS = struct.Struct("<5B5B16sI")
+
+
+def _fn_number(_: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not isinstance(value, str) or len(value) != 16 or not value.isascii():
+        raise AtolError(f"{value!r} is not 16 ASCII characters", attribute.name)
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class FnStatus:
+    """A4 30 answer: the ФН's status (статус ФН), its 30h answer (S3) after ``55 00``.
+
+    Phase (фаза жизни) and warnings (флаги предупреждения, 1050–1053) are the ФН's codes, kept
+    as ints (:class:`protocols.fn.FnPhase`, :class:`protocols.fn.FnWarning` read them). The
+    current document is the ФН's code: 00h none, 04h a receipt, 14h a correction receipt.
+    """
+
+    phase: int = attrs.field(validator=_byte)
+    current_document: int = attrs.field(default=0, validator=_byte)
+    document_data: bool = attrs.field(default=False, validator=_is_bool)
+    shift_open: bool = attrs.field(validator=_is_bool)
+    warnings: int = attrs.field(default=0, validator=_byte)
+    #: The last document's time (1012); None when the wire carries zeros. Minutes, no seconds.
+    last_document_time: datetime | None = attrs.field(
+        validator=_clock(range(2000, 2256), seconds=False)
+    )
+    fn_number: str = attrs.field(validator=_fn_number)  # 1041 номер ФН
+    last_fd_number: int = attrs.field(validator=_u32)  # 1040 of the last document, 0 if none
+
+    def encode(self) -> bytes:
+        t = self.last_document_time
+        clock = (0, 0, 0, 0, 0) if t is None else (t.year - 2000, t.month, t.day, t.hour, t.minute)
+        return b"\x55\x00" + _FN_STATUS.pack(
+            self.phase,
+            self.current_document,
+            self.document_data,
+            self.shift_open,
+            self.warnings,
+            *clock,
+            self.fn_number.encode("ascii"),
+            self.last_fd_number,
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        phase, current, has_data, is_open, warnings, *rest = _FN_STATUS.unpack(
+            _ok_body(data, "ФН status", _FN_STATUS.size)
+        )
+        *clock, number, last_fd = rest
+        last_document_time = None
+        if any(clock):
+            yy, mo, dd, hh, mi = clock
+            try:
+                last_document_time = datetime(2000 + yy, mo, dd, hh, mi)
+            except ValueError as exc:
+                raise AtolError(str(exc), "last_document_time") from None
+        try:
+            fn_number = number.decode("ascii")
+        except UnicodeDecodeError:
+            raise AtolError(f"{number!r} is not ASCII", "fn_number") from None
+        return cls(
+            phase=phase,
+            current_document=current,
+            document_data=_bool(has_data, "document_data"),
+            shift_open=_bool(is_open, "shift_open"),
+            warnings=warnings,
+            last_document_time=last_document_time,
+            fn_number=fn_number,
+            last_fd_number=last_fd,
+        )
+
+
 Answer = (
     CommandAnswer
     | PaymentAnswer
@@ -550,11 +663,13 @@ Answer = (
     | OfdExchangeStatus
     | DocumentInfo
     | DocumentData
+    | FnStatus
 )
 
 
 def _fn_answer(
-    cls: type[ShiftState | OfdExchangeStatus | DocumentInfo | DocumentData], data: bytes
+    cls: type[ShiftState | OfdExchangeStatus | DocumentInfo | DocumentData | FnStatus],
+    data: bytes,
 ) -> Answer:
     """An A4 xx answer: ``55 00 data``, or ``55 error ext`` when the command failed."""
     if len(data) == 3 and data[0] == _GENERIC and data[1] != 0:
@@ -853,6 +968,69 @@ class ReadDocumentData(Request):
         return _fn_answer(DocumentData, data)
 
 
+@attrs.frozen(kw_only=True, slots=True)
+class GetFnStatus(Request):
+    """A4 30 the ФН's status (запрос статуса ФН); answers :class:`FnStatus`."""
+
+    code: ClassVar[bytes] = b"\xa4\x30"
+
+    @classmethod
+    def decode_answer(cls, data: bytes) -> Answer:
+        return _fn_answer(FnStatus, data)
+
+
+def _requisite_block(_: object, attribute: attrs.Attribute[bytes], value: bytes) -> None:
+    if not isinstance(value, bytes) or not 0 < len(value) <= MAX_REQUISITE_BLOCK:
+        raise AtolError(f"must be 1…{MAX_REQUISITE_BLOCK} bytes", attribute.name)
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class WriteRequisite(Request):
+    """E8h write a requisite (записать реквизит ФН): FFD TLVs for the open receipt or its item.
+
+    ``flags | block count | block number | data``. What E6h, 99h and 4Ah cannot say goes here:
+    1214/1212, the marking (1163, 2xxx), agent data, 1192, 1084, 1008, the cashier, 1173/1174 …
+    All of the layout is assumed (no public source shows E8h): bit 0 of ``flags``
+    (:data:`FLAG_ITEM_REQUISITE`) attaches the data to the last registered item (1059), else to
+    the receipt; data longer than :data:`MAX_REQUISITE_BLOCK` goes in ``block_count`` blocks
+    numbered from 0 that the register joins; the joined data is one or more whole TLVs (tag
+    and length little-endian, as the ФН takes them). The answer is the generic ``55 error ext``.
+    """
+
+    code: ClassVar[bytes] = b"\xe8"
+    flags: int = attrs.field(default=0, validator=_byte)
+    block_count: int = attrs.field(default=1, validator=_byte)
+    block_number: int = attrs.field(default=0, validator=_byte)
+    data: bytes = attrs.field(validator=_requisite_block)
+
+    def __attrs_post_init__(self) -> None:
+        if not 0 <= self.block_number < self.block_count:
+            raise AtolError(
+                f"block {self.block_number} of {self.block_count}: blocks run 0…count-1",
+                "block_number",
+            )
+
+    @property
+    def for_item(self) -> bool:
+        """The data belongs to the last registered item (реквизит предмета расчёта)."""
+        return bool(self.flags & FLAG_ITEM_REQUISITE)
+
+    def _params(self) -> bytes:
+        return bytes((self.flags, self.block_count, self.block_number)) + self.data
+
+    @classmethod
+    def _from_params(cls, password: int, params: bytes) -> Self:
+        if len(params) < 4:
+            raise AtolError("E8h has flags, block count, block number and data", "parameters")
+        return cls(
+            password=password,
+            flags=params[0],
+            block_count=params[1],
+            block_number=params[2],
+            data=params[3:],
+        )
+
+
 #: Every request class by its command code (one byte, or two for A4 xx).
 REQUESTS: Mapping[bytes, type[Request]] = {
     cls.code: cls
@@ -871,6 +1049,8 @@ REQUESTS: Mapping[bytes, type[Request]] = {
         GetOfdExchangeStatus,
         GetDocumentInfo,
         ReadDocumentData,
+        GetFnStatus,
+        WriteRequisite,
     )
 }
 

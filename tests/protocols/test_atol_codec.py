@@ -50,13 +50,19 @@ from protocols.atol import (
     encode_packet,
 )
 from protocols.atol.commands import (
+    CORRECTION_TYPES,
+    MAX_REQUISITE_BLOCK,
     CancelReceipt,
     CloseReceipt,
     CloseShift,
     EnterMode,
+    ErrorCode,
     ExitMode,
+    FnStatus,
+    GetFnStatus,
     OpenReceipt,
     OpenShift,
+    WriteRequisite,
     decode_bcd,
     encode_bcd,
 )
@@ -152,6 +158,17 @@ REQUEST_STRATEGIES: dict[type[Request], st.SearchStrategy[Any]] = {
     GetOfdExchangeStatus: st.builds(GetOfdExchangeStatus, password=bcd(2)),
     GetDocumentInfo: st.builds(GetDocumentInfo, password=bcd(2), number=st.integers(0, 2**32 - 1)),
     ReadDocumentData: st.builds(ReadDocumentData, password=bcd(2)),
+    GetFnStatus: st.builds(GetFnStatus, password=bcd(2)),
+    WriteRequisite: st.integers(1, 255).flatmap(
+        lambda count: st.builds(
+            WriteRequisite,
+            password=bcd(2),
+            flags=byte,
+            block_count=st.just(count),
+            block_number=st.integers(0, count - 1),
+            data=st.binary(min_size=1, max_size=80),
+        )
+    ),
 }
 
 failed = st.builds(CommandAnswer, error=st.integers(1, 255), extended=byte)
@@ -195,6 +212,17 @@ document_infos = st.builds(
     DocumentInfo, document_type=st.integers(0, 0xFFFF), size=st.integers(0, 0xFFFF)
 )
 document_data = st.builds(DocumentData, tlv=st.binary(max_size=200))
+fn_statuses = st.builds(
+    FnStatus,
+    phase=byte,
+    current_document=byte,
+    document_data=st.booleans(),
+    shift_open=st.booleans(),
+    warnings=byte,
+    last_document_time=st.none() | clocks(2255, seconds=False),
+    fn_number=st.text(alphabet="0123456789", min_size=16, max_size=16),
+    last_fd_number=st.integers(0, 2**32 - 1),
+)
 
 #: Each request class with the answers it can get: its own, or a failure.
 ANSWERS: dict[type[Request], st.SearchStrategy[Any]] = {
@@ -206,6 +234,7 @@ ANSWERS: dict[type[Request], st.SearchStrategy[Any]] = {
     GetOfdExchangeStatus: ofd_statuses | failed,
     GetDocumentInfo: document_infos | failed,
     ReadDocumentData: document_data | failed,
+    GetFnStatus: fn_statuses | failed,
 }
 ANSWER_CLASSES: list[tuple[Any, st.SearchStrategy[Any]]] = [
     (CommandAnswer, command_answers),
@@ -215,6 +244,7 @@ ANSWER_CLASSES: list[tuple[Any, st.SearchStrategy[Any]]] = [
     (OfdExchangeStatus, ofd_statuses),
     (DocumentInfo, document_infos),
     (DocumentData, document_data),
+    (FnStatus, fn_statuses),
 ]
 
 host_messages = st.one_of(
@@ -516,3 +546,63 @@ def test_device_receive_data_never_raises(chunks: list[bytes]) -> None:
             if item.data:
                 decode_device_message(item.data)
         assert device.buffered_bytes <= 4 + 2 * 65
+
+
+# Commands the driver needs beyond S6: correction receipts, E8h requisites, A4 30 ----------------
+
+
+def test_correction_receipt_types() -> None:
+    """92h types 7…10 open correction receipts, numbered as libfptr10's LIBFPTR_RT_*."""
+    assert [int(t) for t in sorted(CORRECTION_TYPES)] == [7, 8, 9, 10]
+    assert OpenReceipt(receipt_type=ReceiptType.CORRECTION_PURCHASE).encode() == bytes.fromhex(
+        "0000920009"
+    )
+    assert decode_request(bytes.fromhex("000092000a")) == OpenReceipt(
+        receipt_type=ReceiptType.CORRECTION_PURCHASE_RETURN
+    )
+    with pytest.raises(AtolError, match="not a known ReceiptType") as caught:
+        decode_request(bytes.fromhex("0000920006"))
+    assert caught.value.path == "receipt_type"
+
+
+def test_write_requisite_layout() -> None:
+    tlv = bytes.fromhex("be040100") + b"\x04"  # 1214 = 4
+    item = WriteRequisite(flags=0x01, data=tlv)
+    assert item.encode() == bytes.fromhex("0000e8010100") + tlv
+    assert item.for_item and not WriteRequisite(data=tlv).for_item
+    block = WriteRequisite(block_count=3, block_number=2, data=b"\x01")
+    assert decode_request(block.encode()) == block
+    with pytest.raises(AtolError, match="blocks run") as caught:
+        WriteRequisite(block_count=2, block_number=2, data=b"\x01")
+    assert caught.value.path == "block_number"
+    with pytest.raises(AtolError, match="blocks run"):
+        decode_request(bytes.fromhex("0000e800000001"))  # a block count of 0
+    with pytest.raises(AtolError, match="1…1024 bytes") as caught:
+        WriteRequisite(data=bytes(MAX_REQUISITE_BLOCK + 1))
+    assert caught.value.path == "data"
+    with pytest.raises(AtolError, match="flags, block count"):
+        decode_request(bytes.fromhex("0000e8000100"))  # no data
+
+
+def test_fn_status_layout() -> None:
+    """A4 30: the ФН's 30h answer after 55 00, numbers little-endian."""
+    status = FnStatus(
+        phase=3,
+        current_document=0x04,
+        document_data=True,
+        shift_open=True,
+        warnings=0x02,
+        last_document_time=datetime(2026, 3, 2, 8, 15),
+        fn_number="9999000000000001",
+        last_fd_number=0x01020304,
+    )
+    wire = status.encode()
+    head = bytes.fromhex("5500 03 04 01 01 02 1a0302080f")  # phase … warnings, YY MM DD hh mm
+    assert wire == head + b"9999000000000001" + bytes.fromhex("04030201")
+    assert decode_answer(GetFnStatus(), wire) == status
+    assert decode_answer(GetFnStatus(), bytes.fromhex("55d006")) == CommandAnswer(
+        error=ErrorCode.FN_ERROR, extended=6
+    )
+    with pytest.raises(AtolError, match="ASCII") as caught:
+        FnStatus.decode(wire[:12] + "ФН".encode("cp866") + wire[14:])
+    assert caught.value.path == "fn_number"
