@@ -14,8 +14,10 @@ implements the same methods with the same group-commit design over psycopg's syn
 Job states (the job state machine)::
 
     accepted → queued → sent → fiscalized
-                    ↘       ↘ failed
-                     failed  ↘ in_doubt → resolved (fiscalized | failed | queued)
+                    ↘    ↑  ↘ failed
+                     failed └ (refused with no effect: back to the queue)
+                             ↘ in_doubt → resolved (found in the ФН archive)
+                                        → failed | queued (proven absent: sent again)
 
 ``(tenant, external_id)`` is unique forever: a repeat returns the first job and its current
 state; a repeat with a different body is a :class:`ConflictError` that names the conflict.
@@ -33,10 +35,12 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import attrs
 import trio
+
+from engine.reports import ReceiptRecord
 
 T = TypeVar("T")
 
@@ -63,6 +67,7 @@ TRANSITIONS: frozenset[tuple[JobState, JobState]] = frozenset(
         (JobState.SENT, JobState.FISCALIZED),
         (JobState.SENT, JobState.FAILED),
         (JobState.SENT, JobState.IN_DOUBT),
+        (JobState.SENT, JobState.QUEUED),  # the register refused with no effect (ФН full)
         (JobState.IN_DOUBT, JobState.RESOLVED),
         (JobState.IN_DOUBT, JobState.FISCALIZED),
         (JobState.IN_DOUBT, JobState.FAILED),
@@ -74,6 +79,10 @@ FINAL_STATES = frozenset({JobState.FISCALIZED, JobState.FAILED, JobState.RESOLVE
 
 class JournalError(Exception):
     """The journal could not do what was asked (a closed journal, an illegal state move)."""
+
+
+class DuplicateDocument(JournalError):
+    """A result names an (ФН, FD) already journaled for another job: one receipt, two jobs."""
 
 
 class ConflictError(JournalError):
@@ -102,6 +111,7 @@ class Job:
     error: str | None
     created: float
     updated: float
+    fd_before: int | None = None  # the ФН's last FD when the job was sent: where recovery looks
 
 
 @attrs.frozen
@@ -143,9 +153,12 @@ class Journal(Protocol):
         *,
         register_id: str | None = None,
         error: str | None = None,
+        fd_before: int | None = None,
     ) -> Job: ...
 
-    async def record_result(self, result: FiscalResult, to: JobState) -> Job: ...
+    async def record_result(
+        self, result: FiscalResult, to: JobState, *, error: str | None = None
+    ) -> Job: ...
 
     async def job(self, job_id: str) -> Job | None: ...
 
@@ -154,6 +167,79 @@ class Journal(Protocol):
     async def result(self, job_id: str) -> FiscalResult | None: ...
 
     async def jobs_in(self, states: Sequence[JobState]) -> list[Job]: ...
+
+    async def save_tenant(self, tenant: str, name: str = "") -> None: ...
+
+    async def save_register(self, register: RegisterRow) -> None: ...
+
+    async def registers(self, tenant: str | None = None) -> list[RegisterRow]: ...
+
+    async def shift_opened(self, shift: ShiftRow) -> None: ...
+
+    async def shift_closed(
+        self, fn_number: str, number: int, closed_at: float, close_fd: int, document: bytes
+    ) -> None: ...
+
+    async def shifts(
+        self, tenant: str | None = None, register_id: str | None = None
+    ) -> list[ShiftRow]: ...
+
+    async def last_fd(self, fn_number: str) -> int | None: ...
+
+    async def record_event(self, event: Event) -> None: ...
+
+    async def events(self, kind: str | None = None, tenant: str | None = None) -> list[Event]: ...
+
+    async def fiscalized(
+        self,
+        tenant: str,
+        *,
+        start: float = 0.0,
+        end: float = float("inf"),
+        register_id: str | None = None,
+    ) -> list[ReceiptRecord]: ...
+
+    async def jobs_of(self, tenant: str, *, limit: int = 100, after: str = "") -> list[Job]: ...
+
+
+@attrs.frozen
+class RegisterRow:
+    """A register as the journal knows it (ККТ): whose it is, how it is reached, its state."""
+
+    id: str
+    tenant: str
+    group_code: str
+    protocol: str
+    address: str
+    fn_number: str | None = None  # 1041 of the ФН last seen in it
+    state: str = "unknown"  # ready | out | exhausted | unknown
+
+
+@attrs.frozen
+class ShiftRow:
+    """One shift (смена, 1038) of one ФН, with the close-shift report (5) once it is closed."""
+
+    register_id: str
+    tenant: str
+    fn_number: str
+    number: int
+    opened_at: float  # unix time the engine saw it opened
+    open_fd: int | None
+    closed_at: float | None = None
+    close_fd: int | None = None
+    close_document: bytes | None = None  # the report as the ФН signed it
+
+
+@attrs.frozen
+class Event:
+    """Something an operator should be able to read later: an alert, a recovery, a shift."""
+
+    kind: str  # alert.* for alerts
+    message: str
+    ts: float = attrs.field(factory=time.time)
+    tenant: str | None = None
+    register_id: str | None = None
+    job_id: str | None = None
 
 
 _SCHEMA = """
@@ -173,10 +259,15 @@ CREATE TABLE IF NOT EXISTS registers (
 );
 CREATE TABLE IF NOT EXISTS shifts (
     register_id TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    fn_number TEXT NOT NULL,
     number INTEGER NOT NULL,
     opened_at REAL NOT NULL,
+    open_fd INTEGER,
     closed_at REAL,
-    PRIMARY KEY (register_id, number)
+    close_fd INTEGER,
+    close_document BLOB,
+    PRIMARY KEY (fn_number, number)
 );
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY,
@@ -187,6 +278,7 @@ CREATE TABLE IF NOT EXISTS events (
     job_id TEXT,
     message TEXT NOT NULL DEFAULT ''
 );
+CREATE INDEX IF NOT EXISTS events_by_kind ON events (kind, seq);
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
     tenant TEXT NOT NULL,
@@ -198,9 +290,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     error TEXT,
     created REAL NOT NULL,
     updated REAL NOT NULL,
+    fd_before INTEGER,
     UNIQUE (tenant, external_id)
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state);
+CREATE INDEX IF NOT EXISTS jobs_by_tenant ON jobs (tenant, id);
 CREATE TABLE IF NOT EXISTS results (
     job_id TEXT PRIMARY KEY,
     register_id TEXT NOT NULL,
@@ -213,9 +307,12 @@ CREATE TABLE IF NOT EXISTS results (
     fiscalized_at REAL NOT NULL,
     UNIQUE (fn_number, fd_number)
 );
+CREATE INDEX IF NOT EXISTS results_by_time ON results (fiscalized_at);
 """
 
-_JOB_COLUMNS = "id, tenant, external_id, body, state, register_id, error, created, updated"
+_JOB_COLUMNS = (
+    "id, tenant, external_id, body, state, register_id, error, created, updated, fd_before"
+)
 
 
 def _job(row: Sequence[Any]) -> Job:
@@ -229,6 +326,7 @@ def _job(row: Sequence[Any]) -> Job:
         error=row[6],
         created=row[7],
         updated=row[8],
+        fd_before=row[9],
     )
 
 
@@ -247,6 +345,9 @@ class SqliteJournal:
 
     #: The most requests one transaction takes; a larger backlog waits for the next commit.
     MAX_GROUP = 256
+    #: Requests of every journal in this process waiting for their commit. Simulated-time
+    #: tests read it: a task waiting for the writer thread is not idle, whatever trio sees.
+    waiting: ClassVar[int] = 0
 
     def __init__(self, path: Path, token: trio.lowlevel.TrioToken) -> None:
         self.path = path
@@ -261,7 +362,11 @@ class SqliteJournal:
     async def open(cls, path: str | Path) -> AsyncIterator[SqliteJournal]:
         """Open (creating if needed) the journal at ``path`` for the life of the block."""
         journal = cls(Path(path), trio.lowlevel.current_trio_token())
-        connection = await trio.to_thread.run_sync(journal._connect)
+        cls.waiting += 1
+        try:
+            connection = await trio.to_thread.run_sync(journal._connect)
+        finally:
+            cls.waiting -= 1
         writer = threading.Thread(
             target=journal._writer, args=(connection,), name="kassa-journal", daemon=True
         )
@@ -271,7 +376,11 @@ class SqliteJournal:
         finally:
             journal._closed = True
             journal._queue.put(None)
-            await trio.to_thread.run_sync(writer.join)
+            cls.waiting += 1
+            try:
+                await trio.to_thread.run_sync(writer.join)
+            finally:
+                cls.waiting -= 1
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -331,8 +440,12 @@ class SqliteJournal:
         if self._closed:
             raise JournalError("the journal is closed")
         request = _Request(work, trio.Event())
-        self._queue.put(request)
-        await request.done.wait()
+        SqliteJournal.waiting += 1
+        try:
+            self._queue.put(request)
+            await request.done.wait()
+        finally:
+            SqliteJournal.waiting -= 1
         if request.error is not None:
             raise request.error
         outcome: T = request.outcome
@@ -361,14 +474,30 @@ class SqliteJournal:
         *,
         register_id: str | None = None,
         error: str | None = None,
+        fd_before: int | None = None,
     ) -> Job:
         """Move a job along the state machine; an illegal move is a JournalError."""
-        return await self._run(lambda c: _move(c, job_id, to, register_id, error))
+        return await self._run(lambda c: _move(c, job_id, to, register_id, error, fd_before))
 
-    async def record_result(self, result: FiscalResult, to: JobState) -> Job:
-        """Keep the ФН's result and move the job in the same transaction."""
+    async def record_result(
+        self, result: FiscalResult, to: JobState, *, error: str | None = None
+    ) -> Job:
+        """Keep the ФН's result and move the job in the same transaction.
+
+        ``error`` with a result is a receipt the ФН signed whose checks failed: it is kept,
+        and the job says why it is not trusted.
+        """
 
         def work(connection: sqlite3.Connection) -> Job:
+            taken = connection.execute(
+                "SELECT job_id FROM results WHERE fn_number = ? AND fd_number = ?",
+                (result.fn_number, result.fd_number),
+            ).fetchone()
+            if taken is not None:
+                raise DuplicateDocument(
+                    f"FD {result.fd_number} of ФН {result.fn_number} is already the result of "
+                    f"job {taken[0]}"
+                )
             connection.execute(
                 "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -383,7 +512,7 @@ class SqliteJournal:
                     result.fiscalized_at,
                 ),
             )
-            return _move(connection, result.job_id, to, result.register_id, None)
+            return _move(connection, result.job_id, to, result.register_id, error, None)
 
         return await self._run(work)
 
@@ -415,6 +544,145 @@ class SqliteJournal:
 
         return await self._run(work)
 
+    async def jobs_of(self, tenant: str, *, limit: int = 100, after: str = "") -> list[Job]:
+        """A tenant's jobs in id order, a page at a time (``after`` the last id seen)."""
+
+        def work(connection: sqlite3.Connection) -> list[Job]:
+            rows = connection.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE tenant = ? AND id > ? ORDER BY id LIMIT ?",
+                (tenant, after, limit),
+            )
+            return [_job(row) for row in rows]
+
+        return await self._run(work)
+
+    # --- tenants, registers, shifts, events ---------------------------------------------------
+
+    async def save_tenant(self, tenant: str, name: str = "") -> None:
+        await self._run(
+            lambda c: c.execute(
+                "INSERT INTO tenants VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET name = ?",
+                (tenant, name, time.time(), name),
+            )
+        )
+
+    async def save_register(self, register: RegisterRow) -> None:
+        """Insert or update a register (its tenant, group, address, ФН and state)."""
+        await self._run(
+            lambda c: c.execute(
+                "INSERT OR REPLACE INTO registers VALUES (?, ?, ?, ?, ?, ?, ?)",
+                attrs.astuple(register),
+            )
+        )
+
+    async def registers(self, tenant: str | None = None) -> list[RegisterRow]:
+        def work(connection: sqlite3.Connection) -> list[RegisterRow]:
+            where, args = ("WHERE tenant = ?", (tenant,)) if tenant is not None else ("", ())
+            rows = connection.execute(f"SELECT * FROM registers {where} ORDER BY id", args)
+            return [RegisterRow(*row) for row in rows]
+
+        return await self._run(work)
+
+    async def shift_opened(self, shift: ShiftRow) -> None:
+        await self._run(
+            lambda c: c.execute(
+                "INSERT OR IGNORE INTO shifts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                attrs.astuple(shift),
+            )
+        )
+
+    async def shift_closed(
+        self, fn_number: str, number: int, closed_at: float, close_fd: int, document: bytes
+    ) -> None:
+        """Keep the close-shift report (5): reports reconcile against its counters."""
+        await self._run(
+            lambda c: c.execute(
+                "UPDATE shifts SET closed_at = ?, close_fd = ?, close_document = ? "
+                "WHERE fn_number = ? AND number = ?",
+                (closed_at, close_fd, document, fn_number, number),
+            )
+        )
+
+    async def shifts(
+        self, tenant: str | None = None, register_id: str | None = None
+    ) -> list[ShiftRow]:
+        def work(connection: sqlite3.Connection) -> list[ShiftRow]:
+            rows = connection.execute(
+                "SELECT * FROM shifts WHERE (? IS NULL OR tenant = ?) "
+                "AND (? IS NULL OR register_id = ?) ORDER BY register_id, fn_number, number",
+                (tenant, tenant, register_id, register_id),
+            )
+            return [ShiftRow(*row) for row in rows]
+
+        return await self._run(work)
+
+    async def last_fd(self, fn_number: str) -> int | None:
+        """The highest FD number of ``fn_number`` the journal holds (receipts and shift reports)."""
+
+        def work(connection: sqlite3.Connection) -> int | None:
+            row = connection.execute(
+                "SELECT MAX(fd) FROM (SELECT MAX(fd_number) AS fd FROM results WHERE fn_number = ?"
+                " UNION ALL SELECT MAX(MAX(COALESCE(open_fd, 0)), MAX(COALESCE(close_fd, 0))) "
+                "FROM shifts WHERE fn_number = ?)",
+                (fn_number, fn_number),
+            ).fetchone()
+            return None if row[0] in (None, 0) else int(row[0])
+
+        return await self._run(work)
+
+    async def record_event(self, event: Event) -> None:
+        await self._run(
+            lambda c: c.execute(
+                "INSERT INTO events (ts, kind, tenant, register_id, job_id, message) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    event.ts,
+                    event.kind,
+                    event.tenant,
+                    event.register_id,
+                    event.job_id,
+                    event.message,
+                ),
+            )
+        )
+
+    async def events(self, kind: str | None = None, tenant: str | None = None) -> list[Event]:
+        """Events in order; ``kind`` matches a prefix (``alert.`` gives every alert)."""
+
+        def work(connection: sqlite3.Connection) -> list[Event]:
+            rows = connection.execute(
+                "SELECT kind, message, ts, tenant, register_id, job_id FROM events "
+                "WHERE (? IS NULL OR kind LIKE ? || '%') AND (? IS NULL OR tenant = ?) "
+                "ORDER BY seq",
+                (kind, kind, tenant, tenant),
+            )
+            return [Event(*row) for row in rows]
+
+        return await self._run(work)
+
+    async def fiscalized(
+        self,
+        tenant: str,
+        *,
+        start: float = 0.0,
+        end: float = float("inf"),
+        register_id: str | None = None,
+    ) -> list[ReceiptRecord]:
+        """A tenant's signed receipts journaled in [start, end), in the order they were signed."""
+
+        def work(connection: sqlite3.Connection) -> list[ReceiptRecord]:
+            rows = connection.execute(
+                "SELECT j.id, j.tenant, j.external_id, r.register_id, r.fn_number, r.fd_number, "
+                "r.fiscal_sign, r.printed_sign, r.qr, r.document, r.fiscalized_at "
+                "FROM results r JOIN jobs j ON j.id = r.job_id WHERE j.tenant = ? "
+                "AND r.fiscalized_at >= ? AND r.fiscalized_at < ? "
+                "AND (? IS NULL OR r.register_id = ?) ORDER BY r.fn_number, r.fd_number",
+                (tenant, start, min(end, 1e300), register_id, register_id),
+            )
+            return [ReceiptRecord(*row) for row in rows]
+
+        return await self._run(work)
+
 
 def _wake(group: list[_Request]) -> None:
     for request in group:
@@ -431,7 +699,7 @@ def _accept(connection: sqlite3.Connection, tenant: str, external_id: str, body:
     now = time.time()
     job_id = uuid.uuid4().hex
     inserted = connection.execute(
-        "INSERT OR IGNORE INTO jobs VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?)",
+        "INSERT OR IGNORE INTO jobs VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, NULL)",
         (job_id, tenant, external_id, body, digest, JobState.ACCEPTED.value, now, now),
     ).rowcount
     row = connection.execute(
@@ -459,6 +727,7 @@ def _move(
     to: JobState,
     register_id: str | None,
     error: str | None,
+    fd_before: int | None = None,
 ) -> Job:
     job = _one_job(connection, "id = ?", (job_id,))
     if job is None:
@@ -468,9 +737,14 @@ def _move(
     now = time.time()
     connection.execute(
         "UPDATE jobs SET state = ?, register_id = COALESCE(?, register_id), error = ?, "
-        "updated = ? WHERE id = ?",
-        (to.value, register_id, error, now, job_id),
+        "updated = ?, fd_before = COALESCE(?, fd_before) WHERE id = ?",
+        (to.value, register_id, error, now, fd_before, job_id),
     )
     return attrs.evolve(
-        job, state=to, register_id=register_id or job.register_id, error=error, updated=now
+        job,
+        state=to,
+        register_id=register_id or job.register_id,
+        error=error,
+        updated=now,
+        fd_before=job.fd_before if fd_before is None else fd_before,
     )

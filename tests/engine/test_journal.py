@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -16,9 +15,13 @@ import trio
 
 from engine.journal import (
     ConflictError,
+    DuplicateDocument,
+    Event,
     FiscalResult,
     JobState,
     JournalError,
+    RegisterRow,
+    ShiftRow,
     SqliteJournal,
 )
 
@@ -85,7 +88,7 @@ async def test_the_state_machine_and_results(tmp_path: Path) -> None:
         await journal.move(other.id, JobState.QUEUED)
         await journal.move(other.id, JobState.SENT, register_id="kkt-1")
         clash = attrs.evolve(result, job_id=other.id)  # the same ФН and FD number again
-        with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+        with pytest.raises(DuplicateDocument, match=f"already the result of job {job.id}"):
             await journal.record_result(clash, JobState.FISCALIZED)
         assert (await journal.job(other.id)).state is JobState.SENT  # type: ignore[union-attr]
 
@@ -150,3 +153,47 @@ async def test_a_failed_commit_wakes_every_waiting_job_with_an_error(tmp_path: P
         await journal._run(lambda c: c.execute("PRAGMA query_only = ON"))
         with trio.fail_after(10), pytest.raises(JournalError, match="commit failed"):
             await journal.accept("shop", "order-2", b"receipt")
+
+
+async def test_registers_shifts_events_and_signed_receipts(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    async with SqliteJournal.open(path) as journal:
+        await journal.save_tenant("shop", "Магазин")
+        await journal.save_register(RegisterRow("kkt-1", "shop", "main", "shtrih", "tcp://x:1"))
+        await journal.save_register(
+            RegisterRow("kkt-1", "shop", "main", "shtrih", "tcp://x:1", "9999078902003988", "ready")
+        )
+        await journal.save_register(RegisterRow("kkt-2", "cafe", "main", "atol", "serial:/dev/x"))
+        assert [r.state for r in await journal.registers("shop")] == ["ready"]
+        fn = "9999078902003988"
+        await journal.shift_opened(ShiftRow("kkt-1", "shop", fn, 12, 100.0, 1023))
+        await journal.shift_opened(ShiftRow("kkt-1", "shop", fn, 12, 999.0, 9999))  # ignored
+        assert await journal.last_fd(fn) == 1023
+        job = (await journal.accept("shop", "o-1", b"r")).job
+        await journal.move(job.id, JobState.QUEUED)
+        sent = await journal.move(job.id, JobState.SENT, register_id="kkt-1", fd_before=1023)
+        assert sent.fd_before == 1023 and (await journal.job(job.id)).fd_before == 1023  # type: ignore[union-attr]
+        result = FiscalResult(
+            job.id, "kkt-1", fn, 1024, b"\x31\x04\x00\x00\x00\x01", 1, "q", b"d", 150.0
+        )
+        await journal.record_result(result, JobState.FISCALIZED)
+        await journal.shift_closed(fn, 12, 200.0, 1025, b"report")
+        assert await journal.last_fd(fn) == 1025
+        assert await journal.last_fd("0000000000000000") is None
+        (shift,) = await journal.shifts("shop")
+        assert (shift.opened_at, shift.open_fd, shift.close_fd, shift.close_document) == (
+            100.0,
+            1023,
+            1025,
+            b"report",
+        )
+        (record,) = await journal.fiscalized("shop", start=100.0, end=200.0)
+        assert (record.job_id, record.fd_number, record.external_id) == (job.id, 1024, "o-1")
+        assert await journal.fiscalized("shop", start=151.0) == []
+        assert await journal.fiscalized("cafe") == []
+        await journal.record_event(Event("alert.ofd_unsent", "late", 1.0, "shop", "kkt-1"))
+        await journal.record_event(Event("register.ready", "up", 2.0, "shop", "kkt-1"))
+        assert [e.kind for e in await journal.events("alert.")] == ["alert.ofd_unsent"]
+        assert len(await journal.events(tenant="shop")) == 2
+        assert [j.id for j in await journal.jobs_of("shop")] == [job.id]
+        assert await journal.jobs_of("cafe") == []
