@@ -1,0 +1,72 @@
+"""What an engine runs with: its journal, tenants, registers and limits (конфигурация).
+
+Registers are reached through a :data:`Connector`, a function that opens a fresh connection and
+wraps it in the register's driver: TCP, a serial line or an in-memory stream to an emulator all
+look the same to the engine, which reconnects through it after every lost link.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import attrs
+
+from engine.drivers.base import RegisterDriver
+from protocols.fiscal_sign import SignVerifier
+
+Connector = Callable[[], Awaitable[RegisterDriver]]
+
+
+def _zone(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    try:
+        ZoneInfo(value)
+    except (KeyError, ValueError) as exc:
+        raise ValueError(f"{attribute.name}: unknown time zone {value!r}") from exc
+
+
+@attrs.frozen
+class TenantConfig:
+    """A merchant (клиент): its time zone, the daily shift close and its queue bound."""
+
+    id: str
+    name: str = ""
+    timezone: str = attrs.field(default="Europe/Moscow", validator=_zone)
+    daily_close: dt.time | None = None  # close every open shift at this local time
+    queue_limit: int = 10_000  # jobs accepted and not yet final; beyond it submit is "busy"
+
+
+@attrs.frozen
+class RegisterConfig:
+    """A register (ККТ) of a tenant's group (like ATOL's group_code)."""
+
+    id: str
+    tenant: str
+    connect: Connector = attrs.field(eq=False)
+    group: str = "main"
+    protocol: str = "shtrih"
+    address: str = ""  # where it is, for people: tcp://host:port, serial:/dev/ttyS0, memory:0
+
+
+@attrs.frozen
+class EngineConfig:
+    """Everything :meth:`engine.Engine.open` needs."""
+
+    journal: Path
+    tenants: tuple[TenantConfig, ...]
+    registers: tuple[RegisterConfig, ...]
+    #: Close a shift this long before the ФН's 24-hour limit (registers.md §4).
+    shift_margin: dt.timedelta = dt.timedelta(minutes=30)
+    #: Alert when the oldest document the OFD has not acknowledged is this old; the ФН blocks
+    #: at 30 days (ffd.md), so the default leaves three weeks to mend the link.
+    ofd_alert_after: dt.timedelta = dt.timedelta(days=7)
+    #: An idle register is looked at this often (shift deadlines, ФН warnings, the OFD queue).
+    maintenance_interval: float = 60.0
+    probe_interval: float = 1.0  # first wait before reconnecting to a register that failed
+    probe_max: float = 60.0  # the wait doubles up to this
+    verifier: SignVerifier | None = None  # checks 1077 values for ФНs whose keys it knows
+    #: Unix time now; tests under MockClock pass a clock that moves with trio's.
+    wall_clock: Callable[[], float] = time.time

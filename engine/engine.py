@@ -1,0 +1,808 @@
+"""The engine (движок): accepted jobs become fiscalized receipts, exactly once.
+
+::
+
+    async with Engine.open(config) as engine:
+        job = await engine.submit("shop", "order-1", receipt)
+        job = await engine.wait("shop", job.id)
+
+A submit validates the receipt, then journals the job before it answers: an answered job
+survives any crash. Each register has one worker task, owned by the engine's nursery, which
+takes jobs of its tenant's group in FIFO order, keeps its shift (:mod:`engine.shifts`), sends
+each receipt with the job's marker, checks what comes back (:mod:`engine.signs`) and journals
+it. Before a receipt goes out its intent is journaled (``sent``, with the ФН's last FD); a lost
+answer makes the job ``in_doubt``, and the register's worker resolves it from the ФН archive
+before anything else (:mod:`engine.recovery`). A register that fails is taken out and probed
+with growing waits; its queue is served by the group's other registers meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import trio
+
+from engine.config import EngineConfig, RegisterConfig, TenantConfig
+from engine.drivers.base import (
+    DriverError,
+    Fiscalized,
+    LinkLost,
+    RefusalReason,
+    RegisterDriver,
+    RegisterRefused,
+)
+from engine.journal import (
+    FINAL_STATES,
+    ConflictError,
+    DuplicateDocument,
+    Event,
+    FiscalResult,
+    Job,
+    JobState,
+    Journal,
+    RegisterRow,
+    SqliteJournal,
+)
+from engine.recovery import ArchiveReader, has_room_for_marker, mark
+from engine.reports import OperationsReport, ShiftRecord, operations_report
+from engine.shifts import RegisterView, ShiftKeeper
+from engine.signs import check_signed
+from protocols.documents.json_format import ReceiptJsonError, receipt_from_json, receipt_to_json
+from protocols.documents.model import Receipt
+from protocols.validation import Problem, validate
+
+#: A test seam: awaited at each step of a job with (step, job id); cancelling there kills the
+#: engine at that step. Steps: accepted, queued, sending, signed, journaled.
+Checkpoint = Callable[[str, str], Awaitable[None]]
+
+
+class SubmitError(Exception):
+    """A submit that was not accepted; ``code`` and ``path`` say what and where."""
+
+    code = "invalid"
+    path = ""
+
+
+class ValidationFailed(SubmitError):
+    """The receipt has problems; every one is listed with its field path."""
+
+    code = "validation"
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        self.path = problems[0].path if problems else ""
+        super().__init__("; ".join(f"{p.path}: {p.message}" for p in problems))
+
+
+class UnknownTenant(SubmitError):
+    code = "unknown_tenant"
+
+
+class UnknownGroup(SubmitError):
+    code = "unknown_group"
+    path = "group"
+
+
+class Busy(SubmitError):
+    """The tenant's queue is full: nothing was journaled; try again after ``retry_after``."""
+
+    code = "busy"
+
+    def __init__(self, tenant: str, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__(f"tenant {tenant!r} has too many jobs waiting; retry in {retry_after:g} s")
+
+
+class Conflict(SubmitError):
+    """The external_id was used before with a different receipt."""
+
+    code = "conflict"
+    path = "external_id"
+
+    def __init__(self, error: ConflictError) -> None:
+        self.job_id = error.job_id
+        super().__init__(str(error))
+
+
+@attrs.frozen
+class JobEvent:
+    """A job changed state (the notification hook; the service publishes these)."""
+
+    job: Job
+    result: FiscalResult | None = None
+
+
+class _Group:
+    """The FIFO of one tenant's group and the registers that serve it."""
+
+    def __init__(self) -> None:
+        self.jobs: deque[Job] = deque()
+        self._lot = trio.lowlevel.ParkingLot()
+
+    def put(self, job: Job, *, front: bool = False) -> None:
+        if front:
+            self.jobs.appendleft(job)
+        else:
+            self.jobs.append(job)
+        self._lot.unpark()
+
+    async def take(self) -> Job:
+        while not self.jobs:
+            await self._lot.park()
+        return self.jobs.popleft()
+
+
+def encode_body(receipt: Receipt, group: str) -> bytes:
+    """The job body as journaled: canonical JSON, so that a repeat hashes the same."""
+    body = {"group": group, "receipt": receipt_to_json(receipt)}
+    return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+
+
+def decode_body(body: bytes) -> tuple[Receipt, str]:
+    data = json.loads(body)
+    return receipt_from_json(data["receipt"]), str(data["group"])
+
+
+class _RegisterGone(Exception):
+    """The register cannot serve (ФН exhausted): its worker stops taking jobs."""
+
+
+class Engine:
+    """An open engine; see the module docstring. Create it with :meth:`open`."""
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        journal: Journal,
+        nursery: trio.Nursery,
+        *,
+        on_event: Callable[[JobEvent], None] | None = None,
+        on_alert: Callable[[Event], None] | None = None,
+        checkpoint: Checkpoint | None = None,
+    ) -> None:
+        self.config = config
+        self.journal = journal
+        self._nursery = nursery
+        self._on_event = on_event
+        self._on_alert = on_alert
+        self._checkpoint = checkpoint
+        self.tenants: dict[str, TenantConfig] = {t.id: t for t in config.tenants}
+        self._groups: dict[tuple[str, str], _Group] = {}
+        self.registers: dict[str, RegisterView] = {}
+        self._keepers = {
+            t.id: ShiftKeeper(config, t, journal, self._keeper_alert(t.id)) for t in config.tenants
+        }
+        self._pending: dict[str, int] = dict.fromkeys(self.tenants, 0)
+        self._waiters: dict[str, trio.Event] = {}
+        self.alerts: deque[Event] = deque(maxlen=1000)
+        for register in config.registers:
+            if register.tenant not in self.tenants:
+                raise ValueError(f"register {register.id}: unknown tenant {register.tenant!r}")
+            self._groups.setdefault((register.tenant, register.group), _Group())
+            self.registers[register.id] = RegisterView(register)
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls,
+        config: EngineConfig,
+        *,
+        on_event: Callable[[JobEvent], None] | None = None,
+        on_alert: Callable[[Event], None] | None = None,
+        checkpoint: Checkpoint | None = None,
+    ) -> AsyncIterator[Engine]:
+        """Run an engine on ``config`` for the life of the block; its tasks end with it."""
+        async with SqliteJournal.open(config.journal) as journal, trio.open_nursery() as nursery:
+            engine = cls(
+                config,
+                journal,
+                nursery,
+                on_event=on_event,
+                on_alert=on_alert,
+                checkpoint=checkpoint,
+            )
+            await engine._start()
+            try:
+                yield engine
+            finally:
+                nursery.cancel_scope.cancel()
+
+    async def _start(self) -> None:
+        for tenant in self.config.tenants:
+            await self.journal.save_tenant(tenant.id, tenant.name)
+        for register in self.config.registers:
+            await self.journal.save_register(
+                RegisterRow(
+                    register.id,
+                    register.tenant,
+                    register.group,
+                    register.protocol,
+                    register.address,
+                )
+            )
+        # A restart: what was accepted goes back to its queue; what was sent is resolved by
+        # its register's worker before it takes new work.
+        for job in await self.journal.jobs_in([JobState.ACCEPTED, JobState.QUEUED]):
+            self._pending[job.tenant] = self._pending.get(job.tenant, 0) + 1
+            if job.state is JobState.ACCEPTED:
+                job = await self._move(job, JobState.QUEUED)
+            self._enqueue(job)
+        for job in await self.journal.jobs_in([JobState.SENT, JobState.IN_DOUBT]):
+            self._pending[job.tenant] = self._pending.get(job.tenant, 0) + 1
+            if job.register_id not in self.registers:
+                await self._alert(
+                    "alert.orphan_job",
+                    f"job {job.id} was sent to register {job.register_id}, which is not "
+                    "configured: only its ФН can say whether the receipt exists",
+                    tenant=job.tenant,
+                    job_id=job.id,
+                )
+        for register in self.config.registers:
+            self._nursery.start_soon(self._run_register, self.registers[register.id])
+
+    # --- intake ------------------------------------------------------------------------------
+
+    async def submit(
+        self, tenant: str, external_id: str, receipt: Receipt, *, group: str = "main"
+    ) -> Job:
+        """Validate and journal one job; the answer comes only after the commit.
+
+        A repeat of (tenant, external_id) with the same receipt returns the first job, in its
+        current state. Raises a :class:`SubmitError` (nothing journaled) otherwise.
+        """
+        body = self._checked(tenant, receipt, group)
+        try:
+            self._reserve(tenant, 1)
+        except Busy:  # a repeat of an accepted job is answered even when the queue is full
+            existing = await self.journal.job_by_external_id(tenant, external_id)
+            if existing is None:
+                raise
+            if existing.body != body:
+                raise Conflict(ConflictError(tenant, external_id, existing.id)) from None
+            return existing
+        try:
+            accepted = await self.journal.accept(tenant, external_id, body)
+        except ConflictError as exc:
+            self._release(tenant)
+            raise Conflict(exc) from None
+        except BaseException:
+            self._release(tenant)
+            raise
+        if accepted.duplicate:
+            self._release(tenant)
+            return accepted.job
+        await self._step("accepted", accepted.job.id)
+        job = await self._move(accepted.job, JobState.QUEUED)
+        await self._step("queued", job.id)
+        self._enqueue(job)
+        return job
+
+    async def submit_many(
+        self, tenant: str, jobs: Sequence[tuple[str, Receipt]], *, group: str = "main"
+    ) -> list[Job | SubmitError]:
+        """Journal a batch in one commit; each entry is answered alone (a job or its error).
+
+        Entries beyond the room left in the tenant's queue are answered :class:`Busy`, in
+        order, so the front of a batch goes through and the client retries the rest.
+        """
+        out: list[Job | SubmitError | None] = [None] * len(jobs)
+        batch: list[tuple[int, str, bytes]] = []
+        for i, (external_id, receipt) in enumerate(jobs):
+            try:
+                batch.append((i, external_id, self._checked(tenant, receipt, group)))
+            except SubmitError as exc:
+                out[i] = exc
+        room = max(0, self.tenants[tenant].queue_limit - self._pending[tenant]) if batch else 0
+        for i, _, _ in batch[room:]:
+            out[i] = Busy(tenant, self._retry_after(tenant, len(batch) - room))
+        batch = batch[:room]
+        if batch:
+            self._reserve(tenant, len(batch))
+            try:
+                accepted = await self.journal.accept_many([(tenant, e, b) for _, e, b in batch])
+            except BaseException:
+                self._release(tenant, len(batch))
+                raise
+            fresh = []
+            for (i, _, _), answer in zip(batch, accepted, strict=True):
+                if isinstance(answer, ConflictError):
+                    out[i] = Conflict(answer)
+                    self._release(tenant)
+                elif answer.duplicate:
+                    out[i] = answer.job
+                    self._release(tenant)
+                else:
+                    fresh.append((i, answer.job))
+            for i, job in fresh:
+                out[i] = job = await self._move(job, JobState.QUEUED)
+                self._enqueue(job)
+        return [answer for answer in out if answer is not None]
+
+    def _checked(self, tenant: str, receipt: Receipt, group: str) -> bytes:
+        if tenant not in self.tenants:
+            raise UnknownTenant(f"unknown tenant {tenant!r}")
+        if (tenant, group) not in self._groups:
+            raise UnknownGroup(f"tenant {tenant!r} has no register group {group!r}")
+        problems = validate(receipt)
+        if not has_room_for_marker(receipt):
+            problems.append(
+                Problem(
+                    "user_prop",
+                    "engine.marker",
+                    "1192 and 1084 are both set: the engine needs one of them for its job marker",
+                )
+            )
+        if problems:
+            raise ValidationFailed(problems)
+        return encode_body(receipt, group)
+
+    def _reserve(self, tenant: str, count: int) -> None:
+        pending = self._pending[tenant]
+        limit = self.tenants[tenant].queue_limit
+        if pending + count > limit:
+            raise Busy(tenant, self._retry_after(tenant, pending + count - limit))
+        self._pending[tenant] = pending + count
+
+    def _retry_after(self, tenant: str, excess: int) -> float:
+        """Seconds until ``excess`` jobs' room is likely free: a second per job per register."""
+        registers = sum(
+            1 for r in self.registers.values() if r.config.tenant == tenant and r.state == "ready"
+        )
+        return float(max(1, math.ceil(excess / max(1, registers))))
+
+    def _release(self, tenant: str, count: int = 1) -> None:
+        self._pending[tenant] -= count
+
+    # --- queries -----------------------------------------------------------------------------
+
+    async def job(self, tenant: str, job_id: str) -> Job | None:
+        """The tenant's job ``job_id``; another tenant's job is as absent as a missing one."""
+        job = await self.journal.job(job_id)
+        return job if job is not None and job.tenant == tenant else None
+
+    async def job_by_external_id(self, tenant: str, external_id: str) -> Job | None:
+        return await self.journal.job_by_external_id(tenant, external_id)
+
+    async def result(self, tenant: str, job_id: str) -> FiscalResult | None:
+        if await self.job(tenant, job_id) is None:
+            return None
+        return await self.journal.result(job_id)
+
+    async def wait(self, tenant: str, job_id: str) -> Job:
+        """The job once it is final (fiscalized, failed or resolved)."""
+        while True:
+            event = self._waiters.setdefault(job_id, trio.Event())
+            job = await self.job(tenant, job_id)
+            if job is None:
+                raise KeyError(job_id)
+            if job.state in FINAL_STATES:
+                return job
+            await event.wait()
+
+    async def close_shift(self, tenant: str, register_id: str) -> bool:
+        """Close the register's shift now (on demand); False when none was open.
+
+        Raises KeyError for a register that is not the tenant's, and LinkLost or
+        RegisterRefused when the register cannot do it now.
+        """
+        register = self._own_register(tenant, register_id)
+        async with register.lock:
+            driver = self._live(register)
+            status = await driver.status()
+            await self._keepers[tenant].adopt(register, driver, status)
+            if register.shift is None:
+                return False
+            await self._keepers[tenant].close(register, driver)
+            return True
+
+    async def open_shift(self, tenant: str, register_id: str) -> bool:
+        """Open a shift now (on demand); False when one was already open."""
+        register = self._own_register(tenant, register_id)
+        async with register.lock:
+            driver = self._live(register)
+            status = await driver.status()
+            await self._keepers[tenant].adopt(register, driver, status)
+            if register.shift is not None:
+                return False
+            await self._keepers[tenant].open(register, driver)
+            return True
+
+    async def close_all_shifts(self, tenant: str) -> int:
+        """Close every open shift of the tenant's ready registers; how many were closed."""
+        closed = 0
+        for register in list(self.registers.values()):
+            if register.config.tenant == tenant and register.state == "ready":
+                closed += await self.close_shift(tenant, register.config.id)
+        return closed
+
+    def _own_register(self, tenant: str, register_id: str) -> RegisterView:
+        register = self.registers.get(register_id)
+        if register is None or register.config.tenant != tenant:
+            raise KeyError(register_id)
+        return register
+
+    def _live(self, register: RegisterView) -> RegisterDriver:
+        if register.driver is None:
+            raise LinkLost(f"register {register.config.id} is not connected")
+        return register.driver
+
+    async def report(
+        self,
+        tenant: str,
+        *,
+        start: float = 0.0,
+        end: float | None = None,
+        register_id: str | None = None,
+    ) -> OperationsReport:
+        """The operations report of a tenant for [start, end), reconciled shift by shift."""
+        end = self.config.wall_clock() + 1 if end is None else end
+        receipts = await self.journal.fiscalized(tenant, register_id=register_id)
+        shifts = [
+            ShiftRecord(
+                s.tenant,
+                s.register_id,
+                s.fn_number,
+                s.number,
+                s.opened_at,
+                s.closed_at,
+                s.close_document,
+            )
+            for s in await self.journal.shifts(tenant, register_id)
+        ]
+        return operations_report(
+            receipts, shifts, tenant=tenant, start=start, end=end, register_id=register_id
+        )
+
+    # --- the register workers ------------------------------------------------------------------
+
+    async def _run_register(self, register: RegisterView) -> None:
+        """Connect, serve, and on failure take the register out and probe it back."""
+        wait = self.config.probe_interval
+        while True:
+            try:
+                driver = await register.config.connect()
+            except (OSError, DriverError) as exc:
+                await self._mark(register, "out", f"cannot connect: {exc}")
+                await trio.sleep(wait)
+                wait = min(wait * 2, self.config.probe_max)
+                continue
+            register.driver = driver
+            try:
+                await self._serve(register, driver)
+            except LinkLost as exc:
+                if register.state == "ready":  # it served: the first probe comes soon again
+                    wait = self.config.probe_interval
+                await self._mark(register, "out", f"link lost: {exc}")
+            except _RegisterGone as exc:
+                await self._mark(register, "exhausted", str(exc))
+                wait = self.config.probe_max
+            except RegisterRefused as exc:
+                await self._mark(register, "out", f"refused a service command: {exc}")
+            except Exception as exc:  # a bug or a register that breaks the protocol's rules
+                # One register must not stop the others: take it out, keep its job safe.
+                await self._mark(register, "out", f"{type(exc).__name__}: {exc}")
+            finally:
+                job = register.current
+                register.current = None
+                if job is not None and job.state is JobState.QUEUED:  # taken, never sent
+                    self._groups[(job.tenant, decode_body(job.body)[1])].put(job, front=True)
+                register.driver = None
+                with trio.CancelScope(shield=True):
+                    await driver.aclose()
+            await trio.sleep(wait)
+            wait = min(wait * 2, self.config.probe_max)
+
+    async def _serve(self, register: RegisterView, driver: RegisterDriver) -> None:
+        keeper = self._keepers[register.config.tenant]
+        async with register.lock:
+            await self._connected(register, driver, keeper)
+        group = self._groups[(register.config.tenant, register.config.group)]
+        while True:
+            job: Job | None = None
+            with trio.move_on_after(self.config.maintenance_interval):
+                job = await group.take()
+            async with register.lock:
+                if job is None:
+                    await keeper.maintain(register, driver, await driver.status())
+                else:
+                    register.current = job
+                    await self._process(register, driver, keeper, job)
+                    register.current = None
+
+    async def _connected(
+        self, register: RegisterView, driver: RegisterDriver, keeper: ShiftKeeper
+    ) -> None:
+        status = await driver.status()
+        if register.state == "exhausted" and status.fn_number == register.fn_number:
+            # Out for good until its ФН is replaced: an operator's job, not a retry's.
+            raise _RegisterGone(f"ФН {status.fn_number} is still exhausted")
+        if status.fn_number != register.fn_number:
+            register.last_fd = await self.journal.last_fd(status.fn_number)
+        if register.last_fd is None or register.last_fd > status.last_fd:
+            register.last_fd = status.last_fd
+        await keeper.adopt(register, driver, status)
+        await self._recover(register, driver)
+        await keeper.maintain(register, driver, await driver.status())
+        if register.state != "ready":
+            await self._mark(register, "ready", f"ФН {status.fn_number}, last FD {status.last_fd}")
+
+    async def _process(
+        self, register: RegisterView, driver: RegisterDriver, keeper: ShiftKeeper, job: Job
+    ) -> None:
+        receipt, _ = decode_body(job.body)
+        marked = mark(receipt, job.id)
+        try:
+            await keeper.before_receipt(register, driver)
+        except RegisterRefused as exc:
+            if exc.reason is RefusalReason.FN_EXHAUSTED:
+                raise _RegisterGone(f"ФН cannot open a shift: {exc}") from exc
+            raise
+        await self._step("sending", job.id)
+        job = register.current = await self._move(
+            job, JobState.SENT, register=register, fd_before=register.last_fd
+        )
+        for attempt in range(3):
+            try:
+                fiscalized = await driver.fiscalize(marked)
+                break
+            except LinkLost as exc:
+                await self._move(
+                    job, JobState.IN_DOUBT, error=f"no answer from the register: {exc}"
+                )
+                raise
+            except RegisterRefused as exc:
+                if attempt < 2 and exc.reason in (
+                    RefusalReason.SHIFT_CLOSED,
+                    RefusalReason.SHIFT_EXPIRED,
+                ):
+                    await keeper.reopen(register, driver)
+                    continue
+                if attempt < 2 and exc.reason is RefusalReason.DOCUMENT_OPEN:
+                    await driver.cancel_receipt()
+                    continue
+                if exc.reason is RefusalReason.FN_EXHAUSTED:
+                    register.current = await self._move(job, JobState.QUEUED, error=str(exc))
+                    raise _RegisterGone(f"ФН cannot sign: {exc}") from exc
+                await self._move(job, JobState.FAILED, error=f"the register refused: {exc}")
+                return
+        else:  # pragma: no cover - the loop always breaks or returns
+            raise AssertionError("unreachable")
+        await self._step("signed", job.id)
+        await self._conclude(register, job, marked, fiscalized, JobState.FISCALIZED)
+        await self._step("journaled", job.id)
+
+    async def _conclude(
+        self,
+        register: RegisterView,
+        job: Job,
+        sent: Receipt,
+        fiscalized: Fiscalized,
+        to: JobState,
+        *,
+        contiguous: bool = True,
+    ) -> None:
+        checked = check_signed(
+            fiscalized.document,
+            sent=sent,
+            fd_number=fiscalized.fd_number,
+            fn_number=register.fn_number,
+            previous_fd=register.last_fd if contiguous else None,
+            printed_sign=fiscalized.printed_sign,
+            verifier=self.config.verifier,
+        )
+        if contiguous or register.last_fd is None or fiscalized.fd_number > register.last_fd:
+            register.last_fd = fiscalized.fd_number
+        fn_number = register.fn_number or ""
+        if checked.signed is not None and checked.signed.fiscal is not None:
+            fn_number = checked.signed.fiscal.fn_number
+        result = FiscalResult(
+            job_id=job.id,
+            register_id=register.config.id,
+            fn_number=fn_number,
+            fd_number=fiscalized.fd_number,
+            fiscal_sign=checked.fiscal_sign,
+            printed_sign=checked.printed_sign,
+            qr=checked.qr,
+            document=fiscalized.document,
+            fiscalized_at=self.config.wall_clock(),
+        )
+        try:
+            if checked.problems:
+                error = "the signed receipt failed its checks: " + "; ".join(checked.problems)
+                job = await self.journal.record_result(result, JobState.FAILED, error=error)
+                await self._alert("alert.sign_check", error, register=register, job_id=job.id)
+            else:
+                job = await self.journal.record_result(result, to)
+        except DuplicateDocument as exc:  # the register answered with another job's document
+            await self._alert(
+                "alert.duplicate_document", str(exc), register=register, job_id=job.id
+            )
+            await self._move(job, JobState.FAILED, error=f"the register's answer is wrong: {exc}")
+            return
+        self._finished(job, result)
+
+    # --- recovery ------------------------------------------------------------------------------
+
+    async def _recover(self, register: RegisterView, driver: RegisterDriver) -> None:
+        """Decide every job this register left sent or in doubt, from its ФН archive."""
+        doubtful = [
+            job
+            for job in await self.journal.jobs_in([JobState.SENT, JobState.IN_DOUBT])
+            if job.register_id == register.config.id
+        ]
+        if not doubtful:
+            return
+        # A receipt left open by the lost session can never be signed now: drop it first, so
+        # the archive read below is final.
+        await driver.cancel_receipt()
+        status = await driver.status()
+        register.observe(status)
+        reader = ArchiveReader(driver)
+        taken: dict[int, str] = {}
+        group = self._groups[(register.config.tenant, register.config.group)]
+        for job in doubtful:
+            if job.state is JobState.SENT:
+                job = await self._move(job, JobState.IN_DOUBT, error="the engine stopped mid-send")
+            receipt, _ = decode_body(job.body)
+            sent = mark(receipt, job.id)
+            after = job.fd_before if job.fd_before is not None else 0
+            found = await reader.find(job.id, sent, after, status.last_fd, taken)
+            if found is None:
+                job = await self._move(job, JobState.QUEUED, error=None)
+                await self._event(
+                    "recovery.absent",
+                    f"job {job.id} is not in the ФН: sent again",
+                    register,
+                    job.id,
+                )
+                group.put(job, front=True)
+                continue
+            taken[found.fd_number] = job.id
+            await self._event(
+                "recovery.found",
+                f"job {job.id} is FD {found.fd_number} in the ФН",
+                register,
+                job.id,
+            )
+            await self._conclude(
+                register,
+                job,
+                sent,
+                Fiscalized(found.fd_number, found.document, None),
+                JobState.RESOLVED,
+                contiguous=False,
+            )
+        register.last_fd = max(register.last_fd or 0, status.last_fd)
+
+    # --- bookkeeping ---------------------------------------------------------------------------
+
+    def _enqueue(self, job: Job) -> None:
+        _, group = decode_body(job.body)
+        self._groups[(job.tenant, group)].put(job)
+
+    async def _move(
+        self,
+        job: Job,
+        to: JobState,
+        *,
+        register: RegisterView | None = None,
+        error: str | None = None,
+        fd_before: int | None = None,
+    ) -> Job:
+        moved = await self.journal.move(
+            job.id,
+            to,
+            register_id=None if register is None else register.config.id,
+            error=error,
+            fd_before=fd_before,
+        )
+        if to in FINAL_STATES:
+            self._finished(moved, None)
+        elif self._on_event is not None:
+            self._on_event(JobEvent(moved))
+        return moved
+
+    def _finished(self, job: Job, result: FiscalResult | None) -> None:
+        self._pending[job.tenant] = max(0, self._pending.get(job.tenant, 0) - 1)
+        if self._on_event is not None:
+            self._on_event(JobEvent(job, result))
+        waiter = self._waiters.pop(job.id, None)
+        if waiter is not None:
+            waiter.set()
+
+    async def _step(self, step: str, job_id: str) -> None:
+        if self._checkpoint is not None:
+            await self._checkpoint(step, job_id)
+
+    async def _mark(self, register: RegisterView, state: str, message: str) -> None:
+        if register.state == state and state != "out":
+            return
+        was = register.state
+        register.state = state
+        config = register.config
+        await self.journal.save_register(
+            RegisterRow(
+                config.id,
+                config.tenant,
+                config.group,
+                config.protocol,
+                config.address,
+                register.fn_number,
+                state,
+            )
+        )
+        if state in ("out", "exhausted") and was != state:
+            await self._alert(f"alert.register_{state}", message, register=register)
+        else:
+            await self._event(f"register.{state}", message, register, None)
+
+    def _keeper_alert(self, tenant: str) -> Callable[[str, str], Awaitable[None]]:
+        async def alert(kind: str, message: str) -> None:
+            await self._alert(kind, message, tenant=tenant)
+
+        return alert
+
+    async def _alert(
+        self,
+        kind: str,
+        message: str,
+        *,
+        register: RegisterView | None = None,
+        job_id: str | None = None,
+        tenant: str | None = None,
+    ) -> None:
+        event = Event(
+            kind,
+            message,
+            self.config.wall_clock(),
+            tenant if register is None else register.config.tenant,
+            None if register is None else register.config.id,
+            job_id,
+        )
+        self.alerts.append(event)
+        await self.journal.record_event(event)
+        if self._on_alert is not None:
+            self._on_alert(event)
+
+    async def _event(
+        self, kind: str, message: str, register: RegisterView | None, job_id: str | None
+    ) -> None:
+        await self.journal.record_event(
+            Event(
+                kind,
+                message,
+                self.config.wall_clock(),
+                None if register is None else register.config.tenant,
+                None if register is None else register.config.id,
+                job_id,
+            )
+        )
+
+
+def problems_of(exc: SubmitError) -> list[dict[str, Any]]:
+    """A submit error as ``{code, message, path}`` entries (the service's error shape)."""
+    if isinstance(exc, ValidationFailed):
+        return [{"code": p.code, "message": p.message, "path": p.path} for p in exc.problems]
+    return [{"code": exc.code, "message": str(exc), "path": exc.path}]
+
+
+__all__ = [
+    "Busy",
+    "Conflict",
+    "Engine",
+    "EngineConfig",
+    "JobEvent",
+    "ReceiptJsonError",
+    "RegisterConfig",
+    "SubmitError",
+    "TenantConfig",
+    "UnknownGroup",
+    "UnknownTenant",
+    "ValidationFailed",
+]
