@@ -211,9 +211,35 @@ def _cmd_receipt_tlv(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from engine.demo import run_demo
+    """The embedded end-to-end: the emulator is imported here only (the engine never does)."""
+    import functools
+    from collections.abc import AsyncIterator
+    from contextlib import asynccontextmanager
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
 
-    return run_demo()
+    import trio
+
+    from emulator.serve import open_memory_fleet
+    from engine.config import Connector
+    from engine.demo import run
+    from engine.drivers.base import RegisterDriver
+    from engine.drivers.shtrih import ShtrihDriver
+    from protocols.fiscal_sign import EmulatorSignVerifier, SignVerifier
+
+    @asynccontextmanager
+    async def emulated(n: int) -> AsyncIterator[tuple[Sequence[Connector], SignVerifier]]:
+        # The registers' clocks keep Moscow time, as the demo tenant's registers would.
+        now = datetime.now(ZoneInfo("Europe/Moscow")).replace(tzinfo=None, microsecond=0)
+        async with open_memory_fleet(n, start=now) as fleet:
+
+            async def connect(index: int) -> RegisterDriver:
+                return ShtrihDriver(await fleet.connect(index))
+
+            keys = {register.fn.number: register.fn.key for register in fleet.registers}
+            yield [functools.partial(connect, i) for i in range(n)], EmulatorSignVerifier(keys)
+
+    return trio.run(run, emulated)
 
 
 def _cmd_emulator_serve(args: argparse.Namespace) -> int:

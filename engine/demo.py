@@ -1,87 +1,130 @@
-"""``kassa demo``: the main job on the embedded defaults.
+"""``kassa demo``: the whole cloud cash register on one machine, end to end.
 
-For now it shows the fiscal document round trip that every later stage stands on: a sample
-FFD 1.2 receipt (кассовый чек, document 3) encoded to TLV, decoded back, and printed in both
-JSON views.
+An emulated fleet of registers runs in-process (the CLI opens it: the engine never imports
+the emulator), the engine runs on a temporary SQLite journal, and a mixed batch goes through:
+sales with marked goods, a refund, a correction, a prepayment and then its full settlement, a
+duplicate and an invalid receipt. It prints one line per job — its outcome, FD number, ФП and
+QR string, or the errors with their paths — then closes the shifts and prints the operations
+report, reconciled against the ФН's own close-shift counters.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from decimal import Decimal
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import TextIO
 
-from protocols.tlv import TagMap, decode_document, dumps, encode_document, to_fns_json, to_tags_json
+import trio
 
+from engine import samples
+from engine.config import Connector, EngineConfig, RegisterConfig, TenantConfig
+from engine.engine import Engine, SubmitError, problems_of
+from engine.journal import FINAL_STATES, Job
+from engine.reports import render_report
+from protocols.documents.model import Receipt
+from protocols.fiscal_sign import SignVerifier
+from protocols.tlv.enums import OperationType
 
-def sample_receipt() -> TagMap:
-    """A card-paid FFD 1.2 sale of two items, one at 22 % VAT and one at 10 %."""
-    coffee_sum = 2 * 25000  # 2 × 250.00 ₽, in kopecks
-    milk_sum = 8990
-    coffee_vat = round(Decimal(coffee_sum) * 22 / 122)  # VAT 22/122 included in the price
-    milk_vat = round(Decimal(milk_sum) * 10 / 110)
-    total = coffee_sum + milk_sum
-    return {
-        1209: 4,  # FFD 1.2
-        1018: "7707083893",
-        1048: 'ООО "Ромашка"',
-        1009: "г. Москва, ул. Льва Толстого, д. 16",
-        1187: "romashka.example",
-        1021: "Кассир Иванова Ё.",
-        1037: "0000000001061875",
-        1041: "9999078902003988",
-        1040: 1024,
-        1012: datetime(2026, 11, 28, 12, 30, 5),
-        1038: 12,
-        1042: 7,
-        1054: 1,  # приход (sale)
-        1055: 1,  # ОСН (general tax system)
-        1059: [
-            {
-                1030: "Кофе в зёрнах №1, 250 г",
-                1079: 25000,
-                1023: Decimal("2"),
-                1043: coffee_sum,
-                1199: 11,  # НДС 22 %
-                1200: coffee_vat,
-                1212: 1,  # товар
-                1214: 4,  # полный расчёт
-                2108: 0,  # штуки
-            },
-            {
-                1030: "Молоко 3,2 %, 0,93 л",
-                1079: 8990,
-                1023: Decimal("1.000"),
-                1043: milk_sum,
-                1199: 2,  # НДС 10 %
-                1200: milk_vat,
-                1212: 1,
-                1214: 4,
-                2108: 0,
-            },
-        ],
-        1020: total,
-        1031: 0,
-        1081: total,
-        1215: 0,
-        1216: 0,
-        1217: 0,
-        1103: milk_vat,
-        1008: "buyer@example.com",
-        1117: "receipts@romashka.example",
-        1060: "www.nalog.gov.ru",
-        1077: bytes.fromhex("31046629765f"),  # the ФН returns this; kept opaque,
-    }
+#: Opens ``n`` registers and gives their connectors and a verifier of their fiscal signs.
+FleetOpener = Callable[[int], AbstractAsyncContextManager[tuple[Sequence[Connector], SignVerifier]]]
+
+TENANT = "demo-shop"
+REGISTERS = 2
 
 
-def run_demo() -> int:
-    wire = encode_document(3, sample_receipt())
-    document = decode_document(wire)
-    print(f"FFD 1.2 receipt, document 3: {len(wire)} bytes of TLV")
-    print(wire.hex())
-    print()
-    print("Decoded, by tag number (kassa tlv decode --view tags):")
-    print(dumps(to_tags_json({document.code: document.fields})))
-    print()
-    print("Decoded, FNS-JSON (kassa tlv decode --view fns):")
-    print(dumps(to_fns_json({document.code: document.fields})))
-    return 0
+def batch() -> list[tuple[str, str, Receipt]]:
+    """(external_id, what it is, receipt): the mixed batch an online shop sends in a day."""
+    sale = samples.card_sale()
+    prepaid = samples.prepayment()
+    return [
+        ("order-1001", "card sale", sale),
+        ("order-1002", "marked goods", samples.marked_sale("5Ab7Cd9ExY")),
+        ("order-1003", "marked goods", samples.marked_sale("8Qw2Er4TyU")),
+        ("order-1001-refund", "refund", samples.refund(sale)),
+        ("correction-0301", "correction", samples.correction()),
+        ("order-1004-prepay", "prepayment", prepaid),
+        ("order-1004-final", "settlement", samples.settlement(prepaid)),
+        ("order-1001", "duplicate", sale),
+        ("order-1005", "invalid", samples.invalid()),
+    ]
+
+
+def _roubles(kopecks: int) -> str:
+    return f"{kopecks // 100}.{kopecks % 100:02d}"
+
+
+async def run(open_fleet: FleetOpener, out: TextIO = sys.stdout) -> int:
+    """Run the demo on a fleet ``open_fleet`` provides; 0 when every outcome is as expected."""
+    with tempfile.TemporaryDirectory(prefix="kassa-demo-") as folder:
+        async with open_fleet(REGISTERS) as (connectors, verifier):
+            config = EngineConfig(
+                journal=Path(folder) / "journal.db",
+                tenants=(TenantConfig(TENANT, name="Демо-магазин"),),
+                registers=tuple(
+                    RegisterConfig(f"kkt-{i}", TENANT, connect, address=f"emulator:{i}")
+                    for i, connect in enumerate(connectors)
+                ),
+                verifier=verifier,
+            )
+            async with Engine.open(config) as engine:
+                print(f"journal: {config.journal} (SQLite, WAL, synchronous=FULL)", file=out)
+                print(f"registers: {REGISTERS} emulated Shtrih-M, tenant {TENANT}\n", file=out)
+                ok = await _submit_and_show(engine, out)
+                closed = await engine.close_all_shifts(TENANT)
+                print(f"\nclosed {closed} shift(s); operations report:\n", file=out)
+                report = await engine.report(TENANT)
+                print(render_report(report), file=out)
+                reconciled = all(
+                    shift.reconciliation.status == "match"
+                    for register in report.registers
+                    for shift in register.shifts
+                )
+                return 0 if ok and reconciled else 1
+
+
+async def _submit_and_show(engine: Engine, out: TextIO) -> bool:
+    rows: list[tuple[str, str, str]] = []
+    jobs: list[tuple[str, str, Job, bool]] = []
+    expected_ok = True
+    for external_id, what, receipt in batch():
+        try:
+            job = await engine.submit(TENANT, external_id, receipt)
+        except SubmitError as exc:
+            errors = "; ".join(f"{p['path']}: {p['message']}" for p in problems_of(exc))
+            rows.append((external_id, what, f"refused ({exc.code}): {errors}"))
+            expected_ok &= what == "invalid"
+            continue
+        repeat = any(j.id == job.id for _, _, j, _ in jobs)
+        jobs.append((external_id, what, job, repeat))
+    with trio.fail_after(120):
+        for _, _, job, _ in jobs:
+            await engine.wait(TENANT, job.id)
+    print(
+        f"{'external_id':<18} {'kind':<13} {'job':<10} {'operation':<14} {'total':>10} "
+        f"{'FD':>4} {'ФП':>10}  QR / errors",
+        file=out,
+    )
+    for external_id, what, job, repeat in jobs:
+        final = await engine.job(TENANT, job.id)
+        result = await engine.result(TENANT, job.id)
+        assert final is not None and final.state in FINAL_STATES
+        receipt = next(r for e, w, r in batch() if e == external_id and w == what)
+        operation = OperationType(receipt.operation).name.lower()
+        if what == "correction":
+            operation = f"corr. {operation}"
+        total = _roubles(receipt.total)
+        head = f"{external_id:<18} {what:<13} {job.id[:8]:<10} {operation:<14} {total:>10}"
+        if result is None:
+            print(f"{head} {'-':>4} {'-':>10}  {final.state.value}: {final.error}", file=out)
+            expected_ok = False
+            continue
+        note = f"  (same job as before: {final.state.value})" if repeat else ""
+        sign = f"{result.fd_number:>4} {result.printed_sign:>10}"
+        print(f"{head} {sign}  {result.qr}{note}", file=out)
+        expected_ok &= final.error is None
+    for external_id, what, message in rows:
+        print(f"{external_id:<18} {what:<13} {message}", file=out)
+    return expected_ok

@@ -1,0 +1,33 @@
+"""``kassa demo`` as ``make demo`` runs it: a real process, the embedded end-to-end."""
+
+from __future__ import annotations
+
+import re
+
+from tests.engine.test_cli_tlv import kassa
+
+#: FD, ФП and the QR string of a fiscalized job's row.
+QR_ROW = re.compile(r"\s\d+\s+\d+\s+t=\d{8}T\d{4}&s=[\d.]+&fn=\d{16}&i=\d+&fp=\d+&n=\d")
+
+
+def test_the_demo_fiscalizes_the_batch_and_reconciles() -> None:
+    done = kassa("demo")
+    out = done.stdout.decode()
+    assert done.returncode == 0, (out, done.stderr.decode())
+    assert not done.stderr
+    rows = {line.split()[0] + " " + line.split()[1]: line for line in out.splitlines() if line}
+    for job in [
+        "order-1001 card",
+        "order-1002 marked",
+        "order-1003 marked",
+        "order-1001-refund refund",
+        "correction-0301 correction",
+        "order-1004-prepay prepayment",
+        "order-1004-final settlement",
+    ]:
+        assert QR_ROW.search(rows[job]), rows[job]
+    assert "same job as before: fiscalized" in rows["order-1001 duplicate"]
+    assert rows["order-1001 duplicate"].split()[2] == rows["order-1001 card"].split()[3]  # job
+    assert "refused (validation): total:" in rows["order-1005 invalid"]
+    assert out.count("reconciliation: match") == 2
+    assert "mismatch" not in out
