@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -37,6 +37,7 @@ from engine.drivers.base import (
     RegisterDriver,
     RegisterRefused,
 )
+from engine.export import export_csv, export_fns_json, export_jsonl
 from engine.journal import (
     FINAL_STATES,
     ConflictError,
@@ -50,7 +51,14 @@ from engine.journal import (
     SqliteJournal,
 )
 from engine.recovery import ArchiveReader, has_room_for_marker, mark
-from engine.reports import OperationsReport, ShiftRecord, operations_report
+from engine.reports import (
+    OperationsReport,
+    ReceiptRecord,
+    ReceiptView,
+    ShiftRecord,
+    operations_report,
+    receipt_view,
+)
 from engine.shifts import RegisterView, ShiftKeeper
 from engine.signs import check_signed
 from protocols.documents.json_format import ReceiptJsonError, receipt_from_json, receipt_to_json
@@ -136,6 +144,13 @@ class _Group:
         while not self.jobs:
             await self._lot.park()
         return self.jobs.popleft()
+
+
+_EXPORTS: dict[str, Callable[[Iterable[ReceiptRecord]], Iterator[str]]] = {
+    "csv": export_csv,
+    "jsonl": export_jsonl,
+    "fns": export_fns_json,
+}
 
 
 def encode_body(receipt: Receipt, group: str) -> bytes:
@@ -457,6 +472,46 @@ class Engine:
         ]
         return operations_report(
             receipts, shifts, tenant=tenant, start=start, end=end, register_id=register_id
+        )
+
+    async def export(
+        self,
+        tenant: str,
+        form: str,
+        *,
+        start: float = 0.0,
+        end: float = float("inf"),
+        register_id: str | None = None,
+    ) -> Iterator[str]:
+        """The tenant's signed receipts in ``form`` (csv, jsonl or fns), chunk by chunk."""
+        writer = _EXPORTS.get(form)
+        if writer is None:
+            raise ValueError(f"form: expected one of {', '.join(_EXPORTS)}, got {form!r}")
+        records = await self.journal.fiscalized(
+            tenant, start=start, end=end, register_id=register_id
+        )
+        return writer(records)
+
+    async def receipt_view(self, tenant: str, job_id: str) -> ReceiptView | None:
+        """A signed receipt line by line, with its fiscal data (None if not the tenant's)."""
+        job = await self.job(tenant, job_id)
+        result = None if job is None else await self.journal.result(job_id)
+        if job is None or result is None:
+            return None
+        return receipt_view(
+            ReceiptRecord(
+                job.id,
+                job.tenant,
+                job.external_id,
+                result.register_id,
+                result.fn_number,
+                result.fd_number,
+                result.fiscal_sign,
+                result.printed_sign,
+                result.qr,
+                result.document,
+                result.fiscalized_at,
+            )
         )
 
     # --- the register workers ------------------------------------------------------------------

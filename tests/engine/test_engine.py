@@ -231,3 +231,12 @@ async def test_reports_reconcile_with_the_close_shift_report(
             assert len(receipts) == len(KINDS) == report.totals.receipts
             statuses = [s.reconciliation.status for r in report.registers for s in r.shifts]
             assert statuses == ["match"], report
+            csv_rows = list(await engine.export("shop", "csv"))
+            assert len(csv_rows) == len(KINDS) + 1  # the header, then one row per receipt
+            assert len(list(await engine.export("shop", "jsonl"))) == len(KINDS)
+            assert len(list(await engine.export("shop", "fns"))) == len(KINDS)
+            with pytest.raises(ValueError, match="form"):
+                await engine.export("shop", "xml")
+            view = await engine.receipt_view("shop", jobs[0].id)
+            assert view is not None and await engine.receipt_view("cafe", jobs[0].id) is None
+            assert [line.name for line in view.lines] == [i.name for i in KINDS["card sale"].items]
