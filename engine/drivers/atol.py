@@ -76,6 +76,7 @@ from engine.drivers.base import (
     RegisterRefused,
     RegisterStatus,
 )
+from engine.drivers.paths import ITEM_PATHS, RECEIPT_PATHS, NotCarried, join
 from protocols.atol.commands import (
     FLAG_ITEM_REQUISITE,
     MAX_REQUISITE_BLOCK,
@@ -132,12 +133,8 @@ from protocols.atol.taskbuffer import (
 )
 from protocols.documents.ffd import DocumentError, receipt_to_tags
 from protocols.documents.model import (
-    Cashier,
-    Client,
-    Company,
     CorrectionReceipt,
     Item,
-    Payments,
     Receipt,
 )
 from protocols.fn import ResultCode
@@ -207,62 +204,11 @@ _A = TypeVar("_A", bound=Answer)
 _STARTERS = (OpenReceipt, ExitMode, OpenShift, CloseShift)
 
 
-class NotCarried(RegisterRefused):
-    """A part of the receipt ATOL's protocol cannot carry: refused before anything was sent.
-
-    ``path`` names the field (``items[0].vat``, ``payments.cash`` …).
-    """
-
-    def __init__(self, path: str, why: str) -> None:
-        super().__init__(f"{path}: {why}" if path else why, 0)
-        self.path = path
-
-
 class _Broken(Exception):
     """No usable answer: the driver closes the link and raises LinkLost."""
 
 
 # --- the receipt as requests --------------------------------------------------------------------
-
-
-def _tag_names(cls: type, prefix: str) -> dict[int, str]:
-    return {
-        field.metadata["tag"]: f"{prefix}{field.name}"
-        for field in attrs.fields(cls)
-        if field.metadata.get("tag") is not None
-    }
-
-
-_ITEM_PATHS: Mapping[int, str] = {
-    **_tag_names(Item, ""),
-    1163: "marking",
-    2003: "marking",
-    2102: "marking",
-    2106: "marking",
-    2115: "marking",
-    1224: "supplier",
-    1226: "supplier",
-    1291: "fraction",
-}
-_RECEIPT_PATHS: Mapping[int, str] = {
-    **_tag_names(Receipt, ""),
-    **_tag_names(Company, "company."),
-    **_tag_names(Cashier, "cashier."),
-    **_tag_names(Client, "client."),
-    **_tag_names(Payments, "payments."),
-    1234: "payments.cashless",
-    1008: "client.contact",
-    1256: "client",
-    1227: "client.name",
-    1228: "client.inn",
-    1173: "correction_type",
-    1174: "basis",
-    1125: "internet",
-}
-
-
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
 
 
 @attrs.frozen
@@ -328,7 +274,7 @@ def _built(
         return cls(**values)
     except AtolError as exc:
         where = (fields or {}).get(exc.path)
-        raise NotCarried(_join(path, where) if where else path, exc.reason) from None
+        raise NotCarried(join(path, where) if where else path, exc.reason) from None
 
 
 def _item_request(item: Item, path: str) -> tuple[Request, frozenset[int]]:
@@ -380,11 +326,11 @@ def _requisites(tags: TagMap, *, item: bool, path: str) -> list[Request]:
     """E8h requests for ``tags``: their TLVs joined, in blocks of at most 1024 bytes."""
     chunks: list[bytes] = []
     for number, value in tags.items():
-        where = (_ITEM_PATHS if item else _RECEIPT_PATHS).get(number, str(number))
+        where = (ITEM_PATHS if item else RECEIPT_PATHS).get(number, str(number))
         try:
             chunks.append(encode({number: value}))
         except TlvError as exc:
-            raise NotCarried(_join(path, where), exc.reason) from None
+            raise NotCarried(join(path, where), exc.reason) from None
     data = b"".join(chunks)
     if not data:
         return []

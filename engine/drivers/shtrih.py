@@ -87,14 +87,11 @@ from engine.drivers.base import (
     RegisterRefused,
     RegisterStatus,
 )
+from engine.drivers.paths import ITEM_PATHS, RECEIPT_PATHS, NotCarried, join
 from protocols.documents.ffd import DocumentError, receipt_to_tags
 from protocols.documents.model import (
-    Cashier,
-    Client,
-    Company,
     CorrectionReceipt,
     Item,
-    Payments,
     Receipt,
 )
 from protocols.documents.vat import vat_totals
@@ -173,17 +170,6 @@ _STARTERS = (c.OperationV2, c.BeginCorrectionReceipt, c.OpenShift, c.ZReport)
 _A = TypeVar("_A", bound=c.Answer)
 
 
-class NotCarried(RegisterRefused):
-    """A part of the receipt the Shtrih protocol cannot carry: refused before anything was sent.
-
-    ``path`` names the field (``items[0].vat``, ``payments.cash`` …).
-    """
-
-    def __init__(self, path: str, why: str) -> None:
-        super().__init__(f"{path}: {why}" if path else why, 0)
-        self.path = path
-
-
 class _Broken(Exception):
     """No usable answer: the driver closes the link and raises LinkLost."""
 
@@ -191,38 +177,6 @@ class _Broken(Exception):
 # --- the receipt as requests --------------------------------------------------------------------
 
 
-def _tag_names(cls: type, prefix: str) -> dict[int, str]:
-    return {
-        field.metadata["tag"]: f"{prefix}{field.name}"
-        for field in attrs.fields(cls)
-        if field.metadata.get("tag") is not None
-    }
-
-
-_ITEM_PATHS: Mapping[int, str] = {
-    **_tag_names(Item, ""),
-    1163: "marking",
-    2003: "marking.planned_status",
-    2102: "marking.processing_mode",
-    2106: "marking.check_result",
-    2115: "marking.control_code",
-    1224: "supplier",
-    1226: "supplier.inn",
-    1291: "fraction",
-}
-_RECEIPT_PATHS: Mapping[int, str] = {
-    **_tag_names(Receipt, ""),
-    **_tag_names(Company, "company."),
-    **_tag_names(Cashier, "cashier."),
-    **_tag_names(Client, "client."),
-    **_tag_names(Payments, "payments."),
-    1234: "payments.cashless",
-    1008: "client.contact",
-    1256: "client",
-    1173: "correction_type",
-    1174: "basis",
-    1125: "internet",
-}
 #: The model field behind each FF46h field, for the path of a value FF46h cannot hold.
 _FF46_FIELDS: Mapping[str, str] = {
     "operation": "",
@@ -241,12 +195,6 @@ _PAYMENT_SLOTS = (
     ("credit", 14),
     ("provision", 15),
 )
-
-
-def _join(prefix: str, name: str) -> str:
-    if not prefix:
-        return name
-    return f"{prefix}.{name}" if name else prefix
 
 
 @attrs.frozen
@@ -293,7 +241,7 @@ def _plan(receipt: Receipt, password: int) -> _Plan:
     return _Plan(
         correction=isinstance(receipt, CorrectionReceipt),
         lines=tuple(planned),
-        tlvs=_tlvs(rest, _RECEIPT_PATHS, ""),
+        tlvs=_tlvs(rest, RECEIPT_PATHS, ""),
         close=_close(receipt, password),
     )
 
@@ -344,8 +292,8 @@ def _line(operation: int, item: Item, tags: TagMap, path: str, password: int) ->
     try:
         request.encode()
     except ShtrihError as exc:
-        raise NotCarried(_join(path, _FF46_FIELDS.get(exc.path, "")), exc.reason) from None
-    every = _tlvs(tags, _ITEM_PATHS, path)  # each tag checked, the carried ones too
+        raise NotCarried(join(path, _FF46_FIELDS.get(exc.path, "")), exc.reason) from None
+    every = _tlvs(tags, ITEM_PATHS, path)  # each tag checked, the carried ones too
     extra = tuple(tlv for number, tlv in zip(tags, every, strict=True) if number not in carried)
     return _Line(request, extra)
 
@@ -365,7 +313,7 @@ def _tlvs(tags: TagMap, paths: Mapping[int, str], prefix: str) -> tuple[bytes, .
     """One TLV run per tag (its repeats together), each at most :data:`MAX_TLV` bytes."""
     out: list[bytes] = []
     for number, value in tags.items():
-        where = _join(prefix, paths.get(number, str(number)))
+        where = join(prefix, paths.get(number, str(number)))
         try:
             raw = encode({number: value})
         except TlvError as exc:
