@@ -97,6 +97,10 @@ class UnknownGroup(SubmitError):
     path = "group"
 
 
+class NotCancellable(Exception):
+    """The job has left its queue (sent to a register) or is final: it cannot be cancelled."""
+
+
 class Busy(SubmitError):
     """The tenant's queue is full: nothing was journaled; try again after ``retry_after``."""
 
@@ -399,6 +403,40 @@ class Engine:
             if job.state in FINAL_STATES:
                 return job
             await event.wait()
+
+    async def cancel(self, tenant: str, job_id: str) -> Job:
+        """Cancel a job still waiting in its queue: it becomes ``failed`` with ``cancelled``.
+
+        A job a register has taken, or a final one, raises :class:`NotCancellable`; an unknown
+        job (or another tenant's) raises KeyError.
+        """
+        job = await self.job(tenant, job_id)
+        if job is None:
+            raise KeyError(job_id)
+        _, group_name = decode_body(job.body)
+        group = self._groups.get((tenant, group_name))
+        waiting = None if group is None else next((j for j in group.jobs if j.id == job_id), None)
+        if waiting is None:  # no await since the look: a worker cannot have taken it meanwhile
+            raise NotCancellable(f"job {job_id} is {job.state.value}: it cannot be cancelled")
+        assert group is not None
+        group.jobs.remove(waiting)
+        return await self._move(waiting, JobState.FAILED, error="cancelled")
+
+    def register_states(self, tenant: str) -> list[dict[str, object]]:
+        """The tenant's registers as the engine sees them now."""
+        return [
+            {
+                "id": r.config.id,
+                "group": r.config.group,
+                "protocol": r.config.protocol,
+                "state": r.state,
+                "fn_number": r.fn_number,
+                "shift_open": r.shift is not None,
+                "last_fd": r.last_fd,
+            }
+            for r in self.registers.values()
+            if r.config.tenant == tenant
+        ]
 
     async def close_shift(self, tenant: str, register_id: str) -> bool:
         """Close the register's shift now (on demand); False when none was open.
@@ -853,6 +891,7 @@ __all__ = [
     "Engine",
     "EngineConfig",
     "JobEvent",
+    "NotCancellable",
     "ReceiptJsonError",
     "RegisterConfig",
     "SubmitError",

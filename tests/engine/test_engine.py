@@ -13,7 +13,7 @@ import trio.testing
 from emulator.serve import open_memory_fleet
 from engine import samples
 from engine.config import TenantConfig
-from engine.engine import Busy, Conflict, Engine, JobEvent, ValidationFailed
+from engine.engine import Busy, Conflict, Engine, JobEvent, NotCancellable, ValidationFailed
 from engine.journal import JobState
 from engine.recovery import MARKER_NAME
 from protocols.documents.ffd import decode_receipt
@@ -139,6 +139,16 @@ async def test_a_full_queue_answers_busy_and_journals_nothing(
             assert (await engine.submit("shop", "o-0", samples.card_sale())).id == accepted[0].id
             batch = await engine.submit_many("shop", [("o-4", samples.card_sale())])
             assert isinstance(batch[0], Busy)
+            # A queued job can be cancelled, which makes room; a final one cannot.
+            cancelled = await engine.cancel("shop", accepted[1].id)
+            assert (cancelled.state, cancelled.error) == (JobState.FAILED, "cancelled")
+            with pytest.raises(NotCancellable):
+                await engine.cancel("shop", accepted[1].id)
+            with pytest.raises(KeyError):
+                await engine.cancel("cafe", accepted[0].id)
+            assert not isinstance(
+                (await engine.submit_many("shop", [("o-4", samples.card_sale())]))[0], Busy
+            )
 
 
 async def _unreachable() -> object:
