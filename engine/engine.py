@@ -338,9 +338,13 @@ class Engine:
                     self._release(tenant)
                 else:
                     fresh.append((i, answer.job))
-            for i, job in fresh:
-                out[i] = job = await self._move(job, JobState.QUEUED)
-                self._enqueue(job)
+            if fresh:  # one commit moves the whole batch to its queue
+                moved = await self.journal.move_many([job.id for _, job in fresh], JobState.QUEUED)
+                for (i, _), job in zip(fresh, moved, strict=True):
+                    out[i] = job
+                    if self._on_event is not None:
+                        self._on_event(JobEvent(job))
+                    self._enqueue(job)
         return [answer for answer in out if answer is not None]
 
     def _checked(self, tenant: str, receipt: Receipt, group: str) -> bytes:

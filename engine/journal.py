@@ -156,6 +156,8 @@ class Journal(Protocol):
         fd_before: int | None = None,
     ) -> Job: ...
 
+    async def move_many(self, job_ids: Sequence[str], to: JobState) -> list[Job]: ...
+
     async def record_result(
         self, result: FiscalResult, to: JobState, *, error: str | None = None
     ) -> Job: ...
@@ -478,6 +480,10 @@ class SqliteJournal:
     ) -> Job:
         """Move a job along the state machine; an illegal move is a JournalError."""
         return await self._run(lambda c: _move(c, job_id, to, register_id, error, fd_before))
+
+    async def move_many(self, job_ids: Sequence[str], to: JobState) -> list[Job]:
+        """Move many jobs in one transaction (a batch just accepted goes to its queue at once)."""
+        return await self._run(lambda c: [_move(c, job_id, to, None, None) for job_id in job_ids])
 
     async def record_result(
         self, result: FiscalResult, to: JobState, *, error: str | None = None

@@ -197,3 +197,16 @@ async def test_registers_shifts_events_and_signed_receipts(tmp_path: Path) -> No
         assert len(await journal.events(tenant="shop")) == 2
         assert [j.id for j in await journal.jobs_of("shop")] == [job.id]
         assert await journal.jobs_of("cafe") == []
+
+
+async def test_a_batch_moves_in_one_commit(tmp_path: Path) -> None:
+    async with SqliteJournal.open(tmp_path / "j.db") as journal:
+        accepted = await journal.accept_many([("shop", f"o-{i}", b"r") for i in range(50)])
+        ids = [a.job.id for a in accepted if not isinstance(a, ConflictError)]
+        commits = journal.commits
+        moved = await journal.move_many(ids, JobState.QUEUED)
+        assert journal.commits == commits + 1
+        assert [j.id for j in moved] == ids and {j.state for j in moved} == {JobState.QUEUED}
+        with pytest.raises(JournalError, match="cannot move from queued to fiscalized"):
+            await journal.move_many(ids[:1], JobState.FISCALIZED)
+        assert (await journal.job(ids[0])).state is JobState.QUEUED  # type: ignore[union-attr]
