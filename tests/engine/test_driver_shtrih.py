@@ -11,7 +11,6 @@ import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
-from typing import Any
 
 import attrs
 import pytest
@@ -26,111 +25,31 @@ from engine.drivers.base import Fiscalized, LinkLost, RefusalReason, RegisterRef
 from engine.drivers.shtrih import LINK_TIMEOUT, NotCarried, ShtrihDriver
 from protocols.documents.ffd import decode_receipt
 from protocols.documents.model import (
-    AgentData,
-    Cashier,
-    CashlessPayment,
-    Client,
-    Company,
     CorrectionBasis,
     CorrectionReceipt,
     IndustryProp,
     Item,
-    Marking,
     Payments,
     Receipt,
     Supplier,
     UserProp,
 )
 from protocols.documents.vat import vat_amount, vat_totals
-from protocols.fiscal_sign import EmulatorSignVerifier, marking_control_code, printed_fiscal_sign
+from protocols.fiscal_sign import EmulatorSignVerifier, printed_fiscal_sign
 from protocols.shtrih import REGISTRY
 from protocols.shtrih import commands as c
 from protocols.shtrih.codes import ErrorCode
 from protocols.tlv import decode_document
-from protocols.tlv.enums import (
-    AgentType,
-    MeasureUnit,
-    OperationType,
-    PaymentMethod,
-    PaymentSubject,
-    TaxSystem,
-    VatRate,
-)
+from protocols.tlv.enums import TaxSystem, VatRate
 from tests.emulator.test_shtrih_register import Host, sale
+from tests.engine.driver_receipts import SHOP, Receipts, line, shoes
 from tests.protocols.receipts import receipts
 
 VERSIONS = pytest.mark.parametrize("version", [1, 2])
 
-#: The emulator registers ОСН | УСН доход; УСН доход is not its default, so 1055 must travel.
-COMPANY = Company(
-    inn=INN,
-    tax_system=int(TaxSystem.USN_INCOME),
-    place="shop.kassa.example",
-    email="receipts@shop.kassa.example",
-    name='ООО "Магазин"',
-)
-CASHIER = Cashier("Иванова А. П.", "500100732259")
-CLIENT = Client(contact="+79990001122")
-
-
-def line(
-    name: str,
-    price: int,
-    quantity: str = "1",
-    *,
-    vat: int = int(VatRate.VAT20),
-    method: int = int(PaymentMethod.FULL_PAYMENT),
-    subject: int = int(PaymentSubject.GOODS),
-    **more: Any,
-) -> Item:
-    qty = Decimal(quantity)
-    total = int((price * qty).to_integral_value(rounding="ROUND_HALF_UP"))
-    return Item(
-        name=name,
-        price=price,
-        quantity=qty,
-        sum=total,
-        vat=vat,
-        vat_sum=vat_amount(total, vat),
-        payment_method=method,
-        payment_subject=subject,
-        **more,
-    )
-
-
-def receipt(
-    operation: int,
-    *items: Item,
-    payments: Payments | None = None,
-    marker: str = "job-0001",
-    **more: Any,
-) -> Receipt:
-    total = sum(i.sum for i in items)
-    return Receipt(
-        operation=operation,
-        items=items,
-        payments=payments or Payments(cash=total),
-        company=COMPANY,
-        total=total,
-        cashier=CASHIER,
-        client=CLIENT,
-        additional_prop=marker,
-        **more,
-    )
-
-
-def shoes() -> Item:
-    code = "0104601234567893215Ab7Cd9ExY"
-    scanned = f"{code}\x1d91EE07\x1d92{'A' * 44}"
-    marking = Marking(
-        kind="gs1m",
-        code=code,
-        control_code=marking_control_code(scanned.encode("ascii")),
-        scanned=scanned,
-        planned_status=1,
-        check_result=15,
-    )
-    return line("Кроссовки, р. 42", 549_000, subject=int(PaymentSubject.MARKED), marking=marking)
+COMPANY = attrs.evolve(SHOP, name='ООО "Магазин"')
+RECEIPTS = Receipts(COMPANY)
+receipt = RECEIPTS.receipt
 
 
 def as_archived(sent: Receipt, register: ShtrihRegister) -> Receipt:
@@ -226,111 +145,13 @@ async def test_status_and_shifts(version: int, autojump_clock: trio.testing.Mock
 
 @VERSIONS
 async def test_every_kind_of_receipt(version: int, autojump_clock: trio.testing.MockClock) -> None:
-    sale_ = receipt(
-        int(OperationType.SELL),
-        line("Хлеб", 4_990, "2"),
-        line(
-            "Сыр весовой",
-            89_900,
-            "0.347",
-            vat=int(VatRate.VAT10),
-            measure=int(MeasureUnit.KILOGRAM),
-        ),
-        attrs.evolve(line("Пакет", 1_500), sum=1_499),  # 1043 one kopeck under 1079 × 1023
-        payments=Payments(cash=20_000, electronic=22_674),
-        user_prop=UserProp("заказ", "A-17"),
-    )
-    card = receipt(
-        int(OperationType.SELL),
-        line("Наушники беспроводные", 129_900),
-        line("Доставка", 30_000, vat=int(VatRate.NONE), subject=int(PaymentSubject.SERVICE)),
-        payments=Payments(electronic=159_900, cashless=(CashlessPayment(method=1, sum=159_900),)),
-        marker="job-card",
-        internet=True,
-    )
-    refund = receipt(
-        int(OperationType.SELL_REFUND), *card.items, payments=Payments(electronic=159_900)
-    )
-    purchase = receipt(
-        int(OperationType.BUY),
-        line("Лом чёрных металлов", 1_200, "350.5", vat=int(VatRate.NONE)),
-        marker="job-buy",
-    )
-    purchase_refund = receipt(int(OperationType.BUY_REFUND), *purchase.items, marker="job-buy-r")
-    marked = receipt(int(OperationType.SELL), shoes(), marker="job-shoes")
-    agent = receipt(
-        int(OperationType.SELL),
-        line(
-            "Билет",
-            150_000,
-            vat=int(VatRate.NONE),
-            subject=int(PaymentSubject.SERVICE),
-            agent_type=int(AgentType.COMMISSION_AGENT),
-            agent=AgentData(phones=("+74950000000",)),
-            supplier=Supplier(name="ООО Театр", phones=("+74951111111",), inn="7707083893"),
-            user_data="ряд 7, место 12",
-            industry_props=(IndustryProp("030", "21.11.2025", "477", "UUID=1"),),
-        ),
-        marker="job-agent",
-    )
-    prepayment = receipt(
-        int(OperationType.SELL),
-        line("Диван угловой", 2_500_000, method=int(PaymentMethod.FULL_PREPAYMENT)),
-        payments=Payments(electronic=2_500_000),
-        marker="job-pre",
-    )
-    advance = receipt(
-        int(OperationType.SELL),
-        line("Аванс за мебель", 500_000, method=int(PaymentMethod.ADVANCE)),
-        payments=Payments(electronic=500_000),
-        marker="job-advance",
-    )
-    settlement = receipt(
-        int(OperationType.SELL),
-        line("Диван угловой", 2_500_000),
-        payments=Payments(prepaid=2_500_000),
-        marker="job-settle",
-    )
-    credit = receipt(
-        int(OperationType.SELL),
-        line("Холодильник", 4_999_000, method=int(PaymentMethod.CREDIT)),
-        payments=Payments(credit=4_999_000),
-        marker="job-credit",
-    )
-    correction = CorrectionReceipt(
-        operation=int(OperationType.SELL),
-        items=(line("Кофе с собой", 45_000),),
-        payments=Payments(cash=45_000),
-        company=COMPANY,
-        total=45_000,
-        additional_prop="job-corr",
-        correction_type=1,  # по предписанию
-        basis=CorrectionBasis(date=dt.datetime(2026, 3, 1), number="ПР-12"),
-    )
-    correction_refund = attrs.evolve(
-        correction,
-        operation=int(OperationType.BUY_REFUND),
-        correction_type=0,
-        basis=CorrectionBasis(date=dt.datetime(2026, 2, 27)),
-        additional_prop="job-corr-r",
+    kinds = RECEIPTS.every_kind(
+        advance=True,
+        user_data="ряд 7, место 12",
+        industry_props=(IndustryProp("030", "21.11.2025", "477", "UUID=1"),),
     )
     async with shtrih(version) as (_, register, driver):
         fd_number = await driver.open_shift()
-        kinds = (
-            sale_,
-            card,
-            refund,
-            purchase,
-            purchase_refund,
-            marked,
-            agent,
-            prepayment,
-            advance,
-            settlement,
-            credit,
-            correction,
-            correction_refund,
-        )
         for sent in kinds:
             fd_number += 1
             fiscalized = await fiscalize_and_check(driver, register, sent, fd_number)
