@@ -10,6 +10,11 @@ re-reads ``zmq.EVENTS``, since data that arrived while it was busy raises no new
 
 The bounded inbox is the back-pressure point: when the engine does not keep up, the pump stops
 reading, and ZeroMQ's own high-water marks push back on the peers.
+
+A server that authenticates its peers through ZAP needs each message's ``User-Id`` property,
+which only a :class:`zmq.Frame` carries: with ``user_id=True`` the pump reads it and appends it
+to every message as one more frame (``b""`` when the connection has none). A send-only socket
+(``PUB``, ``PUSH``) is never read from, since libzmq refuses a receive on it.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ import zmq
 
 #: The most messages one drain hands over as one batch.
 MAX_BATCH = 4096
+#: Socket types libzmq cannot receive on.
+_SEND_ONLY = frozenset({zmq.PUB, zmq.PUSH})
 
 Frames = Sequence[bytes]
 
@@ -30,9 +37,13 @@ Frames = Sequence[bytes]
 class Pump:
     """The single owner of one ZeroMQ socket inside a trio run."""
 
-    def __init__(self, socket: zmq.Socket[bytes], *, inbox_batches: int = 16) -> None:
+    def __init__(
+        self, socket: zmq.Socket[bytes], *, inbox_batches: int = 16, user_id: bool = False
+    ) -> None:
         self.socket = socket
         self._fd = socket.FD
+        self._user_id = user_id
+        self._receives = socket.type not in _SEND_ONLY
         self._outgoing: deque[Frames] = deque()
         self._park: trio.CancelScope | None = None
         self._inbox_send, self.inbox = trio.open_memory_channel[list[list[bytes]]](inbox_batches)
@@ -65,9 +76,12 @@ class Pump:
                     self._outgoing.popleft()
                     self.sent += 1
                 batch: list[list[bytes]] = []
-                while len(batch) < MAX_BATCH:
+                while self._receives and len(batch) < MAX_BATCH:
                     try:
-                        batch.append(socket.recv_multipart(zmq.NOBLOCK))
+                        if self._user_id:
+                            batch.append(self._receive_with_user_id())
+                        else:
+                            batch.append(socket.recv_multipart(zmq.NOBLOCK))
                     except zmq.Again:
                         break
                 if batch:
@@ -86,3 +100,19 @@ class Pump:
             self._park = None
             trio.lowlevel.notify_closing(self._fd)
             self._inbox_send.close()
+
+    def _receive_with_user_id(self) -> list[bytes]:
+        """One message, plus the ``User-Id`` its connection's ZAP handler gave, as a frame."""
+        socket = self.socket
+        first = socket.recv(zmq.NOBLOCK, copy=False)
+        frames = [first.bytes]
+        more = first.more
+        while more:  # the parts of a message arrive together: the rest is already here
+            frames.append(socket.recv(zmq.NOBLOCK))
+            more = bool(socket.getsockopt(zmq.RCVMORE))
+        try:
+            user = first.get("User-Id")
+        except zmq.ZMQError:  # no ZAP handler authenticated this connection
+            user = ""
+        frames.append(user.encode() if isinstance(user, str) else b"")
+        return frames

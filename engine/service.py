@@ -1,0 +1,726 @@
+"""The ZeroMQ service (сервис): the engine behind CURVE-encrypted sockets, one tenant per key.
+
+::
+
+    async with open_service(settings, engine_config) as service:
+        print(service.endpoint)         # where clients connect their DEALER
+
+Which task owns which socket (engineering.md §2: one task makes every libzmq call of a socket):
+
+- the ZAP pump owns a ``ROUTER`` on ``inproc://zeromq.zap.01``; the ZAP task answers libzmq's
+  authentication requests from the key → tenant map (:func:`zap_reply`, pure);
+- the requests pump owns the ``ROUTER`` at ``listen`` (CURVE server, ZAP domain ``requests``).
+  It hands batches of messages, each with its connection's ZAP ``User-Id`` (the tenant), to
+  the dispatcher, which decodes them (:mod:`engine.wire`), applies the tenant's token bucket,
+  answers the quick operations inline and hands the rest on: submits to their tenant's
+  submitter (one ``submit_many`` per group for whatever has gathered: one journal commit for
+  many jobs), everything else to a few workers through a bounded channel;
+- each tenant's pump owns its ``PUB`` (CURVE server, ZAP domain ``events:<tenant>``), fed from
+  the engine's ``on_event`` hook through a bounded buffer that drops the oldest event when it
+  overflows (counted; the journal is the truth and ``status`` answers from it).
+
+Answers go back through ``Pump.send_nowait`` from any task: the pump alone touches the socket.
+Memory stays bounded: the pump's inbox, the work channel, each tenant's pending submits and
+event buffer, and the engine's per-tenant queue. No request can stop the service: every
+exception becomes an ``internal`` answer, logged without keys or receipt contents.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import traceback
+from collections import deque
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import trio
+import zmq
+
+from engine.config import EngineConfig
+from engine.drivers.base import DriverError, LinkLost
+from engine.engine import (
+    Busy,
+    Conflict,
+    Engine,
+    JobEvent,
+    NotCancellable,
+    SubmitError,
+    UnknownGroup,
+    ValidationFailed,
+)
+from engine.journal import Job
+from engine.reports import render_receipt, render_report
+from engine.service_config import ServiceSettings
+from engine.wire import (
+    CancelArgs,
+    ExportArgs,
+    JobRef,
+    ListJobsArgs,
+    ReportArgs,
+    Request,
+    RequestId,
+    ShiftArgs,
+    SubmitArgs,
+    SubmitBatchArgs,
+    WireError,
+    decode_request,
+    encode_answer,
+    encode_chunk,
+    encode_error,
+    encode_event,
+    encode_wire_error,
+    error_dict,
+    fiscal_view,
+    job_view,
+    line_view,
+    receipt_problems,
+)
+from transports.zmq_pump import Pump
+
+log = logging.getLogger("kassa.service")
+
+ZAP_ENDPOINT = "inproc://zeromq.zap.01"
+REQUESTS_DOMAIN = "requests"
+EVENTS_DOMAIN = "events:"
+#: Tasks that run the operations other than submits (status, receipt, report, export, ...).
+WORKERS = 8
+#: Work items waiting for a worker; beyond it the dispatcher waits and the pump's inbox fills.
+WORK_BACKLOG = 256
+#: Submit entries one tenant may have waiting for its submitter; beyond it: busy at once.
+MAX_PENDING_SUBMITS = 10_000
+#: Entries one submit round takes.
+SUBMIT_ROUND = 2_000
+#: Concurrent submit_many calls a round is split into. Engine.submit_many accepts a batch in
+#: one commit but then queues each job with a journal write of its own, one after the other;
+#: calls side by side let the journal's writer put those writes in one commit again.
+SUBMIT_LANES = 32
+#: Events kept per tenant while its PUB socket catches up; the oldest go first.
+EVENT_BUFFER = 4_096
+#: Characters per streamed export answer.
+EXPORT_CHUNK = 64 * 1024
+#: Answers queued in the requests pump above which a streaming export waits.
+STREAM_BACKLOG = 2_000
+
+
+class ServiceError(Exception):
+    """The service cannot start (an endpoint that cannot be bound, ...)."""
+
+
+# --- pure parts -----------------------------------------------------------------------------
+
+
+def zap_reply(request: Sequence[bytes], clients: Mapping[bytes, str]) -> list[bytes] | None:
+    """The ZAP 1.0 reply (RFC 27) to one request, without its envelope; None if unreadable.
+
+    ``request`` is version, request id, domain, address, identity, mechanism, credentials.
+    A CURVE client key known to ``clients`` passes in domain ``requests``, and in domain
+    ``events:<tenant>`` only if it is that tenant's; the reply's user id is the tenant.
+    """
+    if len(request) < 6:
+        return None
+    version, request_id, domain, _address, _identity, mechanism, *credentials = request
+    tenant = None
+    if version == b"1.0" and mechanism == b"CURVE" and len(credentials) == 1:
+        tenant = clients.get(credentials[0])
+    allowed = tenant is not None and (
+        domain == REQUESTS_DOMAIN.encode() or domain == f"{EVENTS_DOMAIN}{tenant}".encode()
+    )
+    if not allowed or tenant is None:
+        return [b"1.0", request_id, b"400", b"not allowed", b"", b""]
+    return [b"1.0", request_id, b"200", b"OK", tenant.encode(), b""]
+
+
+@attrs.define
+class TokenBucket:
+    """A tenant's request rate: ``rate`` tokens a second, at most ``burst`` saved up."""
+
+    rate: float
+    burst: float
+    tokens: float = math.nan
+    stamp: float = 0.0
+
+    def take(self, now: float) -> float:
+        """Take a token: 0.0 if there was one, else the seconds until there is."""
+        if math.isnan(self.tokens):
+            self.tokens, self.stamp = self.burst, now
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) / self.rate
+
+
+# --- the moving parts -------------------------------------------------------------------------
+
+
+@attrs.define
+class _Reply:
+    """Where the answers to one request go: its envelope, through the requests pump."""
+
+    pump: Pump
+    envelope: list[bytes]
+    request_id: RequestId | None
+
+    def send(self, frame: bytes) -> None:
+        self.pump.send_nowait([*self.envelope, frame])
+
+    def ok(self, result: Mapping[str, Any]) -> None:
+        self.send(encode_answer(self.request_id, result))
+
+    def error(self, error: Mapping[str, Any]) -> None:
+        self.send(encode_error(self.request_id, error))
+
+    def fail(self, code: str, message: str, path: str = "") -> None:
+        self.error(error_dict(code, message, path))
+
+
+@attrs.define
+class _Work:
+    tenant: str
+    request: Request
+    reply: _Reply
+
+
+@attrs.define
+class _SubmitWork:
+    """One submit or submit_batch waiting for its tenant's submitter."""
+
+    reply: _Reply
+    entries: Sequence[SubmitArgs | WireError]
+    batch: bool
+    answers: list[dict[str, Any] | None]
+
+
+class _Intake:
+    """A tenant's submits waiting for the next round."""
+
+    def __init__(self) -> None:
+        self.works: deque[_SubmitWork] = deque()
+        self.entries = 0
+        self.ready = trio.Event()
+
+
+class _EventFeed:
+    """A tenant's events on their way to its PUB socket: bounded, oldest dropped first."""
+
+    def __init__(self, capacity: int) -> None:
+        self.events: deque[JobEvent] = deque()
+        self.capacity = capacity
+        self.dropped = 0
+        self.published = 0
+        self.ready = trio.Event()
+
+    def put(self, event: JobEvent) -> None:
+        if len(self.events) >= self.capacity:
+            self.events.popleft()
+            self.dropped += 1
+        self.events.append(event)
+        self.ready.set()
+
+
+def _internal(where: str, tenant: str, exc: BaseException) -> None:
+    """Log a fault by its type and stack only: messages may quote receipts, never keys."""
+    stack = "".join(traceback.format_tb(exc.__traceback__))
+    log.error("internal error in %s (tenant %s): %s\n%s", where, tenant, type(exc).__name__, stack)
+
+
+class Service:
+    """The ZeroMQ front of one engine; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        tenants: Sequence[str],
+        *,
+        workers: int = WORKERS,
+        event_buffer: int = EVENT_BUFFER,
+    ) -> None:
+        self.settings = settings
+        self.tenants = tuple(tenants)
+        self._workers = workers
+        self._feeds = {t: _EventFeed(event_buffer) for t in self.tenants}
+        self._buckets = {t: TokenBucket(settings.rate, settings.burst) for t in self.tenants}
+        self._intakes = {t: _Intake() for t in self.tenants}
+        self.endpoint = ""  # the requests socket's endpoint once bound (the real port)
+        self.events_endpoints: dict[str, str] = {}
+        self.engine: Engine | None = None  # the engine it serves, once running
+        self.unauthenticated = 0  # messages dropped for want of a ZAP user id
+        self.internal_errors = 0
+
+    @property
+    def events_dropped(self) -> dict[str, int]:
+        return {t: feed.dropped for t, feed in self._feeds.items()}
+
+    def on_event(self, event: JobEvent) -> None:
+        """The engine's notification hook: queue the event for its tenant's PUB socket."""
+        feed = self._feeds.get(event.job.tenant)
+        if feed is not None:
+            feed.put(event)
+
+    # --- sockets ----------------------------------------------------------------------------
+
+    def _server_socket(
+        self, context: zmq.Context[zmq.Socket[bytes]], kind: int, domain: str
+    ) -> zmq.Socket[bytes]:
+        socket = context.socket(kind)
+        socket.setsockopt(zmq.LINGER, 0)
+        socket.setsockopt(zmq.CURVE_SERVER, 1)
+        socket.setsockopt(zmq.CURVE_SECRETKEY, self.settings.server_secret)
+        socket.setsockopt(zmq.ZAP_DOMAIN, domain.encode())
+        # Without a ZAP handler libzmq would let anyone in: refuse instead.
+        socket.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)
+        return socket
+
+    def _events_endpoint(self, tenant: str) -> str:
+        host = self.settings.events_host
+        if host.startswith("ipc://"):
+            return f"{host.rstrip('/')}/{tenant}.events"
+        return f"tcp://{host}:*"
+
+    async def run(
+        self, engine: Engine, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Bind, serve until cancelled, then close every socket (linger 0) and the context."""
+        self.engine = engine
+        context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        sockets: list[zmq.Socket[bytes]] = []
+        zap: zmq.Socket[bytes] | None = None
+        try:
+            zap = context.socket(zmq.ROUTER)
+            zap.setsockopt(zmq.LINGER, 0)
+            zap.bind(ZAP_ENDPOINT)
+            router = self._server_socket(context, zmq.ROUTER, REQUESTS_DOMAIN)
+            sockets.append(router)
+            router.setsockopt(zmq.MAXMSGSIZE, self.settings.max_message)
+            self.endpoint = _bind(router, self.settings.listen)
+            pubs: dict[str, zmq.Socket[bytes]] = {}
+            for tenant in self.tenants:
+                pub = self._server_socket(context, zmq.PUB, f"{EVENTS_DOMAIN}{tenant}")
+                sockets.append(pub)
+                pub.setsockopt(zmq.MAXMSGSIZE, 4096)  # subscriptions only come in
+                self.events_endpoints[tenant] = _bind(pub, self._events_endpoint(tenant))
+                pubs[tenant] = pub
+            log.info("listening on %s for %d tenant(s)", self.endpoint, len(self.tenants))
+            async with trio.open_nursery() as nursery:
+                zap_pump = Pump(zap)
+                await nursery.start(zap_pump.run)
+                nursery.start_soon(self._answer_zap, zap_pump)
+                requests = Pump(router, user_id=True, inbox_batches=4)
+                await nursery.start(requests.run)
+                for tenant, pub in pubs.items():
+                    pub_pump = Pump(pub)
+                    await nursery.start(pub_pump.run)
+                    nursery.start_soon(self._publish, tenant, pub_pump)
+                    nursery.start_soon(self._submitter, engine, tenant)
+                work_send, work_receive = trio.open_memory_channel[_Work](WORK_BACKLOG)
+                async with work_send, work_receive:
+                    for _ in range(self._workers):
+                        nursery.start_soon(self._worker, engine, work_receive.clone())
+                    nursery.start_soon(self._dispatch, engine, requests, work_send.clone())
+                task_status.started()
+        finally:
+            for socket in sockets:  # the servers first: while they live, ZAP must answer
+                socket.close(linger=0)
+            if zap is not None:
+                zap.close(linger=0)
+            context.term()
+
+    # --- ZAP -------------------------------------------------------------------------------
+
+    async def _answer_zap(self, pump: Pump) -> None:
+        clients = self.settings.clients
+        async for batch in pump.inbox:
+            for message in batch:
+                # [routing id, b"", version, request id, domain, address, identity, ...]
+                if len(message) < 3 or message[1] != b"":
+                    continue
+                reply = zap_reply(message[2:], clients)
+                if reply is not None:
+                    pump.send_nowait([message[0], b"", *reply])
+
+    # --- events ----------------------------------------------------------------------------
+
+    async def _publish(self, tenant: str, pump: Pump) -> None:
+        feed = self._feeds[tenant]
+        while True:
+            await feed.ready.wait()
+            feed.ready = trio.Event()
+            while feed.events:
+                event = feed.events.popleft()
+                try:
+                    pump.send_nowait(encode_event(event.job, event.result))
+                    feed.published += 1
+                except Exception as exc:
+                    _internal("events", tenant, exc)
+            await trio.lowlevel.checkpoint()
+
+    # --- requests --------------------------------------------------------------------------
+
+    async def _dispatch(
+        self, engine: Engine, pump: Pump, work: trio.MemorySendChannel[_Work]
+    ) -> None:
+        async with work:
+            async for batch in pump.inbox:
+                now = trio.current_time()
+                later: list[_Work] = []
+                for message in batch:
+                    item = self._take(engine, pump, message, now)
+                    if item is not None:
+                        later.append(item)
+                for item in later:
+                    await work.send(item)
+
+    def _take(self, engine: Engine, pump: Pump, message: list[bytes], now: float) -> _Work | None:
+        """Answer or route one message; returns the work a worker must do, if any."""
+        if len(message) < 3:
+            return None
+        *envelope, frame, user = message
+        tenant = user.decode("utf-8", "replace")
+        if tenant not in self._buckets:
+            self.unauthenticated += 1
+            return None
+        reply = _Reply(pump, envelope, None)
+        wait = self._buckets[tenant].take(now)
+        if len(envelope) > 2 or (len(envelope) == 2 and envelope[1] != b""):
+            reply.fail("bad_request", "expected one frame after an optional empty delimiter")
+            return None
+        try:
+            return self._route(engine, tenant, frame, wait, reply)
+        except Exception as exc:  # a bug: this request fails, the service goes on
+            self.internal_errors += 1
+            _internal("dispatch", tenant, exc)
+            reply.fail("internal", "an internal error; it has been logged")
+            return None
+
+    def _route(
+        self, engine: Engine, tenant: str, frame: bytes, wait: float, reply: _Reply
+    ) -> _Work | None:
+        try:
+            request = decode_request(frame)
+        except WireError as exc:
+            reply.send(encode_wire_error(exc))
+            return None
+        reply.request_id = request.id
+        if wait > 0:
+            reply.error(error_dict("rate_limited", "over the request rate", retry_after=wait))
+            return None
+        op = request.op
+        if op == "ping":
+            reply.ok({"pong": True, "time": time.time(), "tenant": tenant})
+        elif op == "events":
+            reply.ok({"endpoint": self.events_endpoints[tenant]})
+        elif op == "registers":
+            reply.ok({"registers": _registers(engine, tenant)})
+        elif isinstance(request.args, SubmitArgs):
+            self._queue_submits(tenant, reply, [request.args], batch=False)
+        elif isinstance(request.args, SubmitBatchArgs):
+            self._queue_submits(tenant, reply, request.args.jobs, batch=True)
+        else:
+            return _Work(tenant, request, reply)
+        return None
+
+    async def _worker(self, engine: Engine, work: trio.MemoryReceiveChannel[_Work]) -> None:
+        async with work:
+            async for item in work:
+                try:
+                    await self._run(engine, item.tenant, item.request, item.reply)
+                except Exception as exc:
+                    self.internal_errors += 1
+                    _internal(item.request.op, item.tenant, exc)
+                    item.reply.fail("internal", "an internal error; it has been logged")
+
+    async def _run(self, engine: Engine, tenant: str, request: Request, reply: _Reply) -> None:
+        args = request.args
+        if isinstance(args, JobRef):
+            job = await _find(engine, tenant, args)
+            if job is None:
+                reply.fail("not_found", "no such job", _ref_path(args))
+            elif request.op == "status":
+                reply.ok({"job": job_view(job)})
+            else:
+                reply.ok(await _receipt(engine, tenant, job))
+        elif isinstance(args, ListJobsArgs):
+            jobs = await engine.journal.jobs_of(tenant, limit=args.limit + 1, after=args.after)
+            more = len(jobs) > args.limit
+            jobs = jobs[: args.limit]
+            reply.ok({"jobs": [job_view(j) for j in jobs], "next": jobs[-1].id if more else None})
+        elif isinstance(args, ReportArgs):
+            if args.register is not None and not _owns(engine, tenant, args.register):
+                reply.fail("not_found", "no such register", "register")
+                return
+            report = await engine.report(
+                tenant, start=args.start, end=args.end, register_id=args.register
+            )
+            view = attrs.asdict(report)
+            reply.ok({"text": render_report(report), "report": view})
+        elif isinstance(args, ExportArgs):
+            await self._export(engine, tenant, args, reply)
+        elif isinstance(args, CancelArgs):
+            try:
+                job = await engine.cancel(tenant, args.job_id)
+            except KeyError:
+                reply.fail("not_found", "no such job", "job_id")
+            except NotCancellable as exc:
+                reply.fail("not_cancellable", str(exc), "job_id")
+            else:
+                reply.ok({"job": job_view(job)})
+        elif isinstance(args, ShiftArgs):
+            shift = engine.open_shift if args.action == "open" else engine.close_shift
+            try:
+                changed = await shift(tenant, args.register)
+            except KeyError:
+                reply.fail("not_found", "no such register", "register")
+            except LinkLost:
+                reply.fail("unavailable", "the register is not connected now", "register")
+            except DriverError as exc:
+                reply.fail("unavailable", f"the register refused: {exc}", "register")
+            else:
+                reply.ok({"changed": changed})
+        else:  # the dispatcher answers the others itself
+            raise AssertionError(f"no worker for {request.op}")
+
+    async def _export(self, engine: Engine, tenant: str, args: ExportArgs, reply: _Reply) -> None:
+        """Stream the export in answers of about EXPORT_CHUNK characters, pacing on the pump."""
+        assert reply.request_id is not None
+        chunks = await engine.export(tenant, args.form, start=args.start, end=args.end)
+        seq, parts, size = 0, [], 0
+        for part in chunks:
+            parts.append(part)
+            size += len(part)
+            if size < EXPORT_CHUNK:
+                continue
+            reply.send(encode_chunk(reply.request_id, seq, "".join(parts), True))
+            seq, parts, size = seq + 1, [], 0
+            await trio.lowlevel.checkpoint()
+            while reply.pump.pending > STREAM_BACKLOG:
+                await trio.sleep(0.005)
+        reply.send(encode_chunk(reply.request_id, seq, "".join(parts), False))
+
+    # --- submits ---------------------------------------------------------------------------
+
+    def _queue_submits(
+        self,
+        tenant: str,
+        reply: _Reply,
+        entries: Sequence[SubmitArgs | WireError],
+        *,
+        batch: bool,
+    ) -> None:
+        intake = self._intakes[tenant]
+        if intake.entries + len(entries) > MAX_PENDING_SUBMITS:
+            reply.error(error_dict("busy", "too many submits waiting", retry_after=1.0))
+            return
+        intake.works.append(_SubmitWork(reply, entries, batch, [None] * len(entries)))
+        intake.entries += len(entries)
+        intake.ready.set()
+
+    async def _submitter(self, engine: Engine, tenant: str) -> None:
+        """Take the tenant's gathered submits round by round: one submit_many per group."""
+        intake = self._intakes[tenant]
+        while True:
+            await intake.ready.wait()
+            intake.ready = trio.Event()
+            while intake.works:
+                works: list[_SubmitWork] = []
+                taken = 0
+                while intake.works and taken < SUBMIT_ROUND:
+                    work = intake.works.popleft()
+                    works.append(work)
+                    taken += len(work.entries)
+                intake.entries -= taken
+                try:
+                    await self._submit_round(engine, tenant, works)
+                except Exception as exc:
+                    self.internal_errors += 1
+                    _internal("submit", tenant, exc)
+                    for work in works:
+                        work.reply.fail("internal", "an internal error; it has been logged")
+                    continue
+                for work in works:
+                    _answer_submits(work)
+
+    async def _submit_round(self, engine: Engine, tenant: str, works: list[_SubmitWork]) -> None:
+        groups: dict[str, list[tuple[_SubmitWork, int, SubmitArgs]]] = {}
+        for work in works:
+            for i, entry in enumerate(work.entries):
+                if isinstance(entry, WireError):
+                    work.answers[i] = {"error": entry.as_dict()}
+                else:
+                    groups.setdefault(entry.group, []).append((work, i, entry))
+        # The journal stamps a new job with time.time(); a job older than the round was there
+        # before it, so it is a repeat (the engine does not say which it is). Rounds of one
+        # tenant never overlap, and ``seen`` names the first answer of a job new in this round.
+        before = time.time()
+        seen: set[str] = set()
+        retries: list[tuple[_SubmitWork, int, SubmitArgs]] = []
+        async with trio.open_nursery() as nursery:
+            for group, items in groups.items():
+                size = max(1, -(-len(items) // SUBMIT_LANES))
+                for start in range(0, len(items), size):
+                    nursery.start_soon(
+                        self._submit_lane,
+                        engine,
+                        tenant,
+                        group,
+                        items[start : start + size],
+                        seen,
+                        retries,
+                        before,
+                    )
+        if retries:  # a repeat is answered even when the queue is full: ask one by one
+            async with trio.open_nursery() as nursery:
+                for work, i, entry in retries:
+                    nursery.start_soon(self._submit_one, engine, tenant, work, i, entry, seen)
+
+    async def _submit_lane(
+        self,
+        engine: Engine,
+        tenant: str,
+        group: str,
+        items: list[tuple[_SubmitWork, int, SubmitArgs]],
+        seen: set[str],
+        retries: list[tuple[_SubmitWork, int, SubmitArgs]],
+        before: float,
+    ) -> None:
+        outcomes = await engine.submit_many(
+            tenant, [(e.external_id, e.receipt.receipt) for _, _, e in items], group=group
+        )
+        for (work, i, entry), outcome in zip(items, outcomes, strict=True):
+            if isinstance(outcome, Busy):
+                retries.append((work, i, entry))
+            else:
+                work.answers[i] = _submit_answer(outcome, entry, work, i, seen, before)
+
+    async def _submit_one(
+        self,
+        engine: Engine,
+        tenant: str,
+        work: _SubmitWork,
+        i: int,
+        entry: SubmitArgs,
+        seen: set[str],
+    ) -> None:
+        before = time.time()
+        outcome: Job | SubmitError
+        try:
+            outcome = await engine.submit(
+                tenant, entry.external_id, entry.receipt.receipt, group=entry.group
+            )
+        except SubmitError as exc:
+            outcome = exc
+        work.answers[i] = _submit_answer(outcome, entry, work, i, seen, before)
+
+
+def _submit_answer(
+    outcome: Job | SubmitError,
+    entry: SubmitArgs,
+    work: _SubmitWork,
+    i: int,
+    seen: set[str],
+    before: float,
+) -> dict[str, Any]:
+    """``{"job", "duplicate"}`` or ``{"error"}`` for one submit entry."""
+    prefix = f"jobs[{i}]." if work.batch else ""
+    if isinstance(outcome, Job):
+        duplicate = outcome.id in seen or outcome.created < before
+        seen.add(outcome.id)
+        return {"job": job_view(outcome), "duplicate": duplicate}
+    return {"error": _submit_error(outcome, entry, prefix)}
+
+
+def _submit_error(exc: SubmitError, entry: SubmitArgs, prefix: str) -> dict[str, Any]:
+    if isinstance(exc, ValidationFailed):
+        problems = receipt_problems(entry.receipt, exc.problems, f"{prefix}receipt")
+        if not problems:
+            return error_dict("validation", str(exc), f"{prefix}receipt")
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        first = problems[0]
+        return error_dict("validation", first["message"] + more, first["path"], problems)
+    if isinstance(exc, Conflict):
+        return error_dict(
+            "conflict",
+            "the external_id was accepted before with a different receipt",
+            f"{prefix}external_id",
+        )
+    if isinstance(exc, Busy):
+        return error_dict("busy", str(exc), retry_after=exc.retry_after)
+    if isinstance(exc, UnknownGroup):
+        return error_dict("bad_request", "no register group of that name", f"{prefix}group")
+    _internal("submit", "?", exc)
+    return error_dict("internal", "an internal error; it has been logged")
+
+
+def _answer_submits(work: _SubmitWork) -> None:
+    answers = [
+        a if a is not None else {"error": error_dict("internal", "no answer")} for a in work.answers
+    ]
+    if work.batch:
+        work.reply.ok({"results": answers})
+        return
+    (answer,) = answers
+    if "error" in answer:
+        work.reply.error(answer["error"])
+    else:
+        work.reply.ok(answer)
+
+
+# --- operations ---------------------------------------------------------------------------------
+
+
+def _registers(engine: Engine, tenant: str) -> list[dict[str, Any]]:
+    keys = ("id", "group", "protocol", "state", "fn_number")
+    return [{k: r[k] for k in keys} for r in engine.register_states(tenant)]
+
+
+def _owns(engine: Engine, tenant: str, register: str) -> bool:
+    return any(r["id"] == register for r in engine.register_states(tenant))
+
+
+def _ref_path(ref: JobRef) -> str:
+    return "job_id" if ref.job_id is not None else "external_id"
+
+
+async def _find(engine: Engine, tenant: str, ref: JobRef) -> Job | None:
+    if ref.job_id is not None:
+        return await engine.job(tenant, ref.job_id)
+    assert ref.external_id is not None
+    return await engine.job_by_external_id(tenant, ref.external_id)
+
+
+async def _receipt(engine: Engine, tenant: str, job: Job) -> dict[str, Any]:
+    """A job's receipt: its fiscal data, lines and text once signed, empty before."""
+    result = await engine.result(tenant, job.id)
+    if result is None:
+        return {"job": job_view(job), "fiscal": None, "lines": [], "text": ""}
+    view = await engine.receipt_view(tenant, job.id)
+    lines = [] if view is None else [line_view(line) for line in view.lines]
+    text = "" if view is None else render_receipt(view)
+    return {"job": job_view(job), "fiscal": fiscal_view(result), "lines": lines, "text": text}
+
+
+def _bind(socket: zmq.Socket[bytes], endpoint: str) -> str:
+    try:
+        socket.bind(endpoint)
+    except zmq.ZMQError as exc:
+        raise ServiceError(f"cannot bind {endpoint}: {exc}") from None
+    bound = socket.getsockopt(zmq.LAST_ENDPOINT)
+    return bound.decode() if isinstance(bound, bytes) else str(bound)
+
+
+@asynccontextmanager
+async def open_service(settings: ServiceSettings, config: EngineConfig) -> AsyncIterator[Service]:
+    """An engine on ``config`` served on ZeroMQ for the life of the block."""
+    service = Service(settings, [t.id for t in config.tenants])
+    async with Engine.open(config, on_event=service.on_event) as engine:
+        service.engine = engine
+        async with trio.open_nursery() as nursery:
+            await nursery.start(service.run, engine)
+            try:
+                yield service
+            finally:
+                nursery.cancel_scope.cancel()

@@ -1,0 +1,382 @@
+"""``kassa.toml``: what ``kassa serve`` runs with, read into the engine's and the service's config.
+
+::
+
+    [service]
+    listen = "tcp://0.0.0.0:5555"          # the requests socket (ROUTER)
+    events_host = "10.0.0.2"               # tenants' PUB sockets: tcp://HOST:* , or "ipc:///run/kassa"
+    secret_key_file = "keys/server.key_secret"   # the service's ZeroMQ certificate
+    journal = "/var/lib/kassa/journal.db"
+    max_message = 1048576
+
+    [limits]
+    rate = 200.0    # requests per second per tenant
+    burst = 400     # requests at once per tenant
+    queue = 10000   # jobs per tenant accepted and not yet final
+
+    [[tenants]]
+    id = "shop"
+    name = "Магазин"
+    timezone = "Europe/Moscow"
+    daily_close = "23:30"
+    keys = ["rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7", "keys/shop-web.key"]
+
+    [[registers]]
+    id = "kkt-1"
+    tenant = "shop"
+    group = "main"
+    protocol = "shtrih"
+    address = "tcp://10.0.0.5:7778"      # or "serial:/dev/ttyS0?baud=115200"
+
+Relative paths are taken from the file's folder. Every mistake is reported as one
+:class:`ConfigError` that names the file, the key path and the problem
+(``kassa.toml: registers[2].address: ...``): a service must not start on a config it half
+understood, so unknown keys are mistakes too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import attrs
+import zmq
+import zmq.auth
+import zmq.utils.z85
+
+from engine.config import Connector, EngineConfig, RegisterConfig, TenantConfig
+from engine.connectors import PROTOCOLS, serial_connector, tcp_connector
+
+#: A tenant id goes into ZAP domains and ipc paths: keep it to plain characters.
+TENANT_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}\Z")
+_HOST = re.compile(r"\A(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])\Z")
+DEFAULT_MAX_MESSAGE = 1 << 20
+_SERVICE_KEYS = ("listen", "events_host", "secret_key_file", "journal", "max_message")
+_TENANT_KEYS = ("id", "name", "timezone", "daily_close", "queue", "keys")
+_REGISTER_KEYS = ("id", "tenant", "group", "protocol", "address")
+
+
+class ConfigError(Exception):
+    """A config the service cannot run with; the message names file, key and problem."""
+
+
+@attrs.frozen
+class ServiceSettings:
+    """The ZeroMQ side of a service: where it listens, who may talk to it, how much."""
+
+    listen: str
+    server_public: bytes = attrs.field(repr=False)  # Z85, 40 bytes
+    server_secret: bytes = attrs.field(repr=False)
+    #: A client's public key (32 raw bytes, as ZAP hands it over) → its tenant.
+    clients: Mapping[bytes, str] = attrs.field(repr=False)
+    events_host: str = "127.0.0.1"  # a host for tcp://HOST:*, or an ipc:// folder
+    max_message: int = DEFAULT_MAX_MESSAGE
+    rate: float = 200.0  # requests per second per tenant
+    burst: int = 400
+
+
+@attrs.frozen
+class LoadedConfig:
+    engine: EngineConfig
+    service: ServiceSettings
+
+
+def z85_key(text: str) -> bytes:
+    """The 32 raw bytes of a Z85 public key (40 characters); ValueError if it is none."""
+    if len(text) != 40:
+        raise ValueError(f"a Z85 key has 40 characters, got {len(text)}")
+    try:
+        return bytes(zmq.utils.z85.decode(text.encode("ascii")))
+    except (UnicodeEncodeError, ValueError, KeyError, IndexError, OverflowError):
+        raise ValueError("not a Z85 key") from None
+
+
+def write_certificate(base: Path, public: bytes, secret: bytes) -> tuple[Path, Path]:
+    """Write ``BASE.key`` (public) and ``BASE.key_secret`` (owner-only) in ZeroMQ's format."""
+    public_file, secret_file = (
+        base.with_name(base.name + ".key"),
+        base.with_name(base.name + ".key_secret"),
+    )
+    head = "#   ZeroMQ CURVE {} Certificate, written by kassa\n\nmetadata\ncurve\n"
+    public_line = f'    public-key = "{public.decode("ascii")}"\n'
+    public_file.write_text(head.format("Public") + public_line)
+    descriptor = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write(head.format("**Secret**") + public_line)
+        out.write(f'    secret-key = "{secret.decode("ascii")}"\n')
+    return public_file, secret_file
+
+
+class _Reader:
+    """Typed access to one TOML table; each fault raises a ConfigError with its key path."""
+
+    def __init__(self, source: str, table: Any, path: str, known: tuple[str, ...]) -> None:
+        self.source = source
+        self.path = path
+        if not isinstance(table, dict):
+            raise self.error("", f"expected a table, got {type(table).__name__}")
+        self.table: dict[str, Any] = table
+        for key in table:  # a typo is named as such, not as the key it left missing
+            if key not in known:
+                raise self.error(key, "unknown key")
+
+    def where(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path and key else (self.path or key)
+
+    def error(self, key: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.source}: {self.where(key)}: {message}")
+
+    def value(
+        self, key: str, kind: type | tuple[type, ...], default: Any = ..., what: str = ""
+    ) -> Any:
+        if key not in self.table:
+            if default is ...:
+                raise self.error(key, "required, missing")
+            return default
+        value = self.table[key]
+        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+            raise self.error(key, f"expected {what or _names(kind)}, got a boolean")
+        if not isinstance(value, kind):
+            raise self.error(key, f"expected {what or _names(kind)}, got {type(value).__name__}")
+        return value
+
+    def text(self, key: str, default: Any = ...) -> Any:
+        return self.value(key, str, default)
+
+
+def _names(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    words = {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        list: "an array",
+        dict: "a table",
+    }
+    return " or ".join(words.get(k, k.__name__) for k in kinds)
+
+
+def load_config(path: str | Path) -> LoadedConfig:
+    """Read ``path`` into the engine's and the service's config; raises ConfigError only."""
+    path = Path(path)
+    source = str(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{source}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{source}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    return parse_config(data, source, path.parent)
+
+
+def parse_config(data: Mapping[str, Any], source: str, folder: Path) -> LoadedConfig:
+    """The config of an already parsed TOML document (paths relative to ``folder``)."""
+    top = _Reader(source, dict(data), "", ("service", "limits", "tenants", "registers"))
+    service = _Reader(source, top.value("service", dict), "service", _SERVICE_KEYS)
+    limits = _Reader(source, top.value("limits", dict, {}), "limits", ("rate", "burst", "queue"))
+    tenant_tables = top.value("tenants", list, what="an array of [[tenants]] tables")
+    register_tables = top.value("registers", list, [], what="an array of [[registers]] tables")
+
+    listen = service.text("listen")
+    _endpoint(service, "listen", listen)
+    events_host = service.text("events_host", "127.0.0.1")
+    if events_host.startswith("ipc://"):
+        if events_host == "ipc://":
+            raise service.error("events_host", "the ipc:// folder is missing")
+    elif not _HOST.match(events_host):
+        raise service.error(
+            "events_host", f"expected a host name or address, or ipc://FOLDER, got {events_host!r}"
+        )
+    secret_file = _file(folder, service.text("secret_key_file"))
+    try:
+        public, secret = zmq.auth.load_certificate(secret_file)
+    except (OSError, ValueError) as exc:
+        raise service.error("secret_key_file", f"{secret_file}: {exc}") from None
+    if secret is None:
+        raise service.error("secret_key_file", f"{secret_file} has no secret key")
+    for which, value in (("public", public), ("secret", secret)):
+        try:
+            z85_key(value.decode("ascii", "replace"))
+        except ValueError as exc:
+            raise service.error("secret_key_file", f"{secret_file}: {which} key: {exc}") from None
+    journal = _file(folder, service.text("journal"))
+    max_message = service.value("max_message", int, DEFAULT_MAX_MESSAGE)
+    if not 1024 <= max_message <= 64 << 20:
+        raise service.error("max_message", f"{max_message} is out of range 1024 to {64 << 20}")
+
+    rate = limits.value("rate", (int, float), 200.0)
+    if not (math.isfinite(rate) and rate > 0):
+        raise limits.error("rate", f"expected requests per second above 0, got {rate}")
+    burst = limits.value("burst", int, max(1, math.ceil(rate * 2)))
+    if burst < 1:
+        raise limits.error("burst", f"expected at least 1, got {burst}")
+    queue = limits.value("queue", int, 10_000)
+    if queue < 1:
+        raise limits.error("queue", f"expected at least 1, got {queue}")
+
+    tenants: list[TenantConfig] = []
+    clients: dict[bytes, str] = {}
+    if not tenant_tables:
+        raise top.error("tenants", "at least one [[tenants]] table is needed")
+    for i, table in enumerate(tenant_tables):
+        tenant, keys = _tenant(_Reader(source, table, f"tenants[{i}]", _TENANT_KEYS), folder, queue)
+        if any(t.id == tenant.id for t in tenants):
+            raise ConfigError(f"{source}: tenants[{i}].id: {tenant.id!r} is listed twice")
+        for key in keys:
+            if key in clients:
+                raise ConfigError(
+                    f"{source}: tenants[{i}].keys: a key of tenant {clients[key]!r} too; "
+                    "each key belongs to exactly one tenant"
+                )
+            clients[key] = tenant.id
+        tenants.append(tenant)
+
+    registers: list[RegisterConfig] = []
+    known = {t.id for t in tenants}
+    for i, table in enumerate(register_tables):
+        register = _register(_Reader(source, table, f"registers[{i}]", _REGISTER_KEYS), known)
+        if any(r.id == register.id for r in registers):
+            raise ConfigError(f"{source}: registers[{i}].id: {register.id!r} is listed twice")
+        registers.append(register)
+
+    engine = EngineConfig(journal=journal, tenants=tuple(tenants), registers=tuple(registers))
+    settings = ServiceSettings(
+        listen=listen,
+        server_public=public,
+        server_secret=secret,
+        clients=clients,
+        events_host=events_host,
+        max_message=max_message,
+        rate=float(rate),
+        burst=burst,
+    )
+    return LoadedConfig(engine, settings)
+
+
+def _file(folder: Path, name: str) -> Path:
+    path = Path(name).expanduser()
+    return path if path.is_absolute() else folder / path
+
+
+def _endpoint(reader: _Reader, key: str, value: str) -> None:
+    if not value.startswith(("tcp://", "ipc://")) or len(value) <= len("tcp://"):
+        raise reader.error(key, f"expected tcp://HOST:PORT or ipc://PATH, got {value!r}")
+
+
+def _tenant(r: _Reader, folder: Path, queue: int) -> tuple[TenantConfig, list[bytes]]:
+    tenant_id = r.text("id")
+    if not TENANT_ID.match(tenant_id):
+        raise r.error("id", f"{tenant_id!r}: use 1 to 64 letters, digits, '_', '.' or '-'")
+    name = r.text("name", "")
+    timezone = r.text("timezone", "Europe/Moscow")
+    close_text = r.text("daily_close", None)
+    daily_close = None
+    if close_text is not None:
+        match = re.fullmatch(r"([01][0-9]|2[0-3]):([0-5][0-9])", close_text)
+        if match is None:
+            raise r.error("daily_close", f"expected HH:MM, got {close_text!r}")
+        daily_close = dt.time(int(match[1]), int(match[2]))
+    tenant_queue = r.value("queue", int, queue)
+    if tenant_queue < 1:
+        raise r.error("queue", f"expected at least 1, got {tenant_queue}")
+    entries = r.value("keys", list, [])
+    keys: list[bytes] = []
+    for j, entry in enumerate(entries):
+        where = f"keys[{j}]"
+        if not isinstance(entry, str):
+            raise r.error(where, f"expected a string, got {type(entry).__name__}")
+        keys.append(_client_key(r, where, entry, folder))
+    try:
+        tenant = TenantConfig(
+            tenant_id,
+            name=name,
+            timezone=timezone,
+            daily_close=daily_close,
+            queue_limit=tenant_queue,
+        )
+    except ValueError as exc:
+        raise r.error("timezone", str(exc).removeprefix("timezone: ")) from None
+    return tenant, keys
+
+
+def _client_key(r: _Reader, where: str, entry: str, folder: Path) -> bytes:
+    """A Z85 public key, or the path of a ``.key`` certificate file holding one."""
+    if entry.endswith(".key"):
+        key_file = _file(folder, entry)
+        try:
+            public, _ = zmq.auth.load_certificate(key_file)
+        except (OSError, ValueError) as exc:
+            raise r.error(where, f"{key_file}: {exc}") from None
+        try:
+            return z85_key(public.decode("ascii", "replace"))
+        except ValueError as exc:
+            raise r.error(where, f"{key_file}: {exc}") from None
+    if entry.endswith(".key_secret"):
+        raise r.error(where, "give the client's public .key file, never its secret one")
+    try:
+        return z85_key(entry)
+    except ValueError as exc:
+        raise r.error(where, f"expected a Z85 public key or a .key file: {exc}") from None
+
+
+def _register(r: _Reader, tenants: set[str]) -> RegisterConfig:
+    register_id = r.text("id")
+    if not _NAME.match(register_id):
+        raise r.error("id", f"{register_id!r}: use 1 to 64 letters, digits, '_', '.', ':' or '-'")
+    tenant = r.text("tenant")
+    if tenant not in tenants:
+        raise r.error("tenant", f"no [[tenants]] table has id {tenant!r}")
+    group = r.text("group", "main")
+    if not _NAME.match(group):
+        raise r.error("group", f"{group!r}: use 1 to 64 letters, digits, '_', '.', ':' or '-'")
+    protocol = r.text("protocol", "shtrih")
+    if protocol not in PROTOCOLS:
+        raise r.error("protocol", f"expected one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    address = r.text("address")
+    try:
+        connect = connector_for(protocol, address)
+    except ValueError as exc:
+        raise r.error("address", str(exc)) from None
+    return RegisterConfig(register_id, tenant, connect, group, protocol, address)
+
+
+def connector_for(protocol: str, address: str) -> Connector:
+    """The connector of ``tcp://HOST:PORT`` or ``serial:/dev/X?baud=N``; ValueError if bad."""
+    if address.startswith("tcp://"):
+        parts = urlsplit(address)
+        try:
+            port = parts.port
+        except ValueError:
+            raise ValueError(f"{address!r}: the port is not a number 1 to 65535") from None
+        if not parts.hostname or port is None or port == 0:
+            raise ValueError(f"expected tcp://HOST:PORT, got {address!r}")
+        if parts.path or parts.query or parts.fragment or parts.username:
+            raise ValueError(f"expected tcp://HOST:PORT and nothing more, got {address!r}")
+        return tcp_connector(protocol, parts.hostname, port)
+    if address.startswith("serial:"):
+        rest = address.removeprefix("serial:")
+        device, _, query = rest.partition("?")
+        if not device.startswith("/"):
+            raise ValueError(f"expected serial:/dev/NAME[?baud=N], got {address!r}")
+        options = parse_qs(query, keep_blank_values=True, strict_parsing=False)
+        unknown = set(options) - {"baud"}
+        if unknown:
+            raise ValueError(f"unknown option {sorted(unknown)[0]!r}; only baud is known")
+        baud = 115_200
+        if "baud" in options:
+            text = options["baud"][-1]
+            if not text.isdigit() or not 300 <= int(text) <= 4_000_000:
+                raise ValueError(f"baud: expected a rate 300 to 4000000, got {text!r}")
+            baud = int(text)
+        return serial_connector(protocol, device, baud=baud)
+    raise ValueError(f"expected tcp://HOST:PORT or serial:/dev/NAME?baud=N, got {address!r}")

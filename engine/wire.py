@@ -1,0 +1,692 @@
+"""Kassa's ZeroMQ protocol on the wire (docs/protocol.md): request frames in, answer bytes out.
+
+Pure: no sockets, no clocks. :func:`decode_request` turns one frame into a :class:`Request`
+with typed arguments, or raises :class:`WireError` carrying the protocol's error code and the
+path of the argument at fault; it never raises anything else, on any input. The limits are
+checked before anything looks inside: msgpack's own size limits while unpacking, then the
+nesting depth, walked without recursion.
+
+Types are strict because the wire is where coercion would creep in: an integer must be an
+``int`` (``True`` is not 1), money only ever an integer of kopecks inside a receipt, and a
+receipt body goes through the strict converters of its format (Kassa JSON, ATOL Online v5 or
+KOMTET v2), whose problems come back with ``receipt.body.<path>`` paths.
+
+The encoders make the answers, the streamed chunks and the event frames, and the views of a
+job, its fiscal data and a receipt line.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any, TypeAlias
+
+import attrs
+import msgpack  # type: ignore[import-untyped]
+
+from engine.journal import FiscalResult, Job
+from engine.reports import ReceiptLine
+from protocols.documents.json_format import ReceiptJsonError, receipt_from_json
+from protocols.documents.model import Receipt
+from protocols.ingress import (
+    IngressError,
+    check_atol_v5,
+    check_komtet_task,
+    load_json,
+    parse_atol_v5,
+    parse_komtet_task,
+)
+from protocols.validation import Problem
+
+VERSION = 1
+MAX_DEPTH = 32
+MAX_STRING = 1 << 20  # bytes of one str or bin
+MAX_ENTRIES = 10_000  # items of one array or map
+MAX_REQUEST_ID = 2**63 - 1
+MAX_ID_LENGTH = 64
+MAX_BATCH = 1_000
+MAX_LIST = 1_000
+FORMATS = ("kassa", "atol_v5", "komtet")
+EXPORT_FORMS = ("csv", "jsonl", "fns")
+SHIFT_ACTIONS = ("open", "close")
+
+RequestId: TypeAlias = int | str
+
+
+class WireError(Exception):
+    """A request Kassa cannot take: ``code`` from the protocol's table, ``path`` of the fault.
+
+    ``request_id`` is the request's id when it could be read (answers echo it), else None.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        path: str = "",
+        *,
+        request_id: RequestId | None = None,
+        problems: Sequence[Mapping[str, str]] = (),
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(f"{path}: {message}" if path else message)
+        self.code = code
+        self.message = message
+        self.path = path
+        self.request_id = request_id
+        self.problems = tuple(problems)
+        self.retry_after = retry_after
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``error`` map of an answer."""
+        return error_dict(self.code, self.message, self.path, self.problems, self.retry_after)
+
+
+# --- the arguments of each operation ----------------------------------------------------------
+
+
+@attrs.frozen
+class ReceiptArg:
+    """A receipt as the client sent it, and the one model it maps onto."""
+
+    format: str
+    receipt: Receipt
+    body: Mapping[str, Any] = attrs.field(eq=False, repr=False)  # kept to name paths later
+    operation: str | None = None  # the ATOL operation (the URL's last segment in ATOL's API)
+
+
+@attrs.frozen
+class SubmitArgs:
+    external_id: str
+    receipt: ReceiptArg
+    group: str = "main"
+
+
+@attrs.frozen
+class SubmitBatchArgs:
+    """The entries in order; an entry that cannot be read is its error, answered in place."""
+
+    jobs: tuple[SubmitArgs | WireError, ...]
+
+
+@attrs.frozen
+class JobRef:
+    """Exactly one of the two is set."""
+
+    job_id: str | None = None
+    external_id: str | None = None
+
+
+@attrs.frozen
+class ListJobsArgs:
+    after: str = ""
+    limit: int = 100
+
+
+@attrs.frozen
+class ReportArgs:
+    start: float
+    end: float
+    register: str | None = None
+
+
+@attrs.frozen
+class ExportArgs:
+    form: str
+    start: float = 0.0
+    end: float = math.inf
+
+
+@attrs.frozen
+class CancelArgs:
+    job_id: str
+
+
+@attrs.frozen
+class ShiftArgs:
+    register: str
+    action: str
+
+
+@attrs.frozen
+class NoArgs:
+    pass
+
+
+Args: TypeAlias = (
+    NoArgs
+    | SubmitArgs
+    | SubmitBatchArgs
+    | JobRef
+    | ListJobsArgs
+    | ReportArgs
+    | ExportArgs
+    | CancelArgs
+    | ShiftArgs
+)
+
+
+@attrs.frozen
+class Request:
+    """One request, read and checked."""
+
+    id: RequestId
+    op: str
+    args: Args
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def _kind(value: Any) -> str:
+    """A value's type in msgpack's words."""
+    if value is None:
+        return "nil"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a float"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bytes):
+        return "bin"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a map"
+    return "an extension type"
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether ``value`` nests more than MAX_DEPTH arrays and maps (walked without recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth >= MAX_DEPTH:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+def _unpack(frame: bytes) -> Any:
+    try:
+        return msgpack.unpackb(
+            frame,
+            raw=False,
+            strict_map_key=True,
+            max_str_len=MAX_STRING,
+            max_bin_len=MAX_STRING,
+            max_array_len=MAX_ENTRIES,
+            max_map_len=MAX_ENTRIES,
+            max_ext_len=MAX_STRING,
+        )
+    except msgpack.StackError:
+        raise WireError("too_deep", f"nesting deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:
+        if "exceeds max_" in str(exc):
+            raise WireError(
+                "too_deep",
+                f"a string over {MAX_STRING} bytes, or an array or map over {MAX_ENTRIES} entries",
+            ) from None
+        raise WireError("bad_request", "not a msgpack value") from None
+    except Exception:  # msgpack's decoder raises several types on garbage; all mean the same
+        raise WireError("bad_request", "not a msgpack value") from None
+
+
+def _request_id(value: Any) -> RequestId | None:
+    if type(value) is int and 0 <= value <= MAX_REQUEST_ID:
+        return value
+    if isinstance(value, str) and len(value) <= MAX_ID_LENGTH:
+        return value
+    return None
+
+
+class _Fields:
+    """The arguments of one map, read by typed getters that name the path of any fault."""
+
+    def __init__(self, data: Mapping[str, Any], prefix: str, request_id: RequestId | None) -> None:
+        self._data = data
+        self._prefix = prefix
+        self._used: set[str] = set()
+        self.request_id = request_id
+
+    def path(self, key: str) -> str:
+        return f"{self._prefix}{key}"
+
+    def error(self, key: str, message: str, code: str = "bad_request") -> WireError:
+        return WireError(code, message, self.path(key), request_id=self.request_id)
+
+    def get(self, key: str) -> Any:
+        """The raw value, None when absent (nil counts as absent)."""
+        self._used.add(key)
+        return self._data.get(key)
+
+    def text(
+        self,
+        key: str,
+        *,
+        required: bool = True,
+        min_length: int = 1,
+        max_length: int = 128,
+    ) -> str | None:
+        value = self.get(key)
+        if value is None:
+            if required:
+                raise self.error(key, "required argument is missing")
+            return None
+        if not isinstance(value, str):
+            raise self.error(key, f"expected a string, got {_kind(value)}")
+        if not min_length <= len(value) <= max_length:
+            raise self.error(key, f"{len(value)} characters, expected {min_length} to {max_length}")
+        return value
+
+    def required_text(self, key: str, *, max_length: int = 128) -> str:
+        value = self.text(key, max_length=max_length)
+        assert value is not None
+        return value
+
+    def choice(self, key: str, options: Sequence[str], default: str | None = None) -> str:
+        value = self.text(key, required=default is None, max_length=64)
+        if value is None:
+            assert default is not None
+            return default
+        if value not in options:
+            raise self.error(key, f"expected one of {', '.join(options)}, got {value!r}")
+        return value
+
+    def integer(self, key: str, *, default: int, low: int, high: int) -> int:
+        value = self.get(key)
+        if value is None:
+            return default
+        if type(value) is not int:
+            raise self.error(key, f"expected an integer, got {_kind(value)}")
+        if not low <= value <= high:
+            raise self.error(key, f"{value} is out of range {low} to {high}")
+        return value
+
+    def seconds(self, key: str, *, required: bool) -> float | None:
+        """Unix seconds: an integer or a float, finite and not negative."""
+        value = self.get(key)
+        if value is None:
+            if required:
+                raise self.error(key, "required argument is missing")
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.error(key, f"expected unix seconds (a number), got {_kind(value)}")
+        if not math.isfinite(value) or value < 0:
+            raise self.error(key, f"{value} is not a time")
+        return float(value)
+
+    def finish(self) -> None:
+        """Refuse arguments the operation does not have: a typo must not pass silently."""
+        for key in self._data:
+            if key not in self._used:
+                raise self.error(key, "no such argument")
+
+
+def decode_request(frame: bytes) -> Request:
+    """The request in one frame; raises :class:`WireError` and nothing else."""
+    value = _unpack(frame)
+    if not isinstance(value, dict):
+        raise WireError("bad_request", f"expected a map, got {_kind(value)}")
+    request_id = _request_id(value.get("id"))
+    if _too_deep(value):
+        raise WireError(
+            "too_deep", f"nesting deeper than {MAX_DEPTH} levels", request_id=request_id
+        )
+    if request_id is None:
+        raise WireError(
+            "bad_request",
+            f"id: expected an integer 0 to 2^63-1 or a string of at most {MAX_ID_LENGTH} "
+            f"characters, got {_kind(value.get('id'))}",
+            "id",
+        )
+    fields = _Fields(value, "", request_id)
+    fields.get("id")
+    version = fields.get("v")
+    if version is None:
+        raise fields.error("v", "required argument is missing")
+    if type(version) is not int or version != VERSION:
+        raise fields.error("v", f"this service speaks version {VERSION}", "unsupported_version")
+    op = fields.get("op")
+    if not isinstance(op, str):
+        raise fields.error("op", f"expected an operation name, got {_kind(op)}")
+    reader = _OPERATIONS.get(op)
+    if reader is None:
+        raise fields.error("op", f"no operation {op[:64]!r}", "unknown_op")
+    try:
+        args = reader(fields)
+        fields.finish()
+    except WireError as exc:
+        exc.request_id = request_id
+        raise
+    return Request(request_id, op, args)
+
+
+def _no_args(fields: _Fields) -> NoArgs:
+    return NoArgs()
+
+
+def _submit(fields: _Fields) -> SubmitArgs:
+    external_id = fields.required_text("external_id")
+    group = fields.text("group", required=False) or "main"
+    receipt = read_receipt(fields.get("receipt"), fields.path("receipt"), fields.request_id)
+    return SubmitArgs(external_id, receipt, group)
+
+
+def _submit_batch(fields: _Fields) -> SubmitBatchArgs:
+    jobs = fields.get("jobs")
+    if not isinstance(jobs, list):
+        raise fields.error("jobs", f"expected an array, got {_kind(jobs)}")
+    if not 1 <= len(jobs) <= MAX_BATCH:
+        raise fields.error("jobs", f"{len(jobs)} jobs, expected 1 to {MAX_BATCH}")
+    out: list[SubmitArgs | WireError] = []
+    for i, entry in enumerate(jobs):
+        path = f"jobs[{i}]"
+        try:
+            if not isinstance(entry, dict):
+                raise WireError("bad_request", f"expected a map, got {_kind(entry)}", path)
+            sub = _Fields(entry, f"{path}.", fields.request_id)
+            submit = _submit(sub)
+            sub.finish()
+            out.append(submit)
+        except WireError as exc:
+            out.append(exc)
+    return SubmitBatchArgs(tuple(out))
+
+
+def _job_ref(fields: _Fields) -> JobRef:
+    job_id = fields.text("job_id", required=False)
+    external_id = fields.text("external_id", required=False)
+    if (job_id is None) == (external_id is None):
+        raise fields.error("job_id", "expected either job_id or external_id")
+    return JobRef(job_id, external_id)
+
+
+def _list_jobs(fields: _Fields) -> ListJobsArgs:
+    after = fields.text("after", required=False, min_length=0) or ""
+    limit = fields.integer("limit", default=100, low=1, high=MAX_LIST)
+    return ListJobsArgs(after, limit)
+
+
+def _report(fields: _Fields) -> ReportArgs:
+    start = fields.seconds("start", required=True)
+    end = fields.seconds("end", required=True)
+    assert start is not None and end is not None
+    if end < start:
+        raise fields.error("end", "the period ends before it starts")
+    return ReportArgs(start, end, fields.text("register", required=False))
+
+
+def _export(fields: _Fields) -> ExportArgs:
+    form = fields.choice("form", EXPORT_FORMS)
+    start = fields.seconds("start", required=False)
+    end = fields.seconds("end", required=False)
+    start = 0.0 if start is None else start
+    end = math.inf if end is None else end
+    if end < start:
+        raise fields.error("end", "the period ends before it starts")
+    return ExportArgs(form, start, end)
+
+
+def _cancel(fields: _Fields) -> CancelArgs:
+    return CancelArgs(fields.required_text("job_id"))
+
+
+def _shift(fields: _Fields) -> ShiftArgs:
+    return ShiftArgs(fields.required_text("register"), fields.choice("action", SHIFT_ACTIONS))
+
+
+_OPERATIONS: dict[str, Callable[[_Fields], Args]] = {
+    "ping": _no_args,
+    "submit": _submit,
+    "submit_batch": _submit_batch,
+    "status": _job_ref,
+    "receipt": _job_ref,
+    "list_jobs": _list_jobs,
+    "report": _report,
+    "export": _export,
+    "cancel": _cancel,
+    "registers": _no_args,
+    "shift": _shift,
+    "events": _no_args,
+}
+OPERATIONS = tuple(_OPERATIONS)
+
+
+# --- receipts -----------------------------------------------------------------------------------
+
+
+def _body_path(base: str, path: str) -> str:
+    """``receipt.body`` joined with a body path (``$`` and ``""`` are the body itself)."""
+    path = path.removeprefix("$").removeprefix(".")
+    if not path:
+        return base
+    return f"{base}{path}" if path.startswith("[") else f"{base}.{path}"
+
+
+def read_receipt(value: Any, path: str, request_id: RequestId | None = None) -> ReceiptArg:
+    """A receipt argument ``{"format", "body"[, "operation"]}`` mapped onto the model."""
+    if not isinstance(value, dict):
+        if value is None:
+            raise WireError("bad_request", "required argument is missing", path)
+        raise WireError("bad_request", f"expected a map, got {_kind(value)}", path)
+    fields = _Fields(value, f"{path}.", request_id)
+    form = fields.choice("format", FORMATS)
+    operation = fields.text("operation", required=False, max_length=64)
+    if operation is not None and form != "atol_v5":
+        raise fields.error("operation", "only an atol_v5 receipt has an operation")
+    body = fields.get("body")
+    fields.finish()
+    body_path = f"{path}.body"
+    if form != "kassa" and isinstance(body, str):  # JSON text: decimal roubles stay exact
+        try:
+            body = load_json(body)
+        except IngressError as exc:
+            raise WireError("bad_request", exc.reason, body_path, request_id=request_id) from None
+        if isinstance(body, dict | list) and _too_deep(body):
+            raise WireError(
+                "too_deep",
+                f"nesting deeper than {MAX_DEPTH} levels",
+                body_path,
+                request_id=request_id,
+            )
+    if not isinstance(body, dict):
+        what = (
+            "required argument is missing" if body is None else f"expected a map, got {_kind(body)}"
+        )
+        raise WireError("bad_request", what, body_path, request_id=request_id)
+    if form == "kassa":
+        try:
+            receipt = receipt_from_json(body)
+        except ReceiptJsonError as exc:
+            problems = [
+                {"code": "format.invalid", "message": reason, "path": _body_path(body_path, p)}
+                for p, reason in exc.problems
+            ]
+            raise _problems_error(problems, request_id) from None
+        return ReceiptArg(form, receipt, body)
+    if form == "atol_v5":
+        operation = operation or ("sell_correction" if "correction" in body else "sell")
+        try:
+            receipt = parse_atol_v5(operation, body).receipt
+        except IngressError as exc:
+            raise _ingress_error(exc, path, body_path, request_id) from None
+        return ReceiptArg(form, receipt, body, operation)
+    try:
+        receipt = parse_komtet_task(body).receipt
+    except IngressError as exc:
+        raise _ingress_error(exc, path, body_path, request_id) from None
+    return ReceiptArg(form, receipt, body)
+
+
+def _problems_error(problems: list[dict[str, str]], request_id: RequestId | None) -> WireError:
+    first = problems[0]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return WireError(
+        "bad_request",
+        first["message"] + more,
+        first["path"],
+        request_id=request_id,
+        problems=problems,
+    )
+
+
+def _ingress_error(
+    exc: IngressError, path: str, body_path: str, request_id: RequestId | None
+) -> WireError:
+    problems = [
+        {
+            "code": p.code,
+            "message": p.message,
+            "path": f"{path}.operation" if p.path == "operation" else _body_path(body_path, p.path),
+        }
+        for p in exc.problems
+    ]
+    return _problems_error(problems, request_id)
+
+
+def receipt_problems(
+    receipt: ReceiptArg, problems: Sequence[Problem], path: str = "receipt"
+) -> list[dict[str, str]]:
+    """The engine's problems of a receipt, with paths into the body the client sent.
+
+    The checks name model paths; an ATOL or KOMTET body names its fields otherwise, so their
+    own checkers (run only here, on the failure path) translate each path.
+    """
+    body_path = f"{path}.body"
+    where: dict[tuple[str, str], str] = {}
+    try:
+        if receipt.format == "atol_v5" and receipt.operation is not None:
+            for a in check_atol_v5(receipt.operation, receipt.body):
+                where.setdefault((a.kassa_path, a.kassa_code), a.path)
+        elif receipt.format == "komtet":
+            for k in check_komtet_task(receipt.body):
+                where.setdefault((k.kassa_path, k.code), k.path)
+    except Exception:  # a translation is a convenience: the model path is still right
+        where = {}
+    return [
+        {
+            "code": p.code,
+            "message": p.message,
+            "path": _body_path(body_path, where.get((p.path, p.code), p.path)),
+        }
+        for p in problems
+    ]
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+def error_dict(
+    code: str,
+    message: str,
+    path: str = "",
+    problems: Sequence[Mapping[str, str]] = (),
+    retry_after: float | None = None,
+) -> dict[str, Any]:
+    """An answer's ``error`` map: code, message, path, and problems / retry_after if any."""
+    out: dict[str, Any] = {"code": code, "message": message, "path": path}
+    if problems:
+        out["problems"] = [dict(p) for p in problems]
+    if retry_after is not None:
+        out["retry_after"] = float(retry_after)
+    return out
+
+
+def _pack(value: Any) -> bytes:
+    packed: bytes = msgpack.packb(value, use_bin_type=True)
+    return packed
+
+
+def encode_answer(request_id: RequestId | None, result: Mapping[str, Any]) -> bytes:
+    return _pack({"v": VERSION, "id": request_id, "ok": True, "result": result})
+
+
+def encode_error(request_id: RequestId | None, error: Mapping[str, Any]) -> bytes:
+    return _pack({"v": VERSION, "id": request_id, "ok": False, "error": error})
+
+
+def encode_wire_error(error: WireError) -> bytes:
+    return encode_error(error.request_id, error.as_dict())
+
+
+def encode_chunk(request_id: RequestId, seq: int, chunk: str, more: bool) -> bytes:
+    """One answer of a streamed result (``export``)."""
+    return encode_answer(request_id, {"seq": seq, "chunk": chunk, "more": more})
+
+
+EVENT_TOPIC = b"job"
+
+
+def encode_event(job: Job, result: FiscalResult | None) -> list[bytes]:
+    """The two frames of a job event: the topic, then the event map."""
+    event = {
+        "v": VERSION,
+        "event": "job",
+        "job": job_view(job),
+        "fiscal": None if result is None else fiscal_view(result),
+    }
+    return [EVENT_TOPIC, _pack(event)]
+
+
+def job_view(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "external_id": job.external_id,
+        "state": job.state.value,
+        "error": job.error,
+        "register": job.register_id,
+        "created": job.created,
+        "updated": job.updated,
+    }
+
+
+def fiscal_view(result: FiscalResult) -> dict[str, Any]:
+    return {
+        "fd_number": result.fd_number,
+        "fn_number": result.fn_number,
+        "fiscal_sign": bytes(result.fiscal_sign),
+        "printed_sign": result.printed_sign,
+        "qr": result.qr,
+        "fiscalized_at": result.fiscalized_at,
+        "document": bytes(result.document),
+    }
+
+
+def quantity_text(quantity: Decimal) -> str:
+    """A quantity as plain decimal digits (``"1.5"``, ``"10"``), never in exponent form."""
+    return f"{quantity.normalize():f}"
+
+
+def line_view(line: ReceiptLine) -> dict[str, Any]:
+    return {
+        "n": line.number,
+        "name": line.name,
+        "quantity": quantity_text(line.quantity),
+        "price": line.price,
+        "sum": line.sum,
+        "vat": line.vat,
+        "payment_method": line.payment_method,
+        "payment_subject": line.payment_subject,
+        "marking": line.marking,
+    }
+
+
+def encode_request(request_id: RequestId, op: str, **args: Any) -> bytes:
+    """A request frame (for clients and tests): ``{"v": 1, "id", "op", ...args}``."""
+    return _pack({"v": VERSION, "id": request_id, "op": op, **args})
+
+
+def decode_answer(frame: bytes) -> dict[str, Any]:
+    """An answer frame as a map (for clients and tests); raises WireError on anything else."""
+    value = _unpack(frame)
+    if not isinstance(value, dict):
+        raise WireError("bad_request", f"expected a map, got {_kind(value)}")
+    return value

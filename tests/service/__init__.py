@@ -1,0 +1,1 @@
+"""Tests of the ZeroMQ service and its wire format."""
