@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from protocols.documents.model import Receipt
 from protocols.errors import ProtocolError
@@ -290,6 +290,133 @@ def _cmd_emulator_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the engine on ZeroMQ until SIGINT or SIGTERM, from kassa.toml or as a demo.
+
+    ``--demo`` needs no config: an emulated fleet in-process (the emulator is imported here
+    only), a journal and fresh CURVE certificates in a temporary folder, and it prints how to
+    reach it. Sockets close with linger 0 and the context ends before the command returns.
+    """
+    import datetime
+    import logging
+    import signal
+    import sqlite3
+    import tempfile
+    from zoneinfo import ZoneInfo
+
+    import attrs
+    import trio
+    import zmq
+
+    from engine.config import EngineConfig
+    from engine.service import Service, ServiceError, open_service
+    from engine.service_config import (
+        ConfigError,
+        ServiceSettings,
+        load_config,
+        write_certificate,
+        z85_key,
+    )
+
+    logging.basicConfig(level=logging.INFO, format="kassa: %(levelname)s: %(message)s")
+
+    async def until_signalled(
+        settings: ServiceSettings, config: EngineConfig, announce: Callable[[Service], None]
+    ) -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with open_service(settings, config) as service:
+                announce(service)
+                async for _ in signals:
+                    break
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    async def demo(folder: Path) -> None:
+        from emulator.serve import open_memory_fleet
+        from engine.config import RegisterConfig, TenantConfig
+        from engine.drivers.base import RegisterDriver
+        from engine.drivers.shtrih import ShtrihDriver
+        from protocols.fiscal_sign import EmulatorSignVerifier
+
+        server_public, server_secret = zmq.curve_keypair()
+        client_public, client_secret = zmq.curve_keypair()
+        server_file, _ = write_certificate(folder / "server", server_public, server_secret)
+        client_file, client_secret_file = write_certificate(
+            folder / "demo-client", client_public, client_secret
+        )
+        now = datetime.datetime.now(ZoneInfo("Europe/Moscow")).replace(tzinfo=None, microsecond=0)
+        async with open_memory_fleet(2, start=now) as fleet:
+
+            def connector(index: int) -> Callable[[], Any]:
+                async def connect() -> RegisterDriver:
+                    return ShtrihDriver(await fleet.connect(index))
+
+                return connect
+
+            tenant = "demo-shop"
+            config = EngineConfig(
+                journal=folder / "journal.db",
+                tenants=(TenantConfig(tenant, name="Демо-магазин"),),
+                registers=tuple(
+                    RegisterConfig(f"kkt-{i}", tenant, connector(i), address=f"emulator:{i}")
+                    for i in range(2)
+                ),
+                verifier=EmulatorSignVerifier({r.fn.number: r.fn.key for r in fleet.registers}),
+            )
+            settings = ServiceSettings(
+                listen=args.listen or "tcp://127.0.0.1:5555",
+                server_public=server_public,
+                server_secret=server_secret,
+                clients={z85_key(client_public.decode()): tenant},
+            )
+
+            def announce(service: Service) -> None:
+                say(f"kassa serve --demo: 2 emulated Shtrih-M registers, tenant {tenant}")
+                say(f"journal: {config.journal}")
+                say(f"requests: {service.endpoint}")
+                say(f"events: {service.events_endpoints[tenant]}")
+                say(f"server key: {server_public.decode()} (certificate {server_file})")
+                say(f"client key: {client_secret_file} (public: {client_file})")
+                say(
+                    f"try: kassa submit RECEIPT.json --server {service.endpoint} "
+                    f"--server-key {server_file} --key {client_secret_file}"
+                )
+                say("stop: Ctrl-C")
+
+            await until_signalled(settings, config, announce)
+
+    try:
+        if args.demo:
+            with tempfile.TemporaryDirectory(prefix="kassa-serve-") as folder:
+                trio.run(demo, Path(folder))
+        else:
+            try:
+                loaded = load_config(args.config)
+            except ConfigError as exc:
+                _fail(str(exc))
+            settings = loaded.service
+            if args.listen:
+                settings = attrs.evolve(settings, listen=args.listen)
+            trio.run(
+                until_signalled,
+                settings,
+                loaded.engine,
+                lambda service: say(f"kassa: serving on {service.endpoint}"),
+            )
+    except BaseExceptionGroup as group:  # trio nurseries wrap what their tasks raise
+        failed, _ = group.split((ServiceError, OSError, sqlite3.Error))
+        if failed is None:
+            raise
+        first: BaseException = failed
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        _fail(str(first))
+    except (ServiceError, OSError, sqlite3.Error) as exc:
+        _fail(str(exc))
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     names = list(BENCHMARKS) if args.name == "all" else [args.name]
     status = 0
@@ -301,6 +428,474 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         main: Callable[[list[str]], int] = module.main
         status |= main(list(args.rest))
     return status
+
+
+# --- the service's client: submit, status, receipt show, report, export, keys ------------------
+# A client of docs/protocol.md (engine/client.py). Bad input (a file, a date, a key file) is
+# exit status 2 and nothing is sent; what the service refuses or fails, or a service that
+# cannot be reached, is exit status 1 and one line: the code, the path at fault, the message.
+
+if TYPE_CHECKING:
+    from engine.client import BatchEntry, JobInfo, KassaClient, KassaError, ReceiptInfo
+
+EXIT_REFUSED = 1
+#: More files than this get a progress bar on a terminal (--progress shows one always).
+_PROGRESS_FROM = 5
+#: Jobs sent in one submit_batch request.
+_BATCH = 100
+_WIRE_FORMAT = {"atol": "atol_v5", "kassa": "kassa", "komtet": "komtet"}
+_SIGNED = ("fiscalized", "resolved")
+
+
+def _setting(value: str | None, variable: str, option: str, what: str) -> str:
+    import os
+
+    found = value or os.environ.get(variable)
+    if not found:
+        _fail(f"{option}: missing: give {option} {what} or set {variable}")
+    return found
+
+
+def _client(args: argparse.Namespace) -> KassaClient:
+    """The client the common options name; connecting sends nothing yet."""
+    from engine.client import ClientKeys, KassaClient
+
+    server = _setting(args.server, "KASSA_SERVER", "--server", "ENDPOINT")
+    server_key = _setting(args.server_key, "KASSA_SERVER_KEY", "--server-key", "FILE")
+    key = _setting(args.key, "KASSA_KEY", "--key", "FILE")
+    try:
+        keys = ClientKeys.load(server_key, key)
+        return KassaClient(server, keys, timeout=args.timeout)
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+def _error_line(error: KassaError) -> str:
+    """A service's error on one line: code, path at fault, message (and how many more)."""
+    where = f"{error.path}: " if error.path else ""
+    more = ""
+    if len(error.problems) > 1 and "more)" not in error.message:
+        more = f" (and {len(error.problems) - 1} more)"
+    return f"{error.code}: {where}{error.message}{more}"
+
+
+def _refused(error: KassaError) -> int:
+    print(f"kassa: error: {_error_line(error)}", file=sys.stderr)
+    return EXIT_REFUSED
+
+
+def _progress_bar(args: argparse.Namespace, *, auto: bool = True, **options: Any) -> Any:
+    """A tqdm bar on stderr: with --progress, or on a terminal when ``auto``; else silent."""
+    from tqdm import tqdm
+
+    shown = args.progress or (auto and sys.stderr.isatty())
+    return tqdm(file=sys.stderr, disable=not shown, leave=False, **options)
+
+
+def _local_time(value: float) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(value).isoformat(timespec="seconds")
+
+
+def _when(text: str, option: str, *, end: bool) -> float:
+    """Unix seconds of an ISO date or date and time, local unless it names its offset.
+
+    A date alone means its whole day: its start for --from, the next day's start for --to.
+    """
+    import datetime
+
+    try:
+        if len(text) == 10:
+            moment = datetime.datetime.combine(datetime.date.fromisoformat(text), datetime.time())
+            if end:
+                moment += datetime.timedelta(days=1)
+        else:
+            moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        _fail(f"{option}: {text!r} is not an ISO date or date and time (2026-03-01T08:00)")
+    return moment.timestamp()
+
+
+def _period(args: argparse.Namespace, *, required: bool) -> tuple[float | None, float | None]:
+    if required and (args.start is None or args.end is None):
+        _fail(f"{'--from' if args.start is None else '--to'}: missing")
+    start = None if args.start is None else _when(args.start, "--from", end=False)
+    end = None if args.end is None else _when(args.end, "--to", end=True)
+    if start is not None and end is not None and end <= start:
+        _fail(f"--to: the period from {args.start} to {args.end} is empty")
+    return start, end
+
+
+def _job_ref(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    if args.job_id is None and args.external_id is None:
+        _fail("ID: missing: give a job id, or --external-id X")
+    if args.job_id is not None and args.external_id is not None:
+        _fail("--external-id: give a job id or an external id, not both")
+    job_id: str | None = args.job_id
+    external_id: str | None = args.external_id
+    return job_id, external_id
+
+
+def _submission(path: str, form: str, group: str, operation: str | None) -> BatchEntry:
+    """The batch entry for one file; every fault of the file is bad input that names it."""
+    from engine.client import BatchEntry
+    from protocols.ingress import IngressError, load_json
+
+    try:
+        body = load_json(_read_input(path))
+    except IngressError as exc:
+        _fail(f"{path}: {exc.problems[0].message}")
+    try:
+        detected = _detect_format(body) if form == "auto" else form
+    except BadInput as exc:
+        _fail(f"{path}: {exc}")
+    if not isinstance(body, dict):
+        _fail(f"{path}: expected a JSON object")
+    own_id = body.get("external_id") if detected != "kassa" else None
+    external_id = own_id if isinstance(own_id, str) and own_id else Path(path).stem
+    atol = detected == "atol"
+    return BatchEntry(external_id, body, _WIRE_FORMAT[detected], group, operation if atol else None)
+
+
+def _job_line(path: str, job: JobInfo, receipt: ReceiptInfo | None = None) -> str:
+    """``FILE  JOB  STATE`` and the fiscal data once signed, or the job's error."""
+    fields = [path, job.id, job.state]
+    if receipt is not None and receipt.fiscal is not None:
+        fiscal = receipt.fiscal
+        fields += [f"FD {fiscal.fd_number}", f"ФП {fiscal.printed_sign}", f"QR {fiscal.qr}"]
+    elif job.error:
+        fields.append(job.error)
+    return "\t".join(fields)
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    """Submit every file (all are read and checked first: a bad one sends nothing)."""
+    from engine.client import KassaError
+
+    if args.operation is not None and args.format not in ("auto", "atol"):
+        _fail("--operation: only an ATOL v5 body has an operation")
+    entries = [(p, _submission(p, args.format, args.group, args.operation)) for p in args.files]
+    status = 0
+    accepted: list[tuple[str, JobInfo]] = []
+    many = len(entries) > _PROGRESS_FROM
+    with _client(args) as client:
+        try:
+            with _progress_bar(args, auto=many, total=len(entries), unit="file") as bar:
+                for first in range(0, len(entries), _BATCH):
+                    chunk = entries[first : first + _BATCH]
+                    results = client.submit_batch(entry for _, entry in chunk)
+                    for (path, _), result in zip(chunk, results, strict=True):
+                        if isinstance(result, KassaError):
+                            status = EXIT_REFUSED
+                            line = f"{path}\t-\trefused\t{_error_line(result)}"
+                        else:
+                            accepted.append((path, result.job))
+                            if args.wait:
+                                continue
+                            line = _job_line(path, result.job)
+                            line += "\tduplicate" if result.duplicate else ""
+                        bar.write(line, file=sys.stdout)
+                    bar.update(len(chunk))
+            if args.wait:
+                status |= _wait_and_print(args, client, accepted, many)
+        except KassaError as exc:
+            return _refused(exc)
+    return status
+
+
+def _wait_and_print(
+    args: argparse.Namespace, client: KassaClient, accepted: list[tuple[str, JobInfo]], many: bool
+) -> int:
+    """Poll ``status`` until every job is final (or --wait-timeout), then print them in order."""
+    import time
+
+    deadline = time.monotonic() + args.wait_timeout
+    pending = [i for i, (_, job) in enumerate(accepted) if not job.final]
+    pause = 0.05
+    with _progress_bar(
+        args, auto=many, total=len(accepted), initial=len(accepted) - len(pending), unit="job"
+    ) as bar:
+        while pending and time.monotonic() < deadline:
+            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(pause * 1.5, 2.0)
+            waiting = []
+            for i in pending:
+                path, job = accepted[i]
+                accepted[i] = (path, client.status(job_id=job.id))
+                if accepted[i][1].final:
+                    bar.update(1)
+                else:
+                    waiting.append(i)
+            pending = waiting
+    status = 0
+    for path, job in accepted:
+        receipt = client.receipt(job_id=job.id) if job.state in _SIGNED else None
+        line = _job_line(path, job, receipt)
+        if job.state not in _SIGNED:
+            status = EXIT_REFUSED
+            if not job.final:
+                line += f"\tnot final after {args.wait_timeout:g} s"
+        print(line)
+    return status
+
+
+def _hexed(value: Any) -> Any:
+    """JSON-ready: binary values as hex text."""
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {str(k): _hexed(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_hexed(v) for v in value]
+    return value
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    import attrs
+
+    from engine.client import KassaError
+
+    job_id, external_id = _job_ref(args)
+    with _client(args) as client:
+        try:
+            job = client.status(job_id, external_id)
+        except KassaError as exc:
+            return _refused(exc)
+    if args.json:
+        print(json.dumps(attrs.asdict(job), ensure_ascii=False))
+        return 0
+    fields = [job.id, job.external_id, job.state]
+    fields += [f"register {job.register}"] if job.register else []
+    fields += [f"error {job.error}"] if job.error else []
+    print("\t".join([*fields, f"updated {_local_time(job.updated)}"]))
+    return 0
+
+
+def _cmd_receipt_show(args: argparse.Namespace) -> int:
+    from engine.client import KassaError
+
+    job_id, external_id = _job_ref(args)
+    with _client(args) as client:
+        try:
+            info = client.receipt(job_id, external_id)
+        except KassaError as exc:
+            return _refused(exc)
+    if args.json:
+        print(json.dumps(_hexed(info.raw), ensure_ascii=False, indent=2))
+        return 0
+    if info.text:
+        print(info.text.rstrip("\n"))
+    fiscal = info.fiscal
+    if fiscal is None:
+        print(f"{info.job.id}\t{info.job.state}\tnot fiscalized")
+        return 0
+    print(f"FN {fiscal.fn_number}")
+    print(f"FD {fiscal.fd_number}")
+    print(f"ФП {fiscal.printed_sign}")
+    print(f"QR {fiscal.qr}")
+    print(f"fiscalized {_local_time(fiscal.fiscalized_at)}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from engine.client import KassaError
+
+    start, end = _period(args, required=True)
+    assert start is not None and end is not None
+    with _client(args) as client:
+        try:
+            report = client.report(start, end, args.register)
+        except KassaError as exc:
+            return _refused(exc)
+    print(report.text.rstrip("\n"))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    """Write the chunks as they come; a file appears under its name only when complete."""
+    import contextlib
+    import os
+
+    from engine.client import KassaError
+
+    start, end = _period(args, required=False)
+    part = None if args.output in (None, "-") else Path(args.output + ".part")
+    try:
+        out = sys.stdout if part is None else part.open("w", encoding="utf-8", newline="")
+    except OSError as exc:
+        _fail(f"{args.output}: {exc.strerror or exc}")
+    done = False
+    try:
+        with _client(args) as client, _progress_bar(args, unit="B", unit_scale=True) as bar:
+            for chunk in client.export(args.form, start, end):
+                out.write(chunk)
+                out.flush()
+                bar.update(len(chunk.encode()))
+        done = True
+    except KassaError as exc:
+        return _refused(exc)
+    finally:
+        if part is not None:
+            out.close()
+            if done:
+                os.replace(part, args.output)
+            else:
+                with contextlib.suppress(OSError):
+                    part.unlink()
+    return 0
+
+
+def _cmd_keys_new(args: argparse.Namespace) -> int:
+    """A CURVE key pair as NAME.key and NAME.key_secret (owner-only), written by ZeroMQ."""
+    import os
+
+    import zmq.auth
+
+    name: str = args.name
+    if not name or name.startswith(".") or "/" in name or os.sep in name:
+        _fail(f"{name!r}: a key name is a plain file name, like shop-web")
+    folder = Path(args.dir)
+    if not folder.is_dir():
+        _fail(f"--dir: {folder}: no such folder")
+    for path in (folder / f"{name}.key", folder / f"{name}.key_secret"):
+        if path.exists():
+            _fail(f"{path}: already exists; not overwritten")
+    mask = os.umask(0o077)  # the secret file is never readable by others, not even briefly
+    try:
+        public_file, secret_file = zmq.auth.create_certificates(folder, name)
+    except OSError as exc:
+        _fail(f"{folder}: {exc.strerror or exc}")
+    finally:
+        os.umask(mask)
+    Path(public_file).chmod(0o644)
+    public, _ = zmq.auth.load_certificate(public_file)
+    print(public.decode("ascii"))
+    print(
+        f"kassa: wrote {public_file} and {secret_file} (keep it secret); "
+        "add the public key to a tenant's keys in kassa.toml",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _seconds_option(text: str) -> float:
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected positive seconds")
+    return value
+
+
+def _service_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("the service")
+    group.add_argument(
+        "--server", metavar="ENDPOINT", help="its requests endpoint (default: $KASSA_SERVER)"
+    )
+    group.add_argument(
+        "--server-key",
+        metavar="FILE",
+        help="its public certificate, NAME.key (default: $KASSA_SERVER_KEY)",
+    )
+    group.add_argument(
+        "--key", metavar="FILE", help="this client's NAME.key_secret (default: $KASSA_KEY)"
+    )
+    group.add_argument(
+        "--timeout",
+        type=_seconds_option,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long an answer may take (default 10)",
+    )
+    return common
+
+
+def _add_client_commands(commands: Any, receipt_commands: Any) -> None:
+    """The parser entries of the client commands (``receipt show`` joins ``receipt``)."""
+    common = _service_options()
+    progress = argparse.ArgumentParser(add_help=False)
+    progress.add_argument(
+        "--progress", action="store_true", help="a progress bar on stderr even if not a terminal"
+    )
+
+    submit = commands.add_parser(
+        "submit",
+        parents=[common, progress],
+        help="submit receipt files (ATOL v5, KOMTET or Kassa JSON) to the service",
+    )
+    submit.add_argument(
+        "files", nargs="+", metavar="FILE", help="a receipt; the body's external_id, or FILE's stem"
+    )
+    submit.add_argument(
+        "--format",
+        choices=("auto", "kassa", "atol", "komtet"),
+        default="auto",
+        help="the files' format (default auto: told apart per file)",
+    )
+    submit.add_argument("--operation", help="the ATOL operation (default sell or sell_correction)")
+    submit.add_argument("--group", default="main", help="the register group (default main)")
+    submit.add_argument(
+        "--wait", action="store_true", help="wait until every job is final (fiscalized or failed)"
+    )
+    submit.add_argument(
+        "--wait-timeout",
+        type=_seconds_option,
+        default=300.0,
+        metavar="SECONDS",
+        help="give up waiting after this long (default 300)",
+    )
+    submit.set_defaults(handler=_cmd_submit)
+
+    for name, handler, what in (
+        ("status", _cmd_status, "a job's state"),
+        ("show", _cmd_receipt_show, "a job's receipt line by line and its fiscal data"),
+    ):
+        where = receipt_commands if name == "show" else commands
+        sub = where.add_parser(name, parents=[common], help=what)
+        sub.add_argument("job_id", nargs="?", metavar="ID", help="the job id")
+        sub.add_argument("--external-id", help="the job's external_id instead of its id")
+        sub.add_argument("--json", action="store_true", help="the answer as JSON, binary as hex")
+        sub.set_defaults(handler=handler)
+
+    report = commands.add_parser(
+        "report", parents=[common], help="the text report of a period (local time)"
+    )
+    report.add_argument("--from", dest="start", metavar="DATE", required=True)
+    report.add_argument("--to", dest="end", metavar="DATE", required=True, help="(inclusive)")
+    report.add_argument("--register", help="one register only")
+    report.set_defaults(handler=_cmd_report)
+
+    export = commands.add_parser(
+        "export", parents=[common, progress], help="export receipts as CSV, JSON lines or FNS"
+    )
+    export.add_argument("--format", dest="form", choices=("csv", "jsonl", "fns"), required=True)
+    export.add_argument("--from", dest="start", metavar="DATE")
+    export.add_argument("--to", dest="end", metavar="DATE", help="(inclusive)")
+    export.add_argument("-o", "--output", metavar="FILE", help="the file to write (default stdout)")
+    export.set_defaults(handler=_cmd_export)
+
+    keys = commands.add_parser("keys", help="make client keys (CURVE certificates)")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    new = keys_commands.add_parser("new", help="write NAME.key and NAME.key_secret")
+    new.add_argument("name", metavar="NAME")
+    new.add_argument("--dir", default=".", help="where to write them (default: here)")
+    new.set_defaults(handler=_cmd_keys_new)
+
+
+def _receipt_show_argv(argv: Sequence[str] | None) -> list[str]:
+    """``kassa receipt ID`` means ``kassa receipt show ID``: the service's receipt of a job."""
+    given = list(sys.argv[1:] if argv is None else argv)
+    if len(given) > 1 and given[0] == "receipt" and given[1] not in _RECEIPT_ACTIONS:
+        given.insert(1, "show")
+    return given
+
+
+_RECEIPT_ACTIONS = frozenset({"check", "tlv", "show", "-h", "--help"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -392,6 +987,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(handler=_cmd_emulator_serve)
 
+    kassa_serve = commands.add_parser(
+        "serve", help="serve the engine on ZeroMQ (docs/protocol.md) until interrupted"
+    )
+    source = kassa_serve.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", help="kassa.toml: the service, tenants, keys and registers")
+    source.add_argument(
+        "--demo",
+        action="store_true",
+        help="no config: 2 emulated registers, a temporary journal and fresh keys, printed",
+    )
+    kassa_serve.add_argument(
+        "--listen", help="the requests endpoint (default: the config's, or tcp://127.0.0.1:5555)"
+    )
+    kassa_serve.set_defaults(handler=_cmd_serve)
+
+    _add_client_commands(commands, receipt_commands)
+
     bench = commands.add_parser("bench", help="run a benchmark from benchmarks/")
     bench.add_argument("name", help=f"one of: all, {', '.join(BENCHMARKS)}")
     bench.add_argument("rest", nargs=argparse.REMAINDER, help="options for the benchmark")
@@ -400,7 +1012,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_receipt_show_argv(argv))
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
