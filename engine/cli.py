@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, str] = {
     "shtrih": "benchmarks.shtrih_codec",
     "atol": "benchmarks.atol_codec",
     "emulator": "benchmarks.emulator_capacity",
+    "faults": "benchmarks.faults",
 }
 
 

@@ -1,0 +1,82 @@
+"""The engine on an emulated fleet (in-memory streams, simulated time) for benchmarks and tests.
+
+The emulator and the engine never import each other; this is one of the places that joins them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from emulator.serve import START, MemoryFleet
+from engine.config import EngineConfig, RegisterConfig, TenantConfig
+from engine.drivers.atol import AtolDriver
+from engine.drivers.base import RegisterDriver
+from engine.drivers.shtrih import ShtrihDriver
+from engine.recovery import MARKER_LENGTH, MARKER_NAME
+from protocols.documents.ffd import decode_receipt
+from protocols.errors import ProtocolError
+from protocols.fiscal_sign import EmulatorSignVerifier
+
+#: The emulator's clock starts at 08:00 Moscow time (UTC+3): the engine's wall clock matches it.
+WALL_START = START.replace(tzinfo=dt.timezone(dt.timedelta(hours=3))).timestamp()
+
+
+def wall_clock() -> float:
+    return WALL_START + trio.current_time()
+
+
+def connector(fleet: MemoryFleet, index: int, protocol: str) -> Any:
+    async def connect() -> RegisterDriver:
+        stream = await fleet.connect(index)
+        if protocol == "atol":
+            return AtolDriver(stream)
+        return ShtrihDriver(stream)
+
+    return connect
+
+
+def fleet_config(
+    fleet: MemoryFleet,
+    journal: Path,
+    *,
+    protocol: str = "shtrih",
+    tenants: tuple[TenantConfig, ...] = (TenantConfig("shop"),),
+    owners: tuple[str, ...] | None = None,
+    **options: Any,
+) -> EngineConfig:
+    """An engine config over every register of ``fleet`` (owned by ``owners[i]``, or shop)."""
+    registers = tuple(
+        RegisterConfig(
+            id=f"kkt-{i}",
+            tenant=owners[i] if owners else tenants[0].id,
+            connect=connector(fleet, i, protocol),
+            protocol=protocol,
+            address=f"memory:{i}",
+        )
+        for i in range(len(fleet.registers))
+    )
+    keys = {register.fn.number: register.fn.key for register in fleet.registers}
+    options.setdefault("verifier", EmulatorSignVerifier(keys))
+    options.setdefault("wall_clock", wall_clock)
+    return EngineConfig(journal=journal, tenants=tenants, registers=registers, **options)
+
+
+def markers_in_archive(fleet: MemoryFleet) -> Counter[str]:
+    """How many signed receipts carry each job marker (1192 or the 1084 ``kassa-job``)."""
+    found: Counter[str] = Counter()
+    for register in fleet.registers:
+        for document in register.fn.archive.values():
+            try:
+                receipt = decode_receipt(document).receipt
+            except ProtocolError:
+                continue
+            if receipt.user_prop is not None and receipt.user_prop.name == MARKER_NAME:
+                found[receipt.user_prop.value[:MARKER_LENGTH]] += 1
+            elif receipt.additional_prop is not None:
+                found[receipt.additional_prop] += 1
+    return found
