@@ -63,7 +63,7 @@ class Host:
                 continue
             assert data, "the register closed the connection"
             self.trace.append((trio.current_time(), "<", bytes(data)))
-            self.link.receive_data(data)
+            self.link.receive_data(bytes(data))
 
     async def call(self, request: c.Request) -> Any:
         spec = REGISTRY[request.CODE]
