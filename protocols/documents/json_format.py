@@ -11,6 +11,7 @@ The top level is ``{"kind": "receipt" | "correction", ...the Receipt fields}``.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -92,15 +93,37 @@ def receipt_to_json(receipt: Receipt) -> dict[str, Any]:
     return {"kind": kind, **_prune(_CONVERTER.unstructure(receipt), type(receipt))}
 
 
+_NO_DEFAULT = object()
+
+
+@functools.cache
+def _pruning(cls: type) -> tuple[tuple[str, Any, type | None], ...]:
+    """(name, unstructured default or _NO_DEFAULT, attrs class held) of each field of ``cls``.
+
+    Worked out once per class: unstructuring every default on every call cost about half of
+    ``receipt_to_json``.
+    """
+    return tuple(
+        (
+            field.name,
+            _NO_DEFAULT
+            if field.default is attrs.NOTHING or isinstance(field.default, attrs.Factory)  # type: ignore[arg-type]
+            else _CONVERTER.unstructure(field.default),
+            _field_class(field),
+        )
+        for field in attrs.fields(cls)
+    )
+
+
 def _prune(value: Any, cls: type | None) -> Any:
     """Drop fields equal to their defaults, so the JSON says only what the receipt says."""
     if isinstance(value, dict) and cls is not None and attrs.has(cls):
         out = {}
-        for field in attrs.fields(cls):
-            item = value[field.name]
-            if field.default is not attrs.NOTHING and item == _CONVERTER.unstructure(field.default):
+        for name, default, inner in _pruning(cls):
+            item = value[name]
+            if default is not _NO_DEFAULT and item == default:
                 continue
-            out[field.name] = _prune(item, _field_class(field))
+            out[name] = _prune(item, inner)
         return out
     if isinstance(value, list):
         return [_prune(v, cls) for v in value]
