@@ -163,9 +163,14 @@ def encode_body(receipt: Receipt, group: str) -> bytes:
     return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
 
 
-def decode_body(body: bytes) -> tuple[Receipt, str]:
-    data = json.loads(body)
-    return receipt_from_json(data["receipt"]), str(data["group"])
+def body_receipt(body: bytes) -> Receipt:
+    """The receipt of a journaled job body."""
+    return receipt_from_json(json.loads(body)["receipt"])
+
+
+def body_group(body: bytes) -> str:
+    """The register group of a journaled job body, without building its receipt."""
+    return str(json.loads(body)["group"])
 
 
 class _RegisterGone(Exception):
@@ -247,11 +252,15 @@ class Engine:
             )
         # A restart: what was accepted goes back to its queue; what was sent is resolved by
         # its register's worker before it takes new work.
-        for job in await self.journal.jobs_in([JobState.ACCEPTED, JobState.QUEUED]):
+        waiting = await self.journal.jobs_in([JobState.ACCEPTED, JobState.QUEUED])
+        accepted = [job.id for job in waiting if job.state is JobState.ACCEPTED]
+        queued = {job.id: job for job in await self.journal.move_many(accepted, JobState.QUEUED)}
+        if self._on_event is not None:
+            for job in queued.values():
+                self._on_event(JobEvent(job))
+        for job in waiting:
             self._pending[job.tenant] = self._pending.get(job.tenant, 0) + 1
-            if job.state is JobState.ACCEPTED:
-                job = await self._move(job, JobState.QUEUED)
-            self._enqueue(job)
+            self._enqueue(queued.get(job.id, job))
         for job in await self.journal.jobs_in([JobState.SENT, JobState.IN_DOUBT]):
             self._pending[job.tenant] = self._pending.get(job.tenant, 0) + 1
             if job.register_id not in self.registers:
@@ -417,7 +426,7 @@ class Engine:
         job = await self.job(tenant, job_id)
         if job is None:
             raise KeyError(job_id)
-        _, group_name = decode_body(job.body)
+        group_name = body_group(job.body)
         group = self._groups.get((tenant, group_name))
         waiting = None if group is None else next((j for j in group.jobs if j.id == job_id), None)
         if waiting is None:  # no await since the look: a worker cannot have taken it meanwhile
@@ -588,7 +597,7 @@ class Engine:
                 job = register.current
                 register.current = None
                 if job is not None and job.state is JobState.QUEUED:  # taken, never sent
-                    self._groups[(job.tenant, decode_body(job.body)[1])].put(job, front=True)
+                    self._groups[(job.tenant, body_group(job.body))].put(job, front=True)
                 register.driver = None
                 with trio.CancelScope(shield=True):
                     await driver.aclose()
@@ -632,7 +641,7 @@ class Engine:
     async def _process(
         self, register: RegisterView, driver: RegisterDriver, keeper: ShiftKeeper, job: Job
     ) -> None:
-        receipt, _ = decode_body(job.body)
+        receipt = body_receipt(job.body)
         marked = mark(receipt, job.id)
         try:
             await keeper.before_receipt(register, driver)
@@ -746,7 +755,7 @@ class Engine:
         for job in doubtful:
             if job.state is JobState.SENT:
                 job = await self._move(job, JobState.IN_DOUBT, error="the engine stopped mid-send")
-            receipt, _ = decode_body(job.body)
+            receipt = body_receipt(job.body)
             sent = mark(receipt, job.id)
             after = job.fd_before if job.fd_before is not None else 0
             found = await reader.find(job.id, sent, after, status.last_fd, taken)
@@ -780,8 +789,7 @@ class Engine:
     # --- bookkeeping ---------------------------------------------------------------------------
 
     def _enqueue(self, job: Job) -> None:
-        _, group = decode_body(job.body)
-        self._groups[(job.tenant, group)].put(job)
+        self._groups[(job.tenant, body_group(job.body))].put(job)
 
     async def _move(
         self,
