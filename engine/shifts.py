@@ -24,11 +24,8 @@ import attrs
 import trio
 
 from engine.config import EngineConfig, RegisterConfig, TenantConfig
-from engine.drivers.base import RegisterDriver, RegisterStatus
+from engine.drivers.base import MAX_SHIFT, RegisterDriver, RegisterStatus
 from engine.journal import Job, Journal, ShiftRow
-
-#: What a ФН allows a shift to last (ffd.md: смена не более 24 часов).
-MAX_SHIFT = dt.timedelta(hours=24)
 
 Alert = Callable[[str, str], Awaitable[None]]  # (kind, message)
 

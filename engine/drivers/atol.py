@@ -62,7 +62,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final, TypeVar
 
@@ -70,6 +70,7 @@ import attrs
 import trio
 
 from engine.drivers.base import (
+    MAX_SHIFT,
     Fiscalized,
     LinkLost,
     RefusalReason,
@@ -160,8 +161,6 @@ Z_REPORT_TIMEOUT: Final = 40.0
 #: The first pause between polls (Req) of a running task, and the longest.
 POLL_FIRST: Final = 0.005
 POLL_MAX: Final = 0.1
-#: The longest a shift may last (смена не более 24 часов, registers.md §4.4).
-MAX_SHIFT: Final = timedelta(hours=24)
 #: Documents the driver steps back over when it looks for the shift's opening report.
 _OPENING_SEARCH = 8
 _TID_TRIES = 4

@@ -14,12 +14,15 @@ The two failure kinds are the heart of exactly-once fiscalization:
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import attrs
 
 from protocols.documents.model import CorrectionReceipt, Receipt
+
+#: The longest a shift may last: the ФН refuses receipts after it (смена не более 24 часов).
+MAX_SHIFT = timedelta(hours=24)
 
 
 class DriverError(Exception):
