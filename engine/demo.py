@@ -87,7 +87,7 @@ async def run(open_fleet: FleetOpener, out: TextIO = sys.stdout) -> int:
 
 async def _submit_and_show(engine: Engine, out: TextIO) -> bool:
     rows: list[tuple[str, str, str]] = []
-    jobs: list[tuple[str, str, Job, bool]] = []
+    jobs: list[tuple[str, str, Receipt, Job, bool]] = []
     expected_ok = True
     for external_id, what, receipt in batch():
         try:
@@ -97,21 +97,20 @@ async def _submit_and_show(engine: Engine, out: TextIO) -> bool:
             rows.append((external_id, what, f"refused ({exc.code}): {errors}"))
             expected_ok &= what == "invalid"
             continue
-        repeat = any(j.id == job.id for _, _, j, _ in jobs)
-        jobs.append((external_id, what, job, repeat))
+        repeat = any(j.id == job.id for _, _, _, j, _ in jobs)
+        jobs.append((external_id, what, receipt, job, repeat))
     with trio.fail_after(120):
-        for _, _, job, _ in jobs:
+        for _, _, _, job, _ in jobs:
             await engine.wait(TENANT, job.id)
     print(
         f"{'external_id':<18} {'kind':<13} {'job':<10} {'operation':<14} {'total':>10} "
         f"{'FD':>4} {'ФП':>10}  QR / errors",
         file=out,
     )
-    for external_id, what, job, repeat in jobs:
+    for external_id, what, receipt, job, repeat in jobs:
         final = await engine.job(TENANT, job.id)
         result = await engine.result(TENANT, job.id)
         assert final is not None and final.state in FINAL_STATES
-        receipt = next(r for e, w, r in batch() if e == external_id and w == what)
         operation = OperationType(receipt.operation).name.lower()
         if what == "correction":
             operation = f"corr. {operation}"
