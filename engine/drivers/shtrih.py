@@ -246,6 +246,22 @@ def _plan(receipt: Receipt, password: int) -> _Plan:
     )
 
 
+def receipt_requests(receipt: Receipt, password: int = 30) -> tuple[c.Request, ...]:
+    """The commands ``receipt`` takes on the wire, in order: what capacity planning counts.
+
+    Only the receipt's own: the driver's read-back of the signed document (FF3Ah, FF3Bh) and
+    any 10h check come on top. :class:`NotCarried` when the receipt cannot travel.
+    """
+    plan = _plan(receipt, password)
+    requests: list[c.Request] = [c.BeginCorrectionReceipt(password=password)] * plan.correction
+    for line in plan.lines:
+        requests.append(line.operation)
+        requests += [c.SendItemTlv(password=password, tlv=tlv) for tlv in line.tlvs]
+    requests += [c.SendTlv(password=password, tlv=tlv) for tlv in plan.tlvs]
+    requests.append(plan.close)
+    return tuple(requests)
+
+
 def _line(operation: int, item: Item, tags: TagMap, path: str, password: int) -> _Line:
     """FF46h for ``item`` and FF4Dh for the tags it cannot carry."""
     bit = _TAX_BITS.get(item.vat) if isinstance(item.vat, int) else None
@@ -375,6 +391,9 @@ class ShtrihDriver:
         self._lock = trio.Lock()
         self._dead = False
         self._receipt_open = False  # a receipt of ours is open in the register
+        #: Our last receipt on this connection closed: the register is known to be ready for
+        #: the next, so 10h need not ask (FF46h's own refusal still names a closed shift).
+        self._ready = False
 
     # --- the RegisterDriver interface ---------------------------------------------------
 
@@ -414,6 +433,7 @@ class ShtrihDriver:
     async def close_shift(self) -> int:
         """41h, the Z report; the FD number of the closing report (5)."""
         async with self._lock:
+            self._ready = False
             await self._call(c.ZReport(password=self._password), c.ZReportAnswer)
             return await self._last_fd()
 
@@ -426,7 +446,9 @@ class ShtrihDriver:
         plan = _plan(receipt, self._password)
         pw = self._password
         async with self._lock:
-            await self._ready_for_receipt()
+            if not self._ready:
+                await self._ready_for_receipt()
+            self._ready = False
             try:
                 if plan.correction:
                     begin = c.BeginCorrectionReceipt(password=pw)
@@ -447,6 +469,7 @@ class ShtrihDriver:
             finally:
                 self._receipt_open = False
             document = await self._read_document(closed.fd_number)
+            self._ready = True
         return Fiscalized(closed.fd_number, document, closed.fiscal_sign)
 
     async def cancel_receipt(self) -> None:
@@ -458,7 +481,7 @@ class ShtrihDriver:
                 raise await self._refusal(request, answer)
 
     async def read_document(self, fd_number: int) -> bytes:
-        """FF3Ah then FF3Bh until 08h: the document's TLV exactly as the ФН archived it."""
+        """FF3Ah, then FF3Bh until its length is read: the TLV exactly as the ФН archived it."""
         async with self._lock:
             return await self._read_document(fd_number)
 
@@ -473,7 +496,7 @@ class ShtrihDriver:
             c.DocumentTlvInfo(password=pw, fd_number=fd_number), c.DocumentTlvInfoAnswer
         )
         body = bytearray()
-        while True:
+        while len(body) < info.length:  # the announced length is all: no 08h read to end
             request = c.ReadTlv(password=pw)
             chunk = await self._answer(request, c.ReadTlvAnswer)
             if isinstance(chunk, c.ErrorAnswer):

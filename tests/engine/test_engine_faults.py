@@ -22,7 +22,7 @@ from engine.journal import JobState
 from protocols.documents.model import Receipt
 from tests.engine.fleet import WALL_START, assert_exactly_once, fleet_config
 
-STEPS = ["accepted", "queued", "sending", "signed", "journaled"]
+STEPS = ["accepted", "queued", "taken", "sending", "signed", "journaled"]
 
 
 def batch(n: int) -> list[tuple[str, Receipt]]:
@@ -135,7 +135,9 @@ async def test_shifts_are_kept_across_24_hours(
             limit = (dt.timedelta(hours=24) - config.shift_margin).total_seconds()
             for shift in shifts[:-1]:
                 assert shift.closed_at is not None
-                assert shift.closed_at - shift.opened_at <= limit + 1
+                # The deadline is read on the register's clock (whole seconds) and the Z report
+                # itself takes over a second: a few seconds past the margin, never near 24 h.
+                assert shift.closed_at - shift.opened_at <= limit + 5
             assert not engine.alerts
 
 
