@@ -65,8 +65,9 @@ from protocols.documents.json_format import ReceiptJsonError, receipt_from_json,
 from protocols.documents.model import Receipt
 from protocols.validation import Problem, validate
 
-#: A test seam: awaited at each step of a job with (step, job id); cancelling there kills the
-#: engine at that step. Steps: accepted, queued, sending, signed, journaled.
+#: A seam for tests and benchmarks: awaited at each step of a job with (step, job id);
+#: cancelling there kills the engine at that step. Steps: accepted, queued, taken (a register's
+#: worker took it from the FIFO, before any shift work), sending, signed, journaled.
 Checkpoint = Callable[[str, str], Awaitable[None]]
 
 
@@ -641,6 +642,7 @@ class Engine:
     async def _process(
         self, register: RegisterView, driver: RegisterDriver, keeper: ShiftKeeper, job: Job
     ) -> None:
+        await self._step("taken", job.id)
         receipt = body_receipt(job.body)
         marked = mark(receipt, job.id)
         try:
