@@ -3,16 +3,17 @@
 Two frames a driver and the emulator handle on every receipt: the host's C1 Add carrying an
 E6 register-item request, and the register's A3 result carrying a 3Fh state answer. Each is
 measured whole (command object <-> frame bytes) and as bare framing (DATA <-> frame bytes).
+
+Kassa only: there is no public reference Python ATOL framing in the package set to measure
+beside it (pyshtrih, the Shtrih-M reference of ``kassa bench shtrih``, has no ATOL side).
 """
 
 from __future__ import annotations
 
-import json
-import platform
 from datetime import datetime
 from decimal import Decimal
 
-from benchmarks.common import bench_arguments, rate
+from benchmarks.common import Column, bar_figure, bench_arguments, format_table, rate, report
 from protocols.atol.commands import (
     DeviceStatus,
     GetDeviceStatus,
@@ -103,25 +104,27 @@ def main(argv: list[str] | None = None) -> int:
         ("framing only: encode", "framing_encode_per_s", lambda: encode_packet(7, item_data)),
         ("framing only: decode", "framing_decode_per_s", lambda: FrameReader().feed(item_frame)),
     ]
-    results: dict[str, object] = {"benchmark": "atol"}
-    print(
+    rates = {label: rate(fn, seconds) for label, _, fn in rows}
+    result: dict[str, object] = {key: round(rates[label]) for label, key, _ in rows}
+    result.update(
+        item_frame_bytes=len(item_frame),
+        state_frame_bytes=len(state_frame),
+        crc8_native=CRC8_IS_NATIVE,
+    )
+    heading = (
         f"ATOL v3 frames: item {len(item_frame)} bytes, state answer {len(state_frame)} bytes"
         f" (state DATA {len(state_data)} bytes); CRC-8 native: {CRC8_IS_NATIVE}"
     )
-    print(f"{'operation':<30}{'frames/s':>14}")
-    for label, key, fn in rows:
-        per_s = rate(fn, seconds)
-        results[key] = round(per_s)
-        print(f"{label:<30}{per_s:>14,.0f}")
-    if args.json:
-        results.update(
-            item_frame_bytes=len(item_frame),
-            state_frame_bytes=len(state_frame),
-            crc8_native=CRC8_IS_NATIVE,
-            python=platform.python_version(),
-            machine=platform.machine(),
-        )
-        print(json.dumps(results))
+    figure = bar_figure(
+        f"ATOL v3 frames, Kassa's codec (no reference to compare)\n"
+        f"item frame {len(item_frame)} bytes, state frame {len(state_frame)} bytes",
+        rates,
+        {"Kassa": list(rates.values())},
+        "frames/s",
+    )
+    columns = [Column("operation", "operation"), Column("frames/s", "per_s", ",.0f")]
+    table = format_table([{"operation": k, "per_s": v} for k, v in rates.items()], columns)
+    report(args, "atol", result, heading + "\n" + table, figure)
     return 0
 
 

@@ -6,31 +6,41 @@ open the shift, then receipts of one line (FF46h) closed in cash (FF45h), back t
 each fleet size N it reports receipts/s achieved, the fleet's modelled limit (N over the
 modelled time of one receipt: the line, the ФН's document, and the TCP latency of each write),
 their ratio, and the emulator process's CPU: the share of one core it used, and the registers
-per core that share implies (N ÷ cores used).
+per core that share implies (N ÷ cores used). A fleet size takes 2 s of warm-up plus
+``--seconds`` (10 by default), so a progress bar on stderr counts those seconds.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import socket
-import subprocess
-import sys
 import time
+from collections.abc import Callable
 from decimal import Decimal
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
+from tqdm import tqdm
 
-from benchmarks.common import bench_arguments
+from benchmarks.common import (
+    Column,
+    bench_arguments,
+    format_table,
+    new_figure,
+    report,
+    show_progress,
+)
+from benchmarks.processes import cpu_seconds, emulator_fleet
 from emulator.timing import model_named
 from protocols.shtrih import NEED_DATA, AnswerFrame, CommandFrame, LinkV2Host, Timer
 from protocols.shtrih import commands as c
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 MODEL = "shtrih-m-online"
 PASSWORD = 30
-_TICKS = os.sysconf("SC_CLK_TCK")
+#: Seconds every fleet runs before counting: shifts opened, every register in its receipt loop.
+WARMUP = 2.0
 _LINE = c.OperationV2(
     password=PASSWORD,
     operation=1,
@@ -86,8 +96,11 @@ class _Driver:
             self.link.receive_data(data)
 
 
-async def _drive(ports: list[int], seconds: float) -> int:
-    """Receipts completed by all registers in ``seconds`` of steady state."""
+async def _drive(ports: list[int], seconds: float, tick: Callable[[float], object]) -> int:
+    """Receipts completed by all registers in ``seconds`` of steady state.
+
+    ``tick`` is told every half second of the run (the warm-up and the measured seconds).
+    """
     done = 0
     counting = False
 
@@ -102,47 +115,31 @@ async def _drive(ports: list[int], seconds: float) -> int:
             if counting:
                 done += 1
 
+    async def clock() -> None:
+        while True:
+            await trio.sleep(0.5)
+            tick(0.5)
+
     async with trio.open_nursery() as nursery:
         for port in ports:
             nursery.start_soon(one, port)
-        await trio.sleep(2.0)  # shifts opened, every register in its receipt loop
+        nursery.start_soon(clock)
+        await trio.sleep(WARMUP)  # shifts opened, every register in its receipt loop
         counting = True
         await trio.sleep(seconds)
         nursery.cancel_scope.cancel()
     return done
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
-
-
-def _free_port(count: int) -> int:
-    """A first port with ``count`` free ports after it."""
-    while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            first = int(probe.getsockname()[1])
-        if first + count < 65535:
-            return first
-
-
-def measure(registers: int, seconds: float) -> dict[str, float]:
-    port = _free_port(registers)
-    kassa = str(Path(sys.executable).with_name("kassa"))
-    command = [kassa, "emulator", "serve", "--protocol", "shtrih", "--model", MODEL]
-    command += ["--registers", str(registers), "--port", str(port), "--seed", "1"]
-    fleet = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    try:
-        assert fleet.stdout is not None
-        ports = [int(fleet.stdout.readline().split()[0]) for _ in range(registers)]
-        cpu_before, wall_before = _cpu_seconds(fleet.pid), time.perf_counter()
-        receipts = trio.run(_drive, ports, seconds)
-        cpu = _cpu_seconds(fleet.pid) - cpu_before
+def measure(
+    registers: int, seconds: float, tick: Callable[[float], object] = lambda _: None
+) -> dict[str, float]:
+    """One fleet of ``registers`` in its own process, driven for ``seconds`` after the warm-up."""
+    with emulator_fleet(registers, model=MODEL) as fleet:
+        cpu_before, wall_before = cpu_seconds(fleet.pid), time.perf_counter()
+        receipts = trio.run(_drive, list(fleet.ports), seconds, tick)
+        cpu = cpu_seconds(fleet.pid) - cpu_before
         wall = time.perf_counter() - wall_before
-    finally:
-        fleet.terminate()
-        fleet.wait(timeout=30)
     achieved = receipts / seconds
     limit = registers / modelled_receipt_seconds()
     core_share = cpu / wall
@@ -156,24 +153,68 @@ def measure(registers: int, seconds: float) -> dict[str, float]:
     }
 
 
+def _figure(rows: list[dict[str, float]]) -> Figure:
+    """Receipts/s achieved against the modelled limit over fleet size, and their ratio below."""
+    figure = new_figure(7.0, 6.0)
+    rate_axes, ratio_axes = figure.subplots(2, 1, sharex=True, height_ratios=[2, 1])
+    sizes = [row["registers"] for row in rows]
+    rate_axes.plot(sizes, [row["receipts_per_s"] for row in rows], "o-", label="achieved")
+    rate_axes.plot(sizes, [row["limit_per_s"] for row in rows], "s--", label="modelled limit")
+    rate_axes.set_ylabel("receipts/s")
+    rate_axes.set_title(
+        f"Emulated {MODEL} fleet in one process, driven over TCP\n"
+        f"one receipt = {modelled_receipt_seconds() * 1000:.0f} ms modelled"
+    )
+    rate_axes.legend(loc="upper left")
+    rate_axes.grid(alpha=0.3)
+    ratio_axes.plot(sizes, [row["ratio"] for row in rows], "o-", color="tab:green")
+    ratio_axes.axhline(1.0, color="grey", linewidth=0.8, linestyle=":")
+    for row in rows:
+        ratio_axes.annotate(
+            f"emulator: {row['emulator_core_share']:.0%} of a core",
+            (row["registers"], row["ratio"]),
+            textcoords="offset points",
+            xytext=(0, -14),
+            ha="center",
+            fontsize=8,
+        )
+    ratio_axes.set_ylim(0, 1.15)
+    ratio_axes.set_ylabel("achieved / limit")
+    ratio_axes.set_xlabel("registers in the fleet")
+    ratio_axes.grid(alpha=0.3)
+    return figure
+
+
 def main(argv: list[str] | None = None) -> int:
     args, seconds = bench_arguments("kassa bench emulator", __doc__, argv, default_seconds=10.0)
     sizes = [2] if args.quick else [10, 50, 100, 200]
     seconds = 1.0 if args.quick else seconds
-    print(f"model {MODEL}: one receipt takes {modelled_receipt_seconds() * 1000:.0f} ms modelled")
-    print(
-        f"{'registers':>10}{'receipts/s':>12}{'limit/s':>10}{'ratio':>8}{'core':>8}{'reg/core':>10}"
-    )
     rows = []
-    for size in sizes:
-        row = measure(size, seconds)
-        rows.append(row)
-        print(
-            f"{row['registers']:>10}{row['receipts_per_s']:>12}{row['limit_per_s']:>10}"
-            f"{row['ratio']:>8}{row['emulator_core_share']:>8}{row['registers_per_core']:>10}"
-        )
-    if args.json:
-        print(json.dumps({"benchmark": "emulator", "model": MODEL, "rows": rows}))
+    with tqdm(
+        total=len(sizes) * (WARMUP + seconds),
+        unit="s",
+        disable=not show_progress(args),
+        leave=False,
+        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s{postfix}",
+    ) as bar:
+        for done, size in enumerate(sizes, 1):
+            bar.set_postfix(registers=size)
+            rows.append(measure(size, seconds, bar.update))
+            bar.n = done * (WARMUP + seconds)  # the half-second ticks drift a little
+            bar.refresh()
+    heading = (
+        f"model {MODEL}: one receipt takes {modelled_receipt_seconds() * 1000:.0f} ms modelled"
+    )
+    columns = [
+        Column("registers", "registers"),
+        Column("receipts/s", "receipts_per_s"),
+        Column("limit/s", "limit_per_s"),
+        Column("ratio", "ratio"),
+        Column("core", "emulator_core_share"),
+        Column("reg/core", "registers_per_core"),
+    ]
+    table = heading + "\n" + format_table(rows, columns)
+    report(args, "emulator", {"model": MODEL, "rows": rows}, table, _figure(rows))
     return 0
 
 

@@ -13,19 +13,18 @@ or duplicated. The last line (with ``--json``) has ``receipts``, ``faults``, ``l
 
 from __future__ import annotations
 
-import argparse
-import json
 import random
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
 from tqdm import tqdm
 
+from benchmarks.common import Column, bar_figure, bench_parser, format_table, report, show_progress
 from benchmarks.engine_fleet import fleet_config, markers_in_archive
 from benchmarks.simclock import journal_aware_clock
 from emulator.serve import open_memory_fleet
@@ -34,6 +33,9 @@ from engine.engine import Engine
 from engine.journal import JobState
 from engine.recovery import MARKER_LENGTH
 from protocols.documents.model import Receipt
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: Simulated seconds one receipt keeps a Shtrih register busy, with its read-back (measured
 #: in simulated time on shtrih-m-online: about 0.5 s); it spreads the faults over the run.
@@ -105,7 +107,6 @@ async def run(
         injected = Counter(event.kind for event in fleet.faults)
     injected["engine-crash"] = crashed
     return {
-        "benchmark": "faults",
         "receipts": receipts,
         "registers": registers,
         "faults": sum(injected.values()),
@@ -119,15 +120,25 @@ async def run(
     }
 
 
+def _figure(result: dict[str, Any]) -> Figure:
+    """The injected fault kinds as bars; what was lost and duplicated in the title."""
+    kinds: dict[str, int] = result["fault_kinds"]
+    return bar_figure(
+        f"{result['receipts']} receipts on {result['registers']} registers, "
+        f"{result['faults']} faults injected\n"
+        f"lost {result['lost']}, duplicated {result['duplicated']}",
+        kinds,
+        {"injected": list(kinds.values())},
+        "faults injected",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="kassa bench faults", description=__doc__)
-    parser.add_argument("--receipts", type=int, default=2000)
-    parser.add_argument("--faults", type=int, default=200)
-    parser.add_argument("--registers", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--quick", action="store_true", help="a tiny run, for smoke tests")
-    parser.add_argument("--json", action="store_true", help="print one JSON object last")
-    parser.add_argument("--progress", action="store_true", help="a progress bar on stderr")
+    parser = bench_parser("kassa bench faults", __doc__)
+    parser.add_argument("--receipts", type=int, default=2000, help="receipts to fiscalize")
+    parser.add_argument("--faults", type=int, default=200, help="faults scheduled over the run")
+    parser.add_argument("--registers", type=int, default=10, help="emulated Shtrih registers")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the fault plan and faults")
     args = parser.parse_args(argv)
     if args.quick:
         args.receipts, args.faults, args.registers = 40, 8, 2
@@ -138,16 +149,26 @@ def main(argv: list[str] | None = None) -> int:
         args.faults,
         args.registers,
         args.seed,
-        args.progress,
+        show_progress(args),
         clock=journal_aware_clock(),
     )
     result["wall_s"] = round(time.perf_counter() - began, 1)
     result["receipts_per_s"] = round(args.receipts / result["wall_s"], 1) if result["wall_s"] else 0
-    print(f"{'receipts':<22}{result['receipts']}")
-    print(f"{'faults injected':<22}{result['faults']}  {result['fault_kinds']}")
-    print(f"{'lost':<22}{result['lost']}")
-    print(f"{'duplicated':<22}{result['duplicated']}")
-    print(f"{'simulated time':<22}{result['simulated_s']} s  (wall {result['wall_s']} s)")
-    if args.json:
-        print(json.dumps(result, ensure_ascii=False))
+    kinds = [{"kind": kind, "count": count} for kind, count in result["fault_kinds"].items()]
+    table = "\n".join(
+        [
+            format_table(kinds, [Column("fault injected", "kind"), Column("times", "count")]),
+            f"{'receipts':<16}{result['receipts']} on {result['registers']} registers",
+            f"{'faults':<16}{result['faults']}",
+            f"{'lost':<16}{result['lost']}",
+            f"{'duplicated':<16}{result['duplicated']}",
+            f"{'job states':<16}{result['states']}",
+            f"{'simulated time':<16}{result['simulated_s']} s  (wall {result['wall_s']} s)",
+        ]
+    )
+    report(args, "faults", result, table, _figure(result))
     return 0 if result["lost"] == 0 and result["duplicated"] == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -7,12 +7,10 @@ sign. An exchange is one command and its answer through a host and a device conn
 
 from __future__ import annotations
 
-import json
-import platform
 from collections.abc import Callable
 from datetime import datetime
 
-from benchmarks.common import bench_arguments, rate
+from benchmarks.common import Column, bar_figure, bench_arguments, format_table, rate, report
 from protocols.fn import (
     NEED_DATA,
     Answer,
@@ -75,34 +73,36 @@ def main(argv: list[str] | None = None) -> int:
     args, seconds = bench_arguments("kassa bench fn", __doc__, argv, 0.5)
 
     results: dict[str, dict[str, int]] = {}
-    print(f"{'frame':<28}{'bytes':>7}{'encode/s':>14}{'decode/s':>14}")
     for name, value, command in frames():
         wire = value.encode()
         decode = _decoder(wire, value, command)
-        encode_rate = rate(value.encode, seconds)
-        decode_rate = rate(decode, seconds)
         results[name] = {
             "bytes": len(wire),
-            "encode_per_s": round(encode_rate),
-            "decode_per_s": round(decode_rate),
+            "encode_per_s": round(rate(value.encode, seconds)),
+            "decode_per_s": round(rate(decode, seconds)),
         }
-        print(f"{name:<28}{len(wire):>7}{encode_rate:>14,.0f}{decode_rate:>14,.0f}")
 
     receipt = FinishReceipt(AT, OperationType.SELL, 899_545)
     exchange_rate = rate(_exchange(receipt, ReceiptDocument(12, 1024, 1713993311)), seconds)
-    print(f"16h exchange through a host and a device: {exchange_rate:,.0f}/s")
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "benchmark": "fn",
-                    "frames": results,
-                    "exchange_per_s": round(exchange_rate),
-                    "python": platform.python_version(),
-                    "machine": platform.machine(),
-                }
-            )
-        )
+    columns = [
+        Column("frame", "frame"),
+        Column("bytes", "bytes"),
+        Column("encode/s", "encode_per_s", ",.0f"),
+        Column("decode/s", "decode_per_s", ",.0f"),
+    ]
+    table = format_table([{"frame": name, **row} for name, row in results.items()], columns)
+    exchange = f"16h exchange through a host and a device: {exchange_rate:,.0f}/s"
+    figure = bar_figure(
+        f"ФН frames, Kassa's codec\n{exchange}",
+        results,
+        {
+            "encode": [row["encode_per_s"] for row in results.values()],
+            "decode": [row["decode_per_s"] for row in results.values()],
+        },
+        "frames/s",
+    )
+    result = {"frames": results, "exchange_per_s": round(exchange_rate)}
+    report(args, "fn", result, table + "\n" + exchange, figure)
     return 0
 
 

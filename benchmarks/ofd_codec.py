@@ -7,13 +7,11 @@ framed out of a byte stream by a server connection.
 
 from __future__ import annotations
 
-import json
-import platform
 import struct
 from collections.abc import Callable
 from datetime import datetime
 
-from benchmarks.common import bench_arguments, rate
+from benchmarks.common import Column, bar_figure, bench_arguments, format_table, rate, report
 from protocols.ofd import (
     MAX_CONTAINER,
     OFD_TO_KKT,
@@ -94,15 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     def measure(
         name: str, size: int, encode: Callable[[], bytes], decode: Callable[[], object]
     ) -> None:
-        encode_rate, decode_rate = rate(encode, seconds), rate(decode, seconds)
         rows[name] = {
             "bytes": size,
-            "encode_per_s": round(encode_rate),
-            "decode_per_s": round(decode_rate),
+            "encode_per_s": round(rate(encode, seconds)),
+            "decode_per_s": round(rate(decode, seconds)),
         }
-        print(f"{name:<28}{size:>7}{encode_rate:>14,.0f}{decode_rate:>14,.0f}")
 
-    print(f"{'value':<28}{'bytes':>7}{'encode/s':>14}{'decode/s':>14}")
     header = SessionHeader(client_id=FN_NUMBER, body_length=95)
     wire = header.encode()
     assert SessionHeader.decode(wire) == header
@@ -117,19 +112,26 @@ def main(argv: list[str] | None = None) -> int:
 
     message = Message.wrap(_receipt(1024), client_id=FN_NUMBER)
     framing_rate = rate(_framing(message), seconds)
-    print(f"1 KiB messages framed by a server connection: {framing_rate:,.0f}/s")
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "benchmark": "ofd",
-                    "values": rows,
-                    "messages_per_s": round(framing_rate),
-                    "python": platform.python_version(),
-                    "machine": platform.machine(),
-                }
-            )
-        )
+    columns = [
+        Column("value", "value"),
+        Column("bytes", "bytes"),
+        Column("encode/s", "encode_per_s", ",.0f"),
+        Column("decode/s", "decode_per_s", ",.0f"),
+    ]
+    table = format_table([{"value": name, **row} for name, row in rows.items()], columns)
+    framing = f"1 KiB messages framed by a server connection: {framing_rate:,.0f}/s"
+    figure = bar_figure(
+        f"OFD protocol values, Kassa's codec\n{framing}",
+        rows,
+        {
+            "encode": [row["encode_per_s"] for row in rows.values()],
+            "decode": [row["decode_per_s"] for row in rows.values()],
+        },
+        "values/s (log scale)",
+    )
+    figure.axes[0].set_xscale("log")
+    result = {"values": rows, "messages_per_s": round(framing_rate)}
+    report(args, "ofd", result, table + "\n" + framing, figure)
     return 0
 
 

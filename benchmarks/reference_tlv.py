@@ -1,8 +1,10 @@
-"""A straightforward FFD TLV decoder, written the way most drivers write one.
+"""A straightforward FFD TLV decoder and encoder, written the way most drivers write them.
 
-It re-slices the remaining buffer after every element, builds a dict per element and converts
-through strings, as yandex/ofd's ``STLV.unpack`` does. It exists only so that the benchmark can
-put Kassa's codec beside it on the same documents; nothing else imports it.
+The decoder re-slices the remaining buffer after every element, builds a dict per element and
+converts through strings, as yandex/ofd's ``STLV.unpack`` does; the encoder walks the mapping,
+packs each value with :mod:`struct` or through its text and appends header and value to a
+growing buffer. They exist only so that the benchmark can put Kassa's codec beside them on the
+same documents; nothing else imports them, and they check nothing a driver would not.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from decimal import Decimal
 from typing import Any
 
 from protocols.tlv.dictionary import TAGS
-from protocols.tlv.types import FieldType
+from protocols.tlv.types import FieldType, TagSpec, Width
+
+_EPOCH = datetime(1970, 1, 1)
 
 
 def _value(kind: FieldType, data: bytes) -> Any:
@@ -33,7 +37,7 @@ def _value(kind: FieldType, data: bytes) -> Any:
         text = str(mantissa).rjust(point + 1, "0")
         return Decimal(text[: len(text) - point] + "." + text[len(text) - point :])
     if kind is FieldType.UNIXTIME:
-        return datetime(1970, 1, 1) + timedelta(seconds=struct.unpack("<I", data)[0])
+        return _EPOCH + timedelta(seconds=struct.unpack("<I", data)[0])
     if kind is FieldType.STRING:
         return data.decode("cp866")
     return data
@@ -53,3 +57,38 @@ def reference_decode(data: bytes) -> dict[int, Any]:
         else:
             result[tag] = element["value"]
     return result
+
+
+def _raw(spec: TagSpec, value: Any) -> bytes:
+    kind = spec.type
+    if kind is FieldType.STLV:
+        return reference_encode(value)
+    if kind is FieldType.BYTE:
+        return struct.pack("<B", value)
+    if kind is FieldType.UINT16:
+        return struct.pack("<H", value)
+    if kind is FieldType.UINT32:
+        return struct.pack("<I", value)
+    if kind is FieldType.VLN:
+        return struct.pack("<Q", value).rstrip(b"\x00") or b"\x00"
+    if kind is FieldType.FVLN:
+        whole, _, fraction = str(value).partition(".")
+        mantissa = struct.pack("<Q", int(whole + fraction)).rstrip(b"\x00") or b"\x00"
+        return struct.pack("<B", len(fraction)) + mantissa
+    if kind is FieldType.UNIXTIME:
+        return struct.pack("<I", int((value - _EPOCH).total_seconds()))
+    if kind is FieldType.STRING:
+        text: bytes = value.encode("cp866")
+        return text.ljust(spec.max_length, b" ") if spec.width is Width.PADDED else text
+    return bytes(value)
+
+
+def reference_encode(fields: dict[int, Any]) -> bytes:
+    """Encode {tag: value or [values]} as a TLV list, in the mapping's order."""
+    data = bytearray()
+    for tag, value in fields.items():
+        spec = TAGS.get(tag)
+        for item in value if isinstance(value, list) else [value]:
+            raw = _raw(spec, item) if spec else bytes(item)
+            data += struct.pack("<HH", tag, len(raw)) + raw
+    return bytes(data)

@@ -25,10 +25,18 @@ def rates(result: Any) -> list[float]:
     return []
 
 
+#: The first eight bytes of every PNG file.
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
 @pytest.mark.parametrize("name", sorted(BENCHMARKS))
-def test_benchmark_quick_run_prints_a_table_and_json(name: str) -> None:
+def test_benchmark_quick_run_prints_a_table_and_writes_json_and_png(
+    name: str, tmp_path: Path
+) -> None:
     done = subprocess.run(
-        [KASSA, "bench", name, "--quick", "--json"], capture_output=True, timeout=300
+        [KASSA, "bench", name, "--quick", "--json", "--results", str(tmp_path)],
+        capture_output=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.decode().strip().splitlines()
@@ -37,15 +45,33 @@ def test_benchmark_quick_run_prints_a_table_and_json(name: str) -> None:
     assert result["benchmark"] == name
     measured = rates(result)
     assert measured and all(r > 0 for r in measured)
+    assert json.loads((tmp_path / f"{name}.json").read_text()) == result
+    assert (tmp_path / f"{name}.png").read_bytes().startswith(PNG_SIGNATURE)
 
 
-def test_tlv_benchmark_sets_kassa_beside_the_reference_decoder() -> None:
-    done = subprocess.run([KASSA, "bench", "tlv", "--quick", "--json"], capture_output=True)
+def test_tlv_benchmark_sets_kassa_beside_the_reference_codec(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [KASSA, "bench", "tlv", "--quick", "--json", "--results", str(tmp_path)],
+        capture_output=True,
+    )
     result = json.loads(done.stdout.decode().splitlines()[-1])
     assert result["reference_decode_per_s"] > 0 and result["decode_speedup"] > 0
+    assert result["reference_encode_per_s"] > 0 and result["encode_speedup"] > 0
 
 
 def test_unknown_benchmark_exits_2() -> None:
     done = subprocess.run([KASSA, "bench", "nosuch"], capture_output=True, timeout=60)
     assert done.returncode == 2
     assert "unknown benchmark" in done.stderr.decode()
+
+
+def test_shtrih_benchmark_sets_kassa_beside_pyshtrih(tmp_path: Path) -> None:
+    pytest.importorskip("pyshtrih")
+    done = subprocess.run(
+        [KASSA, "bench", "shtrih", "--quick", "--json", "--results", str(tmp_path)],
+        capture_output=True,
+    )
+    result = json.loads(done.stdout.decode().splitlines()[-1])
+    assert result["reference"].startswith("pyshtrih ")
+    for key in ("frame_ff46", "parse_ff46", "frame_status", "parse_status", "decode_status"):
+        assert result[f"pyshtrih_{key}_per_s"] > 0 and result[f"{key}_speedup"] > 0

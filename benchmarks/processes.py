@@ -1,0 +1,210 @@
+"""Real processes for the benchmarks that cross them: an emulated fleet and ``kassa serve``.
+
+Each runs as its own ``kassa`` process on 127.0.0.1, the way an operator runs them, and is
+terminated (then killed, if it must be) when its ``with`` block ends, whatever happened in it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import attrs
+import zmq
+
+from engine.client import ClientKeys
+from engine.service_config import write_certificate
+
+KASSA = str(Path(sys.executable).with_name("kassa"))
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_times(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds a process (all its threads) has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) / _TICKS, int(fields[12]) / _TICKS
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far (``/proc/PID/stat``)."""
+    return sum(cpu_times(pid))
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """The most resident memory a process has had (``VmHWM``), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_ports(count: int) -> int:
+    """A first port of ``count`` free ones, all below the kernel's ephemeral range.
+
+    Every outgoing connection on the machine takes its local port from that range (Linux:
+    32768 and up), so a fleet of hundreds of listeners there is likely to meet one of them.
+    A port can still be taken between this check and its bind: callers try again.
+    """
+    try:
+        ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = 32768
+    while True:
+        first = random.randrange(10000, max(10001, ephemeral - count))
+        if all(_bindable(port) for port in range(first, first + count)):
+            return first
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@attrs.frozen
+class FleetProcess:
+    """``kassa emulator serve``: one register per port."""
+
+    pid: int
+    ports: tuple[int, ...]
+
+
+@contextmanager
+def emulator_fleet(
+    registers: int, *, protocol: str = "shtrih", model: str = "shtrih-m-online", seed: int = 1
+) -> Iterator[FleetProcess]:
+    """Start an emulated fleet in its own process; its ports once every one listens.
+
+    A port taken between the check and the fleet's bind ends that fleet: it tries again.
+    """
+    for _ in range(3):
+        port = free_ports(registers)
+        command = [KASSA, "emulator", "serve", "--protocol", protocol, "--model", model]
+        command += ["--registers", str(registers), "--port", str(port), "--seed", str(seed)]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        try:
+            assert process.stdout is not None
+            lines = [process.stdout.readline() for _ in range(registers)]
+            if not all(lines):
+                continue
+            yield FleetProcess(process.pid, tuple(int(line.split()[0]) for line in lines))
+            return
+        finally:
+            _stop(process)
+    raise RuntimeError(f"an emulated fleet of {registers} registers did not start three times")
+
+
+@attrs.frozen
+class ServiceProcess:
+    """``kassa serve``: where its requests socket is and the one tenant's client keys."""
+
+    pid: int
+    endpoint: str
+    keys: ClientKeys
+    tenant: str
+    journal: Path
+
+
+def _service_toml(
+    folder: Path, port: int, tenant: str, client_public: bytes, addresses: Sequence[str]
+) -> str:
+    # A daily close twelve hours away: none falls inside a benchmark run.
+    close = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=12)).strftime("%H:%M")
+    lines = [
+        "[service]",
+        f'listen = "tcp://127.0.0.1:{port}"',
+        'events_host = "127.0.0.1"',
+        'secret_key_file = "server.key_secret"',
+        f'journal = "{folder / "journal.db"}"',
+        "",
+        "[limits]",  # the benchmark measures the engine, not the per-tenant rate limits
+        "rate = 1000000.0",
+        "burst = 1000000",
+        "queue = 1000000",
+        "",
+        "[[tenants]]",
+        f'id = "{tenant}"',
+        'timezone = "UTC"',
+        f'daily_close = "{close}"',
+        f'keys = ["{client_public.decode()}"]',
+    ]
+    for index, address in enumerate(addresses):
+        lines += ["", "[[registers]]", f'id = "kkt-{index}"', f'tenant = "{tenant}"']
+        lines += ['protocol = "shtrih"', f'address = "{address}"']
+    return "\n".join(lines) + "\n"
+
+
+_PROFILED = """
+import cProfile, sys, time
+from engine.cli import main
+profile = cProfile.Profile(time.process_time)
+try:
+    profile.runcall(main, sys.argv[2:])
+finally:
+    profile.dump_stats(sys.argv[1])
+"""
+
+
+@contextmanager
+def kassa_service(
+    addresses: Sequence[str], *, tenant: str = "shop", profile: Path | None = None
+) -> Iterator[ServiceProcess]:
+    """``kassa serve --config`` over the registers at ``addresses``, with fresh CURVE keys.
+
+    The journal is SQLite at its default, ``synchronous=FULL``: every acknowledged job is on
+    disk before its answer leaves. With ``profile``, the service runs under cProfile and
+    writes its statistics there when it stops.
+    """
+    with tempfile.TemporaryDirectory(prefix="kassa-bench-serve-") as name:
+        folder = Path(name)
+        server_public, server_secret = zmq.curve_keypair()
+        client_public, client_secret = zmq.curve_keypair()
+        write_certificate(folder / "server", server_public, server_secret)
+        port = free_ports(1)
+        config = folder / "kassa.toml"
+        config.write_text(_service_toml(folder, port, tenant, client_public, addresses))
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        command = [KASSA, "serve", "--config", str(config)]
+        if profile is not None:  # CPU time, not wall time: waiting for registers is not cost
+            command = [sys.executable, "-c", _PROFILED, str(profile), "serve", "--config"]
+            command.append(str(config))
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
+        )
+        try:
+            assert process.stdout is not None
+            deadline = time.monotonic() + 120
+            while True:
+                line = process.stdout.readline()
+                if not line or time.monotonic() > deadline:
+                    raise RuntimeError(f"kassa serve did not start: {process.poll()}")
+                if line.startswith("kassa: serving on"):
+                    break
+            keys = ClientKeys(server_public, client_public, client_secret)
+            yield ServiceProcess(
+                process.pid, f"tcp://127.0.0.1:{port}", keys, tenant, folder / "journal.db"
+            )
+        finally:
+            _stop(process)
