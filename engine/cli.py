@@ -31,6 +31,9 @@ BENCHMARKS: dict[str, str] = {
     "atol": "benchmarks.atol_codec",
     "emulator": "benchmarks.emulator_capacity",
     "faults": "benchmarks.faults",
+    "intake": "benchmarks.intake",
+    "e2e": "benchmarks.e2e",
+    "sim": "benchmarks.sim",
 }
 
 
@@ -284,11 +287,19 @@ def _cmd_emulator_serve(args: argparse.Namespace) -> int:
     try:
         trio.run(serve_until_signalled)
     except BaseExceptionGroup as group:  # trio nurseries wrap what their tasks raise
-        failed, _ = group.split(FleetError)
+        failed, _ = group.split((FleetError, OSError))  # OSError: a port taken, say
         if failed is None:
             raise
-        _fail(str(failed.exceptions[0]))
+        _fail(str(_first_leaf(failed)))
     return 0
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first exception a (nested) group holds: the one to report in one line."""
+    first: BaseException = group
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    return first
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -409,10 +420,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         failed, _ = group.split((ServiceError, OSError, sqlite3.Error))
         if failed is None:
             raise
-        first: BaseException = failed
-        while isinstance(first, BaseExceptionGroup):
-            first = first.exceptions[0]
-        _fail(str(first))
+        _fail(str(_first_leaf(failed)))
     except (ServiceError, OSError, sqlite3.Error) as exc:
         _fail(str(exc))
     return 0

@@ -174,6 +174,22 @@ def test_bad_arguments_exit_2() -> None:
     assert faults.returncode == 2 and faults.stderr.count("\n") == 1
 
 
+def test_a_port_already_taken_is_one_line_and_exit_2() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [*KASSA, "emulator", "serve", "--protocol", "shtrih", "--port", str(port)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and f"--port {port}" in done.stderr
+
+
 @pytest.mark.parametrize("faults", [(), ("--faults", "slow:2x,ofd-down@1h")])
 def test_serve_an_atol_fleet(faults: tuple[str, ...]) -> None:
     """ATOL registers on TCP answer Kassa's ATOL host through the task buffer (faults or not)."""

@@ -1,0 +1,362 @@
+"""``kassa bench e2e``: the whole cloud register on the real clock, against its fleet's limit.
+
+Three processes, as in production: the engine is ``kassa serve`` (the ZeroMQ front door, the
+SQLite journal at ``synchronous=FULL``), the fleet is ``kassa emulator serve`` with N
+Shtrih-M registers on the shtrih-m-online timing model over TCP, and this process is the
+client (CURVE, ``submit_batch`` and ``submit``, job events from the tenant's PUB socket).
+
+For each N it runs three phases:
+
+1. warm-up: one receipt a register, so that every shift is open;
+2. throughput: N × ``--per-register`` receipts submitted at once; receipts/s is the slope of
+   completions between the 10th and the 90th percentile (the tails are ramp-up and drain),
+   and the engine's CPU µs a receipt is its process CPU time over the phase ÷ receipts;
+3. latency: single submits at half the achieved rate, each timed from ``submit`` to its
+   ``fiscalized`` event: p50 and p99.
+
+The fleet's physical limit is Σ 1 / receipt time, the receipt time being what the timing
+model gives the commands the receipt itself needs (FF46h a line, FF4Dh a line tag, FF0Ch a
+receipt tag, FF45h; two TCP writes each). What Kassa adds on the register (the job marker
+1192, the read-back of the signed document with FF3Ah/FF3Bh) counts against it: the second
+ratio, against Kassa's own command sequence, is the scheduling efficiency alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import msgpack  # type: ignore[import-untyped]
+import trio
+import trio.testing
+import zmq
+from tqdm import tqdm
+
+from benchmarks.common import Column, bench_parser, format_table, new_figure, report, show_progress
+from benchmarks.processes import (
+    ServiceProcess,
+    cpu_seconds,
+    emulator_fleet,
+    kassa_service,
+    peak_rss_bytes,
+)
+from emulator.serve import open_memory_fleet
+from emulator.timing import RegisterModel, RegisterTiming, model_named
+from engine import samples
+from engine.client import FINAL_STATES, BatchEntry, ClientKeys, TrioKassaClient
+from engine.drivers.shtrih import ShtrihDriver, receipt_requests
+from engine.recovery import mark
+from protocols.documents.model import Receipt
+from protocols.shtrih import commands as c
+
+MODEL = "shtrih-m-online"
+SIZES = (10, 100, 500, 1000)
+BATCH = 200  # jobs per submit_batch request
+#: FF3Bh hands the emulator's archive over in chunks of this many bytes.
+TLV_CHUNK = 200
+
+
+def command_seconds(model: RegisterModel, requests: Sequence[c.Request]) -> float:
+    """The timing model's time for ``requests``: processing plus a TCP write each way."""
+    fields = RegisterTiming.COMMAND_FIELDS
+    total = 0.0
+    for request in requests:
+        seconds: float = getattr(model, fields.get(request.CODE, "command_time"))
+        total += seconds + 2 * model.tcp_latency
+    return total
+
+
+def receipt_seconds(model: RegisterModel, receipt: Receipt) -> float:
+    """One receipt's register time: only the commands the receipt itself needs."""
+    return command_seconds(model, receipt_requests(receipt))
+
+
+def archived_bytes(receipt: Receipt) -> int:
+    """How long ``receipt``'s signed document is in an emulated ФН (its TLV body)."""
+
+    async def fiscalize() -> int:
+        async with open_memory_fleet(1) as fleet:
+            driver = ShtrihDriver(await fleet.connect(0))
+            await driver.open_shift()
+            done = await driver.fiscalize(receipt)
+            await driver.aclose()
+            return len(done.document) - 4  # the document's own tag and length
+
+    return trio.run(fiscalize, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def kassa_receipt_seconds(model: RegisterModel, receipt: Receipt) -> float:
+    """One receipt's register time with what Kassa adds: its marker and the read-back."""
+    marked = mark(receipt, "0" * 32)
+    reads: list[c.Request] = [c.DocumentTlvInfo(password=30, fd_number=1)]
+    reads += [c.ReadTlv(password=30)] * math.ceil(archived_bytes(marked) / TLV_CHUNK)
+    return command_seconds(model, [*receipt_requests(marked), *reads])
+
+
+class _Events(threading.Thread):
+    """The tenant's job events, read by a thread of its own: job id → time it became final."""
+
+    def __init__(self, endpoint: str, keys: ClientKeys, context: zmq.Context[Any]) -> None:
+        super().__init__(daemon=True)
+        self.final: dict[str, float] = {}
+        self.failed = 0
+        self._lock = threading.Lock()
+        self._halt = threading.Event()
+        self._socket = context.socket(zmq.SUB)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.setsockopt(zmq.RCVHWM, 0)
+        self._socket.curve_serverkey = keys.server_public
+        self._socket.curve_publickey = keys.public
+        self._socket.curve_secretkey = keys.secret
+        self._socket.setsockopt(zmq.SUBSCRIBE, b"job")
+        self._socket.connect(endpoint)
+
+    def run(self) -> None:
+        try:
+            while not self._halt.is_set():
+                if not self._socket.poll(100, zmq.POLLIN):
+                    continue
+                frames = self._socket.recv_multipart()
+                now = time.perf_counter()
+                event = msgpack.unpackb(frames[-1], raw=False)
+                job = event.get("job", {}) if isinstance(event, dict) else {}
+                if job.get("state") in FINAL_STATES:
+                    with self._lock:
+                        self.final.setdefault(job["id"], now)
+                        self.failed += job["state"] == "failed"
+        finally:
+            self._socket.close(0)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join()
+
+    def done(self, ids: Sequence[str]) -> list[float]:
+        with self._lock:
+            return [self.final[i] for i in ids if i in self.final]
+
+
+async def _until_final(events: _Events, ids: Sequence[str], cap: float, bar: tqdm[Any]) -> None:
+    deadline = trio.current_time() + cap
+    while trio.current_time() < deadline:
+        done = len(events.done(ids))
+        bar.n = done
+        bar.refresh()
+        if done == len(ids):
+            return
+        await trio.sleep(0.05)
+
+
+async def _submit(client: TrioKassaClient, prefix: str, receipts: list[Receipt]) -> list[str]:
+    ids: list[str] = []
+    for start in range(0, len(receipts), BATCH):
+        chunk = receipts[start : start + BATCH]
+        entries = [BatchEntry(f"{prefix}-{start + i}", r) for i, r in enumerate(chunk)]
+        for answer in await client.submit_batch(entries):
+            if not isinstance(answer, Exception):
+                ids.append(answer.job.id)
+    return ids
+
+
+async def _drive(
+    service: ServiceProcess, registers: int, per_register: int, cap: float, progress: bool
+) -> dict[str, Any]:
+    context: zmq.Context[Any] = zmq.Context()
+    receipt = samples.card_sale()
+    try:
+        async with TrioKassaClient.open(
+            service.endpoint, service.keys, timeout=120, context=context
+        ) as client:
+            events = _Events(await client.events_endpoint(), service.keys, context)
+            events.start()
+            try:
+                await trio.sleep(0.5)  # the subscription reaches the publisher
+                bar = tqdm(disable=not progress, leave=False, unit="receipt")
+                bar.set_description(f"{registers} registers: warm-up")
+                bar.reset(total=registers)
+                warm = await _submit(client, "warm", [receipt] * registers)
+                await _until_final(events, warm, cap, bar)
+
+                count = max(registers * per_register, 50)
+                bar.set_description(f"{registers} registers: throughput")
+                bar.reset(total=count)
+                cpu_before, wall_before = cpu_seconds(service.pid), time.perf_counter()
+                ids = await _submit(client, "load", [receipt] * count)
+                await _until_final(events, ids, cap, bar)
+                finished = sorted(events.done(ids))
+                cpu = cpu_seconds(service.pid) - cpu_before
+                wall = time.perf_counter() - wall_before
+                low, high = int(len(finished) * 0.1), max(int(len(finished) * 0.9) - 1, 0)
+                span = finished[high] - finished[low] if finished else 0.0
+                achieved = (high - low) / span if span > 0 else 0.0
+
+                offered = max(achieved / 2, 1.0)
+                singles = max(int(offered * (cap / 6)), 20)
+                bar.set_description(f"{registers} registers: latency")
+                bar.reset(total=singles)
+                latencies = await _latencies(client, events, receipt, offered, singles, cap, bar)
+                bar.close()
+            finally:
+                events.stop()
+    finally:
+        context.term()
+    return {
+        "receipts": len(finished),
+        "lost_events": count - len(finished),
+        "failed": events.failed,
+        "wall_s": round(wall, 2),
+        "receipts_per_s": round(achieved, 1),
+        "engine_cpu_us_per_receipt": round(cpu / max(len(finished), 1) * 1e6),
+        "engine_core_share": round(cpu / wall, 3) if wall else 0.0,
+        "offered_per_s": round(offered, 1),
+        "latency_p50_ms": round(_quantile(latencies, 0.50) * 1000, 1),
+        "latency_p99_ms": round(_quantile(latencies, 0.99) * 1000, 1),
+        "latency_samples": len(latencies),
+    }
+
+
+async def _latencies(
+    client: TrioKassaClient,
+    events: _Events,
+    receipt: Receipt,
+    rate: float,
+    count: int,
+    cap: float,
+    bar: tqdm[Any],
+) -> list[float]:
+    sent: dict[str, float] = {}
+
+    async def one(index: int) -> None:
+        began = time.perf_counter()
+        answer = await client.submit(f"single-{index}", receipt)
+        sent[answer.job.id] = began
+
+    async with trio.open_nursery() as nursery:
+        start = trio.current_time()
+        for index in range(count):
+            await trio.sleep_until(start + index / rate)
+            nursery.start_soon(one, index)
+    ids = list(sent)
+    await _until_final(events, ids, cap, bar)
+    return [events.final[i] - sent[i] for i in ids if i in events.final]
+
+
+def _quantile(values: list[float], q: float) -> float:
+    if len(values) < 2:
+        return values[0] if values else 0.0
+    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
+
+
+def measure(
+    registers: int, per_register: int, cap: float, progress: bool, profile: Path | None = None
+) -> dict[str, Any]:
+    """One fleet size: start both processes, drive them, stop them."""
+    model = model_named(MODEL)
+    receipt = samples.card_sale()
+    with emulator_fleet(registers, model=MODEL) as fleet:
+        addresses = [f"tcp://127.0.0.1:{port}" for port in fleet.ports]
+        with kassa_service(addresses, profile=profile) as service:
+            row = trio.run(_drive, service, registers, per_register, cap, progress)
+            row["engine_rss_mb"] = round(peak_rss_bytes(service.pid) / 2**20, 1)
+    limit = registers / receipt_seconds(model, receipt)
+    kassa_limit = registers / kassa_receipt_seconds(model, receipt)
+    return {
+        "registers": registers,
+        **row,
+        "limit_per_s": round(limit, 1),
+        "ratio": round(row["receipts_per_s"] / limit, 3),
+        "kassa_sequence_limit_per_s": round(kassa_limit, 1),
+        "scheduling_ratio": round(row["receipts_per_s"] / kassa_limit, 3),
+    }
+
+
+COLUMNS = (
+    Column("registers", "registers"),
+    Column("receipts/s", "receipts_per_s"),
+    Column("limit/s", "limit_per_s"),
+    Column("ratio", "ratio", ".3f"),
+    Column("sched.", "scheduling_ratio", ".3f"),
+    Column("CPU µs/rcpt", "engine_cpu_us_per_receipt"),
+    Column("core", "engine_core_share", ".2f"),
+    Column("p50 ms", "latency_p50_ms"),
+    Column("p99 ms", "latency_p99_ms"),
+    Column("RSS MB", "engine_rss_mb"),
+    Column("failed", "failed"),
+)
+
+
+def _figure(rows: list[dict[str, Any]]) -> Any:
+    figure = new_figure(9.0, 4.0)
+    rate_axes, cpu_axes = figure.subplots(1, 2)
+    sizes = [row["registers"] for row in rows]
+    rate_axes.plot(sizes, [r["limit_per_s"] for r in rows], "k--", marker="o", label="limit")
+    rate_axes.plot(
+        sizes, [r["kassa_sequence_limit_per_s"] for r in rows], ":", marker=".",
+        label="limit with Kassa's read-back",
+    )  # fmt: skip
+    rate_axes.plot(sizes, [r["receipts_per_s"] for r in rows], marker="o", label="achieved")
+    for row in rows:
+        rate_axes.annotate(
+            f"{row['ratio']:.2f}", (row["registers"], row["receipts_per_s"]), fontsize=8,
+            textcoords="offset points", xytext=(4, -10),
+        )  # fmt: skip
+    rate_axes.set_xscale("log")
+    rate_axes.set_yscale("log")
+    rate_axes.set_xlabel("registers")
+    rate_axes.set_ylabel("receipts/s")
+    rate_axes.set_title("engine + fleet, real clock")
+    rate_axes.legend(fontsize=8)
+    cpu_axes.bar([str(s) for s in sizes], [r["engine_cpu_us_per_receipt"] for r in rows])
+    cpu_axes.axhline(150, color="red", linestyle="--", label="target 150 µs")
+    cpu_axes.set_xlabel("registers")
+    cpu_axes.set_ylabel("engine CPU µs per receipt")
+    cpu_axes.legend(fontsize=8)
+    return figure
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser: argparse.ArgumentParser = bench_parser("kassa bench e2e", __doc__)
+    parser.add_argument(
+        "--registers", type=int, nargs="+", default=list(SIZES), help="fleet sizes to sweep"
+    )
+    parser.add_argument("--per-register", type=int, default=4, help="receipts a register")
+    parser.add_argument("--cap", type=float, default=120.0, help="seconds a phase may take")
+    parser.add_argument(
+        "--profile-engine",
+        type=Path,
+        metavar="FILE",
+        help="run the engine under cProfile and write its statistics to FILE (one size only)",
+    )
+    args = parser.parse_args(argv)
+    sizes, per_register, cap = args.registers, args.per_register, args.cap
+    if args.quick:
+        sizes, per_register, cap = [2], 3, 30.0
+    progress = show_progress(args)
+    model = model_named(MODEL)
+    receipt = samples.card_sale()
+    print(
+        f"model {MODEL}: a card sale (2 lines) takes {receipt_seconds(model, receipt) * 1000:.0f}"
+        f" ms of register time, {kassa_receipt_seconds(model, receipt) * 1000:.0f} ms with"
+        " Kassa's marker and read-back"
+    )
+    if args.profile_engine is not None and len(sizes) != 1:
+        parser.error("--profile-engine profiles one fleet size: give one --registers")
+    rows = [measure(size, per_register, cap, progress, args.profile_engine) for size in sizes]
+    result = {
+        "model": MODEL,
+        "receipt_ms": round(receipt_seconds(model, receipt) * 1000, 1),
+        "kassa_receipt_ms": round(kassa_receipt_seconds(model, receipt) * 1000, 1),
+        "rows": rows,
+    }
+    report(args, "e2e", result, format_table(rows, COLUMNS), _figure(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
