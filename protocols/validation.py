@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 import attrs
@@ -144,28 +144,47 @@ def _form(receipt: Receipt) -> Iterator[Problem]:
     yield from _texts(receipt, "")
 
 
+#: Per model class: each field's name and tag, the marking's scanned code left out.
+_TEXT_FIELDS: dict[type, tuple[tuple[str, int | None], ...]] = {}
+
+
+def _text_fields(cls: type) -> tuple[tuple[str, int | None], ...]:
+    fields = _TEXT_FIELDS.get(cls)
+    if fields is None:
+        fields = tuple(
+            (field.name, field.metadata.get("tag"))
+            for field in attrs.fields(cls)
+            if field.name != "scanned"
+        )
+        _TEXT_FIELDS[cls] = fields
+    return fields
+
+
 def _texts(block: attrs.AttrsInstance, path: str) -> Iterator[Problem]:
     """Lengths, widths and CP866 of every text field, recursively.
 
     The scanned marking code is exempt: it holds GS1 group separators and is not a tag.
+    Paths are built only for what is looked into: this runs on every field of every receipt.
     """
-    for field in attrs.fields(type(block)):
-        if field.name == "scanned":
-            continue
-        value = getattr(block, field.name)
-        where = f"{path}.{field.name}" if path else field.name
-        if attrs.has(type(value)):
-            yield from _texts(value, where)
-            continue
-        if isinstance(value, tuple):
-            for i, item in enumerate(value):
-                if attrs.has(type(item)):
-                    yield from _texts(item, f"{where}[{i}]")
-                elif isinstance(item, str):
-                    yield from _text(f"{where}[{i}]", item, field.metadata.get("tag"))
+    for name, number in _text_fields(type(block)):
+        value = getattr(block, name)
+        if value is None or type(value) in _NOT_TEXT:
             continue
         if isinstance(value, str):
-            yield from _text(where, value, field.metadata.get("tag"))
+            yield from _text(f"{path}.{name}" if path else name, value, number)
+        elif isinstance(value, tuple):
+            where = f"{path}.{name}" if path else name
+            for i, item in enumerate(value):
+                if isinstance(item, str):
+                    yield from _text(f"{where}[{i}]", item, number)
+                elif attrs.has(type(item)):
+                    yield from _texts(item, f"{where}[{i}]")
+        elif attrs.has(type(value)):
+            yield from _texts(value, f"{path}.{name}" if path else name)
+
+
+#: Field values that hold no text and no block: skipped without a look inside.
+_NOT_TEXT = frozenset({int, bool, Decimal, bytes, datetime, date})
 
 
 def _text(path: str, value: str, number: int | None) -> Iterator[Problem]:
