@@ -770,10 +770,13 @@ class _Connection:
         register = self.register
         async with register.lock:
             answer, delay = register.execute(command.payload)
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self.listen_while_busy)
-                await trio.sleep(delay)
-                nursery.cancel_scope.cancel()
+            # Listen in this task, not a second one: a nursery and a task a command cost more
+            # than the rest of the exchange. A connection closed early does not end the command.
+            done = trio.current_time() + delay
+            with trio.move_on_at(done):
+                await self.listen_while_busy()
+            if trio.current_time() < done:
+                await trio.sleep_until(done)
         assert self.link is not None
         if not self.closed:
             await self.write(self.link.send(AnswerFrame(payload=answer)))
