@@ -165,7 +165,12 @@ async def _submit(client: TrioKassaClient, prefix: str, receipts: list[Receipt])
 
 
 async def _drive(
-    service: ServiceProcess, registers: int, per_register: int, cap: float, progress: bool
+    service: ServiceProcess,
+    fleet_pid: int,
+    registers: int,
+    per_register: int,
+    cap: float,
+    progress: bool,
 ) -> dict[str, Any]:
     context: zmq.Context[Any] = zmq.Context()
     receipt = samples.card_sale()
@@ -187,10 +192,13 @@ async def _drive(
                 bar.set_description(f"{registers} registers: throughput")
                 bar.reset(total=count)
                 cpu_before, wall_before = cpu_seconds(service.pid), time.perf_counter()
+                fleet_before, client_before = cpu_seconds(fleet_pid), time.process_time()
                 ids = await _submit(client, "load", [receipt] * count)
                 await _until_final(events, ids, cap, bar)
                 finished = sorted(events.done(ids))
                 cpu = cpu_seconds(service.pid) - cpu_before
+                fleet_cpu = cpu_seconds(fleet_pid) - fleet_before
+                client_cpu = time.process_time() - client_before
                 wall = time.perf_counter() - wall_before
                 low, high = int(len(finished) * 0.1), max(int(len(finished) * 0.9) - 1, 0)
                 span = finished[high] - finished[low] if finished else 0.0
@@ -214,6 +222,8 @@ async def _drive(
         "receipts_per_s": round(achieved, 1),
         "engine_cpu_us_per_receipt": round(cpu / max(len(finished), 1) * 1e6),
         "engine_core_share": round(cpu / wall, 3) if wall else 0.0,
+        "emulator_core_share": round(fleet_cpu / wall, 3) if wall else 0.0,
+        "client_core_share": round(client_cpu / wall, 3) if wall else 0.0,
         "offered_per_s": round(offered, 1),
         "latency_p50_ms": round(_quantile(latencies, 0.50) * 1000, 1),
         "latency_p99_ms": round(_quantile(latencies, 0.99) * 1000, 1),
@@ -254,15 +264,20 @@ def _quantile(values: list[float], q: float) -> float:
 
 
 def measure(
-    registers: int, per_register: int, cap: float, progress: bool, profile: Path | None = None
+    registers: int,
+    per_register: int,
+    cap: float,
+    progress: bool,
+    profile: Path | None = None,
+    profile_fleet: Path | None = None,
 ) -> dict[str, Any]:
     """One fleet size: start both processes, drive them, stop them."""
     model = model_named(MODEL)
     receipt = samples.card_sale()
-    with emulator_fleet(registers, model=MODEL) as fleet:
+    with emulator_fleet(registers, model=MODEL, profile=profile_fleet) as fleet:
         addresses = [f"tcp://127.0.0.1:{port}" for port in fleet.ports]
         with kassa_service(addresses, profile=profile) as service:
-            row = trio.run(_drive, service, registers, per_register, cap, progress)
+            row = trio.run(_drive, service, fleet.pid, registers, per_register, cap, progress)
             row["engine_rss_mb"] = round(peak_rss_bytes(service.pid) / 2**20, 1)
     limit = registers / receipt_seconds(model, receipt)
     kassa_limit = registers / kassa_receipt_seconds(model, receipt)
@@ -284,6 +299,8 @@ COLUMNS = (
     Column("sched.", "scheduling_ratio", ".3f"),
     Column("CPU µs/rcpt", "engine_cpu_us_per_receipt"),
     Column("core", "engine_core_share", ".2f"),
+    Column("emu core", "emulator_core_share", ".2f"),
+    Column("client core", "client_core_share", ".2f"),
     Column("p50 ms", "latency_p50_ms"),
     Column("p99 ms", "latency_p99_ms"),
     Column("RSS MB", "engine_rss_mb"),
@@ -333,6 +350,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="FILE",
         help="run the engine under cProfile and write its statistics to FILE (one size only)",
     )
+    parser.add_argument(
+        "--profile-emulator",
+        type=Path,
+        metavar="FILE",
+        help="the same for the emulated fleet's process",
+    )
     args = parser.parse_args(argv)
     sizes, per_register, cap = args.registers, args.per_register, args.cap
     if args.quick:
@@ -345,9 +368,10 @@ def main(argv: list[str] | None = None) -> int:
         f" ms of register time, {kassa_receipt_seconds(model, receipt) * 1000:.0f} ms with"
         " Kassa's marker and read-back"
     )
-    if args.profile_engine is not None and len(sizes) != 1:
-        parser.error("--profile-engine profiles one fleet size: give one --registers")
-    rows = [measure(size, per_register, cap, progress, args.profile_engine) for size in sizes]
+    profiles = (args.profile_engine, args.profile_emulator)
+    if profiles != (None, None) and len(sizes) != 1:
+        parser.error("--profile-engine and --profile-emulator profile one size: one --registers")
+    rows = [measure(size, per_register, cap, progress, *profiles) for size in sizes]
     result = {
         "model": MODEL,
         "receipt_ms": round(receipt_seconds(model, receipt) * 1000, 1),

@@ -93,17 +93,23 @@ class FleetProcess:
 
 @contextmanager
 def emulator_fleet(
-    registers: int, *, protocol: str = "shtrih", model: str = "shtrih-m-online", seed: int = 1
+    registers: int,
+    *,
+    protocol: str = "shtrih",
+    model: str = "shtrih-m-online",
+    seed: int = 1,
+    profile: Path | None = None,
 ) -> Iterator[FleetProcess]:
     """Start an emulated fleet in its own process; its ports once every one listens.
 
     A port taken between the check and the fleet's bind ends that fleet: it tries again.
+    With ``profile``, the fleet runs under cProfile (CPU time) and writes its statistics there.
     """
     for _ in range(3):
         port = free_ports(registers)
-        command = [KASSA, "emulator", "serve", "--protocol", protocol, "--model", model]
+        command = ["emulator", "serve", "--protocol", protocol, "--model", model]
         command += ["--registers", str(registers), "--port", str(port), "--seed", str(seed)]
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        process = subprocess.Popen(_kassa(command, profile), stdout=subprocess.PIPE, text=True)
         try:
             assert process.stdout is not None
             lines = [process.stdout.readline() for _ in range(registers)]
@@ -167,6 +173,13 @@ finally:
 """
 
 
+def _kassa(arguments: list[str], profile: Path | None) -> list[str]:
+    """``kassa ARGUMENTS``, under cProfile counting CPU time (waiting is not cost) if asked."""
+    if profile is None:
+        return [KASSA, *arguments]
+    return [sys.executable, "-c", _PROFILED, str(profile), *arguments]
+
+
 @contextmanager
 def kassa_service(
     addresses: Sequence[str], *, tenant: str = "shop", profile: Path | None = None
@@ -186,10 +199,7 @@ def kassa_service(
         config = folder / "kassa.toml"
         config.write_text(_service_toml(folder, port, tenant, client_public, addresses))
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        command = [KASSA, "serve", "--config", str(config)]
-        if profile is not None:  # CPU time, not wall time: waiting for registers is not cost
-            command = [sys.executable, "-c", _PROFILED, str(profile), "serve", "--config"]
-            command.append(str(config))
+        command = _kassa(["serve", "--config", str(config)], profile)
         process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
         )
