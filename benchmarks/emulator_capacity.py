@@ -4,7 +4,7 @@ The fleet runs as ``kassa emulator serve`` in its own process, on the real clock
 127.0.0.1. This process drives every register at once with Kassa's own Shtrih link v2 host:
 open the shift, then receipts of one line (FF46h) closed in cash (FF45h), back to back. For
 each fleet size N it reports receipts/s achieved, the fleet's modelled limit (N over the
-modelled time of one receipt: the line, the ФН's document, and the TCP latency of each write),
+modelled time of one receipt: the line, the ФН's document, and the latency of each answer),
 their ratio, and the emulator process's CPU: the share of one core it used, and the registers
 per core that share implies (N ÷ cores used). A fleet size takes 2 s of warm-up plus
 ``--seconds`` (10 by default), so a progress bar on stderr counts those seconds.
@@ -62,9 +62,12 @@ _CLOSE = c.CloseReceiptV2(
 
 
 def modelled_receipt_seconds() -> float:
-    """One receipt at the model's timing: two commands, each a request and an answer write."""
+    """One receipt at the model's timing: two commands, each with the write of its answer.
+
+    The emulator models its own writes only: the host's go over the real 127.0.0.1.
+    """
     model = model_named(MODEL)
-    return model.operation_time + model.fn_document_time + 4 * model.tcp_latency
+    return model.operation_time + model.fn_document_time + 2 * model.tcp_latency
 
 
 class _Driver:

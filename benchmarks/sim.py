@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     names = ["scheduling efficiency", "ratio to the limit"]
     values = [result["scheduling_efficiency"], result["ratio"]]
     bars = axes.barh(names, values, color=["tab:blue", "tab:orange"])
-    axes.bar_label(bars, labels=[f"{v:.3f}" for v in values], padding=3)
+    axes.bar_label(bars, labels=[f"{v:.3f}" for v in values], label_type="center", color="white")
     axes.axvline(0.99, color="red", linestyle="--", label="target 0.99")
     axes.set_xlim(0, 1.1)
     axes.set_title(f"{registers:,} registers, a simulated day, {result['receipts']:,} receipts")
