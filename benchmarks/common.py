@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
+from tqdm import tqdm
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -60,7 +61,14 @@ def bench_arguments(
         "--seconds", type=float, default=default_seconds, help="time per measurement"
     )
     args = parser.parse_args(argv)
+    if show_progress(args):
+        global _measurements
+        _measurements = tqdm(desc=prog, unit=" measurements", leave=False)
     return args, 0.01 if args.quick else args.seconds
+
+
+#: The progress bar of a benchmark made of many :func:`rate` measurements (tqdm, on stderr).
+_measurements: tqdm[Any] | None = None
 
 
 def show_progress(args: argparse.Namespace) -> bool:
@@ -79,6 +87,8 @@ def rate(fn: Callable[[], object], seconds: float) -> float:
             fn()
         elapsed = time.perf_counter() - start
         if elapsed >= seconds:
+            if _measurements is not None:
+                _measurements.update()
             return batch / elapsed
         batch *= 2
 
@@ -172,6 +182,10 @@ def report(
     figure: Figure | None,
 ) -> None:
     """Print the table, write ``NAME.json`` and ``NAME.png``, and print the JSON last."""
+    global _measurements
+    if _measurements is not None:
+        _measurements.close()
+        _measurements = None
     result = {"benchmark": name, **result, "machine": machine()}
     print(table)
     folder: Path = args.results

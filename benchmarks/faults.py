@@ -70,41 +70,41 @@ async def run(
     jobs = _receipts(receipts)
     duration = receipts / registers * RECEIPT_SECONDS
     spec, crashes = fault_plan(faults, registers, duration, seed)
-    folder = tempfile.mkdtemp(prefix="kassa-bench-faults-")
-    crashed = 0
-    bar = tqdm(total=receipts, disable=not progress, unit="receipt", leave=False)
-    async with open_memory_fleet(registers, faults=spec, seed=seed) as fleet:
-        config = fleet_config(fleet, Path(folder) / "journal.db", probe_interval=0.5)
-        start = trio.current_time()
-        for crash_at in [*crashes, None]:
-            with trio.CancelScope() as scope:
-                if crash_at is not None:
-                    scope.deadline = start + crash_at
-                async with Engine.open(config) as engine:
-                    submitted = await engine.submit_many("shop", jobs)
-                    done = 0
-                    for answer in submitted:
-                        if not isinstance(answer, Exception):
-                            job = await engine.wait("shop", answer.id)
-                            done += job.state in (JobState.FISCALIZED, JobState.RESOLVED)
-                    bar.n = done
-                    bar.refresh()
-                    break
-            crashed += scope.cancelled_caught
-        bar.close()
-        archive = markers_in_archive(fleet)
-        async with Engine.open(config) as engine:
-            states: Counter[str] = Counter()
-            lost = duplicated = 0
-            for external_id, receipt in jobs:
-                job = await engine.submit("shop", external_id, receipt)
-                job = await engine.wait("shop", job.id)
-                states[job.state.value] += 1
-                count = archive[job.id[:MARKER_LENGTH]]
-                lost += count == 0 or job.state not in (JobState.FISCALIZED, JobState.RESOLVED)
-                duplicated += count > 1
-        simulated = trio.current_time() - start
-        injected = Counter(event.kind for event in fleet.faults)
+    with tempfile.TemporaryDirectory(prefix="kassa-bench-faults-") as folder:
+        crashed = 0
+        bar = tqdm(total=receipts, disable=not progress, unit="receipt", leave=False)
+        async with open_memory_fleet(registers, faults=spec, seed=seed) as fleet:
+            config = fleet_config(fleet, Path(folder) / "journal.db", probe_interval=0.5)
+            start = trio.current_time()
+            for crash_at in [*crashes, None]:
+                with trio.CancelScope() as scope:
+                    if crash_at is not None:
+                        scope.deadline = start + crash_at
+                    async with Engine.open(config) as engine:
+                        submitted = await engine.submit_many("shop", jobs)
+                        done = 0
+                        for answer in submitted:
+                            if not isinstance(answer, Exception):
+                                job = await engine.wait("shop", answer.id)
+                                done += job.state in (JobState.FISCALIZED, JobState.RESOLVED)
+                        bar.n = done
+                        bar.refresh()
+                        break
+                crashed += scope.cancelled_caught
+            bar.close()
+            archive = markers_in_archive(fleet)
+            async with Engine.open(config) as engine:
+                states: Counter[str] = Counter()
+                lost = duplicated = 0
+                for external_id, receipt in jobs:
+                    job = await engine.submit("shop", external_id, receipt)
+                    job = await engine.wait("shop", job.id)
+                    states[job.state.value] += 1
+                    count = archive[job.id[:MARKER_LENGTH]]
+                    lost += count == 0 or job.state not in (JobState.FISCALIZED, JobState.RESOLVED)
+                    duplicated += count > 1
+            simulated = trio.current_time() - start
+            injected = Counter(event.kind for event in fleet.faults)
     injected["engine-crash"] = crashed
     return {
         "receipts": receipts,
