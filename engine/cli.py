@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
 import string
 import sys
@@ -428,6 +429,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     names = list(BENCHMARKS) if args.name == "all" else [args.name]
+    if importlib.util.find_spec("matplotlib") is None:  # before a run, not after it
+        _fail("kassa bench draws its plots with matplotlib: pip install 'kassa[bench]'")
     status = 0
     for name in names:
         module_name = BENCHMARKS.get(name)

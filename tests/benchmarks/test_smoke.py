@@ -75,3 +75,21 @@ def test_shtrih_benchmark_sets_kassa_beside_pyshtrih(tmp_path: Path) -> None:
     assert result["reference"].startswith("pyshtrih ")
     for key in ("frame_ff46", "parse_ff46", "frame_status", "parse_status", "decode_status"):
         assert result[f"pyshtrih_{key}_per_s"] > 0 and result[f"{key}_speedup"] > 0
+
+
+def test_bench_without_matplotlib_says_how_to_get_it_before_running(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    from engine.cli import main
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *rest: None if name == "matplotlib" else find_spec(name, *rest),
+    )
+    assert main(["bench", "tlv"]) == 2
+    err = capsys.readouterr()
+    assert "pip install 'kassa[bench]'" in err.err and err.out == ""
