@@ -144,6 +144,8 @@ def _form(receipt: Receipt) -> Iterator[Problem]:
     yield from _texts(receipt, "")
 
 
+#: Field values that hold no text and no block: skipped without a look inside.
+_NOT_TEXT = frozenset({int, bool, Decimal, bytes, datetime, date})
 #: Per model class: each field's name and tag, the marking's scanned code left out.
 _TEXT_FIELDS: dict[type, tuple[tuple[str, int | None], ...]] = {}
 
@@ -181,10 +183,6 @@ def _texts(block: attrs.AttrsInstance, path: str) -> Iterator[Problem]:
                     yield from _texts(item, f"{where}[{i}]")
         elif attrs.has(type(value)):
             yield from _texts(value, f"{path}.{name}" if path else name)
-
-
-#: Field values that hold no text and no block: skipped without a look inside.
-_NOT_TEXT = frozenset({int, bool, Decimal, bytes, datetime, date})
 
 
 def _text(path: str, value: str, number: int | None) -> Iterator[Problem]:
