@@ -76,6 +76,7 @@ import attrs
 import trio
 
 from emulator.fn import FiscalResult, FiscalStorage, FnModelError
+from emulator.pace import Pacer
 from emulator.timing import MS, RegisterModel, RegisterTiming
 from protocols.atol import commands as c
 from protocols.atol.connection import DeviceConnection
@@ -699,11 +700,12 @@ class _Connection:
         self.closed = False
         self.wakeup = trio.Event()
         self._write_lock = trio.Lock()
+        self.pacer = Pacer()
 
     async def write(self, data: bytes) -> None:
         if not data or self.closed:
             return
-        await trio.sleep(self.register.timing.wire(len(data)))
+        await self.pacer.sleep(self.register.timing.wire(len(data)))
         async with self._write_lock:
             with trio.CancelScope(shield=True):
                 try:
@@ -751,7 +753,7 @@ class _Connection:
             self.link.send(TaskStarted(tid=tid))
             answer, delay = register.execute(register.requests.pop(tid))
             try:
-                await trio.sleep(delay)
+                await self.pacer.sleep(delay)
             finally:
                 # The work is done in the ФН: record it even if this run is cancelled.
                 frame = self.link.send(

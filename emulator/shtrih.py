@@ -51,6 +51,7 @@ import attrs
 import trio
 
 from emulator.fn import FiscalStorage, FnModelError
+from emulator.pace import Pacer
 from emulator.timing import RegisterTiming
 from protocols.documents.ffd import block_from_tags, receipt_to_tags
 from protocols.documents.model import (
@@ -711,11 +712,12 @@ class _Connection:
         self.link: LinkV1Device | LinkV2Device | None = None
         self._write_lock = trio.Lock()
         self.closed = False
+        self.pacer = Pacer()
 
     async def write(self, data: bytes) -> None:
         if not data or self.closed:
             return
-        await trio.sleep(self.register.timing.wire(len(data)))
+        await self.pacer.sleep(self.register.timing.wire(len(data)))
         async with self._write_lock:
             with trio.CancelScope(shield=True):
                 try:
@@ -773,10 +775,11 @@ class _Connection:
             # Listen in this task, not a second one: a nursery and a task a command cost more
             # than the rest of the exchange. A connection closed early does not end the command.
             done = trio.current_time() + delay
-            with trio.move_on_at(done):
+            with trio.move_on_at(self.pacer.aim(done)):
                 await self.listen_while_busy()
-            if trio.current_time() < done:
-                await trio.sleep_until(done)
+            if trio.current_time() < self.pacer.aim(done):
+                await trio.sleep_until(self.pacer.aim(done))
+            self.pacer.woke(done)
         assert self.link is not None
         if not self.closed:
             await self.write(self.link.send(AnswerFrame(payload=answer)))
