@@ -174,6 +174,32 @@ def bar_figure(
     return figure
 
 
+def codec_rows(
+    rows: dict[str, dict[str, Any]], what: str, title: str, unit: str
+) -> tuple[str, Figure]:
+    """The table and the bars of a codec's rows: ``{name: {bytes, encode_per_s, decode_per_s}}``.
+
+    ``what`` heads the name column (frame, value).
+    """
+    columns = [
+        Column(what, what),
+        Column("bytes", "bytes"),
+        Column("encode/s", "encode_per_s", ",.0f"),
+        Column("decode/s", "decode_per_s", ",.0f"),
+    ]
+    table = format_table([{what: name, **row} for name, row in rows.items()], columns)
+    figure = bar_figure(
+        title,
+        rows,
+        {
+            "encode": [row["encode_per_s"] for row in rows.values()],
+            "decode": [row["decode_per_s"] for row in rows.values()],
+        },
+        unit,
+    )
+    return table, figure
+
+
 def report(
     args: argparse.Namespace,
     name: str,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from benchmarks.common import Column, bar_figure, bench_arguments, format_table, rate, report
+from benchmarks.common import bench_arguments, codec_rows, rate, report
 from protocols.fn import (
     NEED_DATA,
     Answer,
@@ -84,22 +84,9 @@ def main(argv: list[str] | None = None) -> int:
 
     receipt = FinishReceipt(AT, OperationType.SELL, 899_545)
     exchange_rate = rate(_exchange(receipt, ReceiptDocument(12, 1024, 1713993311)), seconds)
-    columns = [
-        Column("frame", "frame"),
-        Column("bytes", "bytes"),
-        Column("encode/s", "encode_per_s", ",.0f"),
-        Column("decode/s", "decode_per_s", ",.0f"),
-    ]
-    table = format_table([{"frame": name, **row} for name, row in results.items()], columns)
     exchange = f"16h exchange through a host and a device: {exchange_rate:,.0f}/s"
-    figure = bar_figure(
-        f"ФН frames, Kassa's codec\n{exchange}",
-        results,
-        {
-            "encode": [row["encode_per_s"] for row in results.values()],
-            "decode": [row["decode_per_s"] for row in results.values()],
-        },
-        "frames/s",
+    table, figure = codec_rows(
+        results, "frame", f"ФН frames, Kassa's codec\n{exchange}", "frames/s"
     )
     result = {"frames": results, "exchange_per_s": round(exchange_rate)}
     report(args, "fn", result, table + "\n" + exchange, figure)

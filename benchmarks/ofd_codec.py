@@ -11,7 +11,7 @@ import struct
 from collections.abc import Callable
 from datetime import datetime
 
-from benchmarks.common import Column, bar_figure, bench_arguments, format_table, rate, report
+from benchmarks.common import bench_arguments, codec_rows, rate, report
 from protocols.ofd import (
     MAX_CONTAINER,
     OFD_TO_KKT,
@@ -112,22 +112,9 @@ def main(argv: list[str] | None = None) -> int:
 
     message = Message.wrap(_receipt(1024), client_id=FN_NUMBER)
     framing_rate = rate(_framing(message), seconds)
-    columns = [
-        Column("value", "value"),
-        Column("bytes", "bytes"),
-        Column("encode/s", "encode_per_s", ",.0f"),
-        Column("decode/s", "decode_per_s", ",.0f"),
-    ]
-    table = format_table([{"value": name, **row} for name, row in rows.items()], columns)
     framing = f"1 KiB messages framed by a server connection: {framing_rate:,.0f}/s"
-    figure = bar_figure(
-        f"OFD protocol values, Kassa's codec\n{framing}",
-        rows,
-        {
-            "encode": [row["encode_per_s"] for row in rows.values()],
-            "decode": [row["decode_per_s"] for row in rows.values()],
-        },
-        "values/s (log scale)",
+    table, figure = codec_rows(
+        rows, "value", f"OFD protocol values, Kassa's codec\n{framing}", "values/s (log scale)"
     )
     figure.axes[0].set_xscale("log")
     result = {"values": rows, "messages_per_s": round(framing_rate)}
