@@ -8,9 +8,10 @@ client (CURVE, ``submit_batch`` and ``submit``, job events from the tenant's PUB
 For each N it runs three phases:
 
 1. warm-up: one receipt a register, so that every shift is open;
-2. throughput: N × ``--per-register`` receipts submitted at once; receipts/s is the slope of
-   completions between the 10th and the 90th percentile (the tails are ramp-up and drain),
-   and the engine's CPU µs a receipt is its process CPU time over the phase ÷ receipts;
+2. throughput: N × ``--per-register`` receipts (at least 200) submitted at once; receipts/s
+   is the slope of completions between the 10th and the 90th percentile (the tails are ramp-up
+   and drain), and the engine's CPU µs a receipt is its process CPU time over the phase ÷
+   receipts;
 3. latency: single submits at half the achieved rate, each timed from ``submit`` to its
    ``fiscalized`` event: p50 and p99.
 
@@ -58,6 +59,8 @@ from protocols.shtrih import commands as c
 MODEL = "shtrih-m-online"
 SIZES = (10, 100, 500, 1000)
 BATCH = 200  # jobs per submit_batch request
+#: The throughput phase has at least this many receipts: a small fleet's slope needs them.
+MIN_RECEIPTS = 200
 #: FF3Bh hands the emulator's archive over in chunks of this many bytes.
 TLV_CHUNK = 200
 
@@ -173,6 +176,7 @@ async def _drive(
     fleet_pid: int,
     registers: int,
     per_register: int,
+    least: int,
     cap: float,
     progress: bool,
 ) -> dict[str, Any]:
@@ -192,7 +196,7 @@ async def _drive(
                 warm = await _submit(client, "warm", [receipt] * registers)
                 await _until_final(events, warm, cap, bar)
 
-                count = max(registers * per_register, 50)
+                count = max(registers * per_register, least)
                 bar.set_description(f"{registers} registers: throughput")
                 bar.reset(total=count)
                 cpu_before, wall_before = cpu_seconds(service.pid), time.perf_counter()
@@ -270,6 +274,7 @@ def _quantile(values: list[float], q: float) -> float:
 def measure(
     registers: int,
     per_register: int,
+    least: int,
     cap: float,
     progress: bool,
     profile: Path | None = None,
@@ -281,7 +286,9 @@ def measure(
     with emulator_fleet(registers, model=MODEL, profile=profile_fleet) as fleet:
         addresses = [f"tcp://127.0.0.1:{port}" for port in fleet.ports]
         with kassa_service(addresses, profile=profile) as service:
-            row = trio.run(_drive, service, fleet.pid, registers, per_register, cap, progress)
+            row = trio.run(
+                _drive, service, fleet.pid, registers, per_register, least, cap, progress
+            )
             row["engine_rss_mb"] = round(peak_rss_bytes(service.pid) / 2**20, 1)
     limit = registers / receipt_seconds(model, receipt)
     kassa_limit = registers / kassa_receipt_seconds(model, receipt)
@@ -361,9 +368,9 @@ def main(argv: list[str] | None = None) -> int:
         help="the same for the emulated fleet's process",
     )
     args = parser.parse_args(argv)
-    sizes, per_register, cap = args.registers, args.per_register, args.cap
+    sizes, per_register, least, cap = args.registers, args.per_register, MIN_RECEIPTS, args.cap
     if args.quick:
-        sizes, per_register, cap = [2], 3, 30.0
+        sizes, per_register, least, cap = [2], 3, 0, 30.0
     progress = show_progress(args)
     model = model_named(MODEL)
     receipt = samples.card_sale()
@@ -375,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     profiles = (args.profile_engine, args.profile_emulator)
     if profiles != (None, None) and len(sizes) != 1:
         parser.error("--profile-engine and --profile-emulator profile one size: one --registers")
-    rows = [measure(size, per_register, cap, progress, *profiles) for size in sizes]
+    rows = [measure(size, per_register, least, cap, progress, *profiles) for size in sizes]
     result = {
         "model": MODEL,
         "receipt_ms": round(receipt_seconds(model, receipt) * 1000, 1),
