@@ -9,9 +9,8 @@ For each N it runs three phases:
 
 1. warm-up: one receipt a register, so that every shift is open;
 2. throughput: N × ``--per-register`` receipts (at least 200) submitted at once; receipts/s
-   is the slope of completions between the 10th and the 90th percentile (the tails are ramp-up
-   and drain), and the engine's CPU µs a receipt is its process CPU time over the phase ÷
-   receipts;
+   is the sum of each register's pace (:func:`fleet_rate`), and the engine's CPU µs a receipt
+   is its process CPU time over the phase ÷ receipts;
 3. latency: single submits at half the achieved rate, each timed from ``submit`` to its
    ``fiscalized`` event: p50 and p99.
 
@@ -112,8 +111,9 @@ class _Events(threading.Thread):
     def __init__(self, endpoint: str, keys: ClientKeys, context: zmq.Context[Any]) -> None:
         super().__init__(daemon=True)
         self.final: dict[str, float] = {}
+        self.register: dict[str, str] = {}  # job id → the register that fiscalized it
         self.failed = 0
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
         self._halt = threading.Event()
         self._socket = context.socket(zmq.SUB)
         self._socket.setsockopt(zmq.LINGER, 0)
@@ -134,8 +134,9 @@ class _Events(threading.Thread):
                 event = msgpack.unpackb(frames[-1], raw=False)
                 job = event.get("job", {}) if isinstance(event, dict) else {}
                 if job.get("state") in FINAL_STATES:
-                    with self._lock:
+                    with self.lock:
                         self.final.setdefault(job["id"], now)
+                        self.register[job["id"]] = str(job.get("register"))
                         self.failed += job["state"] == "failed"
         finally:
             self._socket.close(0)
@@ -145,8 +146,27 @@ class _Events(threading.Thread):
         self.join()
 
     def done(self, ids: Sequence[str]) -> list[float]:
-        with self._lock:
+        with self.lock:
             return [self.final[i] for i in ids if i in self.final]
+
+
+def fleet_rate(events: _Events, ids: Sequence[str]) -> float:
+    """Receipts/s of the fleet: the sum of each register's pace while it had work.
+
+    A register's pace is its completions after its first, over the time from its first to its
+    last. The whole phase's count over its length would also count the ramp-up and the drain,
+    and the rounds in which a small fleet's registers finish together skew any percentile.
+    """
+    with events.lock:
+        times: dict[str, list[float]] = {}
+        for job_id in ids:
+            if job_id in events.final:
+                times.setdefault(events.register[job_id], []).append(events.final[job_id])
+    rate = 0.0
+    for done in times.values():
+        if len(done) >= 2 and max(done) > min(done):
+            rate += (len(done) - 1) / (max(done) - min(done))
+    return rate
 
 
 async def _until_final(events: _Events, ids: Sequence[str], cap: float, bar: tqdm[Any]) -> None:
@@ -208,9 +228,7 @@ async def _drive(
                 fleet_cpu = cpu_seconds(fleet_pid) - fleet_before
                 client_cpu = time.process_time() - client_before
                 wall = time.perf_counter() - wall_before
-                low, high = int(len(finished) * 0.1), max(int(len(finished) * 0.9) - 1, 0)
-                span = finished[high] - finished[low] if finished else 0.0
-                achieved = (high - low) / span if span > 0 else 0.0
+                achieved = fleet_rate(events, ids)
 
                 offered = max(achieved / 2, 1.0)
                 singles = max(int(offered * (cap / 6)), 20)
