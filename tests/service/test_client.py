@@ -40,30 +40,12 @@ from engine.client import (
 from engine.samples import card_sale
 from protocols.documents.json_format import receipt_from_json, receipt_to_json
 from protocols.ingress import dump_json
+from tests.engine.test_cli_receipt import RECEIPT
 
 KASSA = str(Path(sys.executable).with_name("kassa"))
 Answer = dict[str, Any]
 Handler = Callable[[dict[str, Any]], list[tuple[float, Answer]]]
 
-KASSA_RECEIPT: dict[str, Any] = {
-    "kind": "receipt",
-    "operation": 1,
-    "items": [
-        {
-            "name": "Кофе",
-            "price": 25000,
-            "quantity": "2",
-            "sum": 50000,
-            "vat": 11,
-            "vat_sum": 9016,
-            "payment_method": 4,
-            "payment_subject": 1,
-        }
-    ],
-    "payments": {"electronic": 50000},
-    "company": {"inn": "7707083893", "tax_system": 1, "place": "shop.example"},
-    "total": 50000,
-}
 ATOL_TEXT = """{
   "external_id": "atol-17",
   "timestamp": "01.03.2026 12:00:00",
@@ -351,7 +333,7 @@ def test_errors_come_back_with_code_path_problems(service: StandIn) -> None:
         assert (caught.value.code, caught.value.path) == ("not_found", "job_id")
         assert caught.value.message == "no such job"
         with pytest.raises(KassaError) as caught:
-            client.submit("invalid", KASSA_RECEIPT)
+            client.submit("invalid", RECEIPT)
         error = caught.value
         assert error.code == "validation"
         assert [p["path"] for p in error.problems] == [
@@ -371,7 +353,7 @@ def test_submit_retries_on_busy_with_the_same_external_id(service: StandIn) -> N
     service.busy_first = 2
     with KassaClient(service.endpoint, service.keys(), timeout=5) as client:
         started = time.monotonic()
-        submitted = client.submit("order-busy", KASSA_RECEIPT)
+        submitted = client.submit("order-busy", RECEIPT)
         assert time.monotonic() - started >= 0.1  # slept retry_after (0.05 s) twice
     assert submitted.job.external_id == "order-busy"
     submits = [r for r in service.requests if r["op"] == "submit"]
@@ -383,7 +365,7 @@ def test_busy_for_good_gives_up_after_the_attempts(service: StandIn) -> None:
     service.busy_first = 100
     client = KassaClient(service.endpoint, service.keys(), timeout=5, attempts=3)
     with client, pytest.raises(KassaError) as caught:
-        client.submit("order-x", KASSA_RECEIPT)
+        client.submit("order-x", RECEIPT)
     assert (caught.value.code, caught.value.retry_after) == ("busy", 0.05)
     assert service.attempts["order-x"] == 3
 
@@ -391,7 +373,7 @@ def test_busy_for_good_gives_up_after_the_attempts(service: StandIn) -> None:
 def test_submit_retries_on_timeout_on_a_fresh_socket(service: StandIn) -> None:
     service.silent_first = 1
     with KassaClient(service.endpoint, service.keys(), timeout=0.5) as client:
-        submitted = client.submit("order-lost", KASSA_RECEIPT)
+        submitted = client.submit("order-lost", RECEIPT)
         assert client.reopened == 1
         assert client.ping().tenant == "shop"
     assert submitted.job.external_id == "order-lost"
@@ -412,9 +394,7 @@ def test_a_late_answer_is_never_taken_for_the_next_one(service: StandIn) -> None
 
 def test_submit_batch_keeps_order_and_retries_only_busy_entries(service: StandIn) -> None:
     service.busy_first = 1
-    jobs = [BatchEntry(f"b-{i}", KASSA_RECEIPT) for i in range(3)] + [
-        BatchEntry("invalid", KASSA_RECEIPT)
-    ]
+    jobs = [BatchEntry(f"b-{i}", RECEIPT) for i in range(3)] + [BatchEntry("invalid", RECEIPT)]
     with KassaClient(service.endpoint, service.keys(), timeout=5) as client:
         results = client.submit_batch(jobs)
     assert [getattr(r, "job", None) and r.job.external_id for r in results[:3]] == [  # type: ignore[union-attr]
@@ -453,7 +433,7 @@ def test_atol_roubles_travel_exactly(service: StandIn) -> None:
         "n": 5,
     }
     with pytest.raises(ValueError, match="operation"):
-        receipt_argument(KASSA_RECEIPT, "kassa", "sell")
+        receipt_argument(RECEIPT, "kassa", "sell")
 
 
 def test_a_wrong_server_key_fails_cleanly_after_the_timeout(service: StandIn) -> None:
@@ -461,7 +441,7 @@ def test_a_wrong_server_key_fails_cleanly_after_the_timeout(service: StandIn) ->
     with KassaClient(service.endpoint, service.keys(wrong), timeout=0.5) as client:
         started = time.monotonic()
         with pytest.raises(KassaError) as caught:
-            client.submit("order-1", KASSA_RECEIPT)
+            client.submit("order-1", RECEIPT)
         assert time.monotonic() - started < 1.5, "nothing was delivered: no retry"
     assert caught.value.code == "unreachable"
     assert "handshake failed" in caught.value.message and "server key" in caught.value.message
@@ -569,7 +549,7 @@ async def test_trio_client_errors_retries_and_streams(service: StandIn) -> None:
         assert (caught.value.code, caught.value.path) == ("not_found", "job_id")
         chunks = [chunk async for chunk in client.export("jsonl")]
         assert chunks == ["a,b\r\n", "1,2\r\n", "3,4\r\n", "5,6\r\n"]
-        results = await client.submit_batch([BatchEntry("t-2", KASSA_RECEIPT)])
+        results = await client.submit_batch([BatchEntry("t-2", RECEIPT)])
         assert not isinstance(results[0], KassaError) and results[0].job.id == "job-t-2"
 
 
@@ -658,7 +638,7 @@ def test_submit_prints_a_line_per_file(
     service: StandIn, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
     kassa_file = tmp_path / "order-5.json"
-    kassa_file.write_text(json.dumps(KASSA_RECEIPT, ensure_ascii=False), encoding="utf-8")
+    kassa_file.write_text(json.dumps(RECEIPT, ensure_ascii=False), encoding="utf-8")
     atol_file = tmp_path / "atol.json"
     atol_file.write_text(ATOL_TEXT, encoding="utf-8")
     done = kassa("submit", str(kassa_file), str(atol_file), env=cli_env)
@@ -679,11 +659,11 @@ def test_submit_wait_prints_the_fiscal_data(
     service: StandIn, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
     good = tmp_path / "order-9.json"
-    good.write_text(json.dumps(KASSA_RECEIPT), encoding="utf-8")
+    good.write_text(json.dumps(RECEIPT), encoding="utf-8")
     doomed = tmp_path / "doomed.json"
-    doomed.write_text(json.dumps(KASSA_RECEIPT), encoding="utf-8")
+    doomed.write_text(json.dumps(RECEIPT), encoding="utf-8")
     invalid = tmp_path / "invalid.json"
-    invalid.write_text(json.dumps(KASSA_RECEIPT), encoding="utf-8")
+    invalid.write_text(json.dumps(RECEIPT), encoding="utf-8")
     done = kassa("submit", "--wait", str(good), str(doomed), str(invalid), env=cli_env)
     no_traceback(done)
     assert done.returncode == 1
@@ -709,7 +689,7 @@ def test_submit_of_bad_input_exits_2_and_sends_nothing(
     service: StandIn, cli_env: dict[str, str], tmp_path: Path, content: str | None, needle: str
 ) -> None:
     good = tmp_path / "good.json"
-    good.write_text(json.dumps(KASSA_RECEIPT), encoding="utf-8")
+    good.write_text(json.dumps(RECEIPT), encoding="utf-8")
     bad = tmp_path / "bad.json"
     if content is not None:
         bad.write_text(content, encoding="utf-8")
@@ -781,7 +761,7 @@ def test_service_errors_and_bad_input_are_one_line(
 
 def test_an_unreachable_service_is_one_clear_line(cli_env: dict[str, str], tmp_path: Path) -> None:
     receipt = tmp_path / "r.json"
-    receipt.write_text(json.dumps(KASSA_RECEIPT), encoding="utf-8")
+    receipt.write_text(json.dumps(RECEIPT), encoding="utf-8")
     env = {**cli_env, "KASSA_SERVER": "tcp://127.0.0.1:1"}
     done = kassa("submit", "--timeout", "0.5", str(receipt), env=env)
     no_traceback(done)
