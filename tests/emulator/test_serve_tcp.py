@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.processes import free_ports
 from protocols.atol import (
     NEED_DATA,
     DeviceStatus,
@@ -28,29 +29,6 @@ ROOT = Path(__file__).resolve().parents[2]
 ENQ, STX, ACK, NAK = 0x05, 0x02, 0x06, 0x15
 #: 10h short status with the administrator password 30 (registers.md §1.10 R1).
 SHORT_STATUS = bytes.fromhex("02 05 10 1E 00 00 00 0B")
-
-
-def free_ports(count: int) -> int:
-    """A first port P with P…P+count-1 free right now."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            first = probe.getsockname()[1]
-        if first + count > 65535:
-            continue
-        sockets = []
-        try:
-            for port in range(first, first + count):
-                s = socket.socket()
-                sockets.append(s)
-                s.bind(("127.0.0.1", port))
-            return first
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise RuntimeError("no free ports")
 
 
 def lrc(data: bytes) -> int:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 import trio
 
+from benchmarks.processes import free_ports
 from emulator.serve import make_register, serve_register
 from engine import samples
 from engine.config import EngineConfig, RegisterConfig, TenantConfig
@@ -19,24 +19,6 @@ from engine.journal import JobState
 from protocols.documents.ffd import decode_receipt
 from protocols.fiscal_sign import EmulatorSignVerifier
 from tests.engine.test_cli_tlv import KASSA
-
-
-def free_ports(n: int) -> int:
-    """The first of ``n`` consecutive ports that are free on 127.0.0.1 now."""
-    for base in range(23000, 60000, 97):
-        sockets = []
-        try:
-            for port in range(base, base + n):
-                s = socket.socket()
-                sockets.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise RuntimeError("no free ports")
 
 
 @pytest.mark.parametrize("protocol", ["shtrih", "atol"])
