@@ -468,6 +468,10 @@ class LinkV1Device(_V1Link):
     def timer(self) -> Timer:
         return Timer.BYTE if self._buf else Timer.NONE
 
+    def answer_size(self, payload: bytes) -> int:
+        """Bytes the answer ``payload`` takes on the line: what its wire time is modelled on."""
+        return len(payload) + 3  # STX, LEN and LRC around it, with no stuffing on v1
+
     def send(self, event: Event) -> bytes:
         """Answer the command being executed (:class:`AnswerFrame`); returns the frame."""
         if not isinstance(event, AnswerFrame) or event.number is not None:

@@ -501,6 +501,10 @@ class LinkV2Device(_V2Link):
         """The number of the last answer sent (0 after power-on)."""
         return self._last
 
+    def answer_size(self, payload: bytes) -> int:
+        """Bytes the answer ``payload`` takes on the line, stuffing included."""
+        return len(encode_packet(self._current, payload))
+
     def send(self, event: Event) -> bytes:
         """Answer the command being executed (:class:`AnswerFrame`); returns the packet."""
         if not isinstance(event, AnswerFrame) or event.number is not None:

@@ -12,6 +12,8 @@ import trio
 import trio.testing
 
 from emulator.serve import open_memory_fleet
+from emulator.shtrih import ShtrihRegister
+from emulator.timing import RegisterTiming
 from protocols.fiscal_sign import EmulatorSignVerifier, printed_fiscal_sign
 from protocols.shtrih import (
     NEED_DATA,
@@ -364,3 +366,31 @@ async def test_a_fleet_injects_its_fault_plan_and_logs_it(
         (event,) = fleet.faults
         assert (event.register, event.kind) == (1, "shift-expired")
         assert event.at - began == 3600  # at its scheduled simulated time
+
+
+@pytest.mark.parametrize("version", [1, 2])
+async def test_an_answer_leaves_after_its_command_and_its_own_time_on_the_line(
+    version: int, autojump_clock: trio.testing.MockClock
+) -> None:
+    """On a serial line an answer takes the command's time, then 10 bits a byte at the baud."""
+    async with open_memory_fleet(1, line="serial") as fleet:
+        register = fleet.registers[0]
+        assert isinstance(register, ShtrihRegister)
+        # The same seed and index draw the same jitter: the twin times each command as it does.
+        twin = RegisterTiming(register.model, seed=0, index=0, line="serial")
+        trace: Trace = []
+        host = Host(await fleet.connect(0), version, trace)
+        await host.status()
+        begin = len(trace)
+        opened = await host.call(c.OpenShift(password=PW))
+        assert error_of(opened) == 0
+        stx = 0x02 if version == 1 else 0x8F
+        sent, received = (
+            [(t, d) for t, way, d in trace[begin:] if way == arrow and d[0] == stx]
+            for arrow in (">", "<")
+        )
+        (command_sent, _), (answer_time, answer) = sent[0], received[0]
+        twin.command(0x10)  # the status before
+        ack = twin.wire(1) if version == 1 else 0.0  # v1 acknowledges the frame first
+        modelled = ack + twin.command(0xE0) + twin.wire(len(answer))
+        assert answer_time - command_sent == pytest.approx(modelled, abs=1e-9)

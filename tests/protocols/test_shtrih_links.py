@@ -394,6 +394,24 @@ def test_v2_device_executes_a_number_once_and_repeats_its_answer() -> None:
     assert drain(device) == [CommandFrame(payload=STATUS, number=41)]
 
 
+@given(number=st.integers(1, 0xFFFF), payload=st.binary(min_size=1, max_size=250))
+def test_devices_know_the_size_of_an_answer_before_sending_it(number: int, payload: bytes) -> None:
+    """The emulator waits for an answer's time on the line before it sends it."""
+    v2_device = LinkV2Device()
+    v2_device.receive_data(encode_packet(number, STATUS))
+    assert drain(v2_device) == [CommandFrame(payload=STATUS, number=number)]
+    size = v2_device.answer_size(payload)
+    assert size == len(v2_device.send(AnswerFrame(payload=payload)))
+    v1_device = LinkV1Device()
+    v1_device.receive_data(b"\x05")
+    drain(v1_device)
+    v1_device.data_to_send()
+    v1_device.receive_data(encode_frame(STATUS))
+    assert drain(v1_device) == [CommandFrame(payload=STATUS)]
+    v1_device.data_to_send()  # the ACK of the command
+    assert v1_device.answer_size(payload) == len(v1_device.send(AnswerFrame(payload=payload)))
+
+
 # --- timers, partial frames, misuse ------------------------------------------------------
 
 
