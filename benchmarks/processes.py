@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import queue
 import random
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -26,6 +28,8 @@ from engine.service_config import write_certificate
 
 KASSA = str(Path(sys.executable).with_name("kassa"))
 _TICKS = os.sysconf("SC_CLK_TCK")
+#: How long a process may take to say it is ready: a silent one fails the run, not hangs it.
+STARTUP_SECONDS = 120.0
 
 
 def cpu_times(pid: int) -> tuple[float, float]:
@@ -73,6 +77,32 @@ def free_ports(count: int) -> int:
             return first
 
 
+class _Output:
+    """A child's standard output, read by a thread: waits for its lines end at a deadline.
+
+    Reading on is also what keeps a talkative child from blocking on a full pipe.
+    """
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        self._lines: queue.Queue[str] = queue.Queue()
+        stream = process.stdout
+
+        def read() -> None:
+            for line in stream:
+                self._lines.put(line)
+            self._lines.put("")  # the end of the output
+
+        threading.Thread(target=read, name="kassa-output", daemon=True).start()
+
+    def line(self, deadline: float) -> str | None:
+        """The next line; "" once the output has ended, None when the deadline passed."""
+        try:
+            return self._lines.get(timeout=max(deadline - time.monotonic(), 0.0))
+        except queue.Empty:
+            return None
+
+
 def _stop(process: subprocess.Popen[str]) -> None:
     if process.poll() is None:
         process.terminate()
@@ -111,10 +141,14 @@ def emulator_fleet(
         command += ["--registers", str(registers), "--port", str(port), "--seed", str(seed)]
         process = subprocess.Popen(_kassa(command, profile), stdout=subprocess.PIPE, text=True)
         try:
-            assert process.stdout is not None
-            lines = [process.stdout.readline() for _ in range(registers)]
-            if not all(lines):
-                continue
+            output, deadline = _Output(process), time.monotonic() + STARTUP_SECONDS
+            lines: list[str] = []
+            while len(lines) < registers and (line := output.line(deadline)):
+                lines.append(line)
+            if len(lines) < registers and line is None:
+                raise RuntimeError(f"the emulated fleet said nothing for {STARTUP_SECONDS:g} s")
+            if len(lines) < registers:
+                continue  # it ended: a port was taken
             yield FleetProcess(process.pid, tuple(int(line.split()[0]) for line in lines))
             return
         finally:
@@ -204,14 +238,12 @@ def kassa_service(
             command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
         )
         try:
-            assert process.stdout is not None
-            deadline = time.monotonic() + 120
-            while True:
-                line = process.stdout.readline()
-                if not line or time.monotonic() > deadline:
-                    raise RuntimeError(f"kassa serve did not start: {process.poll()}")
-                if line.startswith("kassa: serving on"):
-                    break
+            output, deadline = _Output(process), time.monotonic() + STARTUP_SECONDS
+            while not (line := output.line(deadline)) or not line.startswith("kassa: serving"):
+                if line is None:
+                    raise RuntimeError(f"kassa serve said nothing for {STARTUP_SECONDS:g} s")
+                if not line:
+                    raise RuntimeError(f"kassa serve ended before serving: {process.wait()}")
             keys = ClientKeys(server_public, client_public, client_secret)
             yield ServiceProcess(
                 process.pid, f"tcp://127.0.0.1:{port}", keys, tenant, folder / "journal.db"
