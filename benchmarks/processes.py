@@ -234,16 +234,22 @@ def kassa_service(
         config.write_text(_service_toml(folder, port, tenant, client_public, addresses))
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         command = _kassa(["serve", "--config", str(config)], profile)
-        process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
-        )
+        log = folder / "serve.log"
+        with log.open("w") as errors:
+            process = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=errors, text=True, env=env
+            )
         try:
             output, deadline = _Output(process), time.monotonic() + STARTUP_SECONDS
             while not (line := output.line(deadline)) or not line.startswith("kassa: serving"):
                 if line is None:
                     raise RuntimeError(f"kassa serve said nothing for {STARTUP_SECONDS:g} s")
                 if not line:
-                    raise RuntimeError(f"kassa serve ended before serving: {process.wait()}")
+                    said = log.read_text().strip().splitlines() or ["(nothing on stderr)"]
+                    raise RuntimeError(
+                        f"kassa serve ended before serving (exit status {process.wait()}): "
+                        f"{said[-1]}"
+                    )
             keys = ClientKeys(server_public, client_public, client_secret)
             yield ServiceProcess(
                 process.pid, f"tcp://127.0.0.1:{port}", keys, tenant, folder / "journal.db"

@@ -12,7 +12,11 @@ from benchmarks import processes
 #: A child that starts, prints nothing and waits: a service stuck before it listens.
 SILENT = [sys.executable, "-c", "import time; time.sleep(60)"]
 #: A child that fails at once, as a service with a bad configuration does.
-FAILING = [sys.executable, "-c", "import sys; print('kassa: no'); sys.exit(2)"]
+FAILING = [
+    sys.executable,
+    "-c",
+    "import sys; print('kassa: no'); sys.exit('kassa: kassa.toml: [service] listen is missing')",
+]
 
 
 def _as_kassa(command: list[str]) -> object:
@@ -21,7 +25,10 @@ def _as_kassa(command: list[str]) -> object:
 
 @pytest.mark.parametrize(
     ("command", "message"),
-    [(SILENT, r"said nothing for 0\.5 s"), (FAILING, "ended before serving: 2")],
+    [
+        (SILENT, r"said nothing for 0\.5 s"),
+        (FAILING, r"ended before serving \(exit status 1\): kassa: kassa.toml: \[service\]"),
+    ],
 )
 def test_a_service_that_does_not_serve_fails_the_run(
     monkeypatch: pytest.MonkeyPatch, command: list[str], message: str
