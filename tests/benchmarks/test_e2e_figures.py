@@ -1,12 +1,25 @@
-"""The e2e benchmark's throughput: each register's pace, summed (worked by hand)."""
+"""The e2e benchmark's figures: each register's pace, summed (worked by hand), and what Kassa
+sends for one receipt."""
 
 from __future__ import annotations
 
 import pytest
 import zmq
 
-from benchmarks.e2e import _Events, fleet_rate
+from benchmarks.e2e import (
+    MODEL,
+    _Events,
+    command_seconds,
+    fleet_rate,
+    kassa_exchanges,
+    kassa_receipt_seconds,
+    protocol_floor_us,
+    receipt_seconds,
+)
+from emulator.timing import model_named
+from engine import samples
 from engine.client import ClientKeys
+from protocols.shtrih import commands as c
 
 
 def test_the_fleet_rate_is_the_sum_of_each_register_s_pace_while_it_had_work() -> None:
@@ -26,3 +39,31 @@ def test_the_fleet_rate_is_the_sum_of_each_register_s_pace_while_it_had_work() -
         events.stop()
     finally:
         context.term()
+
+
+def test_kassa_s_sequence_is_the_receipt_then_the_read_back_of_its_whole_document() -> None:
+    receipt = samples.card_sale()
+    exchanges = kassa_exchanges(receipt)
+    kinds = [type(request) for request, _ in exchanges]
+    lines = [c.OperationV2, c.SendItemTlv] * len(receipt.items)
+    # 1008 and 1117 from the receipt, then the job marker 1192; the read-back after the close.
+    head = [*lines, c.SendTlv, c.SendTlv, c.SendTlv, c.CloseReceiptV2, c.DocumentTlvInfo]
+    reads = len(kinds) - len(head)
+    assert reads >= 1 and kinds == [*head, *[c.ReadTlv] * reads]
+    marker = exchanges[len(lines) + 2][0]
+    assert isinstance(marker, c.SendTlv) and marker.tlv[:2] == (1192).to_bytes(2, "little")
+    answers = [c.decode_answer(answer) for _, answer in exchanges]
+    assert not [a for a in answers if isinstance(a, c.ErrorAnswer)]
+    info = answers[len(lines) + 4]
+    assert isinstance(info, c.DocumentTlvInfoAnswer)
+    read = [a.tlv for a in answers[len(lines) + 5 :] if isinstance(a, c.ReadTlvAnswer)]
+    assert sum(map(len, read)) == info.length and len(read) == reads
+    model = model_named(MODEL)
+    requests = [request for request, _ in exchanges]
+    assert kassa_receipt_seconds(model, receipt) == command_seconds(model, requests)
+    assert kassa_receipt_seconds(model, receipt) > receipt_seconds(model, receipt)
+
+
+def test_the_protocol_floor_is_measured_cpu_time() -> None:
+    floor = protocol_floor_us(samples.card_sale(), rounds=20)
+    assert 10 < floor < 100_000  # µs: some work was timed, and it was not a hang
