@@ -88,8 +88,11 @@ def receipt_seconds(model: RegisterModel, receipt: Receipt) -> float:
 
 
 def kassa_exchanges(receipt: Receipt) -> list[tuple[c.Request, bytes]]:
-    """Kassa's whole sequence for ``receipt`` (marked as a job) and the answers an emulated
-    register gives: the receipt's commands, then the read-back of its signed document."""
+    """Kassa's whole sequence for ``receipt``, with the answers of an emulated register.
+
+    The receipt is marked as a job; the sequence is its commands, then the read-back of its
+    signed document until the announced length.
+    """
 
     async def exchange() -> list[tuple[c.Request, bytes]]:
         async with open_memory_fleet(1) as fleet:

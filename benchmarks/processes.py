@@ -78,9 +78,9 @@ def free_ports(count: int) -> int:
 
 
 class _Output:
-    """A child's standard output, read by a thread: waits for its lines end at a deadline.
+    """A child's standard output, read by a thread, so that a wait for a line has a deadline.
 
-    Reading on is also what keeps a talkative child from blocking on a full pipe.
+    Reading on after start-up also keeps a talkative child from blocking on a full pipe.
     """
 
     def __init__(self, process: subprocess.Popen[str]) -> None:
