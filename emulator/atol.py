@@ -751,9 +751,10 @@ class _Connection:
             if tid is None:
                 return False
             self.link.send(TaskStarted(tid=tid))
+            began = trio.current_time()  # the model's time includes the emulator's own work
             answer, delay = register.execute(register.requests.pop(tid))
             try:
-                await self.pacer.sleep(delay)
+                await self.pacer.sleep(delay - (trio.current_time() - began))
             finally:
                 # The work is done in the ФН: record it even if this run is cancelled.
                 frame = self.link.send(

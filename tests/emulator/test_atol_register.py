@@ -427,3 +427,36 @@ async def test_async_result_test_receipt_and_printing(
         assert 0.9 * (0.4 + 28 * 0.025) < elapsed < 1.1 * (0.4 + 28 * 0.025) + 0.01
         await host.exchange(AckTask(tid=0x30))
         assert fn.last_fd_number == 3
+
+
+async def _async_result_after(work: float) -> float:
+    """How long a signed receipt's result takes to come by itself when each command costs the
+    emulator ``work`` seconds of its own."""
+    clock = trio.lowlevel.current_clock()
+    assert isinstance(clock, trio.testing.MockClock)
+    async with open_fleet(model=ATOL_30F) as fleet:
+        register, execute = fleet.register, fleet.register.execute
+
+        def working(payload: bytes) -> tuple[bytes, float]:
+            clock.jump(work)
+            return execute(payload)
+
+        register.execute = working  # type: ignore[method-assign]
+        host = await fleet.connect()
+        await ok(host, EnterMode(mode=Mode.REGISTRATION, mode_password=1), OpenShift())
+        await ok(host, OpenReceipt(receipt_type=ReceiptType.SALE), item("Хлеб", 100))
+        flags = TaskFlags.NEED_RESULT | TaskFlags.WAIT_ASYNC_DATA
+        close = CloseReceipt(payment_type=PaymentType.CASH).encode()
+        started = trio.current_time()
+        await host.exchange(AddTask(tid=0x30, request=close, flags=flags))
+        await host.stream.receive_some()  # the 0xF0 packet with the result
+        return trio.current_time() - started
+
+
+def test_the_emulator_s_own_work_is_part_of_a_command_s_modelled_time() -> None:
+    def run(work: float) -> float:
+        clock = trio.testing.MockClock(autojump_threshold=0)
+        return trio.run(_async_result_after, work, clock=clock)
+
+    # Signing takes 0.4 s and printing more: 50 ms of the emulator's work fits inside it.
+    assert run(0.05) == run(0.0) > 0.4

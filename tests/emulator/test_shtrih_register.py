@@ -368,14 +368,26 @@ async def test_a_fleet_injects_its_fault_plan_and_logs_it(
         assert event.at - began == 3600  # at its scheduled simulated time
 
 
+@pytest.mark.parametrize("work", [0.0, 0.05])
 @pytest.mark.parametrize("version", [1, 2])
 async def test_an_answer_leaves_after_its_command_and_its_own_time_on_the_line(
-    version: int, autojump_clock: trio.testing.MockClock
+    version: int, work: float, autojump_clock: trio.testing.MockClock
 ) -> None:
-    """On a serial line an answer takes the command's time, then 10 bits a byte at the baud."""
+    """On a serial line an answer takes the command's time, then 10 bits a byte at the baud.
+
+    The emulator's own work on a command (``work`` seconds of it) is part of the command's
+    modelled time, not added to it.
+    """
     async with open_memory_fleet(1, line="serial") as fleet:
         register = fleet.registers[0]
         assert isinstance(register, ShtrihRegister)
+        execute = register.execute
+
+        def working(payload: bytes) -> tuple[bytes, float]:
+            autojump_clock.jump(work)
+            return execute(payload)
+
+        register.execute = working  # type: ignore[method-assign]
         # The same seed and index draw the same jitter: the twin times each command as it does.
         twin = RegisterTiming(register.model, seed=0, index=0, line="serial")
         trace: Trace = []
