@@ -29,6 +29,7 @@ from benchmarks.common import (
     report,
     show_progress,
 )
+from benchmarks.e2e import command_seconds
 from benchmarks.processes import cpu_seconds, emulator_fleet
 from emulator.timing import model_named
 from protocols.shtrih import NEED_DATA, AnswerFrame, CommandFrame, LinkV2Host, Timer
@@ -62,12 +63,8 @@ _CLOSE = c.CloseReceiptV2(
 
 
 def modelled_receipt_seconds() -> float:
-    """One receipt at the model's timing: two commands, each with the write of its answer.
-
-    The emulator models its own writes only: the host's go over the real 127.0.0.1.
-    """
-    model = model_named(MODEL)
-    return model.operation_time + model.fn_document_time + 2 * model.tcp_latency
+    """One receipt at the model's timing: two commands, each with the write of its answer."""
+    return command_seconds(model_named(MODEL), [_LINE, _CLOSE])
 
 
 class _Driver:
