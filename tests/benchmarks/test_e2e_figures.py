@@ -13,6 +13,7 @@ from benchmarks.e2e import (
     fleet_rate,
     kassa_exchanges,
     kassa_receipt_seconds,
+    median_run,
     protocol_floor_us,
     receipt_seconds,
 )
@@ -67,3 +68,18 @@ def test_kassa_s_sequence_is_the_receipt_then_the_read_back_of_its_whole_documen
 def test_the_protocol_floor_is_measured_cpu_time() -> None:
     floor = protocol_floor_us(samples.card_sale(), rounds=20)
     assert 10 < floor < 100_000  # µs: some work was timed, and it was not a hang
+
+
+def test_a_repeated_size_reports_its_median_run_and_the_spread_of_all() -> None:
+    runs = [
+        {"receipts_per_s": 300.0, "engine_cpu_us_per_receipt": 2900, "p": "a"},
+        {"receipts_per_s": 360.5, "engine_cpu_us_per_receipt": 2500, "p": "b"},
+        {"receipts_per_s": 270.0, "engine_cpu_us_per_receipt": 3100, "p": "c"},
+    ]
+    chosen = median_run(runs)
+    assert chosen["p"] == "a" and chosen["runs"] == 3
+    assert chosen["receipts_per_s_runs"] == [300.0, 360.5, 270.0]
+    assert chosen["engine_cpu_us_runs"] == [2900, 2500, 3100]
+    assert chosen["spread"] == "270–360.5 /s, 2500–3100 µs"
+    assert median_run(runs[:2])["p"] == "a"  # the lower of the middle two
+    assert median_run(runs[:1]) == runs[0]  # one run: no spread to report
