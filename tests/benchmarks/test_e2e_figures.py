@@ -16,6 +16,7 @@ from benchmarks.e2e import (
     median_run,
     protocol_floor_us,
     receipt_seconds,
+    saturation_notes,
 )
 from emulator.timing import model_named
 from engine import samples
@@ -83,3 +84,12 @@ def test_a_repeated_size_reports_its_median_run_and_the_spread_of_all() -> None:
     assert chosen["spread"] == "270–360.5 /s, 2500–3100 µs"
     assert median_run(runs[:2])["p"] == "a"  # the lower of the middle two
     assert median_run(runs[:1]) == runs[0]  # one run: no spread to report
+
+
+def test_a_size_whose_fleet_process_ran_out_of_core_is_named() -> None:
+    rows = [
+        {"registers": 100, "emulator_core_share": 0.42, "fleet_saturated": False},
+        {"registers": 500, "emulator_core_share": 0.89, "fleet_saturated": True},
+    ]
+    (note,) = saturation_notes(rows)
+    assert note.startswith("N = 500: the fleet's process used 0.89 of a core")
