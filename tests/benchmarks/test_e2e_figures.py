@@ -9,19 +9,28 @@ import zmq
 from benchmarks.e2e import (
     MODEL,
     _Events,
+    budget_notes,
     command_seconds,
+    cpu_budget_us,
     fleet_rate,
-    kassa_exchanges,
     kassa_receipt_seconds,
     median_run,
-    protocol_floor_us,
     receipt_seconds,
     saturation_notes,
+)
+from benchmarks.floors import (
+    emulator_floor_us,
+    kassa_exchanges,
+    kassa_packets,
+    protocol_floor_us,
+    socket_floor_us,
 )
 from emulator.timing import model_named
 from engine import samples
 from engine.client import ClientKeys
+from protocols.shtrih import NEED_DATA, AnswerFrame, CommandFrame
 from protocols.shtrih import commands as c
+from protocols.shtrih.link_v2 import LinkV2Device
 
 
 def test_the_fleet_rate_is_the_sum_of_each_register_s_pace_while_it_had_work() -> None:
@@ -69,6 +78,49 @@ def test_kassa_s_sequence_is_the_receipt_then_the_read_back_of_its_whole_documen
 def test_the_protocol_floor_is_measured_cpu_time() -> None:
     floor = protocol_floor_us(samples.card_sale(), rounds=20)
     assert 10 < floor < 100_000  # µs: some work was timed, and it was not a hang
+
+
+def test_the_emulator_floor_times_the_register_s_work_for_a_receipt() -> None:
+    floor = emulator_floor_us(samples.card_sale(), rounds=10)
+    assert 10 < floor < 1_000_000
+
+
+def test_kassa_s_packets_are_its_sequence_framed_for_link_v2() -> None:
+    receipt = samples.card_sale()
+    exchanges, packets = kassa_exchanges(receipt), kassa_packets(receipt)
+    assert len(packets) == len(exchanges)
+    device = LinkV2Device()
+    for (request, answer), (sent, answered) in zip(exchanges, packets, strict=True):
+        device.receive_data(sent)
+        command = device.next_event()
+        assert isinstance(command, CommandFrame) and command.payload == request.encode()
+        assert device.next_event() is NEED_DATA
+        assert answered == device.send(AnswerFrame(payload=answer))
+
+
+def test_the_socket_floor_crosses_a_real_connection_to_a_process_that_ends() -> None:
+    packets = kassa_packets(samples.card_sale())
+    host, register = socket_floor_us(packets, rounds=50)
+    # 12 round trips over loopback TCP cost each side some CPU, and far less than a second.
+    assert 0 < host < 1_000_000 and 0 < register < 1_000_000
+
+
+def test_the_cpu_budget_is_the_cores_over_the_target_rate() -> None:
+    # 0.95 of 1,000 receipts/s on 2 cores: 2 s of CPU a second over 950 receipts.
+    assert cpu_budget_us(1000.0, cores=2) == pytest.approx(2e6 / 950)
+    rows = [
+        {"registers": 10, "cpu_budget_us": 95_000},
+        {"registers": 500, "cpu_budget_us": 1_900},
+        {"registers": 1000, "cpu_budget_us": 950},
+    ]
+    floors = {"engine_protocol": 300, "engine_sockets": 300, "emulator_work": 500, "x": 100}
+    notes = budget_notes(rows, floors)
+    assert notes == [
+        "N = 500: at 0.95 of the limit, the cores allow 1900 µs a receipt for everything;"
+        " the floors alone take 1200 (63%)",
+        "N = 1000: at 0.95 of the limit, the cores allow 950 µs a receipt for everything;"
+        " the floors alone take 1200 (126%)",
+    ]
 
 
 def test_a_repeated_size_reports_its_median_run_and_the_spread_of_all() -> None:
