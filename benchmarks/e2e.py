@@ -409,7 +409,7 @@ def median_run(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return chosen
 
 
-def _figure(rows: list[dict[str, Any]]) -> Any:
+def _figure(rows: list[dict[str, Any]], floors: dict[str, int]) -> Any:
     figure = new_figure(9.0, 4.0)
     rate_axes, cpu_axes = figure.subplots(1, 2)
     sizes = [row["registers"] for row in rows]
@@ -419,6 +419,11 @@ def _figure(rows: list[dict[str, Any]]) -> Any:
         label="limit with Kassa's read-back",
     )  # fmt: skip
     rate_axes.plot(sizes, [r["receipts_per_s"] for r in rows], marker="o", label="achieved")
+    cores = os.cpu_count() or 1
+    rate_axes.axhline(
+        cores * 1e6 / sum(floors.values()), color="grey", linestyle=":",
+        label=f"{cores} cores spending only the floors",
+    )  # fmt: skip
     for row in rows:
         rate_axes.annotate(
             f"{row['ratio']:.2f}", (row["registers"], row["receipts_per_s"]), fontsize=8,
@@ -432,6 +437,13 @@ def _figure(rows: list[dict[str, Any]]) -> Any:
     rate_axes.legend(fontsize=8)
     cpu_axes.bar([str(s) for s in sizes], [r["engine_cpu_us_per_receipt"] for r in rows])
     cpu_axes.axhline(150, color="red", linestyle="--", label="target 150 µs")
+    engine_floor = floors["engine_protocol"] + floors["engine_sockets"]
+    cpu_axes.axhline(
+        engine_floor,
+        color="grey",
+        linestyle=":",
+        label=f"floor {engine_floor} µs: Shtrih work + sockets",
+    )
     cpu_axes.set_xlabel("registers")
     cpu_axes.set_ylabel("engine CPU µs per receipt")
     cpu_axes.legend(fontsize=8)
@@ -501,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     notes = [*saturation_notes(rows), *budget_notes(rows, floors)]
     table = "\n".join([format_table(rows, columns), *notes])
-    report(args, "e2e", result, table, _figure(rows))
+    report(args, "e2e", result, table, _figure(rows, floors))
     return 0
 
 
