@@ -328,7 +328,7 @@ def cpu_budget_us(limit: float, cores: int | None = None) -> float:
 
 
 def measure_floors(receipt: Receipt, *, quick: bool = False) -> dict[str, int]:
-    """CPU µs a receipt below which neither side can go here (:mod:`benchmarks.floors`)."""
+    """Each side's CPU µs a receipt for the work and the socket calls alone (:mod:`.floors`)."""
     rounds = 30 if quick else 300
     engine_sockets, register_sockets = socket_floor_us(kassa_packets(receipt), rounds * 10)
     return {

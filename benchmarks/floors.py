@@ -197,8 +197,8 @@ def socket_floor_us(packets: list[tuple[bytes, bytes]], rounds: int = 2000) -> t
 
     The host sends each request packet with a blocking ``sendall`` and ``recv``s its answer;
     the register's process ``recv``s the request and ``sendall``s the answer. Nothing parses,
-    schedules or executes anything: no Python program can exchange these packets over TCP
-    for less.
+    schedules or executes anything. An event loop makes the same two calls an exchange, and
+    waits in epoll besides.
     """
     sizes = ",".join(str(len(request)) for request, _ in packets)
     answers = ",".join(answer.hex() for _, answer in packets)
