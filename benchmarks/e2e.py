@@ -21,11 +21,12 @@ register (the job marker 1192, the read-back of the signed document with FF3Ah/F
 against it: the second ratio, against Kassa's own command sequence, is the scheduling
 efficiency alone.
 
-Before the sweep it measures the floors of :mod:`benchmarks.floors`: the least CPU one receipt
-of Kassa's sequence takes on this machine, on the engine's side and on the register's, with
-nothing but the Shtrih work and bare socket calls. Each size's ``budget`` is the CPU a receipt
-that this machine's cores allow at 0.95 of that size's limit, for the engine, the fleet and
-the client together: where the floors alone exceed it, the target cannot be met here.
+Before the sweep it measures the floors of :mod:`benchmarks.floors`: the CPU one receipt of
+Kassa's sequence takes on this machine, on the engine's side and on the register's, with
+nothing but the Shtrih work (these codecs) and bare socket calls. Each size's ``budget`` is
+the CPU a receipt that this machine's cores allow at 0.95 of that size's limit, for the
+engine, the fleet and the client together: where the floors alone exceed it, the target
+cannot be met here.
 """
 
 from __future__ import annotations

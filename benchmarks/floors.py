@@ -1,8 +1,8 @@
 """What one receipt costs at the least, on this machine, with no scheduler, journal or ZeroMQ.
 
-``kassa bench e2e`` measures whole processes. These floors say how much of their CPU any
-Python engine and any Python emulator must spend on Kassa's sequence for one card sale, so
-that a target can be read against them:
+``kassa bench e2e`` measures whole processes. These floors say how much CPU the engine and
+the emulator spend on Kassa's sequence for one card sale with nothing around the work, with
+these codecs and plain blocking sockets, so that a target can be read against them:
 
 - :func:`protocol_floor_us`, the engine's Shtrih work: planning the commands, then encoding,
   framing and decoding each exchange (link v2), with no I/O;
@@ -24,7 +24,7 @@ from collections.abc import Callable
 import trio
 import trio.testing
 
-from benchmarks.processes import STARTUP_SECONDS, _Output, _stop
+from benchmarks.processes import STARTUP_SECONDS, ChildOutput, stop_child
 from emulator.serve import open_memory_fleet
 from emulator.shtrih import ShtrihRegister
 from engine.drivers.shtrih import receipt_requests
@@ -205,7 +205,7 @@ def socket_floor_us(packets: list[tuple[bytes, bytes]], rounds: int = 2000) -> t
     command = [sys.executable, "-c", _PEER, sizes, answers]
     peer = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
-        output = _Output(peer)
+        output = ChildOutput(peer)
         port = output.line(time.monotonic() + STARTUP_SECONDS)
         if not port:
             raise RuntimeError("the socket floor's peer process did not start")
@@ -227,4 +227,4 @@ def socket_floor_us(packets: list[tuple[bytes, bytes]], rounds: int = 2000) -> t
             raise RuntimeError("the socket floor's peer did not report its CPU time")
         return spent / rounds * 1e6, float(peer_spent) / rounds * 1e6
     finally:
-        _stop(peer)
+        stop_child(peer)

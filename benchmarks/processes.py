@@ -77,7 +77,7 @@ def free_ports(count: int) -> int:
             return first
 
 
-class _Output:
+class ChildOutput:
     """A child's standard output, read by a thread, so that a wait for a line has a deadline.
 
     Reading on after start-up also keeps a talkative child from blocking on a full pipe.
@@ -103,7 +103,7 @@ class _Output:
             return None
 
 
-def _stop(process: subprocess.Popen[str]) -> None:
+def stop_child(process: subprocess.Popen[str]) -> None:
     if process.poll() is None:
         process.terminate()
         try:
@@ -141,7 +141,7 @@ def emulator_fleet(
         command += ["--registers", str(registers), "--port", str(port), "--seed", str(seed)]
         process = subprocess.Popen(_kassa(command, profile), stdout=subprocess.PIPE, text=True)
         try:
-            output, deadline = _Output(process), time.monotonic() + STARTUP_SECONDS
+            output, deadline = ChildOutput(process), time.monotonic() + STARTUP_SECONDS
             lines: list[str] = []
             while len(lines) < registers and (line := output.line(deadline)):
                 lines.append(line)
@@ -152,7 +152,7 @@ def emulator_fleet(
             yield FleetProcess(process.pid, tuple(int(line.split()[0]) for line in lines))
             return
         finally:
-            _stop(process)
+            stop_child(process)
     raise RuntimeError(f"an emulated fleet of {registers} registers did not start three times")
 
 
@@ -240,7 +240,7 @@ def kassa_service(
                 command, stdout=subprocess.PIPE, stderr=errors, text=True, env=env
             )
         try:
-            output, deadline = _Output(process), time.monotonic() + STARTUP_SECONDS
+            output, deadline = ChildOutput(process), time.monotonic() + STARTUP_SECONDS
             while not (line := output.line(deadline)) or not line.startswith("kassa: serving"):
                 if line is None:
                     raise RuntimeError(f"kassa serve said nothing for {STARTUP_SECONDS:g} s")
@@ -255,4 +255,4 @@ def kassa_service(
                 process.pid, f"tcp://127.0.0.1:{port}", keys, tenant, folder / "journal.db"
             )
         finally:
-            _stop(process)
+            stop_child(process)
