@@ -10,7 +10,8 @@ For each N it runs three phases:
 1. warm-up: one receipt a register, so that every shift is open;
 2. throughput: N × ``--per-register`` receipts (at least 200) submitted at once; receipts/s
    is the sum of each register's pace (:func:`fleet_rate`), and the engine's CPU µs a receipt
-   is its process CPU time over the phase ÷ receipts;
+   is its process CPU time over the phase ÷ receipts ("loop": its main thread's alone, the
+   trio run; the rest is the journal's writer and ZeroMQ's I/O thread);
 3. latency: single submits at half the achieved rate, each timed from ``submit`` to its
    ``fiscalized`` event: p50 and p99.
 
@@ -58,6 +59,7 @@ from benchmarks.processes import (
     cpu_seconds,
     emulator_fleet,
     kassa_service,
+    main_thread_cpu_seconds,
     peak_rss_bytes,
 )
 from emulator.timing import RegisterModel, RegisterTiming, model_named
@@ -218,11 +220,13 @@ async def _drive(
                 bar.set_description(f"{registers} registers: throughput")
                 bar.reset(total=count)
                 cpu_before, wall_before = cpu_seconds(service.pid), time.perf_counter()
+                loop_before = main_thread_cpu_seconds(service.pid)
                 fleet_before, client_before = cpu_seconds(fleet_pid), time.process_time()
                 ids = await _submit(client, "load", [receipt] * count)
                 await _until_final(events, ids, cap, bar)
                 finished = sorted(events.done(ids))
                 cpu = cpu_seconds(service.pid) - cpu_before
+                loop_cpu = main_thread_cpu_seconds(service.pid) - loop_before
                 fleet_cpu = cpu_seconds(fleet_pid) - fleet_before
                 client_cpu = time.process_time() - client_before
                 wall = time.perf_counter() - wall_before
@@ -245,6 +249,7 @@ async def _drive(
         "wall_s": round(wall, 2),
         "receipts_per_s": round(achieved, 1),
         "engine_cpu_us_per_receipt": round(cpu / max(len(finished), 1) * 1e6),
+        "engine_loop_us_per_receipt": round(loop_cpu / max(len(finished), 1) * 1e6),
         "engine_core_share": round(cpu / wall, 3) if wall else 0.0,
         "emulator_core_share": round(fleet_cpu / wall, 3) if wall else 0.0,
         "client_core_share": round(client_cpu / wall, 3) if wall else 0.0,
@@ -382,6 +387,7 @@ COLUMNS = (
     Column("ratio", "ratio", ".3f"),
     Column("sched.", "scheduling_ratio", ".3f"),
     Column("CPU µs/rcpt", "engine_cpu_us_per_receipt"),
+    Column("loop µs", "engine_loop_us_per_receipt"),
     Column("core", "engine_core_share", ".2f"),
     Column("emu core", "emulator_core_share", ".2f"),
     Column("client core", "client_core_share", ".2f"),

@@ -43,6 +43,16 @@ def cpu_seconds(pid: int) -> float:
     return sum(cpu_times(pid))
 
 
+def main_thread_cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process's main thread alone (its thread id is its pid).
+
+    For ``kassa serve`` that is the trio event loop; its other threads are the journal's
+    writer and ZeroMQ's I/O thread.
+    """
+    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
 def peak_rss_bytes(pid: int) -> int:
     """The most resident memory a process has had (``VmHWM``), in bytes."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

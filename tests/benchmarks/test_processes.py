@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 import time
 
 import pytest
@@ -64,3 +66,22 @@ def test_a_fleet_that_ends_at_once_is_tried_three_times(monkeypatch: pytest.Monk
     ):
         pytest.fail("the fleet must not be yielded")
     assert len(calls) == 3
+
+
+def test_the_main_thread_s_cpu_time_is_part_of_the_process_s() -> None:
+    def spin(seconds: float) -> None:
+        end = time.thread_time() + seconds
+        while time.thread_time() < end:
+            pass
+
+    pid = os.getpid()
+    before, main_before = processes.cpu_seconds(pid), processes.main_thread_cpu_seconds(pid)
+    worker = threading.Thread(target=spin, args=(0.3,))
+    worker.start()
+    worker.join()
+    spin(0.1)
+    process = processes.cpu_seconds(pid) - before
+    main = processes.main_thread_cpu_seconds(pid) - main_before
+    # The clock ticks are 10 ms: the main thread spun 0.1 s, the process 0.4 s in all.
+    assert 0.05 <= main <= 0.2
+    assert process >= main + 0.2
