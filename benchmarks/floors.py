@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import trio
 import trio.testing
@@ -35,6 +36,7 @@ from protocols.shtrih import commands as c
 from protocols.shtrih.link_v2 import LinkV2Device, LinkV2Host, encode_packet
 
 _MARKER = "0" * 32  # a job id: the marker is as long as a real one
+_T = TypeVar("_T")
 
 
 def _sequence(receipt: Receipt, exchange: Callable[[c.Request], bytes]) -> None:
@@ -58,10 +60,10 @@ def _sequence(receipt: Receipt, exchange: Callable[[c.Request], bytes]) -> None:
         read += len(chunk.tlv)
 
 
-def _on_a_register(work: Callable[[ShtrihRegister], float]) -> float:
+def _on_a_register(work: Callable[[ShtrihRegister], _T]) -> _T:
     """``work`` on an emulated register whose shift is open."""
 
-    async def run() -> float:
+    async def run() -> _T:
         async with open_memory_fleet(1) as fleet:
             register = fleet.registers[0]
             assert isinstance(register, ShtrihRegister)
@@ -75,13 +77,12 @@ def kassa_exchanges(receipt: Receipt) -> list[tuple[c.Request, bytes]]:
     """Kassa's whole sequence for ``receipt``, with the answers of an emulated register."""
     done: list[tuple[c.Request, bytes]] = []
 
-    def record(register: ShtrihRegister) -> float:
+    def record(register: ShtrihRegister) -> None:
         def exchange(request: c.Request) -> bytes:
             done.append((request, register.execute(request.encode())[0]))
             return done[-1][1]
 
         _sequence(receipt, exchange)
-        return 0.0
 
     _on_a_register(record)
     return done
