@@ -14,11 +14,11 @@ import trio
 
 from emulator.serve import START, MemoryFleet
 from engine.config import EngineConfig, RegisterConfig, TenantConfig
-from engine.drivers.atol import AtolDriver
+from engine.connectors import driver_for
 from engine.drivers.base import RegisterDriver
-from engine.drivers.shtrih import ShtrihDriver
 from engine.recovery import MARKER_LENGTH, MARKER_NAME
 from protocols.documents.ffd import decode_receipt
+from protocols.documents.vat import TaxTable
 from protocols.errors import ProtocolError
 from protocols.fiscal_sign import EmulatorSignVerifier
 
@@ -30,12 +30,11 @@ def wall_clock() -> float:
     return WALL_START + trio.current_time()
 
 
-def connector(fleet: MemoryFleet, index: int, protocol: str) -> Any:
+def connector(fleet: MemoryFleet, index: int, protocol: str, taxes: TaxTable | None = None) -> Any:
+    """Connect to ``fleet``'s register ``index`` (its tax table ``taxes``, or the default)."""
+
     async def connect() -> RegisterDriver:
-        stream = await fleet.connect(index)
-        if protocol == "atol":
-            return AtolDriver(stream)
-        return ShtrihDriver(stream)
+        return driver_for(protocol, await fleet.connect(index), taxes)
 
     return connect
 

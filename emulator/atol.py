@@ -25,10 +25,12 @@ Choices where the reference (registers.md §2, §4) is silent:
   open), 45h payments below the total, 46h non-cash payments above the total (the change
   comes out of cash only), D0h ФН error with the ФН's result code in the extended byte. An
   item with a zero quantity answers 0Ah, a discount above the item's sum 08h, a tax code
-  outside 0…8 or a malformed or unknown request 13h, a close with no items 3Dh. A ФН refusal
-  16h (shift over 24 h) answers 88h.
-- E6h tax codes follow ATOL's tax table, the order of 1199: 1 = 20 %, 2 = 10 %, 3 = 20/120,
-  4 = 10/110, 5 = 0 %, 6 = no VAT, 7 = 5 %, 8 = 7 %; 0 (the department's rate) = no VAT.
+  outside the tax table or a malformed or unknown request 13h, a close with no items 3Dh. A
+  ФН refusal 16h (shift over 24 h) answers 88h.
+- E6h tax codes follow the register's tax table (:mod:`protocols.atol.taxes`), in the order
+  of 1199: 1 = 20 %, 2 = 10 %, 3 = 20/120, 4 = 10/110, 5 = 0 %, 6 = no VAT, 7 = 5 %, 8 = 7 %,
+  9 = 5/105, 10 = 7/107, 11 = 22 %, 12 = 22/122 on the 2026 firmware (the default); a code
+  the table lacks answers 13h; 0 (the department's rate) = no VAT.
   Items are full payment (1214 = 4) of goods (1212 = 1) unless E8h says otherwise. A discount
   lowers 1043 and 1079.
 - 92h opens the ФН document (begin_receipt) unless bit 0 (test mode) is set: a test receipt
@@ -37,7 +39,9 @@ Choices where the reference (registers.md §2, §4) is silent:
   receipt number the last 1042 of the shift, port 4 on TCP and 0 on a serial line. A4 10
   answers the open (or last) shift and the last 1042 of the open shift.
 - A4 45 answers the document's STLV tag and its whole size; A4 46 the whole document, header
-  included, exactly as archived; 46 before any 45 answers 18h (no more data).
+  included, exactly as archived; 46 before any 45 answers 18h (no more data), and one
+  whose document does not fit one answer's payload (over 16 378 bytes) answers 14h (wrong
+  length): the reference gives no read in parts.
 - Requisites (E8h, :class:`~protocols.atol.commands.WriteRequisite`) need an open receipt
   (9Ah otherwise). Blocks must come in order 0…count-1 with the same flags and count, each
   new block 0 dropping an unfinished set; the joined data must be whole TLVs (13h otherwise).
@@ -87,9 +91,11 @@ from protocols.atol.events import (
     TaskCompleted,
     TaskStarted,
 )
-from protocols.atol.taskbuffer import TaskBuffer
+from protocols.atol.taskbuffer import MAX_PAYLOAD, TaskBuffer
+from protocols.atol.taxes import DEFAULT as DEFAULT_TAXES
 from protocols.documents.ffd import receipt_to_tags
 from protocols.documents.model import Company, CorrectionReceipt, Item, Payments, Receipt
+from protocols.documents.vat import TaxTable
 from protocols.errors import ProtocolError
 from protocols.fn import FnPhase, ResultCode
 from protocols.tlv import TagMap, TlvError, decode, encode
@@ -231,7 +237,6 @@ _OPERATIONS: Mapping[c.ReceiptType, int] = MappingProxyType(
 _OPERATOR_MODES = frozenset({c.Mode.REGISTRATION, c.Mode.X_REPORTS})
 _ADMIN_MODES = frozenset({c.Mode.Z_REPORTS, c.Mode.PROGRAMMING, c.Mode.FISCAL_STORAGE})
 _ADMIN = frozenset({29, 30})
-_MAX_TAX = 8  # ATOL's tax table runs 1…8, as 1199 does up to НДС 7 %
 #: Item tags E6h gives and the receipt's totals are counted from: E8h cannot replace them.
 _ITEM_TAGS_OF_E6 = frozenset({1043, 1199})
 #: Receipt tags the register or its ФН forms: E8h cannot send them.
@@ -286,9 +291,11 @@ class AtolRegister:
         kkt_serial: int,
         clock: Callable[[], float] = trio.current_time,
         origin: float | None = None,
+        taxes: TaxTable = DEFAULT_TAXES,
     ) -> None:
         self.fn = fn
         self.timing = timing
+        self.taxes = taxes  # the tax table of the register's firmware
         self.model = timing.model
         self.kkt_serial = kkt_serial
         self._clock = clock
@@ -440,7 +447,8 @@ class AtolRegister:
         self._not_expired()
         if r.quantity == 0:
             raise CommandRefused(ErrorCode.WRONG_QUANTITY)
-        if r.tax > _MAX_TAX:
+        vat = self.taxes.rate_of(r.tax) if r.tax else int(VatRate.NONE)
+        if vat is None:
             raise CommandRefused(ErrorCode.WRONG_FORMAT)
         gross = _amount(r.price, r.quantity)
         amount = gross + r.discount if r.surcharge else gross - r.discount
@@ -452,7 +460,7 @@ class AtolRegister:
             price=price,
             quantity=r.quantity,
             sum=amount,
-            vat=int(VatRate(r.tax) if r.tax else VatRate.NONE),
+            vat=vat,
             payment_method=4,  # полный расчёт
             payment_subject=1,  # товар
         )
@@ -627,6 +635,8 @@ class AtolRegister:
     def _document_data(self, r: c.ReadDocumentData) -> tuple[c.Answer, int]:
         if self._selected is None:
             raise CommandRefused(ErrorCode.NO_MORE_DATA)
+        if len(self._selected) > MAX_PAYLOAD - 2:  # it does not fit one answer
+            raise CommandRefused(ErrorCode.WRONG_LENGTH)
         return c.DocumentData(tlv=self._selected), 0
 
 

@@ -17,7 +17,7 @@ Choices where the reference is silent:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import TypeAlias
@@ -40,8 +40,13 @@ from emulator.fn import FiscalStorage
 from emulator.ofd import OfdSender, OfdServer, WallClock
 from emulator.shtrih import ShtrihRegister
 from emulator.timing import RegisterTiming, model_named
+from protocols.atol.taxes import DEFAULT as ATOL_DEFAULT
+from protocols.atol.taxes import TABLES as ATOL_TAXES
 from protocols.crc import crc16_ccitt_false
 from protocols.documents.reports import RegistrationReport
+from protocols.documents.vat import TaxTable
+from protocols.shtrih.taxes import DEFAULT as SHTRIH_DEFAULT
+from protocols.shtrih.taxes import TABLES as SHTRIH_TAXES
 from protocols.tlv.enums import TaxSystem
 
 #: A register the fleet serves, in either protocol.
@@ -62,6 +67,9 @@ __all__ = [
 
 INN = "7707083893"  # ИНН пользователя (1018) of every emulated register: a test INN
 START = dt.datetime(2026, 3, 2, 8, 0)
+#: The tax tables of each protocol's registers by name, and the one a register has by default.
+TAX_TABLES: Mapping[str, Mapping[str, TaxTable]] = {"shtrih": SHTRIH_TAXES, "atol": ATOL_TAXES}
+DEFAULT_TAX_TABLES: Mapping[str, TaxTable] = {"shtrih": SHTRIH_DEFAULT, "atol": ATOL_DEFAULT}
 #: The timing model a protocol's registers use unless --model says otherwise.
 DEFAULT_MODELS = {"shtrih": "shtrih-m-online", "atol": "atol-42fa"}
 #: How often a register looks for unsent documents, and waits after a failed exchange (s).
@@ -100,8 +108,12 @@ def make_register(
     line: str = "tcp",
     seed: int = 0,
     start: dt.datetime = START,
+    taxes: str | None = None,
 ) -> Register:
-    """A register with a registered ФН; call it inside trio (the clock starts now)."""
+    """A register with a registered ФН; call it inside trio (the clock starts now).
+
+    ``taxes`` names the tax table of its firmware (:data:`TAX_TABLES`); the 2026 one by default.
+    """
     numbers = identity(seed, index)
     fn = FiscalStorage(number=numbers.fn_number)
     fn.register(
@@ -124,11 +136,28 @@ def make_register(
         atol_timing = AtolTiming(
             atol_model_named(model or DEFAULT_MODELS["atol"]), seed=seed, index=index, line=line
         )
-        return AtolRegister(fn, atol_timing, start=start, kkt_serial=serial)
+        return AtolRegister(
+            fn, atol_timing, start=start, kkt_serial=serial, taxes=tax_table(protocol, taxes)
+        )
     timing = RegisterTiming(
         model_named(model or DEFAULT_MODELS["shtrih"]), seed=seed, index=index, line=line
     )
-    return ShtrihRegister(fn, timing, start=start, kkt_serial=serial)
+    return ShtrihRegister(
+        fn, timing, start=start, kkt_serial=serial, taxes=tax_table(protocol, taxes)
+    )
+
+
+def tax_table(protocol: str, name: str | None) -> TaxTable:
+    """The tax table ``name`` of ``protocol``'s registers; its default for None."""
+    tables = TAX_TABLES[protocol]
+    if name is None:
+        return DEFAULT_TAX_TABLES[protocol]
+    try:
+        return tables[name]
+    except KeyError:
+        raise FleetError(
+            f"--tax-table {name!r}: a {protocol} register's table is one of {', '.join(tables)}"
+        ) from None
 
 
 async def serve_register(stream: trio.abc.Stream, register: Register) -> None:
@@ -136,9 +165,17 @@ async def serve_register(stream: trio.abc.Stream, register: Register) -> None:
     await serve_faulty_connection(stream, register)
 
 
-def _check(protocol: str, registers: int, line: str, model: str | None, faults: str | None) -> None:
+def _check(
+    protocol: str,
+    registers: int,
+    line: str,
+    model: str | None,
+    faults: str | None,
+    taxes: str | None = None,
+) -> None:
     if protocol not in DEFAULT_MODELS:
         raise FleetError(f"--protocol {protocol!r}: choose shtrih or atol")
+    tax_table(protocol, taxes)
     if registers < 1:
         raise FleetError(f"--registers {registers}: at least 1")
     if line not in ("tcp", "serial"):
@@ -197,6 +234,7 @@ async def serve_fleet(
     seed: int = 0,
     faults: str | None = None,
     *,
+    taxes: str | None = None,
     host: str = "127.0.0.1",
     start: dt.datetime | None = None,
     announce: Callable[[str], None] = print,
@@ -209,12 +247,14 @@ async def serve_fleet(
     registration number. With ``faults`` (the language of :func:`emulator.faults.parse_faults`)
     each injected fault is logged with its time and passed to ``on_fault``.
     """
-    _check(protocol, registers, line, model, faults)
+    _check(protocol, registers, line, model, faults, taxes)
     if not 0 <= port <= 65535 or (port and port + registers - 1 > 65535):
         raise FleetError(f"--port {port}: ports {port}…{port + registers - 1} do not exist")
     begin = start if start is not None else dt.datetime.now().replace(microsecond=0)
     fleet: list[Register] = [
-        make_register(i, protocol=protocol, model=model, line=line, seed=seed, start=begin)
+        make_register(
+            i, protocol=protocol, model=model, line=line, seed=seed, start=begin, taxes=taxes
+        )
         for i in range(registers)
     ]
     async with trio.open_nursery() as nursery:
@@ -293,15 +333,18 @@ async def open_memory_fleet(
     start: dt.datetime = START,
     ofd: bool = False,
     faults: str | None = None,
+    taxes: str | None = None,
 ) -> AsyncIterator[MemoryFleet]:
     """A fleet for MockClock runs: in-memory streams replace sockets; stops on exit.
 
     With ``ofd`` the registers send their documents to an emulated OFD, as a served fleet does;
     with ``faults`` the fault plan applies (an OFD-down fault needs ``ofd``).
     """
-    _check(protocol, registers, line, model, faults)
+    _check(protocol, registers, line, model, faults, taxes)
     fleet: tuple[Register, ...] = tuple(
-        make_register(i, protocol=protocol, model=model, line=line, seed=seed, start=start)
+        make_register(
+            i, protocol=protocol, model=model, line=line, seed=seed, start=start, taxes=taxes
+        )
         for i in range(registers)
     )
     async with trio.open_nursery() as nursery:

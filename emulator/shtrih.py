@@ -25,9 +25,11 @@ Choices where the reference is silent:
   FF45h takes 1173 (тип коррекции) and 1174 (основание) out of the FF0Ch TLV and forms
   document 31 with them where the FFD puts them; one without 1173, or with either tag twice,
   answers 33h at FF45h (1173 is mandatory in FFD 1.2). The other FF0Ch TLV follow as sent.
-- FF46h tax bits map to tag 1199 through the default FFD 1.2 tax table: group 1 = 20 %,
-  2 = 10 %, 3 = 0 %, 4 = no VAT, 5 = 20/120, 6 = 10/110. A name starting with ``//`` is
-  stored without the slashes. A line sum given must be within 1 kopeck of price × quantity.
+- FF46h's tax byte maps to tag 1199 through the register's tax table
+  (:mod:`protocols.shtrih.taxes`; the 2026 firmware's by default, with codes for all twelve
+  rates); a byte the table lacks answers 33h. 80h–83h take groups 1…4 of the first six
+  (20 %, 10 %, 0 %, no VAT). A name starting with ``//`` is stored without the slashes. A
+  line sum given must be within 1 kopeck of price × quantity.
 - FF45h: the change (сдача) comes out of cash only; payments below the total answer 45h,
   change larger than the cash 46h. Sums 2–13 are electronic (1081), 14 prepayment (1215),
   15 postpayment (1216), 16 counter-provision (1217). Taxation 0 means the first registered.
@@ -62,6 +64,7 @@ from protocols.documents.model import (
     Payments,
     Receipt,
 )
+from protocols.documents.vat import TaxTable
 from protocols.errors import ProtocolError
 from protocols.fiscal_sign import printed_fiscal_sign
 from protocols.shtrih import commands as c
@@ -75,20 +78,14 @@ from protocols.shtrih.events import (
 )
 from protocols.shtrih.link_v1 import LinkV1Device
 from protocols.shtrih.link_v2 import LinkV2Device
+from protocols.shtrih.taxes import DEFAULT as DEFAULT_TAXES
+from protocols.shtrih.taxes import LEGACY as LEGACY_TAXES
 from protocols.tlv import TagMap, TlvError, decode, decode_document, encode
-from protocols.tlv.enums import VatRate
 
 __all__ = ["Line", "OpenReceipt", "ShtrihRegister", "serve_connection"]
 
-#: FF46h tax bit (bit0 = group 1) → 1199 ставка НДС, the default FFD 1.2 tax table.
-_TAX_GROUPS = (
-    VatRate.VAT20,
-    VatRate.VAT10,
-    VatRate.VAT0,
-    VatRate.NONE,
-    VatRate.VAT120,
-    VatRate.VAT110,
-)
+#: The tax groups of 80h–83h (налог 1…4) → 1199 ставка НДС: the table's first groups.
+_TAX_GROUPS = tuple(sorted(LEGACY_TAXES.codes, key=LEGACY_TAXES.codes.__getitem__))
 #: 1054 признак расчёта → the status nibble of mode 8 (8.0 sale … 8.3 purchase return).
 _RECEIPT_STATUS = {1: 0, 2: 2, 3: 1, 4: 3}
 _LEGACY_OPERATIONS = {0x80: 1, 0x81: 3, 0x82: 2, 0x83: 4}
@@ -153,9 +150,11 @@ class ShtrihRegister:
         kkt_serial: int,
         clock: Callable[[], float] = trio.current_time,
         origin: float | None = None,
+        taxes: TaxTable = DEFAULT_TAXES,
     ) -> None:
         self.fn = fn
         self.timing = timing
+        self.taxes = taxes  # the tax table of the register's firmware
         self.model = timing.model
         self.kkt_serial = kkt_serial
         self._clock = clock
@@ -449,7 +448,7 @@ class ShtrihRegister:
             price=r.price,
             quantity=r.quantity,
             sum=amount,
-            vat=int(_TAX_GROUPS[vat - 1]),
+            vat=_TAX_GROUPS[vat - 1],
             payment_method=4,  # полный расчёт
             payment_subject=1,  # товар
         )
@@ -481,7 +480,8 @@ class ShtrihRegister:
         return c.CancelReceiptAnswer(operator=self._operator(r)), int(self.model.prints) * 3
 
     def _operation_v2(self, r: c.OperationV2) -> tuple[c.Answer, int]:
-        if not r.tax_rate or r.tax_rate & (r.tax_rate - 1) or r.tax_rate >= 1 << 6:
+        vat = self.taxes.rate_of(r.tax_rate)
+        if vat is None:
             raise CommandRefused(ErrorCode.BAD_PARAMETERS)
         expected = _amount(r.price, r.quantity)
         amount = expected if r.amount is None else r.amount
@@ -493,7 +493,7 @@ class ShtrihRegister:
             price=r.price,
             quantity=r.quantity,
             sum=amount,
-            vat=int(_TAX_GROUPS[r.tax_rate.bit_length() - 1]),
+            vat=vat,
             payment_method=r.payment_method,
             payment_subject=r.payment_object,
             vat_sum=r.tax_amount,

@@ -9,16 +9,23 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import attrs
 
 from engine.drivers.base import RegisterDriver
+from protocols.atol.taxes import DEFAULT as ATOL_TAXES
+from protocols.atol.taxes import TABLES as ATOL_TABLES
+from protocols.documents.vat import TaxTable
 from protocols.fiscal_sign import SignVerifier
+from protocols.shtrih.taxes import DEFAULT as SHTRIH_TAXES
+from protocols.shtrih.taxes import TABLES as SHTRIH_TABLES
 
 Connector = Callable[[], Awaitable[RegisterDriver]]
+#: A tenant's time zone unless configured: its registers' clocks keep Moscow time.
+DEFAULT_TIMEZONE = "Europe/Moscow"
 
 
 def _zone(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
@@ -34,14 +41,22 @@ class TenantConfig:
 
     id: str
     name: str = ""
-    timezone: str = attrs.field(default="Europe/Moscow", validator=_zone)
+    timezone: str = attrs.field(default=DEFAULT_TIMEZONE, validator=_zone)
     daily_close: dt.time | None = None  # close every open shift at this local time
     queue_limit: int = 10_000  # jobs accepted and not yet final; beyond it submit is "busy"
 
 
+def _default_taxes(register: RegisterConfig) -> TaxTable:
+    return DEFAULT_TAX_TABLES.get(register.protocol, SHTRIH_TAXES)
+
+
 @attrs.frozen
 class RegisterConfig:
-    """A register (ККТ) of a tenant's group (like ATOL's group_code)."""
+    """A register (ККТ) of a tenant's group (like ATOL's group_code).
+
+    ``taxes`` is its firmware's tax table, the 2026 table of its protocol unless configured:
+    the checks before fiscalization refuse a rate it lacks.
+    """
 
     id: str
     tenant: str
@@ -49,6 +64,12 @@ class RegisterConfig:
     group: str = "main"
     protocol: str = "shtrih"
     address: str = ""  # where it is, for people: tcp://host:port, serial:/dev/ttyS0, memory:0
+    taxes: TaxTable = attrs.field(default=attrs.Factory(_default_taxes, takes_self=True))
+
+
+#: Each protocol's tax tables by name (``tax_table`` in kassa.toml), and its default table.
+TAX_TABLES: Mapping[str, Mapping[str, TaxTable]] = {"shtrih": SHTRIH_TABLES, "atol": ATOL_TABLES}
+DEFAULT_TAX_TABLES: Mapping[str, TaxTable] = {"shtrih": SHTRIH_TAXES, "atol": ATOL_TAXES}
 
 
 @attrs.frozen

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import trio
 
-from engine.config import Connector
+from engine.config import DEFAULT_TAX_TABLES, Connector
 from engine.drivers.atol import AtolDriver
 from engine.drivers.base import RegisterDriver
 from engine.drivers.shtrih import ShtrihDriver
+from protocols.documents.vat import TaxTable
 from transports.serial import open_serial
 from transports.tcp import connect_tcp
 
@@ -24,27 +25,41 @@ def _known(protocol: str) -> None:
         raise ValueError(f"protocol: expected one of {', '.join(PROTOCOLS)}, got {protocol!r}")
 
 
-def driver_for(protocol: str, stream: trio.abc.Stream) -> RegisterDriver:
-    """The driver of ``protocol`` over ``stream``."""
+def driver_for(
+    protocol: str, stream: trio.abc.Stream, taxes: TaxTable | None = None
+) -> RegisterDriver:
+    """The driver of ``protocol`` over ``stream``, for a register with tax table ``taxes``."""
     _known(protocol)
-    return ShtrihDriver(stream) if protocol == "shtrih" else AtolDriver(stream)
+    table = taxes or DEFAULT_TAX_TABLES[protocol]
+    if protocol == "shtrih":
+        return ShtrihDriver(stream, taxes=table)
+    return AtolDriver(stream, taxes=table)
 
 
-def tcp_connector(protocol: str, host: str, port: int, *, timeout: float = 5.0) -> Connector:
+def tcp_connector(
+    protocol: str,
+    host: str,
+    port: int,
+    *,
+    timeout: float = 5.0,
+    taxes: TaxTable | None = None,
+) -> Connector:
     """Connect over TCP (Shtrih registers listen on 7778 or behind a device server)."""
     _known(protocol)
 
     async def connect() -> RegisterDriver:
-        return driver_for(protocol, await connect_tcp(host, port, timeout=timeout))
+        return driver_for(protocol, await connect_tcp(host, port, timeout=timeout), taxes)
 
     return connect
 
 
-def serial_connector(protocol: str, path: str, *, baud: int = 115200) -> Connector:
+def serial_connector(
+    protocol: str, path: str, *, baud: int = 115200, taxes: TaxTable | None = None
+) -> Connector:
     """Connect over a serial line (RS-232 or a USB-serial adapter)."""
     _known(protocol)
 
     async def connect() -> RegisterDriver:
-        return driver_for(protocol, await open_serial(path, baud=baud))
+        return driver_for(protocol, await open_serial(path, baud=baud), taxes)
 
     return connect

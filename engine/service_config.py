@@ -27,6 +27,7 @@
     group = "main"
     protocol = "shtrih"
     address = "tcp://10.0.0.5:7778"      # or "serial:/dev/ttyS0?baud=115200"
+    tax_table = "2026"                   # its firmware's: 2026 (default), legacy, …
 
 Relative paths are taken from the file's folder. Every mistake is reported as one
 :class:`ConfigError` that names the file, the key path and the problem
@@ -51,8 +52,16 @@ import zmq
 import zmq.auth
 import zmq.utils.z85
 
-from engine.config import Connector, EngineConfig, RegisterConfig, TenantConfig
+from engine.config import (
+    DEFAULT_TAX_TABLES,
+    TAX_TABLES,
+    Connector,
+    EngineConfig,
+    RegisterConfig,
+    TenantConfig,
+)
 from engine.connectors import PROTOCOLS, serial_connector, tcp_connector
+from protocols.documents.vat import TaxTable
 
 #: A tenant id goes into ZAP domains and ipc paths: keep it to plain characters.
 TENANT_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
@@ -61,7 +70,7 @@ _HOST = re.compile(r"\A(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])\Z")
 DEFAULT_MAX_MESSAGE = 1 << 20
 _SERVICE_KEYS = ("listen", "events_host", "secret_key_file", "journal", "max_message")
 _TENANT_KEYS = ("id", "name", "timezone", "daily_close", "queue", "keys")
-_REGISTER_KEYS = ("id", "tenant", "group", "protocol", "address")
+_REGISTER_KEYS = ("id", "tenant", "group", "protocol", "address", "tax_table")
 
 
 class ConfigError(Exception):
@@ -342,15 +351,23 @@ def _register(r: _Reader, tenants: set[str]) -> RegisterConfig:
     protocol = r.text("protocol", "shtrih")
     if protocol not in PROTOCOLS:
         raise r.error("protocol", f"expected one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    tables = TAX_TABLES[protocol]
+    table_name = r.text("tax_table", DEFAULT_TAX_TABLES[protocol].name)
+    taxes = tables.get(table_name)
+    if taxes is None:
+        raise r.error(
+            "tax_table",
+            f"a {protocol} register's table is one of {', '.join(tables)}, not {table_name!r}",
+        )
     address = r.text("address")
     try:
-        connect = connector_for(protocol, address)
+        connect = connector_for(protocol, address, taxes)
     except ValueError as exc:
         raise r.error("address", str(exc)) from None
-    return RegisterConfig(register_id, tenant, connect, group, protocol, address)
+    return RegisterConfig(register_id, tenant, connect, group, protocol, address, taxes)
 
 
-def connector_for(protocol: str, address: str) -> Connector:
+def connector_for(protocol: str, address: str, taxes: TaxTable | None = None) -> Connector:
     """The connector of ``tcp://HOST:PORT`` or ``serial:/dev/X?baud=N``; ValueError if bad."""
     if address.startswith("tcp://"):
         parts = urlsplit(address)
@@ -362,7 +379,7 @@ def connector_for(protocol: str, address: str) -> Connector:
             raise ValueError(f"expected tcp://HOST:PORT, got {address!r}")
         if parts.path or parts.query or parts.fragment or parts.username:
             raise ValueError(f"expected tcp://HOST:PORT and nothing more, got {address!r}")
-        return tcp_connector(protocol, parts.hostname, port)
+        return tcp_connector(protocol, parts.hostname, port, taxes=taxes)
     if address.startswith("serial:"):
         rest = address.removeprefix("serial:")
         device, _, query = rest.partition("?")
@@ -378,5 +395,5 @@ def connector_for(protocol: str, address: str) -> Connector:
             if not text.isdigit() or not 300 <= int(text) <= 4_000_000:
                 raise ValueError(f"baud: expected a rate 300 to 4000000, got {text!r}")
             baud = int(text)
-        return serial_connector(protocol, device, baud=baud)
+        return serial_connector(protocol, device, baud=baud, taxes=taxes)
     raise ValueError(f"expected tcp://HOST:PORT or serial:/dev/NAME?baud=N, got {address!r}")

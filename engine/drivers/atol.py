@@ -26,8 +26,9 @@ before anything is sent, as :class:`NotCarried`):
 
 - 92h opens it with the type from 1054: 1, 2, 4, 5, or 7…10 for a correction receipt.
 - E6h registers each item: name (1030, when CP866 fits its 64 bytes), price (1079), quantity
-  (1023, in thousandths), tax code (1199: ATOL's table has only 1…8, so the 2025–2026 rates
-  5/105, 7/107, 22 % and 22/122 are refused), and 1043 as a discount or surcharge on
+  (1023, in thousandths), tax code (1199, through the register's tax table,
+  :mod:`protocols.atol.taxes`, the 2026 firmware's unless configured: a rate it lacks is
+  refused with its path), and 1043 as a discount or surcharge on
   price × quantity. Then E8h (write a requisite, item flag) sends every other tag of the item:
   1214, 1212, 1200, 2108, the marking (1163, 2003, 2102, 2106, 2115), agent and supplier data,
   1079 when a discount changed it, 1030 when E6h could not hold the name …
@@ -64,6 +65,7 @@ import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
+from functools import partial
 from typing import Any, Final, TypeVar
 
 import attrs
@@ -77,7 +79,14 @@ from engine.drivers.base import (
     RegisterRefused,
     RegisterStatus,
 )
-from engine.drivers.paths import ITEM_PATHS, RECEIPT_PATHS, NotCarried, join
+from engine.drivers.paths import (
+    ITEM_PATHS,
+    RECEIPT_PATHS,
+    VAT_RATE,
+    Gather,
+    NotCarried,
+    join,
+)
 from protocols.atol.commands import (
     FLAG_ITEM_REQUISITE,
     MAX_REQUISITE_BLOCK,
@@ -124,6 +133,7 @@ from protocols.atol.events import (
     TaskStopped,
 )
 from protocols.atol.taskbuffer import (
+    MAX_PAYLOAD,
     MAX_TID,
     AbortTasks,
     AckTask,
@@ -132,12 +142,14 @@ from protocols.atol.taskbuffer import (
     HostMessage,
     ReqTask,
 )
+from protocols.atol.taxes import DEFAULT as DEFAULT_TAXES
 from protocols.documents.ffd import DocumentError, receipt_to_tags
 from protocols.documents.model import (
     CorrectionReceipt,
     Item,
     Receipt,
 )
+from protocols.documents.vat import TaxTable
 from protocols.fn import ResultCode
 from protocols.tlv import TagMap, TlvError, decode_document, encode
 
@@ -158,6 +170,9 @@ MAX_ATTEMPTS: Final = 5
 TASK_TIMEOUT: Final = 15.0
 #: Seconds for the Z report (atol4j's v2 T5 for 5Ah).
 Z_REPORT_TIMEOUT: Final = 40.0
+#: The longest document (its TLV, header included) one A4 46 answer returns: the answer is
+#: ``55 00`` and the TLV in one task-buffer payload. The reference gives no read in parts.
+MAX_DOCUMENT: Final = MAX_PAYLOAD - 2
 #: The first pause between polls (Req) of a running task, and the longest.
 POLL_FIRST: Final = 0.005
 POLL_MAX: Final = 0.1
@@ -186,7 +201,6 @@ _PAYMENT_KINDS = (
     (PaymentType.CREDIT, "credit"),
     (PaymentType.OTHER, "provision"),
 )
-_MAX_TAX = 8  # ATOL's E6h tax table: 1199 codes 1…8
 _E6_NAME_BYTES = 64
 #: ФН result codes that mean the register cannot form documents any more (FN_EXHAUSTED).
 _EXHAUSTED = frozenset(
@@ -219,8 +233,8 @@ class _Plan:
     close: CloseReceipt  # with the last payment, so that 4Ah never pays a remainder itself
 
 
-def _plan(receipt: Receipt) -> _Plan:
-    """The requests for ``receipt``, or :class:`NotCarried` naming what cannot travel."""
+def _plan(receipt: Receipt, taxes: TaxTable) -> _Plan:
+    """The requests for ``receipt``, or :class:`NotCarried` naming every part that cannot travel."""
     correction = isinstance(receipt, CorrectionReceipt)
     receipt_type = _RECEIPT_TYPES.get((receipt.operation, correction))
     if receipt_type is None:
@@ -231,28 +245,47 @@ def _plan(receipt: Receipt) -> _Plan:
         raise NotCarried(exc.path, exc.reason) from None
     lines = tags.get(1059, [])
     assert isinstance(lines, list)
+    gather = Gather()
     steps: list[Request] = []
     for index, (item, line) in enumerate(zip(receipt.items, lines, strict=True)):
         assert isinstance(line, dict)
-        path = f"items[{index}]"
-        register, carried = _item_request(item, path)
-        steps.append(register)
-        extra = {number: value for number, value in line.items() if number not in carried}
-        steps += _requisites(extra, item=True, path=path)
+        steps += gather.part(partial(_item_steps, item, line, f"items[{index}]", taxes)) or []
     rest = {number: value for number, value in tags.items() if number not in _CARRIED}
-    steps += _requisites(rest, item=False, path="")
+    steps += gather.part(partial(_requisites, rest, item=False, path="")) or []
     payments: list[Payment] = []
     for kind, name in _PAYMENT_KINDS:
         amount = getattr(receipt.payments, name)
         if amount:
-            payment = _built(f"payments.{name}", Payment, payment_type=kind, amount=amount)
-            assert isinstance(payment, Payment)
-            payments.append(payment)
+            payment = gather.part(
+                partial(_built, f"payments.{name}", Payment, payment_type=kind, amount=amount)
+            )
+            if isinstance(payment, Payment):
+                payments.append(payment)
+    gather.check()
     close = CloseReceipt(payment_type=PaymentType.CASH)
     if payments:
         last = payments.pop()
         close = CloseReceipt(payment_type=last.payment_type, amount=last.amount)
     return _Plan(receipt_type, (*steps, *payments), close)
+
+
+def _item_steps(item: Item, line: TagMap, path: str, taxes: TaxTable) -> list[Request]:
+    """E6h for ``item``, then E8h for its tags E6h does not carry."""
+    register, carried = _item_request(item, path, taxes)
+    extra = {number: value for number, value in line.items() if number not in carried}
+    return [register, *_requisites(extra, item=True, path=path)]
+
+
+def problems(receipt: Receipt, taxes: TaxTable = DEFAULT_TAXES) -> tuple[NotCarried, ...]:
+    """Every part of ``receipt`` a register with ``taxes`` cannot carry; () when it can.
+
+    Pure: the checks before fiscalization call it for each register of a group.
+    """
+    try:
+        _plan(receipt, taxes)
+    except NotCarried as exc:
+        return exc.every
+    return ()
 
 
 #: The model field behind each RegisterItem field, for the path of a value E6h cannot hold.
@@ -276,11 +309,15 @@ def _built(
         raise NotCarried(join(path, where) if where else path, exc.reason) from None
 
 
-def _item_request(item: Item, path: str) -> tuple[Request, frozenset[int]]:
+def _item_request(item: Item, path: str, taxes: TaxTable) -> tuple[Request, frozenset[int]]:
     """E6h for ``item`` and the item tags it carries (the rest go by E8h)."""
-    if not isinstance(item.vat, int) or not 1 <= item.vat <= _MAX_TAX:
+    tax = taxes.code_of(item.vat) if isinstance(item.vat, int) else None
+    if tax is None:
         raise NotCarried(
-            f"{path}.vat", f"ATOL's E6h tax table has 1199 codes 1…{_MAX_TAX}, not {item.vat}"
+            f"{path}.vat",
+            f"1199 = {item.vat!r} is not in the register's tax table {taxes.name!r} "
+            f"({taxes.describe()})",
+            VAT_RATE,
         )
     quantity = item.quantity
     if not isinstance(quantity, Decimal) or not quantity.is_finite() or quantity <= 0:
@@ -308,7 +345,7 @@ def _item_request(item: Item, path: str) -> tuple[Request, frozenset[int]]:
         quantity=quantity,
         surcharge=difference < 0,
         discount=abs(difference),
-        tax=item.vat,
+        tax=tax,
     )
     return request, frozenset(carried)
 
@@ -372,11 +409,13 @@ class AtolDriver:
         password: int = 30,
         answer_timeout: float = ANSWER_TIMEOUT,
         task_timeout: float = TASK_TIMEOUT,
+        taxes: TaxTable = DEFAULT_TAXES,
     ) -> None:
         if not isinstance(password, int) or not 0 <= password < 10**8:
             raise ValueError(f"a mode password is 0…99999999, got {password!r}")
         self._stream = stream
         self._password = password
+        self._taxes = taxes
         self._answer_timeout = answer_timeout
         self._task_timeout = task_timeout
         self._link = HostConnection(max_attempts=MAX_ATTEMPTS)
@@ -429,7 +468,7 @@ class AtolDriver:
         Nothing is sent for a receipt with a part that cannot be carried (:class:`NotCarried`).
         A refusal after 92h cancels the receipt (59h) before it is raised.
         """
-        plan = _plan(receipt)
+        plan = _plan(receipt, self._taxes)
         await self._enter(Mode.REGISTRATION)
         await self._call(OpenReceipt(receipt_type=plan.receipt_type), CommandAnswer)
         try:
@@ -439,8 +478,12 @@ class AtolDriver:
         except RegisterRefused:
             await self._task(CancelReceipt())  # its own refusal changes nothing
             raise
-        fd_number = await self._last_fd()
-        document = await self.read_document(fd_number)
+        try:
+            fd_number = await self._last_fd()
+            document = await self.read_document(fd_number)
+        except RegisterRefused as exc:  # signed, yet not read: in doubt, never "refused"
+            await self._die()
+            raise LinkLost(f"the receipt closed, then reading it back was refused: {exc}") from exc
         if int.from_bytes(document[:2], "little") not in (3, 31):
             await self._die()
             raise LinkLost(f"FD {fd_number} read after the receipt is not a receipt")

@@ -35,8 +35,8 @@ before anything is sent, as :class:`NotCarried`):
 - FF46h per item: 1054, 1023 (six decimals), 1079, 1043 (within a kopeck of price × quantity,
   as the register demands), 1200 when given, the tax bit, 1214, 1212 and 1030 when it fits
   128 bytes of Windows-1251 and does not start with ``//`` (which the register strips). The tax
-  bit assumes the register's default FFD 1.2 tax table: bit 0 = 20 %, 1 = 10 %, 2 = 0 %,
-  3 = no VAT, 4 = 20/120, 5 = 10/110, so the 2025–2026 rates 5 %, 7 %, 22 % … are refused.
+  byte comes from the register's tax table (:mod:`protocols.shtrih.taxes`, the 2026 firmware's
+  unless configured): a rate the table lacks is refused with its path.
 - FF4Dh per item tag that FF46h does not carry, one tag (with its repeats) per call: 2108,
   1163 and 2003/2102/2106/2115, 1222/1223, 1224/1226, 1191, 1260, 1291, 1229–1231, and 1030
   when FF46h could not hold the name.
@@ -44,8 +44,9 @@ before anything is sent, as :class:`NotCarried`):
   1008, 1256, 1048, 1117, 1057, 1192, 1084, 1270, 1261, 1011, 1036, 1125, 1234, and 1173/1174
   of a correction. At most 250 bytes of TLV per call (§4.4).
 - FF45h closes it with the payments (sum 1 cash 1031, 2 electronic 1081, 14 prepaid 1215,
-  15 credit 1216, 16 provision 1217), the six tax totals of the default table and the tax
-  system (1055, one bit). The register and its ФН write 1209, 1018, 1187, 1009 (from the
+  15 credit 1216, 16 provision 1217), the totals of the six rates FF45h has fields for (20 %,
+  10 %, 0 %, no VAT, 20/120, 10/110; the register forms the others) and the tax system (1055,
+  one bit). The register and its ФН write 1209, 1018, 1187, 1009 (from the
   registration), 1054, 1020 (the sum of the lines: a receipt whose 1020 differs is refused),
   the payment sums, the VAT totals 1102–1107 and the fiscal header themselves.
 - A refusal after the receipt opened cancels it (88h) before it is raised; a lost link leaves it
@@ -75,6 +76,7 @@ import struct
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
+from functools import partial
 from typing import Final, TypeVar
 
 import attrs
@@ -87,14 +89,21 @@ from engine.drivers.base import (
     RegisterRefused,
     RegisterStatus,
 )
-from engine.drivers.paths import ITEM_PATHS, RECEIPT_PATHS, NotCarried, join
+from engine.drivers.paths import (
+    ITEM_PATHS,
+    RECEIPT_PATHS,
+    VAT_RATE,
+    Gather,
+    NotCarried,
+    join,
+)
 from protocols.documents.ffd import DocumentError, receipt_to_tags
 from protocols.documents.model import (
     CorrectionReceipt,
     Item,
     Receipt,
 )
-from protocols.documents.vat import vat_totals
+from protocols.documents.vat import TaxTable, vat_totals
 from protocols.shtrih import (
     NEED_DATA,
     REGISTRY,
@@ -107,8 +116,9 @@ from protocols.shtrih import (
 )
 from protocols.shtrih import commands as c
 from protocols.shtrih.codes import ErrorCode, Mode, Submode, describe_error
+from protocols.shtrih.taxes import DEFAULT as DEFAULT_TAXES
+from protocols.shtrih.taxes import LEGACY as LEGACY_TAXES
 from protocols.tlv import TagMap, TlvError, encode
-from protocols.tlv.enums import VatRate
 
 __all__ = [
     "ANSWER_REPEAT",
@@ -137,16 +147,8 @@ _LINK_RETRIES = math.ceil(_LONGEST / BYTE_TIMEOUT)
 _DEPARTMENT = 1  # отдел: Kassa does not use departments
 _DOCUMENT_HEADER = struct.Struct("<HH")
 
-#: FF46h tax bit (bit 0 = group 1) → 1199, the register's default FFD 1.2 tax table.
-_TAX_GROUPS: tuple[VatRate, ...] = (
-    VatRate.VAT20,
-    VatRate.VAT10,
-    VatRate.VAT0,
-    VatRate.NONE,
-    VatRate.VAT120,
-    VatRate.VAT110,
-)
-_TAX_BITS: Mapping[int, int] = {int(rate): 1 << bit for bit, rate in enumerate(_TAX_GROUPS)}
+#: FF45h's six tax sums, in the order of the register's first six tax groups.
+_TAX_GROUPS = tuple(sorted(LEGACY_TAXES.codes, key=LEGACY_TAXES.codes.__getitem__))
 #: Receipt tags the register or its ФН writes, or that FF46h and FF45h carry.
 _REGISTER_WRITES = frozenset(
     {1209, 1018, 1055, 1187, 1009, 1054, 1059, 1020, 1031, 1081, 1215, 1216, 1217, 1115}
@@ -215,8 +217,8 @@ class _Plan:
     close: c.CloseReceiptV2
 
 
-def _plan(receipt: Receipt, password: int) -> _Plan:
-    """The requests for ``receipt``, or :class:`NotCarried` naming what cannot travel."""
+def _plan(receipt: Receipt, password: int, taxes: TaxTable) -> _Plan:
+    """The requests for ``receipt``, or :class:`NotCarried` naming every part that cannot travel."""
     if receipt.operation not in (1, 2, 3, 4):
         raise NotCarried("operation", f"1054 = {receipt.operation!r} is not 1…4")
     if not receipt.items:
@@ -227,32 +229,56 @@ def _plan(receipt: Receipt, password: int) -> _Plan:
         raise NotCarried(exc.path, exc.reason) from None
     lines = tags.get(1059)
     assert isinstance(lines, list)
-    planned: list[_Line] = []
+    gather = Gather()
+    planned: list[_Line | None] = []
     for index, (item, line) in enumerate(zip(receipt.items, lines, strict=True)):
         assert isinstance(line, dict)
-        planned.append(_line(receipt.operation, item, line, f"items[{index}]", password))
+        path = f"items[{index}]"
+        planned.append(
+            gather.part(partial(_line, receipt.operation, item, line, path, password, taxes))
+        )
     total = sum(item.sum for item in receipt.items)
     if receipt.total != total:
-        raise NotCarried(
-            "total",
-            f"the register writes 1020 as the sum of the lines, {total}, not {receipt.total}",
+        gather.found.append(
+            NotCarried(
+                "total",
+                f"the register writes 1020 as the sum of the lines, {total}, not {receipt.total}",
+            )
         )
     rest = {number: value for number, value in tags.items() if number not in _REGISTER_WRITES}
+    tlvs = gather.part(partial(_tlvs, rest, RECEIPT_PATHS, ""))
+    close = gather.part(partial(_close, receipt, password))
+    gather.check()
+    assert tlvs is not None and close is not None
     return _Plan(
         correction=isinstance(receipt, CorrectionReceipt),
-        lines=tuple(planned),
-        tlvs=_tlvs(rest, RECEIPT_PATHS, ""),
-        close=_close(receipt, password),
+        lines=tuple(line for line in planned if line is not None),
+        tlvs=tlvs,
+        close=close,
     )
 
 
-def receipt_requests(receipt: Receipt, password: int = 30) -> tuple[c.Request, ...]:
+def problems(receipt: Receipt, taxes: TaxTable = DEFAULT_TAXES) -> tuple[NotCarried, ...]:
+    """Every part of ``receipt`` a register with ``taxes`` cannot carry; () when it can.
+
+    Pure: the checks before fiscalization call it for each register of a group.
+    """
+    try:
+        _plan(receipt, 30, taxes)
+    except NotCarried as exc:
+        return exc.every
+    return ()
+
+
+def receipt_requests(
+    receipt: Receipt, password: int = 30, taxes: TaxTable = DEFAULT_TAXES
+) -> tuple[c.Request, ...]:
     """The commands ``receipt`` takes on the wire, in order: what capacity planning counts.
 
     Only the receipt's own: the driver's read-back of the signed document (FF3Ah, FF3Bh) and
     any 10h check come on top. :class:`NotCarried` when the receipt cannot travel.
     """
-    plan = _plan(receipt, password)
+    plan = _plan(receipt, password, taxes)
     requests: list[c.Request] = [c.BeginCorrectionReceipt(password=password)] * plan.correction
     for line in plan.lines:
         requests.append(line.operation)
@@ -262,13 +288,17 @@ def receipt_requests(receipt: Receipt, password: int = 30) -> tuple[c.Request, .
     return tuple(requests)
 
 
-def _line(operation: int, item: Item, tags: TagMap, path: str, password: int) -> _Line:
+def _line(
+    operation: int, item: Item, tags: TagMap, path: str, password: int, taxes: TaxTable
+) -> _Line:
     """FF46h for ``item`` and FF4Dh for the tags it cannot carry."""
-    bit = _TAX_BITS.get(item.vat) if isinstance(item.vat, int) else None
+    bit = taxes.code_of(item.vat) if isinstance(item.vat, int) else None
     if bit is None:
-        codes = ", ".join(str(int(rate)) for rate in _TAX_GROUPS)
         raise NotCarried(
-            f"{path}.vat", f"the register's tax table holds 1199 codes {codes}, not {item.vat!r}"
+            f"{path}.vat",
+            f"1199 = {item.vat!r} is not in the register's tax table {taxes.name!r} "
+            f"({taxes.describe()})",
+            VAT_RATE,
         )
     quantity = item.quantity
     if not isinstance(quantity, Decimal) or not quantity.is_finite() or quantity <= 0:
@@ -355,7 +385,7 @@ def _close(receipt: Receipt, password: int) -> c.CloseReceiptV2:
     tax_sums = tuple(totals.get(int(rate), 0) for rate in _TAX_GROUPS)
     for rate, amount in zip(_TAX_GROUPS, tax_sums, strict=True):
         if amount >= 1 << 40:
-            raise NotCarried("total", f"the total of 1199 = {int(rate)} does not fit 5 bytes")
+            raise NotCarried("total", f"the total of 1199 = {rate} does not fit 5 bytes")
     return c.CloseReceiptV2(
         password=password,
         payments=tuple(sums),
@@ -376,13 +406,21 @@ class ShtrihDriver:
     connection. Calls are serialised by a lock.
     """
 
-    def __init__(self, stream: trio.abc.Stream, *, version: int = 2, password: int = 30) -> None:
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        *,
+        version: int = 2,
+        password: int = 30,
+        taxes: TaxTable = DEFAULT_TAXES,
+    ) -> None:
         if version not in (1, 2):
             raise ValueError(f"a Shtrih link is version 1 or 2, not {version!r}")
         if not isinstance(password, int) or not 0 <= password <= 0xFFFFFFFF:
             raise ValueError(f"a password is 4 bytes, 0…4294967295, not {password!r}")
         self._stream = stream
         self._password = password
+        self._taxes = taxes
         self._link: LinkV1Host | LinkV2Host = (
             LinkV1Host(max_retries=_LINK_RETRIES)
             if version == 1
@@ -443,7 +481,7 @@ class ShtrihDriver:
         Nothing is sent for a receipt with a part that cannot be carried (:class:`NotCarried`).
         A refusal once the receipt is open cancels it (88h) before it is raised.
         """
-        plan = _plan(receipt, self._password)
+        plan = _plan(receipt, self._password, self._taxes)
         pw = self._password
         async with self._lock:
             if not self._ready:
@@ -468,7 +506,13 @@ class ShtrihDriver:
                 raise
             finally:
                 self._receipt_open = False
-            document = await self._read_document(closed.fd_number)
+            try:
+                document = await self._read_document(closed.fd_number)
+            except RegisterRefused as exc:  # signed, yet not read: in doubt, never "refused"
+                await self._die()
+                raise LinkLost(
+                    f"FD {closed.fd_number} was signed, then reading it back was refused: {exc}"
+                ) from exc
             self._ready = True
         return Fiscalized(closed.fd_number, document, closed.fiscal_sign)
 

@@ -10,8 +10,11 @@ of ФЛК complaints, so the rule is a parameter (ffd.md §4.5).
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import ROUND_HALF_UP, Decimal
+from types import MappingProxyType
+
+import attrs
 
 from protocols.tlv.enums import VatRate
 
@@ -69,3 +72,60 @@ def vat_totals(
         else:
             out[rate] = vat[rate]
     return out
+
+
+def _frozen_codes(codes: Mapping[int, int]) -> Mapping[int, int]:
+    return MappingProxyType({int(rate): code for rate, code in codes.items()})
+
+
+@attrs.frozen
+class TaxTable:
+    """A register's tax table (таблица налогов): the code its protocol sends for each rate.
+
+    A register carries a rate (1199) only if its firmware's table has a code for it; the
+    table is part of the register's configuration, so the engine's checks, its driver and
+    the emulator all read the same value.
+    """
+
+    name: str
+    codes: Mapping[int, int] = attrs.field(converter=_frozen_codes)
+
+    @property
+    def rates(self) -> frozenset[int]:
+        """The 1199 codes this table can carry."""
+        return frozenset(self.codes)
+
+    def code_of(self, rate: int) -> int | None:
+        """The wire code of 1199 ``rate``; None where the table has none."""
+        return self.codes.get(rate)
+
+    def rate_of(self, code: int) -> int | None:
+        """The 1199 rate a wire ``code`` stands for; None for a code the table lacks."""
+        return self._by_code.get(code)
+
+    @property
+    def _by_code(self) -> Mapping[int, int]:
+        return {code: rate for rate, code in self.codes.items()}
+
+    def describe(self) -> str:
+        """The rates, for a person: ``22 %, 22/122, 10 % …``."""
+        return ", ".join(RATE_NAMES[VatRate(rate)] for rate in sorted(self.codes))
+
+
+#: A person's name of each 1199 rate, as the ФНС order names them.
+RATE_NAMES: Mapping[VatRate, str] = MappingProxyType(
+    {
+        VatRate.VAT20: "20 %",
+        VatRate.VAT10: "10 %",
+        VatRate.VAT120: "20/120",
+        VatRate.VAT110: "10/110",
+        VatRate.VAT0: "0 %",
+        VatRate.NONE: "no VAT",
+        VatRate.VAT5: "5 %",
+        VatRate.VAT7: "7 %",
+        VatRate.VAT105: "5/105",
+        VatRate.VAT107: "7/107",
+        VatRate.VAT22: "22 %",
+        VatRate.VAT122: "22/122",
+    }
+)

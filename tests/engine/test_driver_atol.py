@@ -36,19 +36,20 @@ from protocols.atol.commands import (
     RegisterItem,
     WriteRequisite,
 )
+from protocols.atol.taxes import DEFAULT as DEFAULT_TAXES
+from protocols.atol.taxes import TABLES
 from protocols.documents.ffd import decode_receipt
 from protocols.documents.model import (
     Company,
     CorrectionReceipt,
     IndustryProp,
-    Item,
     Payments,
     Receipt,
 )
-from protocols.documents.vat import vat_amount
+from protocols.documents.vat import TaxTable
 from protocols.fiscal_sign import EmulatorSignVerifier
 from protocols.tlv import encode
-from protocols.tlv.enums import OperationType, TaxSystem, VatRate
+from protocols.tlv.enums import OperationType, TaxSystem
 from tests.emulator.test_atol_register import Host
 from tests.engine.driver_receipts import SHOP, Receipts, line, shoes
 from tests.protocols.receipts import receipts
@@ -69,12 +70,12 @@ def as_archived(sent: Receipt) -> Receipt:
 
 @asynccontextmanager
 async def atol(
-    faults: str | None = None,
+    faults: str | None = None, taxes: TaxTable = DEFAULT_TAXES
 ) -> AsyncIterator[tuple[MemoryFleet, AtolRegister, AtolDriver]]:
-    async with open_memory_fleet(1, protocol="atol", faults=faults) as fleet:
+    async with open_memory_fleet(1, protocol="atol", faults=faults, taxes=taxes.name) as fleet:
         register = fleet.registers[0]
         assert isinstance(register, AtolRegister)
-        driver = AtolDriver(await fleet.connect(0))
+        driver = AtolDriver(await fleet.connect(0), taxes=taxes)
         yield fleet, register, driver
         await driver.aclose()
 
@@ -181,9 +182,11 @@ async def test_cashier_less_receipt_and_company_as_the_register_keeps_it(
 # Hypothesis: random valid receipts of every kind through the driver and back ------------------
 
 
-def _fiscalize_in_mock_time(sent: Receipt) -> tuple[Exception | None, Receipt | None]:
+def _fiscalize_in_mock_time(
+    sent: Receipt, taxes: TaxTable
+) -> tuple[Exception | None, Receipt | None]:
     async def run() -> tuple[Exception | None, Receipt | None]:
-        async with atol() as (_, register, driver):
+        async with atol(taxes=taxes) as (_, register, driver):
             await driver.open_shift()
             try:
                 fiscalized = await driver.fiscalize(sent)
@@ -195,39 +198,32 @@ def _fiscalize_in_mock_time(sent: Receipt) -> tuple[Exception | None, Receipt | 
     return trio.run(run, clock=trio.testing.MockClock(autojump_threshold=0))
 
 
-def _within_e6(item: Item) -> Item:
-    """``item`` with a rate of ATOL's E6h table (1…8), its VAT amount recomputed."""
-    vat = (item.vat - 1) % _E6_RATES + 1
-    vat_sum = None if item.vat_sum is None else vat_amount(item.sum, vat)
-    return attrs.evolve(item, vat=vat, vat_sum=vat_sum)
-
-
-_E6_RATES = 8
-
-
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     drawn=receipts(),
     tax=st.sampled_from([TaxSystem.OSN, TaxSystem.USN_INCOME]),
-    fit=st.booleans(),
+    taxes=st.sampled_from(list(TABLES.values())),
 )
-def test_any_receipt_comes_back_as_sent(drawn: Receipt, tax: TaxSystem, fit: bool) -> None:
-    """Any valid receipt: the same model back, or refused at the first 2025–2026 VAT rate."""
+def test_any_receipt_comes_back_as_sent(drawn: Receipt, tax: TaxSystem, taxes: TaxTable) -> None:
+    """Any valid receipt: the same model back, or refused at every rate the register's tax
+    table lacks (the 2026 firmware's has all twelve)."""
     address = drawn.company.address or "г. Москва, ул. Ленина, д. 1"
     company = attrs.evolve(drawn.company, inn=INN, tax_system=int(tax), address=address)
-    items = tuple(_within_e6(i) for i in drawn.items) if fit else drawn.items
-    sent = attrs.evolve(drawn, company=company, items=items)
-    refused, signed = _fiscalize_in_mock_time(sent)
-    beyond_e6 = [f"items[{i}].vat" for i, item in enumerate(sent.items) if item.vat > _E6_RATES]
+    sent = attrs.evolve(drawn, company=company)
+    refused, signed = _fiscalize_in_mock_time(sent, taxes)
+    beyond_table = [
+        f"items[{i}].vat" for i, item in enumerate(sent.items) if taxes.code_of(item.vat) is None
+    ]
     beyond_bcd5 = [
         f"payments.{name}"
         for name in ("cash", "electronic", "prepaid", "credit", "provision")
         if getattr(sent.payments, name) >= 10**10  # 99h and 4Ah amounts are BCD5
     ]
-    expected = (beyond_e6 + beyond_bcd5)[:1]
+    expected = beyond_table + beyond_bcd5
     event(f"refused at {expected[0].split('[')[0].split('.')[0]}" if expected else "fiscalized")
     if expected:
         assert isinstance(refused, NotCarried) and refused.path == expected[0]
+        assert [part.path for part in refused.every] == expected
         assert refused.reason is RefusalReason.OTHER
     else:
         assert refused is None and signed == as_archived(sent)
@@ -239,7 +235,7 @@ def test_any_receipt_comes_back_as_sent(drawn: Receipt, tax: TaxSystem, fit: boo
 async def test_refused_before_anything_is_sent(autojump_clock: trio.testing.MockClock) -> None:
     bread = line("Хлеб", 4_990)
     cases = {
-        "items[0].vat": attrs.evolve(bread, vat=int(VatRate.VAT22)),  # not in E6h's table
+        "items[0].vat": attrs.evolve(bread, vat=13),  # not a 1199 code
         "items[0].quantity": attrs.evolve(bread, quantity=Decimal("0.0005"), sum=2),
         "items[0].unit": attrs.evolve(bread, unit="шт"),  # FFD 1.05 only
         "items[0].name": attrs.evolve(bread, name="Кофе €"),  # no CP866 code
