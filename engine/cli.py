@@ -154,7 +154,16 @@ def _detect_format(body: Any) -> str:
 
 
 def _checked_receipt(args: argparse.Namespace) -> tuple[Receipt | None, list[dict[str, Any]]]:
-    """The receipt in FILE and every problem of it (format and checks), as JSON-ready dicts."""
+    """The receipt in FILE and every problem of it (format and checks), as JSON-ready dicts.
+
+    The checks are the engine's (:mod:`engine.checks`), against the registers ``--register``
+    describes, so that what passes here passes ``submit``.
+    """
+    import datetime
+    from zoneinfo import ZoneInfo
+
+    from engine.checks import engine_problems
+    from engine.config import DEFAULT_TIMEZONE
     from protocols.ingress import (
         check_atol_v5,
         check_komtet_task,
@@ -164,11 +173,17 @@ def _checked_receipt(args: argparse.Namespace) -> tuple[Receipt | None, list[dic
     )
     from protocols.validation import Limits, validate
 
+    registers = _register_profiles(args.register)
+    today = datetime.datetime.now(ZoneInfo(DEFAULT_TIMEZONE)).date()
+
+    def more(receipt: Receipt) -> list[Problem]:
+        return engine_problems(receipt, registers)
+
     body = load_json(_read_input(args.file))
     form = _detect_format(body) if args.format == "auto" else args.format
     if form == "atol":
         operation = args.operation or ("sell_correction" if "correction" in body else "sell")
-        atol = check_atol_v5(operation, body)
+        atol = check_atol_v5(operation, body, today=today, more=more)
         problems = [
             {"path": p.path, "code": p.kassa_code, "message": p.message, "atol_code": p.code}
             | ({"driver_code": p.driver_code} if p.driver_code is not None else {})
@@ -176,7 +191,7 @@ def _checked_receipt(args: argparse.Namespace) -> tuple[Receipt | None, list[dic
         ]
         return (None if problems else parse_atol_v5(operation, body).receipt), problems
     if form == "komtet":
-        komtet = check_komtet_task(body)
+        komtet = check_komtet_task(body, today=today, more=more)
         problems = [
             {"path": p.path, "code": p.code, "message": p.description, "status": p.status}
             for p in komtet
@@ -188,8 +203,28 @@ def _checked_receipt(args: argparse.Namespace) -> tuple[Receipt | None, list[dic
         receipt = receipt_from_json(body)
     except ReceiptJsonError as exc:
         return None, [{"path": p, "code": "format.invalid", "message": m} for p, m in exc.problems]
-    found = validate(receipt, limits=Limits(sum_tolerance=args.tolerance))
+    found = validate(receipt, limits=Limits(sum_tolerance=args.tolerance), today=today)
+    paths = {p.path for p in found}
+    found += [p for p in more(receipt) if p.path not in paths]
     return receipt, [{"path": p.path, "code": p.code, "message": p.message} for p in found]
+
+
+def _register_profiles(given: Sequence[str] | None) -> list[RegisterProfile]:
+    """The register group ``--register`` describes: PROTOCOL[:TAX_TABLE] each."""
+    from engine.checks import RegisterProfile
+    from engine.config import DEFAULT_TAX_TABLES, TAX_TABLES
+
+    out = []
+    for text in given or ("shtrih:2026", "atol:2026"):
+        protocol, _, name = text.partition(":")
+        tables = TAX_TABLES.get(protocol)
+        if tables is None:
+            _fail(f"--register {text!r}: the protocol is shtrih or atol")
+        table = tables.get(name) if name else DEFAULT_TAX_TABLES[protocol]
+        if table is None:
+            _fail(f"--register {text!r}: a {protocol} tax table is one of {', '.join(tables)}")
+        out.append(RegisterProfile(f"{protocol}:{table.name}", protocol, table))
+    return out
 
 
 def _cmd_receipt_check(args: argparse.Namespace) -> int:
@@ -272,6 +307,7 @@ def _cmd_emulator_serve(args: argparse.Namespace) -> int:
                         args.line,
                         args.seed,
                         args.faults,
+                        taxes=args.tax_table,
                         announce=lambda line: print(line, flush=True),
                         on_fault=lambda event: print(
                             f"fault at {event.at:.3f} s: register {event.register} "
@@ -448,7 +484,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 # cannot be reached, is exit status 1 and one line: the code, the path at fault, the message.
 
 if TYPE_CHECKING:
+    from engine.checks import RegisterProfile
     from engine.client import BatchEntry, JobInfo, KassaClient, KassaError, ReceiptInfo
+    from protocols.validation import Problem
 
 EXIT_REFUSED = 1
 #: More files than this get a progress bar on a terminal (--progress shows one always).
@@ -970,6 +1008,13 @@ def build_parser() -> argparse.ArgumentParser:
             default=0,
             help="kopecks allowed between sum and price × quantity (Kassa JSON)",
         )
+        sub.add_argument(
+            "--register",
+            action="append",
+            metavar="PROTOCOL[:TAX_TABLE]",
+            help="check against a register group of these (repeat for several), e.g. "
+            "shtrih:legacy; default: shtrih:2026 and atol:2026",
+        )
         sub.set_defaults(handler=handler)
 
     demo = commands.add_parser("demo", help="run the main job on the embedded defaults")
@@ -991,6 +1036,11 @@ def build_parser() -> argparse.ArgumentParser:
         "or atol-30f",
     )
     serve.add_argument("--line", choices=("tcp", "serial"), default="tcp")
+    serve.add_argument(
+        "--tax-table",
+        help="the registers' firmware tax table: 2026 (default; all twelve 1199 rates), "
+        "legacy (the six rates before 2025); shtrih also nano-2026, atol also 2025",
+    )
     serve.add_argument("--seed", type=int, default=0, help="makes a run reproducible")
     serve.add_argument(
         "--faults",

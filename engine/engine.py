@@ -18,16 +18,19 @@ with growing waits; its queue is served by the group's other registers meanwhile
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import attrs
 import trio
 
+from engine.checks import RegisterProfile, check_receipt
 from engine.config import EngineConfig, RegisterConfig, TenantConfig
 from engine.drivers.base import (
     DriverError,
@@ -50,7 +53,7 @@ from engine.journal import (
     RegisterRow,
     SqliteJournal,
 )
-from engine.recovery import ArchiveReader, has_room_for_marker, mark
+from engine.recovery import ArchiveReader, mark
 from engine.reports import (
     OperationsReport,
     ReceiptRecord,
@@ -63,7 +66,8 @@ from engine.shifts import RegisterView, ShiftKeeper
 from engine.signs import check_signed
 from protocols.documents.json_format import ReceiptJsonError, receipt_from_json, receipt_to_json
 from protocols.documents.model import Receipt
-from protocols.validation import Problem, validate
+from protocols.tlv import TlvError, decode_document
+from protocols.validation import Problem
 
 #: A seam for tests and benchmarks: awaited at each step of a job with (step, job id);
 #: cancelling there kills the engine at that step. Steps: accepted, queued, taken (a register's
@@ -362,18 +366,27 @@ class Engine:
             raise UnknownTenant(f"unknown tenant {tenant!r}")
         if (tenant, group) not in self._groups:
             raise UnknownGroup(f"tenant {tenant!r} has no register group {group!r}")
-        problems = validate(receipt)
-        if not has_room_for_marker(receipt):
-            problems.append(
-                Problem(
-                    "user_prop",
-                    "engine.marker",
-                    "1192 and 1084 are both set: the engine needs one of them for its job marker",
-                )
-            )
+        problems = check_receipt(
+            receipt, self.group_profiles(tenant, group), today=self.today(tenant)
+        )
         if problems:
             raise ValidationFailed(problems)
         return encode_body(receipt, group)
+
+    def group_profiles(self, tenant: str, group: str) -> list[RegisterProfile]:
+        """What the checks know of the registers of ``tenant``'s ``group``."""
+        return [
+            RegisterProfile(
+                view.config.id, view.config.protocol, view.config.taxes, view.tax_systems
+            )
+            for view in self.registers.values()
+            if view.config.tenant == tenant and view.config.group == group
+        ]
+
+    def today(self, tenant: str) -> dt.date:
+        """Today at the tenant's registers (its time zone), by the engine's wall clock."""
+        zone = ZoneInfo(self.tenants[tenant].timezone)
+        return dt.datetime.fromtimestamp(self.config.wall_clock(), zone).date()
 
     def _reserve(self, tenant: str, count: int) -> None:
         pending = self._pending[tenant]
@@ -633,11 +646,30 @@ class Engine:
             register.last_fd = await self.journal.last_fd(status.fn_number)
         if register.last_fd is None or register.last_fd > status.last_fd:
             register.last_fd = status.last_fd
+        if register.tax_systems_of != status.fn_number:
+            await self._read_registration(register, driver, status.fn_number)
         await keeper.adopt(register, driver, status)
         await self._recover(register, driver)
         await keeper.maintain(register, driver, await driver.status())
         if register.state != "ready":
             await self._mark(register, "ready", f"ФН {status.fn_number}, last FD {status.last_fd}")
+
+    async def _read_registration(
+        self, register: RegisterView, driver: RegisterDriver, fn_number: str
+    ) -> None:
+        """Learn the tax systems (1062) the ФН was registered with, from its first document.
+
+        A ФН's FD 1 is its registration report (отчёт о регистрации). A register that will
+        not give it leaves the tax-system check to the register itself.
+        """
+        register.tax_systems, register.tax_systems_of = None, fn_number
+        try:
+            document = decode_document(await driver.read_document(1))
+        except (RegisterRefused, TlvError):
+            return
+        systems = document.fields.get(1062)
+        if document.code in (1, 11) and isinstance(systems, int):
+            register.tax_systems = systems
 
     async def _process(
         self, register: RegisterView, driver: RegisterDriver, keeper: ShiftKeeper, job: Job

@@ -49,6 +49,10 @@ class RegisterView:
     shift: OpenShift | None = None
     state: str = "unknown"  # ready | out | exhausted | unknown
     warnings: int = 0  # ФН warning flags already acted on
+    #: 1062 of the registration report (FD 1) of the ФН ``tax_systems_of`` names: what the
+    #: checks before fiscalization hold a receipt's 1055 against.
+    tax_systems: int | None = None
+    tax_systems_of: str | None = None
     ofd_alerted: dt.datetime | None = None  # register time of the last OFD alert
     driver: RegisterDriver | None = None  # the live connection, while there is one
     current: Job | None = None  # the job its worker holds, until it is journaled elsewhere

@@ -100,7 +100,7 @@ Assumptions where the reference is silent:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -679,8 +679,13 @@ def check_atol_v5(
     tax_system: int | None = None,
     registration: Registration | None = None,
     today: date | None = None,
+    more: Callable[[Receipt], Iterable[Problem]] | None = None,
 ) -> list[AtolProblem]:
-    """Every problem of a request, parsing and receipt checks at once, in ATOL's codes."""
+    """Every problem of a request, parsing and receipt checks at once, in ATOL's codes.
+
+    ``more`` adds the caller's own checks of the receipt (an engine's: what its registers
+    cannot carry), reported at the body's paths like the rest.
+    """
     request, problems = _read(operation, body, tax_system)
     out = [AtolProblem(p.path, atol_code(p.code), p.code, p.path, p.message) for p in problems]
     if request is None:
@@ -689,7 +694,11 @@ def check_atol_v5(
     root = "correction" if isinstance(receipt, CorrectionReceipt) else "receipt"
     limits = Limits(max_items=100)
     contact = given_contact(body.get(root))
-    for p in validate(receipt, registration=registration, limits=limits, today=today):
+    found = validate(receipt, registration=registration, limits=limits, today=today)
+    if more is not None:  # a part already found wrong is not reported twice
+        paths = {p.path for p in found}
+        found += [p for p in more(receipt) if p.path not in paths]
+    for p in found:
         where = translate(p.path, _PATHS, contact)
         path = "operation" if p.path == "operation" else f"{root}.{where}"
         out.append(AtolProblem(path, 32, p.code, p.path, p.message, _driver_code(p, receipt)))

@@ -66,7 +66,7 @@ Assumptions where the reference is silent:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -491,8 +491,13 @@ def check_komtet_task(
     inn: str | None = None,
     registration: Registration | None = None,
     today: date | None = None,
+    more: Callable[[Receipt], Iterable[Problem]] | None = None,
 ) -> list[KomtetProblem]:
-    """Every problem of a task, parsing and receipt checks at once, in KOMTET's shape."""
+    """Every problem of a task, parsing and receipt checks at once, in KOMTET's shape.
+
+    ``more`` adds the caller's own checks of the receipt (an engine's: what its registers
+    cannot carry), reported at the task's paths like the rest.
+    """
     task, problems = _read(body, inn)
     out = [
         KomtetProblem(
@@ -508,7 +513,11 @@ def check_komtet_task(
     table = _paths("authorised_person" if given else "cashier")
     limits = Limits(max_items=100)
     contact = given_contact(body)
-    for p in validate(receipt, registration=registration, limits=limits, today=today):
+    found = validate(receipt, registration=registration, limits=limits, today=today)
+    if more is not None:  # a part already found wrong is not reported twice
+        paths = {p.path for p in found}
+        found += [p for p in more(receipt) if p.path not in paths]
+    for p in found:
         path = "intent" if p.path == "operation" else translate(p.path, table, contact)
         description = f"{path}: {p.message}"
         out.append(
