@@ -61,7 +61,7 @@ _HEX_TEXT = frozenset((string.hexdigits + string.whitespace).encode("ascii"))
 def _as_binary(data: bytes, form: str) -> bytes:
     """Raw bytes as given, or hex text (whitespace allowed) turned into bytes."""
     if form == "auto":
-        form = "hex" if data.strip() and _HEX_TEXT.issuperset(data) else "raw"
+        form = "hex" if _HEX_TEXT.issuperset(data) else "raw"
     if form == "raw":
         return data
     text = data.decode("ascii", errors="replace")
@@ -71,8 +71,17 @@ def _as_binary(data: bytes, form: str) -> bytes:
         _fail("input is not hex text: expected pairs of hex digits")
 
 
+def _binary_input(path: str | None, form: str, what: str) -> bytes:
+    """The bytes to decode; nothing at all (or only whitespace as hex) is bad input, never {}."""
+    data = _as_binary(_read_input(path), form)
+    if not data:
+        source = "stdin" if path is None or path == "-" else path
+        _fail(f"{source}: nothing to decode: expected {what}, as raw bytes or hex text")
+    return data
+
+
 def _cmd_tlv_decode(args: argparse.Namespace) -> int:
-    decoded = decode(_as_binary(_read_input(args.file), args.form))
+    decoded = decode(_binary_input(args.file, args.form, "a TLV document or fragment"))
     for warning in decoded.warnings:
         print(f"kassa: warning: {warning.path}: {warning.message}", file=sys.stderr)
     view = to_fns_json(decoded.fields) if args.view == "fns" else to_tags_json(decoded.fields)
@@ -103,7 +112,7 @@ def _cmd_ofd_decode(args: argparse.Namespace) -> int:
         SessionHeader,
     )
 
-    data = _as_binary(_read_input(args.file), args.form)
+    data = _binary_input(args.file, args.form, "a session header, a container or both")
     out: dict[str, Any] = {}
     if data[:4] in (OFD_SIGNATURE, MARKING_SIGNATURE):
         header = SessionHeader.decode(data[:HEADER_SIZE])
