@@ -951,7 +951,13 @@ def build_parser() -> argparse.ArgumentParser:
     ofd_dec.add_argument("--form", choices=("auto", "hex", "raw"), default="auto")
     ofd_dec.set_defaults(handler=_cmd_ofd_decode)
 
-    receipt = commands.add_parser("receipt", help="check receipts and make their TLV")
+    receipt = commands.add_parser(
+        "receipt",
+        help="check receipt files, make their TLV, show a job's receipt",
+        description="Check a receipt file or make its FFD TLV, here and offline; or show a "
+        "job's receipt as the service fiscalized it ('kassa receipt ID' is 'kassa receipt "
+        "show ID').",
+    )
     receipt_commands = receipt.add_subparsers(
         dest="receipt_command", required=True, metavar="ACTION"
     )
