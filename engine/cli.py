@@ -10,6 +10,7 @@ import argparse
 import importlib
 import importlib.util
 import json
+import shlex
 import string
 import sys
 from collections.abc import Callable, Sequence
@@ -400,10 +401,19 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                 say(f"events: {service.events_endpoints[tenant]}")
                 say(f"server key: {server_public.decode()} (certificate {server_file})")
                 say(f"client key: {client_secret_file} (public: {client_file})")
-                say(
-                    f"try: kassa submit RECEIPT.json --server {service.endpoint} "
-                    f"--server-key {server_file} --key {client_secret_file}"
-                )
+                command = [
+                    _program(),
+                    "submit",
+                    _demo_sample(),
+                    "--wait",
+                    "--server",
+                    service.endpoint,
+                    "--server-key",
+                    str(server_file),
+                    "--key",
+                    str(client_secret_file),
+                ]
+                say(f"try: {shlex.join(command)}")
                 say("stop: Ctrl-C")
 
             await until_signalled(settings, config, announce)
@@ -434,6 +444,26 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except (ServiceError, OSError, sqlite3.Error) as exc:
         _fail(str(exc))
     return 0
+
+
+#: The shipped receipt the hint of ``kassa serve --demo`` submits: a card sale at VAT 20 %.
+DEMO_SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "kassa-sell-card.json"
+
+
+def _demo_sample() -> str:
+    """The demo's sample receipt as a path that works from here: relative when it is below."""
+    if not DEMO_SAMPLE.is_file():  # installed without the checkout: say what to put there
+        return "RECEIPT.json"
+    try:
+        return str(DEMO_SAMPLE.relative_to(Path.cwd()))
+    except ValueError:
+        return str(DEMO_SAMPLE)
+
+
+def _program() -> str:
+    """How this ``kassa`` was run (``.venv/bin/kassa``, say), so that a hint can be pasted."""
+    ran = Path(sys.argv[0])
+    return str(ran) if ran.name == "kassa" else "kassa"
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -38,11 +39,11 @@ from engine.client import (
     subscribe,
 )
 from engine.samples import card_sale
-from protocols.documents.json_format import receipt_from_json, receipt_to_json
-from protocols.ingress import dump_json
+from protocols.documents.json_format import receipt_from_json
 from tests.engine.test_cli_receipt import RECEIPT
 
 KASSA = str(Path(sys.executable).with_name("kassa"))
+ROOT = Path(__file__).parents[2]  # the checkout, where a new user runs the README's commands
 Answer = dict[str, Any]
 Handler = Callable[[dict[str, Any]], list[tuple[float, Answer]]]
 
@@ -775,8 +776,9 @@ def test_an_unreachable_service_is_one_clear_line(cli_env: dict[str, str], tmp_p
 # --- end to end, through the real service ---------------------------------------------------------
 
 
-def test_submit_and_wait_through_kassa_serve_demo(tmp_path: Path) -> None:
-    """The real service (``kassa serve --demo``, emulated registers) and the real client."""
+def test_the_demo_s_hint_fiscalizes_a_shipped_sample_in_the_tenant_s_time() -> None:
+    """A new user's first session: ``kassa serve --demo`` from the checkout, then its hint as
+    printed: a shipped sample is fiscalized."""
     with zmq.Context() as context, context.socket(zmq.REP) as probe:
         port = probe.bind_to_random_port("tcp://127.0.0.1")  # a free port, released below
     server = subprocess.Popen(
@@ -784,6 +786,7 @@ def test_submit_and_wait_through_kassa_serve_demo(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        cwd=ROOT,
     )
     try:
         said: dict[str, str] = {}
@@ -793,25 +796,19 @@ def test_submit_and_wait_through_kassa_serve_demo(tmp_path: Path) -> None:
             said[key] = value.strip()
             if line.startswith("stop:"):
                 break
-        endpoint = said["requests"]
-        server_key = said["server key"].split("(certificate ")[1].rstrip(")")
-        client_key = said["client key"].split(" (public")[0]
-        receipt = tmp_path / "demo-order-1.json"
-        receipt.write_text(dump_json(receipt_to_json(card_sale())), encoding="utf-8")
-        options = ["--server", endpoint, "--server-key", server_key, "--key", client_key]
-        done = kassa("submit", "--wait", "--wait-timeout", "60", str(receipt), *options)
+        hint = shlex.split(said["try"])
+        assert hint[:4] == [KASSA, "submit", "samples/kassa-sell-card.json", "--wait"], hint
+        done = subprocess.run(hint, capture_output=True, text=True, timeout=360, cwd=ROOT)
         no_traceback(done)
         assert done.returncode == 0, done.stdout + done.stderr
-        fields = done.stdout.strip().split("\t")
-        assert fields[0] == str(receipt) and fields[2] == "fiscalized", done.stdout
-        assert fields[3].startswith("FD ") and fields[4].startswith("ФП ")
-        assert fields[5].startswith("QR t=")
-        again = kassa("status", "--external-id", "demo-order-1", *options)
+        path, job_id, state, fd, sign, qr = done.stdout.rstrip("\n").split("\t")
+        assert (path, state) == ("samples/kassa-sell-card.json", "fiscalized"), done.stdout
+        assert fd.startswith("FD ") and sign.startswith("ФП ") and qr.startswith("QR t=")
+        assert "&s=1599.00&" in qr  # the sample's total: 1299.00 + 300.00 delivery, VAT 20 %
+
+        again = kassa("status", "--external-id", "kassa-sell-card", *hint[4:])
         assert again.returncode == 0, again.stderr
-        assert again.stdout.startswith(fields[1] + "\tdemo-order-1\tfiscalized")
-        shown = kassa("receipt", fields[1], *options)
-        assert shown.returncode == 0, shown.stderr
-        assert fields[4] in shown.stdout.splitlines()
+        assert again.stdout.startswith(f"{job_id}\tkassa-sell-card\tfiscalized")
     finally:
         server.send_signal(signal.SIGINT)
         try:
