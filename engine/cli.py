@@ -487,6 +487,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 # cannot be reached, is exit status 1 and one line: the code, the path at fault, the message.
 
 if TYPE_CHECKING:
+    import datetime
+
     from engine.client import BatchEntry, JobInfo, KassaClient, KassaError, ReceiptInfo
 
 EXIT_REFUSED = 1
@@ -543,14 +545,32 @@ def _progress_bar(args: argparse.Namespace, *, auto: bool = True, **options: Any
     return tqdm(file=sys.stderr, disable=not shown, leave=False, **options)
 
 
-def _local_time(value: float) -> str:
+def _zone(name: str | None) -> datetime.tzinfo | None:
+    """The tenant's zone as the service names it, or None: unnamed, or unknown here.
+
+    Where it is None this machine's own zone stands in, its offset shown all the same.
+    """
+    from zoneinfo import ZoneInfo
+
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (KeyError, ValueError):  # ZoneInfoNotFoundError is a KeyError
+        return None
+
+
+def _local_time(value: float, time_zone: str | None) -> str:
+    """Unix seconds as the tenant's local time with its offset, as Kassa shows times."""
     import datetime
 
-    return datetime.datetime.fromtimestamp(value).isoformat(timespec="seconds")
+    zone = _zone(time_zone)
+    moment = datetime.datetime.fromtimestamp(value, zone)
+    return (moment if zone else moment.astimezone()).isoformat(timespec="seconds")
 
 
-def _when(text: str, option: str, *, end: bool) -> float:
-    """Unix seconds of an ISO date or date and time, local unless it names its offset.
+def _when(text: str, option: str, *, end: bool) -> datetime.datetime:
+    """An ISO date or date and time; without an offset it is the tenant's local time.
 
     A date alone means its whole day: its start for --from, the next day's start for --to.
     """
@@ -565,17 +585,50 @@ def _when(text: str, option: str, *, end: bool) -> float:
             moment = datetime.datetime.fromisoformat(text)
     except ValueError:
         _fail(f"{option}: {text!r} is not an ISO date or date and time (2026-03-01T08:00)")
-    return moment.timestamp()
+    return moment
 
 
-def _period(args: argparse.Namespace, *, required: bool) -> tuple[float | None, float | None]:
+def _period(
+    args: argparse.Namespace, *, required: bool
+) -> tuple[datetime.datetime | None, datetime.datetime | None]:
+    """--from and --to as given: checked before anything is sent."""
     if required and (args.start is None or args.end is None):
         _fail(f"{'--from' if args.start is None else '--to'}: missing")
     start = None if args.start is None else _when(args.start, "--from", end=False)
     end = None if args.end is None else _when(args.end, "--to", end=True)
-    if start is not None and end is not None and end <= start:
-        _fail(f"--to: the period from {args.start} to {args.end} is empty")
+    if start is not None and end is not None and (start.tzinfo is None) == (end.tzinfo is None):
+        _check_period(args, start.timestamp(), end.timestamp())
     return start, end
+
+
+def _check_period(args: argparse.Namespace, start: float, end: float) -> None:
+    if end <= start:
+        _fail(f"--to: the period from {args.start} to {args.end} is empty")
+
+
+def _unix(moment: datetime.datetime, zone: datetime.tzinfo | None) -> float:
+    """Unix seconds of a moment; one that names no offset is local time in ``zone``."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone) if zone else moment.astimezone()
+    return moment.timestamp()
+
+
+def _period_seconds(
+    args: argparse.Namespace,
+    period: tuple[datetime.datetime | None, datetime.datetime | None],
+    client: KassaClient,
+) -> tuple[float | None, float | None]:
+    """--from and --to as Unix seconds, the tenant's local time unless they name an offset.
+
+    The service tells the tenant's zone (one ``ping``, only when a date needs it).
+    """
+    start, end = period
+    naive = any(m is not None and m.tzinfo is None for m in (start, end))
+    zone = _zone(client.ping().time_zone) if naive else None
+    first, last = (None if m is None else _unix(m, zone) for m in (start, end))
+    if first is not None and last is not None:
+        _check_period(args, first, last)
+    return first, last
 
 
 def _job_ref(args: argparse.Namespace) -> tuple[str | None, str | None]:
@@ -719,7 +772,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     fields = [job.id, job.external_id, job.state]
     fields += [f"register {job.register}"] if job.register else []
     fields += [f"error {job.error}"] if job.error else []
-    print("\t".join([*fields, f"updated {_local_time(job.updated)}"]))
+    print("\t".join([*fields, f"updated {_local_time(job.updated, job.time_zone)}"]))
     return 0
 
 
@@ -745,17 +798,18 @@ def _cmd_receipt_show(args: argparse.Namespace) -> int:
     print(f"FD {fiscal.fd_number}")
     print(f"ФП {fiscal.printed_sign}")
     print(f"QR {fiscal.qr}")
-    print(f"fiscalized {_local_time(fiscal.fiscalized_at)}")
+    print(f"fiscalized {_local_time(fiscal.fiscalized_at, info.job.time_zone)}")
     return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from engine.client import KassaError
 
-    start, end = _period(args, required=True)
-    assert start is not None and end is not None
+    period = _period(args, required=True)
     with _client(args) as client:
         try:
+            start, end = _period_seconds(args, period, client)
+            assert start is not None and end is not None
             report = client.report(start, end, args.register)
         except KassaError as exc:
             return _refused(exc)
@@ -770,7 +824,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     from engine.client import KassaError
 
-    start, end = _period(args, required=False)
+    period = _period(args, required=False)
     part = None if args.output in (None, "-") else Path(args.output + ".part")
     try:
         out = sys.stdout if part is None else part.open("w", encoding="utf-8", newline="")
@@ -779,6 +833,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     done = False
     try:
         with _client(args) as client, _progress_bar(args, unit="B", unit_scale=True) as bar:
+            start, end = _period_seconds(args, period, client)
             for chunk in client.export(args.form, start, end):
                 out.write(chunk)
                 out.flush()
@@ -914,7 +969,7 @@ def _add_client_commands(commands: Any, receipt_commands: Any) -> None:
         sub.set_defaults(handler=handler)
 
     report = commands.add_parser(
-        "report", parents=[common], help="the text report of a period (local time)"
+        "report", parents=[common], help="the text report of a period (the tenant's local time)"
     )
     report.add_argument("--from", dest="start", metavar="DATE", required=True)
     report.add_argument("--to", dest="end", metavar="DATE", required=True, help="(inclusive)")

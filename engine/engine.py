@@ -151,10 +151,11 @@ class _Group:
         return self.jobs.popleft()
 
 
-_EXPORTS: dict[str, Callable[[Iterable[ReceiptRecord]], Iterator[str]]] = {
+#: Each export's writer, given the records and the tenant's time zone (FNS JSON has its own).
+_EXPORTS: dict[str, Callable[[Iterable[ReceiptRecord], str], Iterator[str]]] = {
     "csv": export_csv,
     "jsonl": export_jsonl,
-    "fns": export_fns_json,
+    "fns": lambda records, _: export_fns_json(records),
 }
 
 
@@ -542,7 +543,7 @@ class Engine:
         records = await self.journal.fiscalized(
             tenant, start=start, end=end, register_id=register_id
         )
-        return writer(records)
+        return writer(records, self.tenants[tenant].timezone)
 
     async def receipt_view(self, tenant: str, job_id: str) -> ReceiptView | None:
         """A signed receipt line by line, with its fiscal data (None if not the tenant's)."""

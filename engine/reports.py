@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
 import attrs
 
+from engine.times import local_time, register_time
 from protocols.documents.ffd import DocumentError, FiscalData, decode_receipt
 from protocols.documents.model import (
     PRODUCT_CODE_TAGS,
@@ -632,10 +633,10 @@ _COLUMNS = ("count", *PAYMENT_FIELDS)
 _HEADINGS = ("receipts", "total", "cash", "electronic", "prepaid", "credit", "provision")
 
 
-def _moment(unix: float | None) -> str:
+def _moment(unix: float | None, time_zone: str) -> str:
     if unix is None or not math.isfinite(unix) or not -1e11 < unix < 1e11:
         return "…"
-    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return local_time(unix, time_zone)
 
 
 def _table(totals: Totals, indent: str) -> Iterator[str]:
@@ -658,11 +659,15 @@ def _table(totals: Totals, indent: str) -> Iterator[str]:
     yield indent + f"{'net (in − out)':<{label_width}}{totals.receipts:>13}" + net
 
 
-def render_report(report: OperationsReport) -> str:
-    """The report as a plain-text table: roubles with two decimals, one block per shift."""
+def render_report(report: OperationsReport, time_zone: str) -> str:
+    """The report as a plain-text table: roubles with two decimals, one block per shift.
+
+    Times are local in ``time_zone`` (the tenant's) with their offset; the period's end is
+    exclusive.
+    """
     out = [
         f"Operations report (отчёт об операциях), tenant {report.tenant}",
-        f"period: {_moment(report.start)} … {_moment(report.end)}"
+        f"period: {_moment(report.start, time_zone)} … {_moment(report.end, time_zone)}"
         + (f", register {report.register_id}" if report.register_id else ""),
     ]
     for register in report.registers:
@@ -671,7 +676,8 @@ def render_report(report: OperationsReport) -> str:
             check = shift.reconciliation
             out.append(
                 f"  shift {shift.shift_number}, ФН {shift.fn_number}: "
-                f"opened {_moment(shift.opened_at)}, closed {_moment(shift.closed_at)}; "
+                f"opened {_moment(shift.opened_at, time_zone)}, "
+                f"closed {_moment(shift.closed_at, time_zone)}; "
                 f"reconciliation: {check.status}"
             )
             out += [f"    ! {difference}" for difference in check.differences]
@@ -833,8 +839,12 @@ def _quantity(line: ReceiptLine) -> str:
     return f"{line.quantity.normalize():f} {unit}".rstrip()
 
 
-def render_receipt(view: ReceiptView) -> str:
-    """The receipt as plain text, as a paper receipt would list it, with its fiscal data."""
+def render_receipt(view: ReceiptView, time_zone: str) -> str:
+    """The receipt as plain text, as a paper receipt would list it, with its fiscal data.
+
+    1012 is the register's clock, which keeps ``time_zone`` (the tenant's): it is shown with
+    that zone's offset, to the minute as the ФН keeps it.
+    """
     kind = "КАССОВЫЙ ЧЕК КОРРЕКЦИИ" if view.document_code == 31 else "КАССОВЫЙ ЧЕК"
     company = view.company
     out = [f"{kind} / {operation_label(view.operation).upper()}"]
@@ -888,7 +898,7 @@ def render_receipt(view: ReceiptView) -> str:
         f"ФД (1040): {view.fd_number}   ФН (1041): {view.fn_number}   ФП: {view.printed_sign}",
         f"РН ККТ (1037): {view.registration_number}",
         f"смена (1038): {view.shift_number}   чек за смену (1042): {view.receipt_number}",
-        f"дата, время (1012): {view.time:%d.%m.%Y %H:%M}",
+        f"дата, время (1012): {register_time(view.time, time_zone, 'minutes')}",
         f"QR: {view.qr}",
         f"job {view.job_id}, external id {view.external_id}, register {view.register_id}",
     ]
