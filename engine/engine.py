@@ -504,11 +504,15 @@ class Engine:
         self,
         tenant: str,
         *,
-        start: float = 0.0,
+        start: float | None = None,
         end: float | None = None,
         register_id: str | None = None,
     ) -> OperationsReport:
-        """The operations report of a tenant for [start, end), reconciled shift by shift."""
+        """The operations report of a tenant for [start, end), reconciled shift by shift.
+
+        With no ``start`` it covers everything until ``end`` (by default now) and starts at
+        its first shift or receipt.
+        """
         end = self.config.wall_clock() + 1 if end is None else end
         receipts = await self.journal.fiscalized(tenant, register_id=register_id)
         shifts = [

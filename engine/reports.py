@@ -325,7 +325,11 @@ class RegisterSection:
 
 @attrs.frozen
 class OperationsReport:
-    """отчёт об операциях: a tenant's receipts of [start, end), per register and shift."""
+    """отчёт об операциях: a tenant's receipts of [start, end), per register and shift.
+
+    ``start`` is the one asked for, or, when none was, the first moment the report covers:
+    its earliest shift opening or receipt (``end`` when it has neither).
+    """
 
     tenant: str
     start: float
@@ -476,7 +480,7 @@ def operations_report(
     shifts: Iterable[ShiftRecord],
     *,
     tenant: str,
-    start: float,
+    start: float | None,
     end: float,
     register_id: str | None = None,
 ) -> OperationsReport:
@@ -485,13 +489,17 @@ def operations_report(
     A shift is in the report when one of its receipts is, or when its record overlaps the
     period. Records of other tenants are never looked at. Reconciliation uses every receipt
     of the shift in ``receipts``, inside the period or not (see the module docstring).
+    With no ``start``, everything before ``end`` is reported, and the report's ``start`` is
+    the first moment it covers, so that it never shows a period from 1970.
     """
+    since = -math.inf if start is None else start
+    first = end  # the earliest receipt or shift opening reported, when start is None
     by_shift: dict[tuple[str, int], _Shift] = {}
     problems: list[str] = []
     for receipt in receipts:
         if receipt.tenant != tenant:
             continue
-        wanted = start <= receipt.fiscalized_at < end and (
+        wanted = since <= receipt.fiscalized_at < end and (
             register_id is None or receipt.register_id == register_id
         )
         try:
@@ -508,6 +516,7 @@ def operations_report(
         if wanted:
             shift.period.add_receipt(decoded.receipt)
             shift.reported = True
+            first = min(first, receipt.fiscalized_at)
         else:
             shift.outside_period += 1
 
@@ -527,7 +536,7 @@ def operations_report(
         if record is not None:
             sums.register_id = record.register_id
         overlaps = record is not None and (
-            record.opened_at < end and (record.closed_at is None or record.closed_at >= start)
+            record.opened_at < end and (record.closed_at is None or record.closed_at >= since)
         )
         if not (sums.reported or overlaps):
             continue
@@ -544,6 +553,8 @@ def operations_report(
             reconciliation=reconcile(record, sums.counters.freeze()),
         )
         sections.setdefault(sums.register_id, []).append(section)
+        if record is not None:
+            first = min(first, record.opened_at)
 
     registers = []
     grand = _TotalsSums()
@@ -556,7 +567,7 @@ def operations_report(
         registers.append(RegisterSection(register, tuple(sections[register]), total.freeze()))
     return OperationsReport(
         tenant=tenant,
-        start=start,
+        start=first if start is None else start,
         end=end,
         register_id=register_id,
         registers=tuple(registers),

@@ -208,7 +208,7 @@ def report_of(
     journal: Journal,
     receipts: Iterable[ReceiptRecord] | None = None,
     *,
-    start: float = 0.0,
+    start: float | None = 0.0,
     end: float = float("inf"),
     register_id: str | None = None,
     tenant: str = TENANT,
@@ -478,6 +478,18 @@ def test_render_report_shows_times_in_the_tenants_zone_with_the_offset(journal: 
     elsewhere = render_report(report_of(journal, start=T0, end=T0 + 3600), "Asia/Yekaterinburg")
     assert "period: 2026-03-02T11:00:00+05:00 … 2026-03-02T12:00:00+05:00\n" in elsewhere
     assert "UTC" not in text + elsewhere
+
+
+def test_a_report_without_a_start_shows_the_period_it_covers(journal: Journal) -> None:
+    """Not 1970: the period starts at the first shift opening or receipt in the report."""
+    report = report_of(journal, start=None, end=T0 + 3600)
+    assert report.start == T0 + 300  # shift 1 opened at 09:05, before its first receipt
+    assert report.totals.receipts == len(journal.receipts)
+    assert "period: 2026-03-02T09:05:00+03:00 … 2026-03-02T10:00:00+03:00" in render_report(
+        report, ZONE
+    )
+    nothing = report_of(journal, start=None, end=T0 + 3600, tenant="nobody")
+    assert (nothing.start, nothing.end, nothing.registers) == (T0 + 3600, T0 + 3600, ())
 
 
 def test_roubles_use_integer_arithmetic() -> None:
