@@ -99,7 +99,7 @@ class UnknownGroup(SubmitError):
 
 
 class NotCancellable(Exception):
-    """The job has left its queue (sent to a register) or is final: it cannot be cancelled."""
+    """The job is not waiting in its queue (taken by a register, sent, final): it stays."""
 
 
 class Busy(SubmitError):
@@ -422,8 +422,10 @@ class Engine:
     async def cancel(self, tenant: str, job_id: str) -> Job:
         """Cancel a job still waiting in its queue: it becomes ``failed`` with ``cancelled``.
 
-        A job a register has taken, or a final one, raises :class:`NotCancellable`; an unknown
-        job (or another tenant's) raises KeyError.
+        Any other job raises :class:`NotCancellable`: one ``accepted`` and not yet queued, one
+        a register has taken (still ``queued`` until it is sent), one ``sent`` or
+        ``in_doubt`` (the ФН may have signed it), a final one. An unknown job (or another
+        tenant's) raises KeyError.
         """
         job = await self.job(tenant, job_id)
         if job is None:
@@ -432,7 +434,11 @@ class Engine:
         group = self._groups.get((tenant, group_name))
         waiting = None if group is None else next((j for j in group.jobs if j.id == job_id), None)
         if waiting is None:  # no await since the look: a worker cannot have taken it meanwhile
-            raise NotCancellable(f"job {job_id} is {job.state.value}: it cannot be cancelled")
+            taken = " and a register has taken it" if job.state is JobState.QUEUED else ""
+            raise NotCancellable(
+                f"job {job_id} is {job.state.value}{taken}: only a job still waiting in its "
+                "queue can be cancelled"
+            )
         assert group is not None
         group.jobs.remove(waiting)
         return await self._move(waiting, JobState.FAILED, error="cancelled")
