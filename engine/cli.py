@@ -461,9 +461,16 @@ def _demo_sample() -> str:
 
 
 def _program() -> str:
-    """How this ``kassa`` was run (``.venv/bin/kassa``, say), so that a hint can be pasted."""
+    """This ``kassa`` as a hint names it: ``kassa`` if it is the one on PATH, else as it was run
+    (``.venv/bin/kassa``, say), so that the hint can be pasted as it is.
+    """
+    import shutil
+
     ran = Path(sys.argv[0])
-    return str(ran) if ran.name == "kassa" else "kassa"
+    on_path = shutil.which("kassa")
+    if ran.name != "kassa" or (on_path and Path(on_path).resolve() == ran.resolve()):
+        return "kassa"
+    return str(ran)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -826,7 +827,8 @@ def test_the_demo_s_hint_fiscalizes_a_shipped_sample_in_the_tenant_s_time() -> N
             if line.startswith("stop:"):
                 break
         hint = shlex.split(said["try"])
-        assert hint[:4] == [KASSA, "submit", "samples/kassa-sell-card.json", "--wait"], hint
+        assert hint[1:4] == ["submit", "samples/kassa-sell-card.json", "--wait"], hint
+        assert shutil.which(hint[0]) == KASSA  # the kassa that runs the service, as it was run
         done = subprocess.run(hint, capture_output=True, text=True, timeout=360, cwd=ROOT)
         no_traceback(done)
         assert done.returncode == 0, done.stdout + done.stderr
