@@ -10,6 +10,7 @@ import argparse
 import importlib
 import importlib.util
 import json
+import shlex
 import string
 import sys
 from collections.abc import Callable, Sequence
@@ -61,7 +62,7 @@ _HEX_TEXT = frozenset((string.hexdigits + string.whitespace).encode("ascii"))
 def _as_binary(data: bytes, form: str) -> bytes:
     """Raw bytes as given, or hex text (whitespace allowed) turned into bytes."""
     if form == "auto":
-        form = "hex" if data.strip() and _HEX_TEXT.issuperset(data) else "raw"
+        form = "hex" if _HEX_TEXT.issuperset(data) else "raw"
     if form == "raw":
         return data
     text = data.decode("ascii", errors="replace")
@@ -71,8 +72,17 @@ def _as_binary(data: bytes, form: str) -> bytes:
         _fail("input is not hex text: expected pairs of hex digits")
 
 
+def _binary_input(path: str | None, form: str, what: str) -> bytes:
+    """The bytes to decode; nothing at all (or only whitespace as hex) is bad input, never {}."""
+    data = _as_binary(_read_input(path), form)
+    if not data:
+        source = "stdin" if path is None or path == "-" else path
+        _fail(f"{source}: nothing to decode: expected {what}, as raw bytes or hex text")
+    return data
+
+
 def _cmd_tlv_decode(args: argparse.Namespace) -> int:
-    decoded = decode(_as_binary(_read_input(args.file), args.form))
+    decoded = decode(_binary_input(args.file, args.form, "a TLV document or fragment"))
     for warning in decoded.warnings:
         print(f"kassa: warning: {warning.path}: {warning.message}", file=sys.stderr)
     view = to_fns_json(decoded.fields) if args.view == "fns" else to_tags_json(decoded.fields)
@@ -103,7 +113,7 @@ def _cmd_ofd_decode(args: argparse.Namespace) -> int:
         SessionHeader,
     )
 
-    data = _as_binary(_read_input(args.file), args.form)
+    data = _binary_input(args.file, args.form, "a session header, a container or both")
     out: dict[str, Any] = {}
     if data[:4] in (OFD_SIGNATURE, MARKING_SIGNATURE):
         header = SessionHeader.decode(data[:HEADER_SIZE])
@@ -427,10 +437,19 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                 say(f"events: {service.events_endpoints[tenant]}")
                 say(f"server key: {server_public.decode()} (certificate {server_file})")
                 say(f"client key: {client_secret_file} (public: {client_file})")
-                say(
-                    f"try: kassa submit RECEIPT.json --server {service.endpoint} "
-                    f"--server-key {server_file} --key {client_secret_file}"
-                )
+                command = [
+                    _program(),
+                    "submit",
+                    _demo_sample(),
+                    "--wait",
+                    "--server",
+                    service.endpoint,
+                    "--server-key",
+                    str(server_file),
+                    "--key",
+                    str(client_secret_file),
+                ]
+                say(f"try: {shlex.join(command)}")
                 say("stop: Ctrl-C")
 
             await until_signalled(settings, config, announce)
@@ -463,6 +482,33 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The shipped receipt the hint of ``kassa serve --demo`` submits: a card sale at VAT 20 %.
+DEMO_SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "kassa-sell-card.json"
+
+
+def _demo_sample() -> str:
+    """The demo's sample receipt as a path that works from here: relative when it is below."""
+    if not DEMO_SAMPLE.is_file():  # installed without the checkout: say what to put there
+        return "RECEIPT.json"
+    try:
+        return str(DEMO_SAMPLE.relative_to(Path.cwd()))
+    except ValueError:
+        return str(DEMO_SAMPLE)
+
+
+def _program() -> str:
+    """This ``kassa`` as a hint names it: ``kassa`` if it is the one on PATH, else as it was run
+    (``.venv/bin/kassa``, say), so that the hint can be pasted as it is.
+    """
+    import shutil
+
+    ran = Path(sys.argv[0])
+    on_path = shutil.which("kassa")
+    if ran.name != "kassa" or (on_path and Path(on_path).resolve() == ran.resolve()):
+        return "kassa"
+    return str(ran)
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     names = list(BENCHMARKS) if args.name == "all" else [args.name]
     if importlib.util.find_spec("matplotlib") is None:  # before a run, not after it
@@ -484,6 +530,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 # cannot be reached, is exit status 1 and one line: the code, the path at fault, the message.
 
 if TYPE_CHECKING:
+    import datetime
+
     from engine.checks import RegisterProfile
     from engine.client import BatchEntry, JobInfo, KassaClient, KassaError, ReceiptInfo
     from protocols.validation import Problem
@@ -542,14 +590,32 @@ def _progress_bar(args: argparse.Namespace, *, auto: bool = True, **options: Any
     return tqdm(file=sys.stderr, disable=not shown, leave=False, **options)
 
 
-def _local_time(value: float) -> str:
+def _zone(name: str | None) -> datetime.tzinfo | None:
+    """The tenant's zone as the service names it, or None: unnamed, or unknown here.
+
+    Where it is None this machine's own zone stands in, its offset shown all the same.
+    """
+    from zoneinfo import ZoneInfo
+
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (KeyError, ValueError):  # ZoneInfoNotFoundError is a KeyError
+        return None
+
+
+def _local_time(value: float, time_zone: str | None) -> str:
+    """Unix seconds as the tenant's local time with its offset, as Kassa shows times."""
     import datetime
 
-    return datetime.datetime.fromtimestamp(value).isoformat(timespec="seconds")
+    zone = _zone(time_zone)
+    moment = datetime.datetime.fromtimestamp(value, zone)
+    return (moment if zone else moment.astimezone()).isoformat(timespec="seconds")
 
 
-def _when(text: str, option: str, *, end: bool) -> float:
-    """Unix seconds of an ISO date or date and time, local unless it names its offset.
+def _when(text: str, option: str, *, end: bool) -> datetime.datetime:
+    """An ISO date or date and time; without an offset it is the tenant's local time.
 
     A date alone means its whole day: its start for --from, the next day's start for --to.
     """
@@ -564,17 +630,50 @@ def _when(text: str, option: str, *, end: bool) -> float:
             moment = datetime.datetime.fromisoformat(text)
     except ValueError:
         _fail(f"{option}: {text!r} is not an ISO date or date and time (2026-03-01T08:00)")
-    return moment.timestamp()
+    return moment
 
 
-def _period(args: argparse.Namespace, *, required: bool) -> tuple[float | None, float | None]:
+def _period(
+    args: argparse.Namespace, *, required: bool
+) -> tuple[datetime.datetime | None, datetime.datetime | None]:
+    """--from and --to as given: checked before anything is sent."""
     if required and (args.start is None or args.end is None):
         _fail(f"{'--from' if args.start is None else '--to'}: missing")
     start = None if args.start is None else _when(args.start, "--from", end=False)
     end = None if args.end is None else _when(args.end, "--to", end=True)
-    if start is not None and end is not None and end <= start:
-        _fail(f"--to: the period from {args.start} to {args.end} is empty")
+    if start is not None and end is not None and (start.tzinfo is None) == (end.tzinfo is None):
+        _check_period(args, start.timestamp(), end.timestamp())
     return start, end
+
+
+def _check_period(args: argparse.Namespace, start: float, end: float) -> None:
+    if end <= start:
+        _fail(f"--to: the period from {args.start} to {args.end} is empty")
+
+
+def _unix(moment: datetime.datetime, zone: datetime.tzinfo | None) -> float:
+    """Unix seconds of a moment; one that names no offset is local time in ``zone``."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone) if zone else moment.astimezone()
+    return moment.timestamp()
+
+
+def _period_seconds(
+    args: argparse.Namespace,
+    period: tuple[datetime.datetime | None, datetime.datetime | None],
+    client: KassaClient,
+) -> tuple[float | None, float | None]:
+    """--from and --to as Unix seconds, the tenant's local time unless they name an offset.
+
+    The service tells the tenant's zone (one ``ping``, only when a date needs it).
+    """
+    start, end = period
+    naive = any(m is not None and m.tzinfo is None for m in (start, end))
+    zone = _zone(client.ping().time_zone) if naive else None
+    first, last = (None if m is None else _unix(m, zone) for m in (start, end))
+    if first is not None and last is not None:
+        _check_period(args, first, last)
+    return first, last
 
 
 def _job_ref(args: argparse.Namespace) -> tuple[str | None, str | None]:
@@ -718,7 +817,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     fields = [job.id, job.external_id, job.state]
     fields += [f"register {job.register}"] if job.register else []
     fields += [f"error {job.error}"] if job.error else []
-    print("\t".join([*fields, f"updated {_local_time(job.updated)}"]))
+    print("\t".join([*fields, f"updated {_local_time(job.updated, job.time_zone)}"]))
     return 0
 
 
@@ -744,17 +843,18 @@ def _cmd_receipt_show(args: argparse.Namespace) -> int:
     print(f"FD {fiscal.fd_number}")
     print(f"ФП {fiscal.printed_sign}")
     print(f"QR {fiscal.qr}")
-    print(f"fiscalized {_local_time(fiscal.fiscalized_at)}")
+    print(f"fiscalized {_local_time(fiscal.fiscalized_at, info.job.time_zone)}")
     return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from engine.client import KassaError
 
-    start, end = _period(args, required=True)
-    assert start is not None and end is not None
+    period = _period(args, required=True)
     with _client(args) as client:
         try:
+            start, end = _period_seconds(args, period, client)
+            assert start is not None and end is not None
             report = client.report(start, end, args.register)
         except KassaError as exc:
             return _refused(exc)
@@ -769,7 +869,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     from engine.client import KassaError
 
-    start, end = _period(args, required=False)
+    period = _period(args, required=False)
     part = None if args.output in (None, "-") else Path(args.output + ".part")
     try:
         out = sys.stdout if part is None else part.open("w", encoding="utf-8", newline="")
@@ -778,6 +878,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     done = False
     try:
         with _client(args) as client, _progress_bar(args, unit="B", unit_scale=True) as bar:
+            start, end = _period_seconds(args, period, client)
             for chunk in client.export(args.form, start, end):
                 out.write(chunk)
                 out.flush()
@@ -913,7 +1014,7 @@ def _add_client_commands(commands: Any, receipt_commands: Any) -> None:
         sub.set_defaults(handler=handler)
 
     report = commands.add_parser(
-        "report", parents=[common], help="the text report of a period (local time)"
+        "report", parents=[common], help="the text report of a period (the tenant's local time)"
     )
     report.add_argument("--from", dest="start", metavar="DATE", required=True)
     report.add_argument("--to", dest="end", metavar="DATE", required=True, help="(inclusive)")
@@ -980,7 +1081,13 @@ def build_parser() -> argparse.ArgumentParser:
     ofd_dec.add_argument("--form", choices=("auto", "hex", "raw"), default="auto")
     ofd_dec.set_defaults(handler=_cmd_ofd_decode)
 
-    receipt = commands.add_parser("receipt", help="check receipts and make their TLV")
+    receipt = commands.add_parser(
+        "receipt",
+        help="check receipt files, make their TLV, show a job's receipt",
+        description="Check a receipt file or make its FFD TLV, here and offline; or show a "
+        "job's receipt as the service fiscalized it ('kassa receipt ID' is 'kassa receipt "
+        "show ID').",
+    )
     receipt_commands = receipt.add_subparsers(
         dest="receipt_command", required=True, metavar="ACTION"
     )

@@ -227,6 +227,7 @@ class JobInfo:
     register: str | None
     created: float
     updated: float
+    time_zone: str | None = None  # the tenant's, in which people read the times
 
     @property
     def final(self) -> bool:
@@ -243,6 +244,7 @@ class JobInfo:
             register=r.get("register", str, optional=True),
             created=r.number("created"),
             updated=r.number("updated"),
+            time_zone=r.get("time_zone", str, optional=True),
         )
 
 
@@ -373,6 +375,7 @@ class RegisterInfo:
 class Pong:
     time: float  # the service's clock, Unix seconds
     tenant: str  # the tenant this client's key belongs to
+    time_zone: str | None = None  # the tenant's: its registers' local time
 
 
 @attrs.frozen
@@ -525,7 +528,9 @@ class _Calls:
     def ping() -> _Call[Pong]:
         def parse(v: Any) -> Pong:
             r = _Read(v, "")
-            return Pong(r.number("time"), r.get("tenant", str))
+            return Pong(
+                r.number("time"), r.get("tenant", str), r.get("time_zone", str, optional=True)
+            )
 
         return _Call("ping", {}, parse, retry=True)
 

@@ -60,9 +60,10 @@ async def run(open_fleet: FleetOpener, out: TextIO = sys.stdout) -> int:
     """Run the demo on a fleet ``open_fleet`` provides; 0 when every outcome is as expected."""
     with tempfile.TemporaryDirectory(prefix="kassa-demo-") as folder:
         async with open_fleet(REGISTERS) as (connectors, verifier):
+            tenant = TenantConfig(TENANT, name="Демо-магазин")
             config = EngineConfig(
                 journal=Path(folder) / "journal.db",
-                tenants=(TenantConfig(TENANT, name="Демо-магазин"),),
+                tenants=(tenant,),
                 registers=tuple(
                     RegisterConfig(f"kkt-{i}", TENANT, connect, address=f"emulator:{i}")
                     for i, connect in enumerate(connectors)
@@ -76,7 +77,7 @@ async def run(open_fleet: FleetOpener, out: TextIO = sys.stdout) -> int:
                 closed = await engine.close_all_shifts(TENANT)
                 print(f"\nclosed {closed} shift(s); operations report:\n", file=out)
                 report = await engine.report(TENANT)
-                print(render_report(report), file=out)
+                print(render_report(report, tenant.timezone), file=out)
                 reconciled = all(
                     shift.reconciliation.status == "match"
                     for register in report.registers

@@ -103,7 +103,7 @@ class UnknownGroup(SubmitError):
 
 
 class NotCancellable(Exception):
-    """The job has left its queue (sent to a register) or is final: it cannot be cancelled."""
+    """The job is not waiting in its queue (taken by a register, sent, final): it stays."""
 
 
 class Busy(SubmitError):
@@ -155,10 +155,11 @@ class _Group:
         return self.jobs.popleft()
 
 
-_EXPORTS: dict[str, Callable[[Iterable[ReceiptRecord]], Iterator[str]]] = {
+#: Each export's writer, given the records and the tenant's time zone (FNS JSON has its own).
+_EXPORTS: dict[str, Callable[[Iterable[ReceiptRecord], str], Iterator[str]]] = {
     "csv": export_csv,
     "jsonl": export_jsonl,
-    "fns": export_fns_json,
+    "fns": lambda records, _: export_fns_json(records),
 }
 
 
@@ -434,8 +435,10 @@ class Engine:
     async def cancel(self, tenant: str, job_id: str) -> Job:
         """Cancel a job still waiting in its queue: it becomes ``failed`` with ``cancelled``.
 
-        A job a register has taken, or a final one, raises :class:`NotCancellable`; an unknown
-        job (or another tenant's) raises KeyError.
+        Any other job raises :class:`NotCancellable`: one ``accepted`` and not yet queued, one
+        a register has taken (still ``queued`` until it is sent), one ``sent`` or
+        ``in_doubt`` (the ФН may have signed it), a final one. An unknown job (or another
+        tenant's) raises KeyError.
         """
         job = await self.job(tenant, job_id)
         if job is None:
@@ -444,7 +447,11 @@ class Engine:
         group = self._groups.get((tenant, group_name))
         waiting = None if group is None else next((j for j in group.jobs if j.id == job_id), None)
         if waiting is None:  # no await since the look: a worker cannot have taken it meanwhile
-            raise NotCancellable(f"job {job_id} is {job.state.value}: it cannot be cancelled")
+            taken = " and a register has taken it" if job.state is JobState.QUEUED else ""
+            raise NotCancellable(
+                f"job {job_id} is {job.state.value}{taken}: only a job still waiting in its "
+                "queue can be cancelled"
+            )
         assert group is not None
         group.jobs.remove(waiting)
         return await self._move(waiting, JobState.FAILED, error="cancelled")
@@ -516,11 +523,15 @@ class Engine:
         self,
         tenant: str,
         *,
-        start: float = 0.0,
+        start: float | None = None,
         end: float | None = None,
         register_id: str | None = None,
     ) -> OperationsReport:
-        """The operations report of a tenant for [start, end), reconciled shift by shift."""
+        """The operations report of a tenant for [start, end), reconciled shift by shift.
+
+        With no ``start`` it covers everything until ``end`` (by default now) and starts at
+        its first shift or receipt.
+        """
         end = self.config.wall_clock() + 1 if end is None else end
         receipts = await self.journal.fiscalized(tenant, register_id=register_id)
         shifts = [
@@ -555,7 +566,7 @@ class Engine:
         records = await self.journal.fiscalized(
             tenant, start=start, end=end, register_id=register_id
         )
-        return writer(records)
+        return writer(records, self.tenants[tenant].timezone)
 
     async def receipt_view(self, tenant: str, job_id: str) -> ReceiptView | None:
         """A signed receipt line by line, with its fiscal data (None if not the tenant's)."""

@@ -15,6 +15,10 @@ so a journal of millions of receipts streams in constant memory.
   ``jq -s`` makes the array when one is wanted. Each line is ``{"receipt": {...}}`` or
   ``{"receiptCorrection": {...}}``, exactly :func:`protocols.tlv.to_fns_json` of the document.
 
+Times a person reads (the CSV's ``time`` and ``journaled_at``, the JSON line's ``journaled_at``
+and ``fiscal.time``) are local in the tenant's time zone with their offset (:mod:`engine.times`);
+the JSON line's ``fiscalized_at`` stays Unix seconds, and the FNS view keeps its own format.
+
 A record whose document does not decode (a damaged journal) still gets its CSV row and JSON
 line, with what the journal itself knows and a ``problem``; the FNS view has no place for
 that, so :func:`export_fns_json` raises :class:`ExportError` naming the job instead.
@@ -26,11 +30,11 @@ import base64
 import csv
 import json
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from engine.reports import ReceiptRecord, receipt_vat_sums, roubles
+from engine.times import local_time, register_time
 from protocols.documents.ffd import decode_receipt
 from protocols.documents.json_format import receipt_to_json
 from protocols.documents.model import CorrectionReceipt
@@ -39,8 +43,6 @@ from protocols.tlv import decode_document, to_fns_json
 from protocols.tlv.enums import OperationType, VatRate
 
 __all__ = ["CSV_COLUMNS", "ExportError", "export_csv", "export_fns_json", "export_jsonl"]
-
-_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
 #: Receipt-level VAT columns by 1199 rate: VAT amounts, except 0 % and "no VAT", whose
 #: 1104 / 1105 are the settlement sums at those rates.
@@ -69,7 +71,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "fd_number",  # 1040
     "shift_number",  # 1038
     "receipt_number",  # 1042
-    "time",  # 1012, the register's wall clock
+    "time",  # 1012, the register's wall clock, with its zone's offset
     "document",  # receipt (3) | correction (31)
     "operation",  # 1054: sell | sell_refund | buy | buy_refund
     "total",  # 1020, roubles
@@ -77,7 +79,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     *(name for name, _ in _VAT_COLUMNS),  # 1102–1107 and the 1115 entries
     "fiscal_sign",  # the printed ФП
     "fiscal_sign_hex",  # 1077 as signed
-    "journaled_at",  # when the journal kept it, UTC
+    "journaled_at",  # when the journal kept it, local with its offset
     "qr",
     "problem",  # empty unless the document does not decode
 )
@@ -100,18 +102,18 @@ class _LastLine:
         return len(text)
 
 
-def export_csv(records: Iterable[ReceiptRecord]) -> Iterator[str]:
+def export_csv(records: Iterable[ReceiptRecord], time_zone: str) -> Iterator[str]:
     """The header, then one CSV row per receipt (RFC 4180, CRLF); each row is one chunk."""
     line = _LastLine()
     writer = csv.writer(line, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     yield line.text
     for record in records:
-        writer.writerow(_csv_row(record))
+        writer.writerow(_csv_row(record, time_zone))
         yield line.text
 
 
-def _csv_row(record: ReceiptRecord) -> list[str]:
+def _csv_row(record: ReceiptRecord, time_zone: str) -> list[str]:
     row = dict.fromkeys(CSV_COLUMNS, "")
     row.update(
         job_id=record.job_id,
@@ -121,7 +123,7 @@ def _csv_row(record: ReceiptRecord) -> list[str]:
         fd_number=str(record.fd_number),
         fiscal_sign=str(record.printed_sign),
         fiscal_sign_hex=record.fiscal_sign.hex(),
-        journaled_at=_utc(record.fiscalized_at),
+        journaled_at=local_time(record.fiscalized_at, time_zone),
         qr=record.qr,
     )
     try:
@@ -142,7 +144,7 @@ def _csv_row(record: ReceiptRecord) -> list[str]:
             fd_number=str(fiscal.fd_number),
             shift_number=str(fiscal.shift_number),
             receipt_number=str(fiscal.receipt_number),
-            time=fiscal.time.strftime(_TIME_FORMAT),
+            time=register_time(fiscal.time, time_zone),
         )
     totals: dict[int, int] = {}
     for vat in receipt_vat_sums(decoded.document.fields):
@@ -160,20 +162,16 @@ def _operation_name(operation: int) -> str:
         return str(operation)
 
 
-def _utc(unix: float) -> str:
-    return datetime.fromtimestamp(unix, UTC).strftime(_TIME_FORMAT + "Z")
-
-
 # --- JSON Lines -----------------------------------------------------------------------------------
 
 
-def export_jsonl(records: Iterable[ReceiptRecord]) -> Iterator[str]:
+def export_jsonl(records: Iterable[ReceiptRecord], time_zone: str) -> Iterator[str]:
     """One JSON object per receipt and line: ids, fiscal data, Kassa JSON, the document."""
     for record in records:
-        yield _json_line(_jsonl_object(record))
+        yield _json_line(_jsonl_object(record, time_zone))
 
 
-def _jsonl_object(record: ReceiptRecord) -> dict[str, Any]:
+def _jsonl_object(record: ReceiptRecord, time_zone: str) -> dict[str, Any]:
     out: dict[str, Any] = {
         "job_id": record.job_id,
         "tenant": record.tenant,
@@ -185,7 +183,7 @@ def _jsonl_object(record: ReceiptRecord) -> dict[str, Any]:
         "printed_sign": record.printed_sign,  # ФП
         "qr": record.qr,
         "fiscalized_at": record.fiscalized_at,
-        "journaled_at": _utc(record.fiscalized_at),
+        "journaled_at": local_time(record.fiscalized_at, time_zone),
         "fiscal": None,
         "receipt": None,
         "document": base64.b64encode(record.document).decode("ascii"),
@@ -203,7 +201,7 @@ def _jsonl_object(record: ReceiptRecord) -> dict[str, Any]:
             "registration_number": fiscal.registration_number,  # 1037
             "shift_number": fiscal.shift_number,  # 1038
             "receipt_number": fiscal.receipt_number,  # 1042
-            "time": fiscal.time.strftime(_TIME_FORMAT),  # 1012
+            "time": register_time(fiscal.time, time_zone),  # 1012
             "ffd_version": fiscal.ffd_version,  # 1209
         }
     out["receipt"] = receipt_to_json(decoded.receipt)

@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
 import attrs
 
+from engine.times import local_time, register_time
 from protocols.documents.ffd import DocumentError, FiscalData, decode_receipt
 from protocols.documents.model import (
     PRODUCT_CODE_TAGS,
@@ -324,7 +325,11 @@ class RegisterSection:
 
 @attrs.frozen
 class OperationsReport:
-    """отчёт об операциях: a tenant's receipts of [start, end), per register and shift."""
+    """отчёт об операциях: a tenant's receipts of [start, end), per register and shift.
+
+    ``start`` is the one asked for, or, when none was, the first moment the report covers:
+    its earliest shift opening or receipt (``end`` when it has neither).
+    """
 
     tenant: str
     start: float
@@ -475,7 +480,7 @@ def operations_report(
     shifts: Iterable[ShiftRecord],
     *,
     tenant: str,
-    start: float,
+    start: float | None,
     end: float,
     register_id: str | None = None,
 ) -> OperationsReport:
@@ -484,13 +489,17 @@ def operations_report(
     A shift is in the report when one of its receipts is, or when its record overlaps the
     period. Records of other tenants are never looked at. Reconciliation uses every receipt
     of the shift in ``receipts``, inside the period or not (see the module docstring).
+    With no ``start``, everything before ``end`` is reported, and the report's ``start`` is
+    the first moment it covers, so that it never shows a period from 1970.
     """
+    since = -math.inf if start is None else start
+    first = end  # the earliest receipt or shift opening reported, when start is None
     by_shift: dict[tuple[str, int], _Shift] = {}
     problems: list[str] = []
     for receipt in receipts:
         if receipt.tenant != tenant:
             continue
-        wanted = start <= receipt.fiscalized_at < end and (
+        wanted = since <= receipt.fiscalized_at < end and (
             register_id is None or receipt.register_id == register_id
         )
         try:
@@ -507,6 +516,7 @@ def operations_report(
         if wanted:
             shift.period.add_receipt(decoded.receipt)
             shift.reported = True
+            first = min(first, receipt.fiscalized_at)
         else:
             shift.outside_period += 1
 
@@ -526,7 +536,7 @@ def operations_report(
         if record is not None:
             sums.register_id = record.register_id
         overlaps = record is not None and (
-            record.opened_at < end and (record.closed_at is None or record.closed_at >= start)
+            record.opened_at < end and (record.closed_at is None or record.closed_at >= since)
         )
         if not (sums.reported or overlaps):
             continue
@@ -543,6 +553,8 @@ def operations_report(
             reconciliation=reconcile(record, sums.counters.freeze()),
         )
         sections.setdefault(sums.register_id, []).append(section)
+        if record is not None:
+            first = min(first, record.opened_at)
 
     registers = []
     grand = _TotalsSums()
@@ -555,7 +567,7 @@ def operations_report(
         registers.append(RegisterSection(register, tuple(sections[register]), total.freeze()))
     return OperationsReport(
         tenant=tenant,
-        start=start,
+        start=first if start is None else start,
         end=end,
         register_id=register_id,
         registers=tuple(registers),
@@ -632,10 +644,10 @@ _COLUMNS = ("count", *PAYMENT_FIELDS)
 _HEADINGS = ("receipts", "total", "cash", "electronic", "prepaid", "credit", "provision")
 
 
-def _moment(unix: float | None) -> str:
+def _moment(unix: float | None, time_zone: str) -> str:
     if unix is None or not math.isfinite(unix) or not -1e11 < unix < 1e11:
         return "…"
-    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return local_time(unix, time_zone)
 
 
 def _table(totals: Totals, indent: str) -> Iterator[str]:
@@ -658,11 +670,15 @@ def _table(totals: Totals, indent: str) -> Iterator[str]:
     yield indent + f"{'net (in − out)':<{label_width}}{totals.receipts:>13}" + net
 
 
-def render_report(report: OperationsReport) -> str:
-    """The report as a plain-text table: roubles with two decimals, one block per shift."""
+def render_report(report: OperationsReport, time_zone: str) -> str:
+    """The report as a plain-text table: roubles with two decimals, one block per shift.
+
+    Times are local in ``time_zone`` (the tenant's) with their offset; the period's end is
+    exclusive.
+    """
     out = [
         f"Operations report (отчёт об операциях), tenant {report.tenant}",
-        f"period: {_moment(report.start)} … {_moment(report.end)}"
+        f"period: {_moment(report.start, time_zone)} … {_moment(report.end, time_zone)}"
         + (f", register {report.register_id}" if report.register_id else ""),
     ]
     for register in report.registers:
@@ -671,7 +687,8 @@ def render_report(report: OperationsReport) -> str:
             check = shift.reconciliation
             out.append(
                 f"  shift {shift.shift_number}, ФН {shift.fn_number}: "
-                f"opened {_moment(shift.opened_at)}, closed {_moment(shift.closed_at)}; "
+                f"opened {_moment(shift.opened_at, time_zone)}, "
+                f"closed {_moment(shift.closed_at, time_zone)}; "
                 f"reconciliation: {check.status}"
             )
             out += [f"    ! {difference}" for difference in check.differences]
@@ -833,8 +850,12 @@ def _quantity(line: ReceiptLine) -> str:
     return f"{line.quantity.normalize():f} {unit}".rstrip()
 
 
-def render_receipt(view: ReceiptView) -> str:
-    """The receipt as plain text, as a paper receipt would list it, with its fiscal data."""
+def render_receipt(view: ReceiptView, time_zone: str) -> str:
+    """The receipt as plain text, as a paper receipt would list it, with its fiscal data.
+
+    1012 is the register's clock, which keeps ``time_zone`` (the tenant's): it is shown with
+    that zone's offset, to the minute as the ФН keeps it.
+    """
     kind = "КАССОВЫЙ ЧЕК КОРРЕКЦИИ" if view.document_code == 31 else "КАССОВЫЙ ЧЕК"
     company = view.company
     out = [f"{kind} / {operation_label(view.operation).upper()}"]
@@ -888,7 +909,7 @@ def render_receipt(view: ReceiptView) -> str:
         f"ФД (1040): {view.fd_number}   ФН (1041): {view.fn_number}   ФП: {view.printed_sign}",
         f"РН ККТ (1037): {view.registration_number}",
         f"смена (1038): {view.shift_number}   чек за смену (1042): {view.receipt_number}",
-        f"дата, время (1012): {view.time:%d.%m.%Y %H:%M}",
+        f"дата, время (1012): {register_time(view.time, time_zone, 'minutes')}",
         f"QR: {view.qr}",
         f"job {view.job_id}, external id {view.external_id}, register {view.register_id}",
     ]

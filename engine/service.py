@@ -315,7 +315,8 @@ class Service:
                 for tenant, pub in pubs.items():
                     pub_pump = Pump(pub)
                     await nursery.start(pub_pump.run)
-                    nursery.start_soon(self._publish, tenant, pub_pump)
+                    zone = engine.tenants[tenant].timezone
+                    nursery.start_soon(self._publish, tenant, zone, pub_pump)
                     nursery.start_soon(self._submitter, engine, tenant)
                 work_send, work_receive = trio.open_memory_channel[_Work](WORK_BACKLOG)
                 async with work_send, work_receive:
@@ -345,7 +346,7 @@ class Service:
 
     # --- events ----------------------------------------------------------------------------
 
-    async def _publish(self, tenant: str, pump: Pump) -> None:
+    async def _publish(self, tenant: str, time_zone: str, pump: Pump) -> None:
         feed = self._feeds[tenant]
         while True:
             await feed.ready.wait()
@@ -353,7 +354,7 @@ class Service:
             while feed.events:
                 event = feed.events.popleft()
                 try:
-                    pump.send_nowait(encode_event(event.job, event.result))
+                    pump.send_nowait(encode_event(event.job, event.result, time_zone))
                     feed.published += 1
                 except Exception as exc:
                     _internal("events", tenant, exc)
@@ -411,7 +412,8 @@ class Service:
             return None
         op = request.op
         if op == "ping":
-            reply.ok({"pong": True, "time": time.time(), "tenant": tenant})
+            zone = engine.tenants[tenant].timezone
+            reply.ok({"pong": True, "time": time.time(), "tenant": tenant, "time_zone": zone})
         elif op == "events":
             reply.ok({"endpoint": self.events_endpoints[tenant]})
         elif op == "registers":
@@ -441,14 +443,15 @@ class Service:
             if job is None:
                 reply.fail("not_found", "no such job", _ref_path(args))
             elif request.op == "status":
-                reply.ok({"job": job_view(job)})
+                reply.ok({"job": _job_view(engine, job)})
             else:
                 reply.ok(await _receipt(engine, tenant, job))
         elif isinstance(args, ListJobsArgs):
             jobs = await engine.journal.jobs_of(tenant, limit=args.limit + 1, after=args.after)
             more = len(jobs) > args.limit
             jobs = jobs[: args.limit]
-            reply.ok({"jobs": [job_view(j) for j in jobs], "next": jobs[-1].id if more else None})
+            views = [_job_view(engine, j) for j in jobs]
+            reply.ok({"jobs": views, "next": jobs[-1].id if more else None})
         elif isinstance(args, ReportArgs):
             if args.register is not None and not _owns(engine, tenant, args.register):
                 reply.fail("not_found", "no such register", "register")
@@ -457,7 +460,8 @@ class Service:
                 tenant, start=args.start, end=args.end, register_id=args.register
             )
             view = attrs.asdict(report)
-            reply.ok({"text": render_report(report), "report": view})
+            text = render_report(report, engine.tenants[tenant].timezone)
+            reply.ok({"text": text, "report": view})
         elif isinstance(args, ExportArgs):
             await self._export(engine, tenant, args, reply)
         elif isinstance(args, CancelArgs):
@@ -468,7 +472,7 @@ class Service:
             except NotCancellable as exc:
                 reply.fail("not_cancellable", str(exc), "job_id")
             else:
-                reply.ok({"job": job_view(job)})
+                reply.ok({"job": _job_view(engine, job)})
         elif isinstance(args, ShiftArgs):
             shift = engine.open_shift if args.action == "open" else engine.close_shift
             try:
@@ -594,7 +598,7 @@ class Service:
             if isinstance(outcome, Busy):
                 retries.append((work, i, entry))
             else:
-                work.answers[i] = _submit_answer(outcome, entry, work, i, seen, before)
+                work.answers[i] = _submit_answer(engine, outcome, entry, work, i, seen, before)
 
     async def _submit_one(
         self,
@@ -613,10 +617,11 @@ class Service:
             )
         except SubmitError as exc:
             outcome = exc
-        work.answers[i] = _submit_answer(outcome, entry, work, i, seen, before)
+        work.answers[i] = _submit_answer(engine, outcome, entry, work, i, seen, before)
 
 
 def _submit_answer(
+    engine: Engine,
     outcome: Job | SubmitError,
     entry: SubmitArgs,
     work: _SubmitWork,
@@ -629,7 +634,7 @@ def _submit_answer(
     if isinstance(outcome, Job):
         duplicate = outcome.id in seen or outcome.created < before
         seen.add(outcome.id)
-        return {"job": job_view(outcome), "duplicate": duplicate}
+        return {"job": _job_view(engine, outcome), "duplicate": duplicate}
     return {"error": _submit_error(outcome, entry, prefix)}
 
 
@@ -692,15 +697,21 @@ async def _find(engine: Engine, tenant: str, ref: JobRef) -> Job | None:
     return await engine.job_by_external_id(tenant, ref.external_id)
 
 
+def _job_view(engine: Engine, job: Job) -> dict[str, Any]:
+    """A job on the wire, with its tenant's time zone."""
+    return job_view(job, engine.tenants[job.tenant].timezone)
+
+
 async def _receipt(engine: Engine, tenant: str, job: Job) -> dict[str, Any]:
     """A job's receipt: its fiscal data, lines and text once signed, empty before."""
     result = await engine.result(tenant, job.id)
     if result is None:
-        return {"job": job_view(job), "fiscal": None, "lines": [], "text": ""}
+        return {"job": _job_view(engine, job), "fiscal": None, "lines": [], "text": ""}
     view = await engine.receipt_view(tenant, job.id)
     lines = [] if view is None else [line_view(line) for line in view.lines]
-    text = "" if view is None else render_receipt(view)
-    return {"job": job_view(job), "fiscal": fiscal_view(result), "lines": lines, "text": text}
+    text = "" if view is None else render_receipt(view, engine.tenants[tenant].timezone)
+    fiscal = fiscal_view(result)
+    return {"job": _job_view(engine, job), "fiscal": fiscal, "lines": lines, "text": text}
 
 
 def _bind(socket: zmq.Socket[bytes], endpoint: str) -> str:

@@ -625,18 +625,19 @@ def encode_chunk(request_id: RequestId, seq: int, chunk: str, more: bool) -> byt
 EVENT_TOPIC = b"job"
 
 
-def encode_event(job: Job, result: FiscalResult | None) -> list[bytes]:
+def encode_event(job: Job, result: FiscalResult | None, time_zone: str) -> list[bytes]:
     """The two frames of a job event: the topic, then the event map."""
     event = {
         "v": VERSION,
         "event": "job",
-        "job": job_view(job),
+        "job": job_view(job, time_zone),
         "fiscal": None if result is None else fiscal_view(result),
     }
     return [EVENT_TOPIC, _pack(event)]
 
 
-def job_view(job: Job) -> dict[str, Any]:
+def job_view(job: Job, time_zone: str) -> dict[str, Any]:
+    """A job on the wire; ``time_zone`` is its tenant's, in which people read its times."""
     return {
         "id": job.id,
         "external_id": job.external_id,
@@ -645,6 +646,7 @@ def job_view(job: Job) -> dict[str, Any]:
         "register": job.register_id,
         "created": job.created,
         "updated": job.updated,
+        "time_zone": time_zone,
     }
 
 

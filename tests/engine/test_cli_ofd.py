@@ -63,3 +63,13 @@ def test_bad_input_exits_2_with_one_line(stdin: bytes) -> None:
     assert done.returncode == 2
     assert done.stderr.decode().count("\n") == 1
     assert b"Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("stdin", [b"", b" \n\t "], ids=["empty", "whitespace"])
+def test_nothing_to_decode_is_an_error_not_an_empty_object(stdin: bytes) -> None:
+    done = kassa("ofd", "decode", stdin=stdin)
+    assert (done.returncode, done.stdout) == (2, b"")
+    assert done.stderr.decode() == (
+        "kassa: error: stdin: nothing to decode: expected a session header, a container or "
+        "both, as raw bytes or hex text\n"
+    )

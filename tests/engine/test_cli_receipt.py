@@ -1,8 +1,9 @@
-"""``kassa receipt check|tlv`` as a user runs them."""
+"""``kassa receipt check|tlv`` as a user runs them, and the help of ``kassa receipt``."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from protocols.documents.ffd import decode_receipt
 from protocols.documents.json_format import receipt_from_json
+from tests.test_samples import SHIPPED_SAMPLES
 
 KASSA = str(Path(sys.executable).with_name("kassa"))
 RECEIPT = {
@@ -88,8 +90,8 @@ def test_unreadable_input_exits_2() -> None:
 CORPUS = Path(__file__).parents[1] / "protocols" / "corpus"
 
 
-@pytest.mark.parametrize("path", sorted(CORPUS.glob("*.json")), ids=lambda p: p.name)
-def test_ingress_corpus_checks_clean_and_gives_tlv(path: Path) -> None:
+@pytest.mark.parametrize("path", SHIPPED_SAMPLES, ids=lambda p: p.name)
+def test_shipped_samples_check_clean_and_give_tlv(path: Path) -> None:
     args = ["--operation", path.stem.split("-")[1]] if path.name.startswith("atol-") else []
     done = kassa("receipt", "check", *args, str(path))
     assert (done.returncode, done.stdout) == (0, b""), done.stdout
@@ -122,3 +124,16 @@ def test_an_undetectable_format_exits_2() -> None:
     done = kassa("receipt", "check", stdin=b'{"hello": 1}')
     assert done.returncode == 2
     assert "cannot tell the format" in done.stderr.decode()
+
+
+def test_the_help_names_every_receipt_action() -> None:
+    """``show`` talks to the service; it is a receipt action all the same, and the help says so."""
+    listed = kassa("receipt", "--help")
+    assert listed.returncode == 0, listed.stderr
+    actions = re.findall(r"^ {4}(\w+) ", listed.stdout.decode(), re.MULTILINE)
+    assert actions == ["check", "tlv", "show"]
+    overview = kassa("--help").stdout.decode()
+    found = re.search(r"^ {4}receipt +(.*(?:\n {5,}.*)*)", overview, re.MULTILINE)
+    assert found is not None, overview
+    described = " ".join(found.group(1).split())
+    assert described == "check receipt files, make their TLV, show a job's receipt"

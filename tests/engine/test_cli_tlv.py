@@ -107,3 +107,30 @@ def test_warnings_go_to_stderr_and_json_to_stdout() -> None:
     assert done.returncode == 0
     assert json.loads(done.stdout) == {"666": "8ca0aca02c20aceba0a03b20e0a0ace3215f41614529"}
     assert "666: unknown tag" in done.stderr.decode()
+
+
+@pytest.mark.parametrize(
+    ("options", "stdin"),
+    [((), b""), ((), b"  \n\t"), (("--form", "hex"), b" \r\n"), (("--form", "raw"), b"")],
+    ids=["empty", "whitespace", "whitespace-as-hex", "empty-as-raw"],
+)
+def test_nothing_to_decode_is_an_error_not_an_empty_object(
+    options: tuple[str, ...], stdin: bytes
+) -> None:
+    done = kassa("tlv", "decode", *options, stdin=stdin)
+    assert (done.returncode, done.stdout) == (2, b"")
+    err = done.stderr.decode()
+    assert (
+        err.startswith("kassa: error: stdin: nothing to decode: expected ") and err.count("\n") == 1
+    ), err
+
+
+def test_an_empty_file_names_the_file(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.hex"
+    empty.write_bytes(b"")
+    done = kassa("tlv", "decode", str(empty))
+    assert done.returncode == 2
+    assert done.stderr.decode() == (
+        f"kassa: error: {empty}: nothing to decode: expected a TLV document or fragment, "
+        "as raw bytes or hex text\n"
+    )

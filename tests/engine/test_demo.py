@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from tests.engine.test_cli_tlv import kassa
 
@@ -31,3 +32,11 @@ def test_the_demo_fiscalizes_the_batch_and_reconciles() -> None:
     assert "refused (validation): total:" in rows["order-1005 invalid"]
     assert out.count("reconciliation: match") == 2
     assert "mismatch" not in out
+    # The report's period is the one it covers, from its first shift, in Moscow time.
+    moment = r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+03:00)"
+    period = re.search(rf"^period: {moment} … {moment}$", out, re.MULTILINE)
+    assert period is not None, out
+    start, end = (datetime.fromisoformat(m) for m in period.groups())
+    opened = re.findall(rf"opened {moment}, closed {moment}", out)
+    assert len(opened) == 2 and start == min(datetime.fromisoformat(o) for o, _ in opened)
+    assert start <= end and "1970" not in out and "UTC" not in out

@@ -13,8 +13,16 @@ import trio.testing
 from emulator.serve import open_memory_fleet
 from engine import samples
 from engine.config import TenantConfig
-from engine.engine import Busy, Conflict, Engine, JobEvent, NotCancellable, ValidationFailed
-from engine.journal import JobState
+from engine.engine import (
+    Busy,
+    Conflict,
+    Engine,
+    JobEvent,
+    NotCancellable,
+    ValidationFailed,
+    encode_body,
+)
+from engine.journal import FiscalResult, JobState, SqliteJournal
 from engine.recovery import MARKER_NAME
 from protocols.documents.ffd import decode_receipt
 from protocols.documents.model import UserProp
@@ -153,6 +161,98 @@ async def test_a_full_queue_answers_busy_and_journals_nothing(
 
 async def _unreachable() -> object:
     raise OSError("connection refused")
+
+
+class Gates:
+    """An engine checkpoint that holds a job at the steps armed, one job per arming."""
+
+    def __init__(self) -> None:
+        self._armed: dict[str, tuple[trio.Event, trio.Event]] = {}
+        self._held: dict[str, str] = {}
+
+    def arm(self, step: str) -> None:
+        self._armed[step] = (trio.Event(), trio.Event())
+
+    async def held(self, step: str) -> str:
+        """The id of the job now held at ``step``, once one is."""
+        await self._armed[step][0].wait()
+        return self._held[step]
+
+    def release(self, step: str) -> None:
+        self._armed.pop(step)[1].set()
+
+    async def __call__(self, step: str, job_id: str) -> None:
+        gate = self._armed.get(step)
+        if gate is None or gate[0].is_set():
+            return
+        self._held[step] = job_id
+        gate[0].set()
+        await gate[1].wait()
+
+
+async def _journal_doubtful_jobs(path: Path) -> tuple[str, str]:
+    """An in-doubt job and a resolved one, sent to a register that is no longer configured."""
+    body = encode_body(samples.card_sale(), "main")
+    async with SqliteJournal.open(path) as journal:
+        jobs = []
+        for external_id in ("o-in-doubt", "o-resolved"):
+            job = (await journal.accept("shop", external_id, body)).job
+            await journal.move(job.id, JobState.QUEUED)
+            await journal.move(job.id, JobState.SENT, register_id="kkt-gone", fd_before=7)
+            jobs.append(await journal.move(job.id, JobState.IN_DOUBT, error="no answer"))
+        signed = FiscalResult(
+            jobs[1].id, "kkt-gone", "9999999999999999", 8, bytes(6), 1, "t=", b"\x03", 0.0
+        )
+        await journal.record_result(signed, JobState.RESOLVED)
+    return jobs[0].id, jobs[1].id
+
+
+async def test_only_a_job_waiting_in_its_queue_can_be_cancelled(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Each state's answer to cancel, as docs/protocol.md lists them."""
+    in_doubt, resolved = await _journal_doubtful_jobs(tmp_path / "j.db")
+    gates = Gates()
+    async with open_memory_fleet(1) as fleet:
+        config = fleet_config(fleet, tmp_path / "j.db")
+        async with Engine.open(config, checkpoint=gates) as engine, trio.open_nursery() as tasks:
+
+            async def refusal(job_id: str) -> str:
+                """Why cancel refused the job, which it left as it was."""
+                before = await engine.job("shop", job_id)
+                with pytest.raises(NotCancellable) as refused:
+                    await engine.cancel("shop", job_id)
+                assert await engine.job("shop", job_id) == before
+                return str(refused.value)
+
+            gates.arm("accepted")
+            gates.arm("taken")
+            tasks.start_soon(engine.submit, "shop", "o-1", samples.card_sale())
+            first = await gates.held("accepted")  # journaled, not yet in its queue
+            assert (await refusal(first)).startswith(f"job {first} is accepted: only a job")
+            gates.release("accepted")
+            assert await gates.held("taken") == first  # the register took it: still queued
+            assert f"job {first} is queued and a register has taken it" in await refusal(first)
+
+            second = await engine.submit("shop", "o-2", samples.card_sale())
+            assert second.state is JobState.QUEUED  # waiting behind the first: cancellable
+            cancelled = await engine.cancel("shop", second.id)
+            assert (cancelled.state, cancelled.error) == (JobState.FAILED, "cancelled")
+            assert f"job {second.id} is failed: " in await refusal(second.id)
+
+            gates.arm("signed")
+            gates.release("taken")
+            assert await gates.held("signed") == first  # sent, and the ФН has signed it
+            assert f"job {first} is sent: " in await refusal(first)
+            gates.release("signed")
+            assert (await engine.wait("shop", first)).state is JobState.FISCALIZED
+            assert f"job {first} is fiscalized: " in await refusal(first)
+
+            assert f"job {in_doubt} is in_doubt: " in await refusal(in_doubt)
+            assert f"job {resolved} is resolved: " in await refusal(resolved)
+            for tenant, job_id in (("shop", "no-such-job"), ("cafe", first)):
+                with pytest.raises(KeyError):
+                    await engine.cancel(tenant, job_id)
 
 
 async def test_a_wrong_fiscal_sign_fails_the_job_loudly(

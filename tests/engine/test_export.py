@@ -18,7 +18,7 @@ from engine.export import CSV_COLUMNS, ExportError, export_csv, export_fns_json,
 from engine.reports import ReceiptRecord
 from protocols.documents.ffd import decode_receipt
 from protocols.documents.json_format import receipt_from_json, receipt_to_json
-from tests.engine.test_reports import FN_NUMBER, SHIFT_1, Journal, scenario
+from tests.engine.test_reports import FN_NUMBER, SHIFT_1, T0, ZONE, Journal, scenario
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def parse_csv(chunks: Iterator[str]) -> list[dict[str, str]]:
 
 
 def test_csv_parses_back_with_one_row_per_receipt(journal: Journal) -> None:
-    rows = parse_csv(export_csv(journal.receipts))
+    rows = parse_csv(export_csv(journal.receipts, ZONE))
     assert len(rows) == len(journal.receipts)
     assert [r["job_id"] for r in rows] == [r.job_id for r in journal.receipts]
     mixed = rows[0]
@@ -57,7 +57,7 @@ def test_csv_parses_back_with_one_row_per_receipt(journal: Journal) -> None:
     assert mixed["fn_number"] == FN_NUMBER
     assert mixed["fd_number"] == str(record.fd_number)
     assert (mixed["shift_number"], mixed["receipt_number"]) == ("1", "1")
-    assert mixed["time"] == "2026-03-02T09:10:00"
+    assert mixed["time"] == "2026-03-02T09:10:00+03:00"
     assert (mixed["document"], mixed["operation"]) == ("receipt", "sell")
     assert (mixed["total"], mixed["cash"], mixed["electronic"]) == ("380.00", "100.00", "280.00")
     assert (mixed["prepaid"], mixed["credit"], mixed["provision"]) == ("0.00", "0.00", "0.00")
@@ -65,7 +65,7 @@ def test_csv_parses_back_with_one_row_per_receipt(journal: Journal) -> None:
     assert mixed["fiscal_sign"] == str(record.printed_sign)
     assert mixed["fiscal_sign_hex"] == record.fiscal_sign.hex()
     assert mixed["qr"] == record.qr
-    assert mixed["journaled_at"] == "2026-03-02T09:10:00Z"
+    assert mixed["journaled_at"] == "2026-03-02T09:10:00+03:00"
     assert mixed["problem"] == ""
     other = rows[1]
     assert (other["prepaid"], other["credit"], other["provision"]) == ("300.00", "150.00", "50.00")
@@ -77,10 +77,21 @@ def test_csv_parses_back_with_one_row_per_receipt(journal: Journal) -> None:
     assert by_id["sale-shift-2"]["shift_number"] == "2"
 
 
+def test_times_people_read_are_the_tenants_local_time_with_its_offset(journal: Journal) -> None:
+    """A tenant in Vladivostok reads its journal's times at +10:00 (1012 is its registers')."""
+    (row,) = parse_csv(export_csv(journal.receipts[:1], "Asia/Vladivostok"))
+    assert (row["time"], row["journaled_at"]) == (
+        "2026-03-02T09:10:00+10:00",
+        "2026-03-02T16:10:00+10:00",
+    )
+    (line,) = export_jsonl(journal.receipts[:1], "Asia/Vladivostok")
+    assert json.loads(line)["journaled_at"] == "2026-03-02T16:10:00+10:00"
+
+
 def test_csv_quotes_by_rfc_4180(journal: Journal) -> None:
     awkward = 'заказ "42", склад\r\nвторой'
     record = attrs.evolve(journal.receipts[0], external_id=awkward)
-    chunks = list(export_csv([record]))
+    chunks = list(export_csv([record], ZONE))
     assert len(chunks) == 2
     assert all(chunk.endswith("\r\n") for chunk in chunks)
     assert '"заказ ""42"", склад\r\nвторой"' in chunks[1]
@@ -88,7 +99,7 @@ def test_csv_quotes_by_rfc_4180(journal: Journal) -> None:
 
 
 def test_csv_is_lazy(journal: Journal) -> None:
-    chunks = export_csv(forever(journal.receipts[0]))
+    chunks = export_csv(forever(journal.receipts[0]), ZONE)
     header, first, second = itertools.islice(chunks, 3)
     assert header.startswith("job_id,external_id,")
     assert first.startswith("job-0,") and second.startswith("job-1,")
@@ -96,7 +107,7 @@ def test_csv_is_lazy(journal: Journal) -> None:
 
 def test_csv_keeps_a_damaged_record_with_its_problem(journal: Journal) -> None:
     broken = attrs.evolve(journal.receipts[0], document=b"\x03\x00\xff\x00")
-    (row,) = parse_csv(export_csv([broken]))
+    (row,) = parse_csv(export_csv([broken], ZONE))
     assert row["job_id"] == broken.job_id
     assert row["fd_number"] == str(broken.fd_number)
     assert row["total"] == ""
@@ -107,7 +118,7 @@ def test_csv_keeps_a_damaged_record_with_its_problem(journal: Journal) -> None:
 
 
 def test_every_jsonl_line_parses_with_ids_fiscal_data_and_the_receipt(journal: Journal) -> None:
-    lines = list(export_jsonl(journal.receipts))
+    lines = list(export_jsonl(journal.receipts, ZONE))
     assert len(lines) == len(journal.receipts)
     assert all(line.endswith("\n") and line.count("\n") == 1 for line in lines)
     objects = [json.loads(line) for line in lines]
@@ -126,13 +137,18 @@ def test_every_jsonl_line_parses_with_ids_fiscal_data_and_the_receipt(journal: J
         assert obj["receipt"] == json.loads(json.dumps(receipt_to_json(decoded)))
         assert receipt_from_json(obj["receipt"]) == decoded
     mixed = objects[0]
+    # Unix seconds for programs, and the same moment as the tenant's local time for people.
+    assert (mixed["fiscalized_at"], mixed["journaled_at"]) == (
+        T0 + 600,
+        "2026-03-02T09:10:00+03:00",
+    )
     assert mixed["fiscal"] == {
         "fn_number": FN_NUMBER,
         "fd_number": journal.receipts[0].fd_number,
         "registration_number": "0000000001061875",
         "shift_number": 1,
         "receipt_number": 1,
-        "time": "2026-03-02T09:10:00",
+        "time": "2026-03-02T09:10:00+03:00",
         "ffd_version": 4,
     }
     receipt = mixed["receipt"]
@@ -144,11 +160,11 @@ def test_every_jsonl_line_parses_with_ids_fiscal_data_and_the_receipt(journal: J
 
 
 def test_jsonl_is_lazy_and_keeps_a_damaged_record(journal: Journal) -> None:
-    first, second = itertools.islice(export_jsonl(forever(journal.receipts[0])), 2)
+    first, second = itertools.islice(export_jsonl(forever(journal.receipts[0]), ZONE), 2)
     assert json.loads(first)["job_id"] == "job-0"
     assert json.loads(second)["job_id"] == "job-1"
     broken = attrs.evolve(journal.receipts[0], document=b"\x03\x00\x01\x00")
-    (line,) = export_jsonl([broken])
+    (line,) = export_jsonl([broken], ZONE)
     obj = json.loads(line)
     assert obj["receipt"] is None and obj["fiscal"] is None
     assert obj["problem"]

@@ -49,8 +49,10 @@ OTHER_FN = "9999078902003995"
 INN = samples.COMPANY.inn
 START = datetime(2026, 3, 2, 9, 0)
 MINUTE = timedelta(minutes=1)
-#: The journal's clock: unix time of START, so that record times and 1012 line up.
-T0 = 1_772_442_000.0
+#: The tenant's time zone, which its registers' clocks (1012) keep.
+ZONE = "Europe/Moscow"
+#: The journal's clock: unix time of START in ZONE, so that record times and 1012 line up.
+T0 = 1_772_431_200.0
 
 
 def registration(fn_number: str = FN_NUMBER) -> RegistrationReport:
@@ -206,7 +208,7 @@ def report_of(
     journal: Journal,
     receipts: Iterable[ReceiptRecord] | None = None,
     *,
-    start: float = 0.0,
+    start: float | None = 0.0,
     end: float = float("inf"),
     register_id: str | None = None,
     tenant: str = TENANT,
@@ -448,7 +450,7 @@ def test_a_document_that_does_not_decode_is_left_out_and_said(journal: Journal) 
 
 
 def test_render_report_shows_roubles_statuses_and_differences(journal: Journal) -> None:
-    text = render_report(report_of(journal))
+    text = render_report(report_of(journal), ZONE)
     assert "tenant shop-1" in text
     assert "register kkt-1" in text
     assert "shift 1, ФН 9999078902003988" in text
@@ -460,9 +462,34 @@ def test_render_report_shows_roubles_statuses_and_differences(journal: Journal) 
     assert "НДС 10%" in text
     assert "." in text and "e+" not in text
     dropped = [r for r in journal.receipts if r.job_id != "refund"]
-    text = render_report(report_of(journal, dropped))
+    text = render_report(report_of(journal, dropped), ZONE)
     assert "reconciliation: mismatch" in text
     assert "! 1194.1130.1138 electronic: ФН 8000, journal 0" in text
+
+
+def test_render_report_shows_times_in_the_tenants_zone_with_the_offset(journal: Journal) -> None:
+    text = render_report(report_of(journal, start=T0, end=T0 + 3600), ZONE)
+    assert "period: 2026-03-02T09:00:00+03:00 … 2026-03-02T10:00:00+03:00\n" in text
+    assert (
+        "shift 1, ФН 9999078902003988: opened 2026-03-02T09:05:00+03:00, "
+        "closed 2026-03-02T09:30:00+03:00; reconciliation: match"
+    ) in text
+    assert "opened 2026-03-02T09:40:00+03:00, closed …; reconciliation: open" in text
+    elsewhere = render_report(report_of(journal, start=T0, end=T0 + 3600), "Asia/Yekaterinburg")
+    assert "period: 2026-03-02T11:00:00+05:00 … 2026-03-02T12:00:00+05:00\n" in elsewhere
+    assert "UTC" not in text + elsewhere
+
+
+def test_a_report_without_a_start_shows_the_period_it_covers(journal: Journal) -> None:
+    """Not 1970: the period starts at the first shift opening or receipt in the report."""
+    report = report_of(journal, start=None, end=T0 + 3600)
+    assert report.start == T0 + 300  # shift 1 opened at 09:05, before its first receipt
+    assert report.totals.receipts == len(journal.receipts)
+    assert "period: 2026-03-02T09:05:00+03:00 … 2026-03-02T10:00:00+03:00" in render_report(
+        report, ZONE
+    )
+    nothing = report_of(journal, start=None, end=T0 + 3600, tenant="nobody")
+    assert (nothing.start, nothing.end, nothing.registers) == (T0 + 3600, T0 + 3600, ())
 
 
 def test_roubles_use_integer_arithmetic() -> None:
@@ -498,7 +525,7 @@ def test_the_receipt_view_lists_every_line_and_the_fiscal_data(journal: Journal)
         1,
     )
     assert view.time == START + 10 * MINUTE
-    text = render_receipt(view)
+    text = render_receipt(view, ZONE)
     for expected in (
         "КАССОВЫЙ ЧЕК / ПРИХОД",
         "  1 Кофе",
@@ -519,7 +546,7 @@ def test_the_receipt_view_lists_every_line_and_the_fiscal_data(journal: Journal)
         f"ФП: {rec.printed_sign}",
         "смена (1038): 1",
         "чек за смену (1042): 1",
-        "02.03.2026 09:10",
+        "дата, время (1012): 2026-03-02T09:10+03:00",
         f"QR: {rec.qr}",
     ):
         assert expected in text, expected
@@ -528,14 +555,14 @@ def test_the_receipt_view_lists_every_line_and_the_fiscal_data(journal: Journal)
 def test_the_receipt_view_shows_marking_and_corrections(journal: Journal) -> None:
     marked = receipt_view(next(r for r in journal.receipts if r.job_id == "sale-marked"))
     assert marked.lines[0].payment_subject == PaymentSubject.MARKED
-    text = render_receipt(marked)
+    text = render_receipt(marked, ZONE)
     assert "маркировка (1163): GS1M 0104601234567893215Ab7Cd9ExY" in text
     assert "маркированный с КМ" in text
     corrected = receipt_view(next(r for r in journal.receipts if r.job_id == "correction"))
     assert corrected.document_code == 31
-    text = render_receipt(corrected)
+    text = render_receipt(corrected, ZONE)
     assert "КАССОВЫЙ ЧЕК КОРРЕКЦИИ / ПРИХОД" in text
     assert "самостоятельно, от 01.03.2026" in text
     bought = receipt_view(next(r for r in journal.receipts if r.job_id == "buy"))
-    assert "0.5 шт" in render_receipt(bought)
-    assert "сумма расчёта, НДС 0% (1104): 3.50" in render_receipt(bought)
+    assert "0.5 шт" in render_receipt(bought, ZONE)
+    assert "сумма расчёта, НДС 0% (1104): 3.50" in render_receipt(bought, ZONE)

@@ -8,9 +8,13 @@ late, out of order, busy, not at all). One test at the end goes through ``kassa 
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,11 +42,11 @@ from engine.client import (
     subscribe,
 )
 from engine.samples import card_sale
-from protocols.documents.json_format import receipt_from_json, receipt_to_json
-from protocols.ingress import dump_json
+from protocols.documents.json_format import receipt_from_json
 from tests.engine.test_cli_receipt import RECEIPT
 
 KASSA = str(Path(sys.executable).with_name("kassa"))
+ROOT = Path(__file__).parents[2]  # the checkout, where a new user runs the README's commands
 Answer = dict[str, Any]
 Handler = Callable[[dict[str, Any]], list[tuple[float, Answer]]]
 
@@ -62,6 +66,10 @@ ATOL_TEXT = """{
 }"""
 
 
+#: The stand-in tenant's time zone, as the service tells it in every job and in ping.
+ZONE = "Europe/Moscow"
+
+
 def job_map(job_id: str, external_id: str, state: str = "accepted", **more: Any) -> Answer:
     return {
         "id": job_id,
@@ -71,6 +79,7 @@ def job_map(job_id: str, external_id: str, state: str = "accepted", **more: Any)
         "register": None,
         "created": 1772427600.1,
         "updated": 1772427601.3,
+        "time_zone": ZONE,
     } | more
 
 
@@ -114,7 +123,9 @@ class StandIn:
         self.late_by = 0.0  # seconds status "job-slow" waits before answering
         self.fail_export_after: int | None = None
         self.handlers: dict[str, Handler] = {
-            "ping": lambda r: [(0, ok({"pong": True, "time": time.time(), "tenant": "shop"}))],
+            "ping": lambda r: [
+                (0, ok({"pong": True, "time": time.time(), "tenant": "shop", "time_zone": ZONE}))
+            ],
             "submit": self._submit,
             "submit_batch": self._submit_batch,
             "status": self._status,
@@ -707,19 +718,20 @@ def test_status_receipt_report_export(
 ) -> None:
     done = kassa("status", "job-4", env=cli_env)
     assert done.returncode == 0, done.stderr
-    assert re.fullmatch(r"job-4\t4\tfiscalized\tupdated \S+\n", done.stdout)
+    assert done.stdout == "job-4\t4\tfiscalized\tupdated 2026-03-02T08:00:01+03:00\n"
     done = kassa("status", "--external-id", "order-1", "--json", env=cli_env)
     assert json.loads(done.stdout)["id"] == "job-order-1"
     done = kassa("receipt", "job-4", env=cli_env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[:2] == ["КАССОВЫЙ ЧЕК", "ПРИХОД"]
     assert "ФП 1713993311" in done.stdout.splitlines() and f"QR {FISCAL['qr']}" in done.stdout
+    assert done.stdout.splitlines()[-1] == "fiscalized 2026-03-02T08:00:01+03:00"
     done = kassa("receipt", "--json", "job-4", env=cli_env)
     assert json.loads(done.stdout)["fiscal"]["fiscal_sign"] == "31046629765f"
     done = kassa("report", "--from", "2026-03-01", "--to", "2026-03-01", env=cli_env)
     assert done.returncode == 0, done.stderr
     start, end = re.fullmatch(r"REPORT (\d+)-(\d+)\n", done.stdout).groups()  # type: ignore[union-attr]
-    assert int(end) - int(start) == 86400  # the whole local day
+    assert (int(start), int(end)) == (1772312400, 1772398800)  # the whole day in Moscow
     out = tmp_path / "export.csv"
     done = kassa("export", "--format", "csv", "-o", str(out), "--progress", env=cli_env)
     assert done.returncode == 0, done.stderr
@@ -732,6 +744,25 @@ def test_status_receipt_report_export(
         env={**os.environ, **cli_env},
     )
     assert raw.stdout == b"a,b\r\n1,2\r\n3,4\r\n5,6\r\n"  # the chunks as they are
+
+
+def test_times_are_the_tenants_local_time_whatever_this_machines_zone(
+    service: StandIn, cli_env: dict[str, str]
+) -> None:
+    """A client in Kamchatka shows a Moscow shop's times and days as Moscow's, offset and all;
+    a service that names no zone leaves it this machine's, with its offset all the same."""
+    far = {**cli_env, "TZ": "Asia/Kamchatka"}
+    done = kassa("status", "job-4", env=far)
+    assert done.stdout == "job-4\t4\tfiscalized\tupdated 2026-03-02T08:00:01+03:00\n"
+    done = kassa("report", "--from", "2026-03-01", "--to", "2026-03-01", env=far)
+    assert done.stdout == "REPORT 1772312400-1772398800\n"
+    done = kassa("report", "--from", "2026-03-01T00:00+05:00", "--to", "2026-03-01", env=far)
+    assert done.stdout == "REPORT 1772305200-1772398800\n"  # an offset given is kept
+    service.handlers["status"] = lambda r: [
+        (0, ok({"job": {k: v for k, v in job_map("job-4", "4").items() if k != "time_zone"}}))
+    ]
+    done = kassa("status", "job-4", env=far)
+    assert done.stdout == "job-4\t4\taccepted\tupdated 2026-03-02T17:00:01+12:00\n"
 
 
 def test_service_errors_and_bad_input_are_one_line(
@@ -775,8 +806,9 @@ def test_an_unreachable_service_is_one_clear_line(cli_env: dict[str, str], tmp_p
 # --- end to end, through the real service ---------------------------------------------------------
 
 
-def test_submit_and_wait_through_kassa_serve_demo(tmp_path: Path) -> None:
-    """The real service (``kassa serve --demo``, emulated registers) and the real client."""
+def test_the_demo_s_hint_fiscalizes_a_shipped_sample_in_the_tenant_s_time() -> None:
+    """A new user's first session: ``kassa serve --demo`` from the checkout, then its hint as
+    printed, then status, receipt, report and export, every time read in Moscow's."""
     with zmq.Context() as context, context.socket(zmq.REP) as probe:
         port = probe.bind_to_random_port("tcp://127.0.0.1")  # a free port, released below
     server = subprocess.Popen(
@@ -784,6 +816,7 @@ def test_submit_and_wait_through_kassa_serve_demo(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        cwd=ROOT,
     )
     try:
         said: dict[str, str] = {}
@@ -793,25 +826,38 @@ def test_submit_and_wait_through_kassa_serve_demo(tmp_path: Path) -> None:
             said[key] = value.strip()
             if line.startswith("stop:"):
                 break
-        endpoint = said["requests"]
-        server_key = said["server key"].split("(certificate ")[1].rstrip(")")
-        client_key = said["client key"].split(" (public")[0]
-        receipt = tmp_path / "demo-order-1.json"
-        receipt.write_text(dump_json(receipt_to_json(card_sale())), encoding="utf-8")
-        options = ["--server", endpoint, "--server-key", server_key, "--key", client_key]
-        done = kassa("submit", "--wait", "--wait-timeout", "60", str(receipt), *options)
+        hint = shlex.split(said["try"])
+        assert hint[1:4] == ["submit", "samples/kassa-sell-card.json", "--wait"], hint
+        assert shutil.which(hint[0]) == KASSA  # the kassa that runs the service, as it was run
+        done = subprocess.run(hint, capture_output=True, text=True, timeout=360, cwd=ROOT)
         no_traceback(done)
         assert done.returncode == 0, done.stdout + done.stderr
-        fields = done.stdout.strip().split("\t")
-        assert fields[0] == str(receipt) and fields[2] == "fiscalized", done.stdout
-        assert fields[3].startswith("FD ") and fields[4].startswith("ФП ")
-        assert fields[5].startswith("QR t=")
-        again = kassa("status", "--external-id", "demo-order-1", *options)
-        assert again.returncode == 0, again.stderr
-        assert again.stdout.startswith(fields[1] + "\tdemo-order-1\tfiscalized")
-        shown = kassa("receipt", fields[1], *options)
+        path, job_id, state, fd, sign, qr = done.stdout.rstrip("\n").split("\t")
+        assert (path, state) == ("samples/kassa-sell-card.json", "fiscalized"), done.stdout
+        assert fd.startswith("FD ") and sign.startswith("ФП ") and qr.startswith("QR t=")
+        assert "&s=1599.00&" in qr  # the sample's total: 1299.00 + 300.00 delivery, VAT 20 %
+
+        options = hint[4:]
+        moscow = r"20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d\+03:00"
+        status = kassa("status", "--external-id", "kassa-sell-card", *options)
+        assert re.fullmatch(
+            rf"{job_id}\tkassa-sell-card\tfiscalized\tregister kkt-\d\tupdated {moscow}\n",
+            status.stdout,
+        ), status.stdout + status.stderr
+        shown = kassa("receipt", job_id, *options)
         assert shown.returncode == 0, shown.stderr
-        assert fields[4] in shown.stdout.splitlines()
+        lines = shown.stdout.splitlines()
+        assert sign in lines and re.fullmatch(f"fiscalized {moscow}", lines[-1]), lines
+        assert any(re.fullmatch(r"дата, время \(1012\): \S+\+03:00", ln) for ln in lines)
+        today = status.stdout.split("updated ")[1][:10]
+        report = kassa("report", "--from", today, "--to", today, *options)
+        assert report.returncode == 0, report.stderr
+        period = f"period: {today}T00:00:00+03:00 … "
+        assert period in report.stdout and "UTC" not in report.stdout, report.stdout
+        assert re.search(rf"opened {moscow}, closed …; reconciliation: open", report.stdout)
+        export = kassa("export", "--format", "csv", *options)
+        (row,) = csv.DictReader(io.StringIO(export.stdout))
+        assert re.fullmatch(moscow, row["journaled_at"]) and row["time"].endswith(":00+03:00")
     finally:
         server.send_signal(signal.SIGINT)
         try:

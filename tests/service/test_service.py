@@ -328,6 +328,7 @@ def test_every_operation_of_the_protocol(
     pong = a.ok("ping")
     assert pong["pong"] is True and pong["tenant"] == "a"
     assert abs(pong["time"] - time.time()) < 5
+    assert pong["time_zone"] == "Europe/Moscow"  # the tenant's, as every job says too
     registers = a.ok("registers")["registers"]
     assert [r["id"] for r in registers] == ["kkt-0"]
     assert set(registers[0]) == {"id", "group", "protocol", "state", "fn_number"}
@@ -335,6 +336,7 @@ def test_every_operation_of_the_protocol(
 
     first = a.ok("submit", external_id="every-1", receipt=kassa_receipt())
     assert first["duplicate"] is False and first["job"]["state"] == "queued"
+    assert first["job"]["time_zone"] == "Europe/Moscow"
     job_id = first["job"]["id"]
     again = a.ok("submit", external_id="every-1", receipt=kassa_receipt())
     assert again["duplicate"] is True and again["job"]["id"] == job_id

@@ -318,7 +318,7 @@ RESULT = FiscalResult("j1", "kkt-1", "9999", 12, b"\x01" * 6, 123, "t=...", b"\x
 
 
 def test_views_follow_the_protocol() -> None:
-    assert job_view(JOB) == {
+    assert job_view(JOB, "Europe/Moscow") == {
         "id": "j1",
         "external_id": "o-1",
         "state": "fiscalized",
@@ -326,6 +326,7 @@ def test_views_follow_the_protocol() -> None:
         "register": "kkt-1",
         "created": 1.5,
         "updated": 2.5,
+        "time_zone": "Europe/Moscow",
     }
     assert fiscal_view(RESULT) == {
         "fd_number": 12,
@@ -373,10 +374,11 @@ def test_answers_errors_chunks_and_events_are_msgpack_maps() -> None:
         "chunk": "a,b\r\n",
         "more": False,
     }
-    topic, body = encode_event(JOB, RESULT)
+    topic, body = encode_event(JOB, RESULT, "Asia/Omsk")
     assert topic == b"job"
     event = msgpack.unpackb(body)
     assert event["event"] == "job" and event["job"]["id"] == "j1"
+    assert event["job"]["time_zone"] == "Asia/Omsk"
     assert event["fiscal"]["fiscal_sign"] == b"\x01" * 6
 
 
