@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import trio
@@ -21,6 +24,9 @@ from engine.client import (
     TrioKassaClient,
     subscribe,
 )
+from engine.service_config import write_certificate
+from protocols.documents.json_format import receipt_to_json
+from tests.service.test_client import KASSA
 from tests.service.test_service import A1, B1, CORPUS, SERVER, Keys, Running
 
 
@@ -172,3 +178,54 @@ def test_the_trio_client_gets_the_service_s_too_large_at_once(service: Running) 
 
     error = trio.run(main)
     assert (error.code, error.path, error.limit) == ("too_large", "receipt", 256 << 10)
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, service: Running) -> dict[str, str]:
+    """KASSA_* for tenant a's key, as certificate files."""
+    server_key, _ = write_certificate(tmp_path / "server", SERVER.public, SERVER.secret)
+    _, client_key = write_certificate(tmp_path / "a1", A1.public, A1.secret)
+    return {
+        "KASSA_SERVER": service.endpoint,
+        "KASSA_SERVER_KEY": str(server_key),
+        "KASSA_KEY": str(client_key),
+    }
+
+
+def kassa(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [KASSA, *args], capture_output=True, text=True, timeout=60, env={**os.environ, **env}
+    )
+
+
+def test_kassa_submit_refuses_a_10_mb_file_before_sending_and_exits_2(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    huge = tmp_path / "huge-file.json"
+    huge.write_text(komtet_text(10**7), encoding="utf-8")
+    done = kassa("submit", str(huge), env=cli_env)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        f"kassa: error: {huge}: too_large: an input of {huge.stat().st_size} bytes is over "
+        "the limit of 1048576 bytes (1 MiB)\n"
+    )
+
+
+def test_kassa_submit_prints_the_service_s_too_large_per_file_and_exits_1(
+    tmp_path: Path, cli_env: dict[str, str], service: Running
+) -> None:
+    big = tmp_path / "big-file.json"
+    big.write_text(komtet_text(300_000), encoding="utf-8")
+    good = tmp_path / "cli-good-1.json"
+    good.write_text(json.dumps(receipt_to_json(samples.card_sale(1003)), default=str))
+    done = kassa("submit", str(big), str(good), env=cli_env)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    refused, accepted = done.stdout.splitlines()
+    path, dash, word, error = refused.split("\t")
+    assert (path, dash, word) == (str(big), "-", "refused")
+    assert error.startswith("too_large: jobs[0]: a receipt of ")
+    assert error.endswith(" bytes is over this service's limit of 262144 bytes (256 KiB)")
+    assert accepted.startswith(f"{good}\t")
+    with KassaClient(service.endpoint, keys_of(A1)) as client:
+        assert client.status(external_id="cli-good-1").external_id == "cli-good-1"
