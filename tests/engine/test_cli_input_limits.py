@@ -57,10 +57,14 @@ def test_too_much_on_stdin_is_too_large_without_reading_it_all(command: tuple[st
     )
 
 
-def test_an_input_of_exactly_the_limit_is_read(tmp_path: Path) -> None:
+def test_the_limit_is_exact(tmp_path: Path) -> None:
     path = tmp_path / "edge.json"
     path.write_bytes(komtet(INPUT_BYTES))
     done = kassa("receipt", "check", str(path))
     assert done.returncode == 1, done.stderr  # read and checked: the field is unknown
     (problem,) = [json.loads(line) for line in done.stdout.splitlines()]
     assert (problem["path"], problem["code"]) == ("x", "field.unknown")
+    path.write_bytes(komtet(INPUT_BYTES + 1))
+    done = kassa("receipt", "check", str(path))
+    assert (done.returncode, done.stdout) == (2, b"")
+    assert b"too_large: an input of 1048577 bytes" in done.stderr
