@@ -10,6 +10,7 @@ import argparse
 import importlib
 import importlib.util
 import json
+import os
 import shlex
 import string
 import sys
@@ -18,11 +19,16 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from engine.limits import MAX_RECEIPT_BYTES, over_limit
 from protocols.documents.model import Receipt
 from protocols.errors import ProtocolError
 from protocols.tlv import decode, dumps, encode, from_tags_json, loads, to_fns_json, to_tags_json
 
 EXIT_BAD_INPUT = 2
+#: The most bytes an input file may have: a receipt's JSON is at most MAX_RECEIPT_BYTES for
+#: any service, and a fiscal document or an OFD message far less (the ФН's 32 KiB). Reading
+#: stops there, so that an absurd file is refused at once rather than parsed for seconds.
+INPUT_BYTES = MAX_RECEIPT_BYTES
 
 #: ``kassa bench NAME`` → the module in ``benchmarks/`` whose ``main(argv)`` runs it.
 BENCHMARKS: dict[str, str] = {
@@ -48,12 +54,19 @@ def _fail(message: str) -> NoReturn:
 
 
 def _read_input(path: str | None) -> bytes:
+    """The file's bytes, or stdin's; too_large past INPUT_BYTES, the rest unread."""
     if path is None or path == "-":
-        return sys.stdin.buffer.read()
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        _fail(f"{path}: {exc.strerror or exc}")
+        path, data, size = "stdin", sys.stdin.buffer.read(INPUT_BYTES + 1), 0
+    else:
+        try:
+            with open(path, "rb") as file:
+                data, size = file.read(INPUT_BYTES + 1), os.fstat(file.fileno()).st_size
+        except OSError as exc:
+            _fail(f"{path}: {exc.strerror or exc}")
+    if len(data) > INPUT_BYTES:
+        known = size if size > INPUT_BYTES else None  # a stream's size is not known
+        _fail(f"{path}: too_large: {over_limit('an input', known, INPUT_BYTES)}")
+    return data
 
 
 _HEX_TEXT = frozenset((string.hexdigits + string.whitespace).encode("ascii"))

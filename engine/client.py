@@ -20,6 +20,10 @@ the service refused this client's key (reported at once, ``refused``), the hands
 delivered), or the service was connected but silent (``timeout``: the request may have
 arrived). Errors of the service and of the link are one type, :class:`KassaError`.
 
+Sizes are checked before sending (:mod:`engine.limits`): a receipt or a request larger than
+any Kassa service may take is ``too_large`` at once, and a batch goes in as many requests as
+the default request limit needs. A ``too_large`` from the service is never retried.
+
 Retries are safe where the protocol makes them so: a repeated ``submit`` of an ``external_id``
 answers the first job (the service dedupes), and reads change nothing. Those retry on
 ``timeout`` and on ``busy`` / ``rate_limited`` (after ``retry_after``), a bounded number of
@@ -49,6 +53,7 @@ import zmq
 import zmq.auth
 from zmq.utils.monitor import parse_monitor_message
 
+from engine.limits import MAX_RECEIPT_BYTES, MAX_REQUEST_BYTES, REQUEST_BYTES, over_limit
 from protocols.documents.json_format import receipt_to_json
 from protocols.documents.model import Receipt
 from protocols.ingress import dump_json
@@ -84,6 +89,10 @@ FINAL_STATES = frozenset({"fiscalized", "failed", "resolved"})
 RETRY_CODES = frozenset({"busy", "rate_limited"})
 #: Codes the client itself gives (the service's are in docs/protocol.md).
 TIMEOUT, UNREACHABLE, REFUSED, BAD_ANSWER = "timeout", "unreachable", "refused", "bad_answer"
+#: The service's code, and the client's own for what no service would take.
+TOO_LARGE = "too_large"
+#: The most jobs in one submit_batch request (docs/protocol.md).
+MAX_BATCH = 1_000
 #: The longest a retry sleeps, whatever ``retry_after`` says.
 MAX_RETRY_SLEEP = 30.0
 #: Chunks of one stream buffered for a slow reader before the trio client stops reading.
@@ -100,7 +109,7 @@ class KassaError(Exception):
 
     ``path`` names the argument or receipt field at fault, or is ``""``; a ``validation``
     error lists every problem in ``problems``; ``busy`` and ``rate_limited`` carry
-    ``retry_after`` seconds.
+    ``retry_after`` seconds; ``too_large`` carries the ``limit`` and the ``size`` in bytes.
     """
 
     def __init__(
@@ -110,6 +119,9 @@ class KassaError(Exception):
         path: str = "",
         problems: Sequence[Mapping[str, str]] = (),
         retry_after: float | None = None,
+        *,
+        limit: int | None = None,
+        size: int | None = None,
     ) -> None:
         super().__init__(f"{code}: {path}: {message}" if path else f"{code}: {message}")
         self.code = code
@@ -117,6 +129,8 @@ class KassaError(Exception):
         self.path = path
         self.problems = tuple(problems)
         self.retry_after = retry_after
+        self.limit = limit
+        self.size = size
 
     @classmethod
     def from_wire(cls, error: Any) -> KassaError:
@@ -131,6 +145,7 @@ class KassaError(Exception):
             if isinstance(p, Mapping)
         ]
         retry_after = error.get("retry_after")
+        limit, size = error.get("limit"), error.get("size")
         return cls(
             code if isinstance(code, str) else BAD_ANSWER,
             message if isinstance(message, str) else "",
@@ -139,7 +154,33 @@ class KassaError(Exception):
             float(retry_after)
             if isinstance(retry_after, int | float) and not isinstance(retry_after, bool)
             else None,
+            limit=limit if type(limit) is int else None,
+            size=size if type(size) is int else None,
         )
+
+    def renumbered(self, sent: int, index: int) -> KassaError:
+        """This error of entry ``jobs[sent]`` of a request, as entry ``jobs[index]``."""
+        old, new = f"jobs[{sent}]", f"jobs[{index}]"
+
+        def fix(path: str) -> str:
+            return new + path[len(old) :] if path.startswith(old) else path
+
+        problems = [{k: fix(v) if k == "path" else v for k, v in p.items()} for p in self.problems]
+        return KassaError(
+            self.code,
+            self.message,
+            fix(self.path),
+            problems,
+            self.retry_after,
+            limit=self.limit,
+            size=self.size,
+        )
+
+
+def _too_large(what: str, size: int, limit: int, path: str = "") -> KassaError:
+    """What the client refuses to send: more than any Kassa service takes."""
+    message = over_limit(what, size, limit, "any Kassa service's")
+    return KassaError(TOO_LARGE, message, path, limit=limit, size=size)
 
 
 # --- keys ---------------------------------------------------------------------------------------
@@ -622,10 +663,20 @@ def _retry_delay(error: KassaError, attempt: int, attempts: int) -> float | None
     return None
 
 
+def _pack(value: Any) -> bytes:
+    packed: bytes = msgpack.packb(value, use_bin_type=True)
+    return packed
+
+
 def _encode(request_id: int, op: str, args: Mapping[str, Any]) -> bytes:
-    packed: bytes = msgpack.packb(
-        {"v": VERSION, "id": request_id, "op": op, **args}, use_bin_type=True
-    )
+    """A request frame; ``too_large`` if no Kassa service would take it (nothing is sent)."""
+    packed = _pack({"v": VERSION, "id": request_id, "op": op, **args})
+    if op == "submit" and len(packed) > MAX_RECEIPT_BYTES:
+        size = len(_pack(args.get("receipt")))
+        if size > MAX_RECEIPT_BYTES:
+            raise _too_large("a receipt", size, MAX_RECEIPT_BYTES, "receipt")
+    if len(packed) > MAX_REQUEST_BYTES:
+        raise _too_large("a request", len(packed), MAX_REQUEST_BYTES)
     return packed
 
 
@@ -978,40 +1029,69 @@ class KassaClient:
         return self._run(_Calls.events())
 
 
+#: Bytes of a submit_batch request besides its entries: the map's other keys, array header.
+_BATCH_HEAD = 64
+
+
 class _Batch:
-    """A batch submit and its retries: entries refused as busy or rate_limited go again."""
+    """A batch submit in rounds: each round sends its entries in as few requests as the
+    default request limit and MAX_BATCH allow; entries refused as busy or rate_limited go
+    again next round. An entry larger than any service takes is refused here, unsent.
+    """
 
     def __init__(self, jobs: Iterable[BatchEntry], attempts: int) -> None:
         self._entries = [
             _job_entry(j.external_id, j.receipt, j.format, j.group, j.operation) for j in jobs
         ]
+        self._sizes = [len(_pack(entry)) for entry in self._entries]
         self._results: list[Submitted | KassaError | None] = [None] * len(self._entries)
-        self._pending: list[int] | None = list(range(len(self._entries)))
+        self._round: deque[int] = deque()  # entries of this round not sent yet
+        for index, size in enumerate(self._sizes):
+            if size > MAX_RECEIPT_BYTES:
+                path = f"jobs[{index}]"
+                self._results[index] = _too_large("a receipt", size, MAX_RECEIPT_BYTES, path)
+            else:
+                self._round.append(index)
+        self._part: list[int] = []  # the entries of the request last sent
+        self._sent: list[int] = []  # the entries of this round sent so far
         self._attempt = 1
         self._attempts = attempts
 
     def pending(self) -> list[dict[str, Any]] | None:
-        """The entries to send now, or None when the batch is done."""
-        if self._pending is None:
+        """The entries of the next request, or None when the batch is done."""
+        if not self._round:
             return None
-        return [self._entries[i] for i in self._pending]
+        part: list[int] = []
+        room = REQUEST_BYTES - _BATCH_HEAD
+        while self._round and len(part) < MAX_BATCH:
+            size = self._sizes[self._round[0]]
+            if part and size > room:
+                break
+            room -= size
+            part.append(self._round.popleft())
+        self._part = part
+        return [self._entries[i] for i in part]
 
     def take(self, answers: Sequence[Submitted | KassaError]) -> float | None:
         """Record the answers to :meth:`pending`; the seconds to wait before the next round."""
-        assert self._pending is not None
-        for index, answer in zip(self._pending, answers, strict=True):
+        for sent, (index, answer) in enumerate(zip(self._part, answers, strict=True)):
+            if isinstance(answer, KassaError):
+                answer = answer.renumbered(sent, index)
             self._results[index] = answer
+        self._sent += self._part
+        if self._round:
+            return None
         delays: list[float | None] = []
         again = []
-        for index in self._pending:
+        for index in self._sent:
             result = self._results[index]
             if isinstance(result, KassaError) and result.code in RETRY_CODES:
                 again.append(index)
                 delays.append(_retry_delay(result, self._attempt, self._attempts))
+        self._sent = []
         if not again or any(d is None for d in delays):
-            self._pending = None
             return None
-        self._pending, self._attempt = again, self._attempt + 1
+        self._round, self._attempt = deque(again), self._attempt + 1
         return max(d for d in delays if d is not None)
 
     def results(self) -> list[Submitted | KassaError]:
@@ -1133,11 +1213,12 @@ class TrioKassaClient:
         if self._watch.refused:
             raise self._watch.refusal(self.endpoint)
         request_id = next(self._ids)
+        frame = _encode(request_id, op, args)
         send, receive = trio.open_memory_channel[_Answer | KassaError](
             STREAM_BUFFER if stream else 1
         )
         self._waiting[request_id] = _Waiter(send, stream)
-        self._pump.send_nowait([b"", _encode(request_id, op, args)])
+        self._pump.send_nowait([b"", frame])
         return request_id, receive
 
     async def _next(

@@ -20,9 +20,12 @@ Which task owns which socket (engineering.md §2: one task makes every libzmq ca
   overflows (counted; the journal is the truth and ``status`` answers from it).
 
 Answers go back through ``Pump.send_nowait`` from any task: the pump alone touches the socket.
-Memory stays bounded: the pump's inbox, the work channel, each tenant's pending submits and
-event buffer, and the engine's per-tenant queue. No request can stop the service: every
-exception becomes an ``internal`` answer, logged without keys or receipt contents.
+A request over the settings' size limits (:mod:`engine.limits`) is answered ``too_large`` at
+once, undecoded. Only a frame over SOCKET_CAP, above any limit a service may set, never reaches
+Kassa: libzmq drops it with its connection, unbuffered. Memory stays bounded: the pump's inbox,
+the work channel, each tenant's pending submits and event buffer, and the engine's per-tenant
+queue. No request can stop the service: every exception becomes an ``internal`` answer, logged
+without keys or receipt contents.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from engine.engine import (
     ValidationFailed,
 )
 from engine.journal import Job
+from engine.limits import MAX_REQUEST_BYTES
 from engine.reports import render_receipt, render_report
 from engine.service_config import ServiceSettings
 from engine.wire import (
@@ -104,6 +108,10 @@ EVENT_BUFFER = 4_096
 EXPORT_CHUNK = 64 * 1024
 #: Answers queued in the requests pump above which a streaming export waits.
 STREAM_BACKLOG = 2_000
+#: libzmq's ZMQ_MAXMSGSIZE on the requests socket: a bigger frame is dropped with its connection,
+#: unanswered. It lies above any request limit a service may set (and CURVE's few bytes more),
+#: so every frame a Kassa client sends (they refuse more) gets an answer, ``too_large`` or not.
+SOCKET_CAP = MAX_REQUEST_BYTES + (64 << 10)
 
 
 class ServiceError(Exception):
@@ -296,7 +304,7 @@ class Service:
             zap.bind(ZAP_ENDPOINT)
             router = self._server_socket(context, zmq.ROUTER, REQUESTS_DOMAIN)
             sockets.append(router)
-            router.setsockopt(zmq.MAXMSGSIZE, self.settings.max_message)
+            router.setsockopt(zmq.MAXMSGSIZE, SOCKET_CAP)
             self.endpoint = _bind(router, self.settings.listen)
             pubs: dict[str, zmq.Socket[bytes]] = {}
             for tenant in self.tenants:
@@ -402,7 +410,7 @@ class Service:
         self, engine: Engine, tenant: str, frame: bytes, wait: float, reply: _Reply
     ) -> _Work | None:
         try:
-            request = decode_request(frame)
+            request = decode_request(frame, self.settings.sizes)
         except WireError as exc:
             reply.send(encode_wire_error(exc))
             return None

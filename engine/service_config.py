@@ -7,12 +7,13 @@
     events_host = "10.0.0.2"               # tenants' PUB sockets: tcp://HOST:* , or "ipc:///run/kassa"
     secret_key_file = "keys/server.key_secret"   # the service's ZeroMQ certificate
     journal = "/var/lib/kassa/journal.db"
-    max_message = 1048576
 
     [limits]
     rate = 200.0    # requests per second per tenant
     burst = 400     # requests at once per tenant
     queue = 10000   # jobs per tenant accepted and not yet final
+    request_bytes = 4194304   # one request; a bigger one is answered too_large, undecoded
+    receipt_bytes = 262144    # one receipt in it (engine/limits.py says why these sizes)
 
     [[tenants]]
     id = "shop"
@@ -61,14 +62,15 @@ from engine.config import (
     TenantConfig,
 )
 from engine.connectors import PROTOCOLS, serial_connector, tcp_connector
+from engine.limits import DEFAULT_SIZES, SizeLimits
 from protocols.documents.vat import TaxTable
 
 #: A tenant id goes into ZAP domains and ipc paths: keep it to plain characters.
 TENANT_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 _NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}\Z")
 _HOST = re.compile(r"\A(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])\Z")
-DEFAULT_MAX_MESSAGE = 1 << 20
 _SERVICE_KEYS = ("listen", "events_host", "secret_key_file", "journal", "max_message")
+_LIMIT_KEYS = ("rate", "burst", "queue", "request_bytes", "receipt_bytes")
 _TENANT_KEYS = ("id", "name", "timezone", "daily_close", "queue", "keys")
 _REGISTER_KEYS = ("id", "tenant", "group", "protocol", "address", "tax_table")
 
@@ -87,7 +89,7 @@ class ServiceSettings:
     #: A client's public key (32 raw bytes, as ZAP hands it over) → its tenant.
     clients: Mapping[bytes, str] = attrs.field(repr=False)
     events_host: str = "127.0.0.1"  # a host for tcp://HOST:*, or an ipc:// folder
-    max_message: int = DEFAULT_MAX_MESSAGE
+    sizes: SizeLimits = DEFAULT_SIZES  # the largest request and receipt answered, not refused
     rate: float = 200.0  # requests per second per tenant
     burst: int = 400
 
@@ -192,7 +194,7 @@ def parse_config(data: Mapping[str, Any], source: str, folder: Path) -> LoadedCo
     """The config of an already parsed TOML document (paths relative to ``folder``)."""
     top = _Reader(source, dict(data), "", ("service", "limits", "tenants", "registers"))
     service = _Reader(source, top.value("service", dict), "service", _SERVICE_KEYS)
-    limits = _Reader(source, top.value("limits", dict, {}), "limits", ("rate", "burst", "queue"))
+    limits = _Reader(source, top.value("limits", dict, {}), "limits", _LIMIT_KEYS)
     tenant_tables = top.value("tenants", list, what="an array of [[tenants]] tables")
     register_tables = top.value("registers", list, [], what="an array of [[registers]] tables")
 
@@ -219,9 +221,8 @@ def parse_config(data: Mapping[str, Any], source: str, folder: Path) -> LoadedCo
         except ValueError as exc:
             raise service.error("secret_key_file", f"{secret_file}: {which} key: {exc}") from None
     journal = _file(folder, service.text("journal"))
-    max_message = service.value("max_message", int, DEFAULT_MAX_MESSAGE)
-    if not 1024 <= max_message <= 64 << 20:
-        raise service.error("max_message", f"{max_message} is out of range 1024 to {64 << 20}")
+    if "max_message" in service.table:  # it meant the request limit, which is shared now
+        raise service.error("max_message", "moved: it is limits.request_bytes now")
 
     rate = limits.value("rate", (int, float), 200.0)
     if not (math.isfinite(rate) and rate > 0):
@@ -232,6 +233,14 @@ def parse_config(data: Mapping[str, Any], source: str, folder: Path) -> LoadedCo
     queue = limits.value("queue", int, 10_000)
     if queue < 1:
         raise limits.error("queue", f"expected at least 1, got {queue}")
+    try:
+        sizes = SizeLimits(
+            limits.value("request_bytes", int, DEFAULT_SIZES.request_bytes),
+            limits.value("receipt_bytes", int, DEFAULT_SIZES.receipt_bytes),
+        )
+    except ValueError as exc:
+        name, _, problem = str(exc).partition(": ")
+        raise limits.error(name, problem) from None
 
     tenants: list[TenantConfig] = []
     clients: dict[bytes, str] = {}
@@ -265,7 +274,7 @@ def parse_config(data: Mapping[str, Any], source: str, folder: Path) -> LoadedCo
         server_secret=secret,
         clients=clients,
         events_host=events_host,
-        max_message=max_message,
+        sizes=sizes,
         rate=float(rate),
         burst=burst,
     )

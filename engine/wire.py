@@ -3,8 +3,9 @@
 Pure: no sockets, no clocks. :func:`decode_request` turns one frame into a :class:`Request`
 with typed arguments, or raises :class:`WireError` carrying the protocol's error code and the
 path of the argument at fault; it never raises anything else, on any input. The limits are
-checked before anything looks inside: msgpack's own size limits while unpacking, then the
-nesting depth, walked without recursion.
+checked before anything looks inside: the frame's size first (``too_large``, with nothing
+decoded but the id at its start), each receipt's size, msgpack's own size limits while
+unpacking, then the nesting depth, walked without recursion.
 
 Types are strict because the wire is where coercion would creep in: an integer must be an
 ``int`` (``True`` is not 1), money only ever an integer of kopecks inside a receipt, and a
@@ -26,6 +27,7 @@ import attrs
 import msgpack  # type: ignore[import-untyped]
 
 from engine.journal import FiscalResult, Job
+from engine.limits import DEFAULT_SIZES, SizeLimits, over_limit
 from engine.reports import ReceiptLine
 from protocols.documents.json_format import ReceiptJsonError, receipt_from_json
 from protocols.documents.model import Receipt
@@ -47,6 +49,8 @@ MAX_REQUEST_ID = 2**63 - 1
 MAX_ID_LENGTH = 64
 MAX_BATCH = 1_000
 MAX_LIST = 1_000
+#: Bytes read of a request too large to decode, to find its id (clients send it second).
+PEEK_BYTES = 512
 FORMATS = ("kassa", "atol_v5", "komtet")
 EXPORT_FORMS = ("csv", "jsonl", "fns")
 SHIFT_ACTIONS = ("open", "close")
@@ -69,6 +73,8 @@ class WireError(Exception):
         request_id: RequestId | None = None,
         problems: Sequence[Mapping[str, str]] = (),
         retry_after: float | None = None,
+        limit: int | None = None,
+        size: int | None = None,
     ) -> None:
         super().__init__(f"{path}: {message}" if path else message)
         self.code = code
@@ -77,10 +83,34 @@ class WireError(Exception):
         self.request_id = request_id
         self.problems = tuple(problems)
         self.retry_after = retry_after
+        self.limit = limit  # a too_large's limit and size, in bytes
+        self.size = size
 
     def as_dict(self) -> dict[str, Any]:
         """The ``error`` map of an answer."""
-        return error_dict(self.code, self.message, self.path, self.problems, self.retry_after)
+        return error_dict(
+            self.code,
+            self.message,
+            self.path,
+            self.problems,
+            self.retry_after,
+            limit=self.limit,
+            size=self.size,
+        )
+
+
+@attrs.frozen
+class Oversized:
+    """A receipt left undecoded because it is over the service's limit: its place in a request."""
+
+    size: int
+    limit: int
+
+    def error(self, path: str, request_id: RequestId | None) -> WireError:
+        message = over_limit("a receipt", self.size, self.limit, "this service's")
+        return WireError(
+            "too_large", message, path, request_id=request_id, limit=self.limit, size=self.size
+        )
 
 
 # --- the arguments of each operation ----------------------------------------------------------
@@ -214,18 +244,27 @@ def _too_deep(value: Any) -> bool:
     return False
 
 
-def _unpack(frame: bytes) -> Any:
+_UNPACK_LIMITS: dict[str, Any] = {
+    "raw": False,
+    "strict_map_key": True,
+    "max_str_len": MAX_STRING,
+    "max_bin_len": MAX_STRING,
+    "max_array_len": MAX_ENTRIES,
+    "max_map_len": MAX_ENTRIES,
+    "max_ext_len": MAX_STRING,
+}
+#: The first byte of a msgpack array: fixarray, array 16, array 32.
+_ARRAY_HEADS = frozenset([*range(0x90, 0xA0), 0xDC, 0xDD])
+
+
+def _unpack(frame: bytes, receipt_bytes: int | None = None) -> Any:
+    """The value in ``frame``; receipts over ``receipt_bytes`` become :class:`Oversized`."""
     try:
-        return msgpack.unpackb(
-            frame,
-            raw=False,
-            strict_map_key=True,
-            max_str_len=MAX_STRING,
-            max_bin_len=MAX_STRING,
-            max_array_len=MAX_ENTRIES,
-            max_map_len=MAX_ENTRIES,
-            max_ext_len=MAX_STRING,
-        )
+        if receipt_bytes is None or len(frame) <= receipt_bytes:
+            return msgpack.unpackb(frame, **_UNPACK_LIMITS)
+        return _unpack_measured(frame, receipt_bytes)
+    except WireError:
+        raise
     except msgpack.StackError:
         raise WireError("too_deep", f"nesting deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:
@@ -237,6 +276,63 @@ def _unpack(frame: bytes) -> Any:
         raise WireError("bad_request", "not a msgpack value") from None
     except Exception:  # msgpack's decoder raises several types on garbage; all mean the same
         raise WireError("bad_request", "not a msgpack value") from None
+
+
+def _unpack_measured(frame: bytes, receipt_bytes: int) -> Any:
+    """A request map as :func:`msgpack.unpackb` reads it, except that a receipt (``receipt``,
+    or an entry of ``jobs``) over ``receipt_bytes`` is measured, skipped and left undecoded.
+
+    For frames larger than one receipt only: the top level is walked in Python.
+    """
+    unpacker = msgpack.Unpacker(max_buffer_size=len(frame), **_UNPACK_LIMITS)
+    unpacker.feed(frame)
+    try:
+        pairs = unpacker.read_map_header()
+    except ValueError:  # not a map: read as any other frame, to be answered the same
+        return msgpack.unpackb(frame, **_UNPACK_LIMITS)
+    if pairs > MAX_ENTRIES:
+        raise ValueError("exceeds max_map_len")
+    value: dict[Any, Any] = {}
+    for _ in range(pairs):
+        key = unpacker.unpack()
+        if not isinstance(key, str | bytes):
+            raise TypeError("a map key that is not a string")
+        if key == "receipt":
+            value[key] = _measured(unpacker, frame, receipt_bytes)
+        elif key == "jobs" and frame[unpacker.tell()] in _ARRAY_HEADS:
+            count = unpacker.read_array_header()
+            if count > MAX_ENTRIES:
+                raise ValueError("exceeds max_array_len")
+            value[key] = [_measured(unpacker, frame, receipt_bytes) for _ in range(count)]
+        else:
+            value[key] = unpacker.unpack()
+    if unpacker.tell() != len(frame):
+        raise ValueError("extra data after the map")
+    return value
+
+
+def _measured(unpacker: msgpack.Unpacker, frame: bytes, receipt_bytes: int) -> Any:
+    """The next value, or its :class:`Oversized` if it is over ``receipt_bytes``."""
+    start = unpacker.tell()
+    unpacker.skip()
+    size = unpacker.tell() - start
+    if size > receipt_bytes:
+        return Oversized(size, receipt_bytes)
+    return msgpack.unpackb(memoryview(frame)[start : start + size], **_UNPACK_LIMITS)
+
+
+def peek_request_id(frame: bytes) -> RequestId | None:
+    """The id of a request not decoded (too large), if it is among the first few arguments."""
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(frame[:PEEK_BYTES])
+    try:
+        for _ in range(min(unpacker.read_map_header(), 4)):
+            key, value = unpacker.unpack(), unpacker.unpack()
+            if key == "id":
+                return _request_id(value)
+    except Exception:  # cut short, or not a map: no id then
+        return None
+    return None
 
 
 def _request_id(value: Any) -> RequestId | None:
@@ -330,9 +426,21 @@ class _Fields:
                 raise self.error(key, "no such argument")
 
 
-def decode_request(frame: bytes) -> Request:
-    """The request in one frame; raises :class:`WireError` and nothing else."""
-    value = _unpack(frame)
+def decode_request(frame: bytes, limits: SizeLimits = DEFAULT_SIZES) -> Request:
+    """The request in one frame; raises :class:`WireError` and nothing else.
+
+    A frame over ``limits.request_bytes`` is ``too_large`` before any of it is decoded (but
+    its id); a receipt over ``limits.receipt_bytes`` is ``too_large`` at its path.
+    """
+    if len(frame) > limits.request_bytes:
+        raise WireError(
+            "too_large",
+            over_limit("a request", len(frame), limits.request_bytes, "this service's"),
+            request_id=peek_request_id(frame),
+            limit=limits.request_bytes,
+            size=len(frame),
+        )
+    value = _unpack(frame, limits.receipt_bytes)
     if not isinstance(value, dict):
         raise WireError("bad_request", f"expected a map, got {_kind(value)}")
     request_id = _request_id(value.get("id"))
@@ -374,9 +482,12 @@ def _no_args(fields: _Fields) -> NoArgs:
 
 
 def _submit(fields: _Fields) -> SubmitArgs:
+    value = fields.get("receipt")
+    if isinstance(value, Oversized):
+        raise value.error(fields.path("receipt"), fields.request_id)
     external_id = fields.required_text("external_id")
     group = fields.text("group", required=False) or "main"
-    receipt = read_receipt(fields.get("receipt"), fields.path("receipt"), fields.request_id)
+    receipt = read_receipt(value, fields.path("receipt"), fields.request_id)
     return SubmitArgs(external_id, receipt, group)
 
 
@@ -390,6 +501,8 @@ def _submit_batch(fields: _Fields) -> SubmitBatchArgs:
     for i, entry in enumerate(jobs):
         path = f"jobs[{i}]"
         try:
+            if isinstance(entry, Oversized):
+                raise entry.error(path, fields.request_id)
             if not isinstance(entry, dict):
                 raise WireError("bad_request", f"expected a map, got {_kind(entry)}", path)
             sub = _Fields(entry, f"{path}.", fields.request_id)
@@ -590,13 +703,19 @@ def error_dict(
     path: str = "",
     problems: Sequence[Mapping[str, str]] = (),
     retry_after: float | None = None,
+    *,
+    limit: int | None = None,
+    size: int | None = None,
 ) -> dict[str, Any]:
-    """An answer's ``error`` map: code, message, path, and problems / retry_after if any."""
+    """An answer's ``error`` map: code, message, path, and problems / retry_after /
+    a too_large's limit and size, if any."""
     out: dict[str, Any] = {"code": code, "message": message, "path": path}
     if problems:
         out["problems"] = [dict(p) for p in problems]
     if retry_after is not None:
         out["retry_after"] = float(retry_after)
+    if limit is not None and size is not None:
+        out["limit"], out["size"] = limit, size
     return out
 
 

@@ -418,6 +418,87 @@ def test_submit_batch_keeps_order_and_retries_only_busy_entries(service: StandIn
     assert [len(b["jobs"]) for b in batches] == [4, 3]
 
 
+def padded(size: int) -> dict[str, Any]:
+    """A KOMTET body of about ``size`` bytes (its amounts are whole: it goes as a map)."""
+    return {"intent": "sell", "padding": "x" * size}
+
+
+def test_what_no_service_takes_is_refused_unsent_and_too_large_is_not_retried(
+    service: StandIn,
+) -> None:
+    service.handlers["submit"] = lambda r: [
+        (0, fail("too_large", "over the limit", "receipt", limit=262144, size=300_100))
+    ]
+    with KassaClient(service.endpoint, service.keys(), timeout=5) as client:
+        with pytest.raises(KassaError) as caught:
+            client.submit("huge", padded(10**7), format="komtet")
+        huge = caught.value
+        assert (huge.code, huge.path, huge.limit) == ("too_large", "receipt", 1 << 20)
+        assert huge.size is not None and huge.size > 10**7
+        assert huge.message == (
+            f"a receipt of {huge.size} bytes is over any Kassa service's limit "
+            "of 1048576 bytes (1 MiB)"
+        )
+        with pytest.raises(KassaError) as caught:
+            client.submit("big", padded(300_000), format="komtet")
+        assert (caught.value.code, caught.value.limit, caught.value.size) == (
+            "too_large",
+            262144,
+            300_100,
+        )
+        assert client.reopened == 0
+    assert [r["external_id"] for r in service.requests] == ["big"]  # once, and never "huge"
+
+
+async def test_the_trio_client_refuses_what_no_service_takes_unsent(service: StandIn) -> None:
+    async with TrioKassaClient.open(service.endpoint, service.keys(), timeout=5) as client:
+        with pytest.raises(KassaError) as caught:
+            await client.submit("huge", padded(2 << 20), format="komtet")
+        assert (caught.value.code, caught.value.path) == ("too_large", "receipt")
+        results = await client.submit_batch(
+            [BatchEntry("b-0", RECEIPT), BatchEntry("huge", padded(2 << 20), format="komtet")]
+        )
+        assert not isinstance(results[0], KassaError)
+        assert isinstance(results[1], KassaError) and results[1].path == "jobs[1]"
+        assert (await client.ping()).tenant == "shop"
+    assert [r["op"] for r in service.requests] == ["submit_batch", "ping"]
+
+
+def test_a_batch_goes_in_requests_within_the_limit_and_answers_name_the_caller_s_entries(
+    service: StandIn,
+) -> None:
+    def answer(request: dict[str, Any]) -> list[tuple[float, Answer]]:
+        results = []
+        for k, entry in enumerate(request["jobs"]):
+            external_id = entry["external_id"]
+            if external_id == "s-7":
+                results.append(
+                    {"error": {"code": "too_large", "message": "m", "path": f"jobs[{k}]"}}
+                )
+            else:
+                results.append(
+                    {"job": job_map(f"job-{external_id}", external_id), "duplicate": False}
+                )
+        return [(0, ok({"results": results}))]
+
+    service.handlers["submit_batch"] = answer
+    entries = [BatchEntry(f"s-{i}", padded(250_000), format="komtet") for i in range(20)]
+    entries[3] = BatchEntry("huge", padded(10**7), format="komtet")
+    with KassaClient(service.endpoint, service.keys(), timeout=5) as client:
+        results = client.submit_batch(entries)
+    requests = [r for r in service.requests if r["op"] == "submit_batch"]
+    assert len(requests) == 2
+    assert all(len(msgpack.packb(r, use_bin_type=True)) <= 4 << 20 for r in requests)
+    sent = [e["external_id"] for r in requests for e in r["jobs"]]
+    assert sent == [e.external_id for e in entries if e.external_id != "huge"]
+    huge, big = results[3], results[7]
+    assert isinstance(huge, KassaError) and (huge.path, huge.limit) == ("jobs[3]", 1 << 20)
+    assert isinstance(big, KassaError) and (big.code, big.path) == ("too_large", "jobs[7]")
+    assert [r.job.external_id for r in results if not isinstance(r, KassaError)] == [
+        f"s-{i}" for i in range(20) if i not in (3, 7)
+    ]
+
+
 def test_export_streams_chunks_in_seq_order(service: StandIn) -> None:
     with KassaClient(service.endpoint, service.keys(), timeout=5) as client:
         assert list(client.export("csv", 0, 10)) == ["a,b\r\n", "1,2\r\n", "3,4\r\n", "5,6\r\n"]
@@ -694,6 +775,11 @@ def test_submit_wait_prints_the_fiscal_data(
         ("{not json", "not valid JSON"),
         ('{"hello": 1}', "cannot tell the format"),
         ("[1, 2]", "cannot tell the format"),
+        pytest.param(
+            "a" * 10**7,
+            "too_large: an input of 10000000 bytes is over the limit of 1048576 bytes (1 MiB)",
+            id="10 MB",
+        ),
     ],
 )
 def test_submit_of_bad_input_exits_2_and_sends_nothing(

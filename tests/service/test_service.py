@@ -8,6 +8,7 @@ pyzmq DEALER and SUB sockets with receive timeouts.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import signal
 import subprocess
@@ -34,7 +35,8 @@ from engine.cli import main as kassa
 from engine.config import TenantConfig
 from engine.engine import Engine, JobEvent
 from engine.journal import Job, JobState
-from engine.service import Service, TokenBucket, open_service, zap_reply
+from engine.limits import SizeLimits
+from engine.service import SOCKET_CAP, Service, TokenBucket, open_service, zap_reply
 from engine.service_config import (
     ConfigError,
     ServiceSettings,
@@ -49,6 +51,7 @@ from protocols.ingress.komtet import KomtetTask
 from tests.engine.fleet import assert_exactly_once, fleet_config
 
 T = TypeVar("T")
+CORPUS = Path(__file__).parents[1] / "protocols" / "corpus"
 FINAL = {"fiscalized", "failed", "resolved"}
 NOTHING = 0.7  # seconds to wait for an answer that must not come
 
@@ -92,7 +95,6 @@ class Running:
         burst: int = 1_000_000,
         listen: str = "tcp://127.0.0.1:*",
         events_host: str = "127.0.0.1",
-        max_message: int = 1 << 20,
     ) -> None:
         self.owners = owners
         self.journal = folder / "journal.db"
@@ -102,7 +104,6 @@ class Running:
             server_secret=SERVER.secret,
             clients={A1.raw: "a", A2.raw: "a", B1.raw: "b"},
             events_host=events_host,
-            max_message=max_message,
             rate=rate,
             burst=burst,
         )
@@ -527,7 +528,7 @@ def test_zap_answers_by_domain_and_key() -> None:
 # --- malformed input ----------------------------------------------------------------------------
 
 
-def test_malformed_frames_are_answered_and_oversize_ones_dropped(
+def test_malformed_frames_are_answered(
     kassa_service: Running, clients: Callable[..., Client]
 ) -> None:
     endpoint = kassa_service.endpoint
@@ -552,11 +553,75 @@ def test_malformed_frames_are_answered_and_oversize_ones_dropped(
     bare = clients(endpoint, A1, delimiter=False)  # no empty delimiter: none comes back either
     assert bare.ok("ping")["tenant"] == "a"
 
-    huge = clients(endpoint, B1)
-    huge.send("ping", request_id="huge", junk=b"x" * (1 << 20))  # over max_message
-    assert huge.recv(timeout=NOTHING) is None
-    assert a.ok("ping")["pong"] is True  # the others are served throughout
-    assert clients(endpoint, B1).ok("ping")["tenant"] == "b"
+
+# --- oversized input ----------------------------------------------------------------------------
+
+
+def big_komtet(size: int) -> dict[str, Any]:
+    """A KOMTET receipt of about ``size`` bytes: a good one with a long unknown field."""
+    body = json.loads((CORPUS / "komtet-buy.json").read_text(encoding="utf-8"))
+    body["x"] = "a" * size
+    return {"format": "komtet", "body": dump_json(body)}
+
+
+def test_a_10_mb_submit_is_answered_too_large_at_once_and_only_absurd_frames_dropped(
+    kassa_service: Running, clients: Callable[..., Client]
+) -> None:
+    a = clients(kassa_service.endpoint, A1)
+    frame = msgpack.packb(
+        {"v": 1, "id": "big", "op": "submit", "external_id": "big-1", "receipt": big_komtet(10**7)}
+    )
+    a.send_frame(frame)
+    answer = a.recv(timeout=60)  # a deadline only: the answer comes at once
+    assert answer == {
+        "v": 1,
+        "id": "big",
+        "ok": False,
+        "error": {
+            "code": "too_large",
+            "message": f"a request of {len(frame)} bytes is over this service's limit "
+            "of 4194304 bytes (4 MiB)",
+            "path": "",
+            "limit": 4 << 20,
+            "size": len(frame),
+        },
+    }
+    assert a.ok("ping")["tenant"] == "a"  # the same connection goes on
+    assert clients(kassa_service.endpoint, B1).ok("ping")["tenant"] == "b"
+    assert a.error("status", external_id="big-1")["code"] == "not_found"  # nothing journaled
+
+    # Above SOCKET_CAP, more than any service may take, libzmq drops the frame and the
+    # connection: no answer, by design; the DEALER reconnects by itself.
+    absurd = clients(kassa_service.endpoint, B1)
+    absurd.send("ping", request_id="absurd", junk=b"x" * SOCKET_CAP)
+    assert absurd.recv(timeout=NOTHING) is None
+    assert absurd.ok("ping")["tenant"] == "b"
+    assert a.ok("ping")["tenant"] == "a"
+
+
+def test_a_receipt_over_its_limit_is_too_large_at_its_path_and_in_a_batch_per_entry(
+    kassa_service: Running, clients: Callable[..., Client]
+) -> None:
+    a = clients(kassa_service.endpoint, A1)
+    big = big_komtet(300_000)  # over the 256 KiB of one receipt, well under a request
+    size = len(msgpack.packb(big))
+    error = a.error("submit", external_id="big-2", receipt=big)
+    assert error == {
+        "code": "too_large",
+        "message": f"a receipt of {size} bytes is over this service's limit "
+        "of 262144 bytes (256 KiB)",
+        "path": "receipt",
+        "limit": 256 << 10,
+        "size": size,
+    }
+    entry = {"external_id": "big-3", "receipt": big}
+    jobs = [{"external_id": f"fit-{i}", "receipt": kassa_receipt(1000 + i)} for i in range(2)]
+    results = a.ok("submit_batch", jobs=[jobs[0], entry, jobs[1]])["results"]
+    assert [r.get("job", {}).get("external_id") for r in results] == ["fit-0", None, "fit-1"]
+    assert results[1]["error"]["code"] == "too_large"
+    assert results[1]["error"]["path"] == "jobs[1]"
+    assert results[1]["error"]["size"] == len(msgpack.packb(entry))
+    assert a.error("status", external_id="big-3")["code"] == "not_found"
 
 
 scalars = st.one_of(
@@ -766,6 +831,7 @@ journal = "journal.db"
 rate = 50
 burst = 100
 queue = 500
+request_bytes = 2097152
 
 [[tenants]]
 id = "a"
@@ -815,7 +881,8 @@ def test_kassa_toml_becomes_the_engine_s_and_the_service_s_config(tmp_path: Path
     ]
     assert service.clients == {A1.raw: "a", A2.raw: "a", B1.raw: "b"}
     assert (service.server_public, service.server_secret) == (SERVER.public, SERVER.secret)
-    assert (service.rate, service.burst, service.max_message) == (50.0, 100, 1 << 20)
+    assert (service.rate, service.burst) == (50.0, 100)
+    assert service.sizes == SizeLimits(request_bytes=2 << 20, receipt_bytes=256 << 10)
     assert "secret" not in repr(service).lower() or SERVER.secret.decode() not in repr(service)
 
 
@@ -836,6 +903,16 @@ def test_kassa_toml_becomes_the_engine_s_and_the_service_s_config(tmp_path: Path
         (('"web.key"', '"short"'), "tenants[0].keys[1]: expected a Z85 public key"),
         (('rate = 50', 'rate = "fast"'), "limits.rate: expected an integer or a number"),
         (('queue = 500', 'queue = 0'), "limits.queue: expected at least 1"),
+        (('request_bytes = 2097152', 'request_bytes = 100'),
+         "limits.request_bytes: 100 is out of range 1024 to 67108864"),
+        (('request_bytes = 2097152', 'request_bytes = 2097152\nreceipt_bytes = 4194304'),
+         "limits.receipt_bytes: 4194304 is out of range 1024 to 1048576"),
+        (('request_bytes = 2097152', 'request_bytes = 2048\nreceipt_bytes = 4096'),
+         "limits.receipt_bytes: 4096 is more than request_bytes 2048"),
+        (('request_bytes = 2097152', 'request_bytes = "2 MiB"'),
+         "limits.request_bytes: expected an integer, got str"),
+        (('journal = "journal.db"', 'journal = "journal.db"\nmax_message = 1048576'),
+         "service.max_message: moved: it is limits.request_bytes now"),
         (('journal = "journal.db"', 'journal = 5'), "service.journal: expected a string"),
         (('secret_key_file = "server.key_secret"', 'secret_key_file = "web.key"'),
          "service.secret_key_file: "),

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from engine import samples
 from engine.journal import FiscalResult, Job, JobState
+from engine.limits import DEFAULT_SIZES, MAX_REQUEST_BYTES, MIN_BYTES, SizeLimits
 from engine.reports import ReceiptLine
 from engine.wire import (
     MAX_DEPTH,
@@ -233,6 +234,57 @@ def test_a_batch_answers_a_bad_entry_in_place() -> None:
     assert refused(frame(op="submit_batch", jobs=too_many)).path == "jobs"
 
 
+# --- sizes --------------------------------------------------------------------------------------
+
+SMALL = SizeLimits(request_bytes=2 * MIN_BYTES, receipt_bytes=MIN_BYTES)
+
+
+def refused_at(data: bytes, limits: SizeLimits) -> WireError:
+    with pytest.raises(WireError) as caught:
+        decode_request(data, limits)
+    return caught.value
+
+
+def test_a_frame_over_the_request_limit_is_too_large_with_nothing_decoded_but_its_id() -> None:
+    head = frame(op="submit", external_id="a", receipt={"format": "komtet", "body": "x" * 10})
+    garbage = head + b"\xc1" * 3000  # decoding it would say bad_request
+    error = refused_at(garbage, SMALL)
+    assert (error.code, error.request_id) == ("too_large", 7)
+    assert error.as_dict() == {
+        "code": "too_large",
+        "message": f"a request of {len(garbage)} bytes is over this service's limit "
+        "of 2048 bytes (2 KiB)",
+        "path": "",
+        "limit": 2048,
+        "size": len(garbage),
+    }
+    late = msgpack.packb({"v": 1, "op": "ping", "junk": "x" * 3000, "id": 8})
+    assert refused_at(late, SMALL).request_id is None  # not among the first arguments
+    assert refused_at(b"\xc1" * 3000, SMALL).request_id is None
+
+
+def test_a_receipt_over_the_receipt_limit_is_too_large_at_its_path() -> None:
+    limits = SizeLimits(request_bytes=MAX_REQUEST_BYTES, receipt_bytes=MIN_BYTES)
+    big = {"format": "komtet", "body": "x" * 2000}
+    size = len(msgpack.packb(big))
+    error = refused_at(frame(op="submit", external_id="a", receipt=big), limits)
+    assert (error.code, error.path, error.request_id) == ("too_large", "receipt", 7)
+    assert (error.limit, error.size) == (MIN_BYTES, size)
+    assert error.message == (
+        f"a receipt of {size} bytes is over this service's limit of 1024 bytes (1 KiB)"
+    )
+    good = {"external_id": "a", "receipt": {"format": "kassa", "body": kassa_body()}}
+    entry = {"external_id": "b", "receipt": big}
+    request = decode_request(frame(op="submit_batch", jobs=[good, entry, good]), limits)
+    assert isinstance(request.args, SubmitBatchArgs)
+    first, second, third = request.args.jobs
+    assert isinstance(first, SubmitArgs) and isinstance(third, SubmitArgs)
+    assert isinstance(second, WireError)
+    assert (second.code, second.path, second.limit) == ("too_large", "jobs[1]", MIN_BYTES)
+    assert second.size == len(msgpack.packb(entry))
+    assert first == decode_request(frame(op="submit", **good)).args  # measured, then read alike
+
+
 # --- money and receipts ---------------------------------------------------------------------
 
 
@@ -385,11 +437,12 @@ def test_answers_errors_chunks_and_events_are_msgpack_maps() -> None:
 # --- fuzz ---------------------------------------------------------------------------------------
 
 
-def decodes_or_refuses(data: bytes) -> None:
+def decodes_or_refuses(data: bytes, limits: SizeLimits = DEFAULT_SIZES) -> None:
     try:
-        request = decode_request(data)
+        request = decode_request(data, limits)
     except WireError as error:
-        assert error.code in {"bad_request", "too_deep", "unsupported_version", "unknown_op"}
+        codes = {"bad_request", "too_deep", "too_large", "unsupported_version", "unknown_op"}
+        assert error.code in codes
         assert isinstance(error.as_dict()["message"], str)
         encode_wire_error(error)  # always answerable
     else:
@@ -457,6 +510,38 @@ def test_mangled_receipts_give_a_request_or_a_wire_error(
         body = {**body, key: data.draw(values)}
         receipt = {**receipt, "body": body}
     decodes_or_refuses(frame(op="submit", external_id="a", receipt=receipt))
+
+
+def outcome(data: bytes, limits: SizeLimits) -> Any:
+    """The request, or the error's code, path and message."""
+    try:
+        return decode_request(data, limits)
+    except WireError as error:
+        return (error.code, error.path, error.message)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(requests, st.integers(0, 1500))
+def test_measuring_receipts_changes_no_answer_but_too_large(
+    value: dict[str, Any], pad: int
+) -> None:
+    """A frame over one receipt is read a second way (receipts measured, then decoded)."""
+    data = msgpack.packb({**value, "pad": "x" * pad}, use_bin_type=True)
+    measured = outcome(data, SizeLimits(request_bytes=MAX_REQUEST_BYTES, receipt_bytes=MIN_BYTES))
+    if isinstance(measured, tuple) and measured[0] == "too_large":
+        return
+    if isinstance(measured, Request) and isinstance(measured.args, SubmitBatchArgs):
+        jobs = measured.args.jobs
+        if any(isinstance(j, WireError) and j.code == "too_large" for j in jobs):
+            return
+    assert measured == outcome(data, DEFAULT_SIZES)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(requests, values), st.binary(min_size=0, max_size=2500))
+def test_large_frames_give_a_request_or_a_wire_error(value: Any, tail: bytes) -> None:
+    data = msgpack.packb(value, use_bin_type=True) + tail  # a tail is extra data, or cut short
+    decodes_or_refuses(data, SMALL)
 
 
 def test_request_classes_are_frozen() -> None:
