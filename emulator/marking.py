@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import enum
 import re
+import struct
 
 import attrs
 
@@ -73,6 +74,7 @@ __all__ = [
     "conflicting_tags",
     "mark_unchecked_line",
     "parse_marking_code",
+    "take_scanned_codes",
 ]
 
 #: 1290 признаки условий применения ККТ: the bit of marked goods (ffd.md §3).
@@ -86,6 +88,8 @@ _GS1M = 1305  # 1163 child: GS1.М
 _UNIDENTIFIED = 1300  # 1163 child: КТ Н, not identified
 _UNIDENTIFIED_MAX = 32
 _NO_MARKING_MATRIX = 0xFF  # FF67h DataMatrix type: GS1 without marking
+_TLV_HEADER = struct.Struct("<HH")
+_SCANNED = 2000  # код маркировки, as scanned
 
 
 class UnreadableCode(ValueError):
@@ -286,3 +290,25 @@ def mark_unchecked_line(line: TagMap) -> None:
     """Give a marked line with a code but no 2106 the ФН's "not checked" result (2106 = 0)."""
     if line.get(1212) in MARKED_SUBJECTS and 1163 in line and 2106 not in line:
         line[2106] = 0
+
+
+def take_scanned_codes(data: bytes) -> tuple[bytes, list[bytes]]:
+    """Take the КМ (2000) out of TLV ``data``: its bytes as scanned, GS included, which the
+    TLV codec's text rules refuse, and the other TLVs as they were. Data that is not whole
+    TLVs comes back unchanged, for the codec to refuse."""
+    kept: list[bytes] = []
+    codes: list[bytes] = []
+    pos = 0
+    while pos < len(data):
+        if len(data) - pos < _TLV_HEADER.size:
+            return data, []
+        tag, size = _TLV_HEADER.unpack_from(data, pos)
+        end = pos + _TLV_HEADER.size + size
+        if end > len(data):
+            return data, []
+        if tag == _SCANNED:
+            codes.append(data[pos + _TLV_HEADER.size : end])
+        else:
+            kept.append(data[pos:end])
+        pos = end
+    return b"".join(kept), codes
