@@ -601,7 +601,7 @@ class AtolRegister:
             local_reason=int(check.code.reason),
             code_type=int(check.code.code_type),
             check_result=int(check.result),
-            online=_online(check),
+            online=check.online_part(with_result=False),
         ), 0
 
     def _accept_marking(self, r: c.AcceptMarkingCode) -> tuple[c.Answer, int]:
@@ -782,14 +782,6 @@ def _readable(raw: bytes) -> MarkingCode:
         return parse_marking_code(raw)
     except UnreadableCode:
         raise CommandRefused(ErrorCode.WRONG_FORMAT) from None
-
-
-def _online(check: MarkingCheck) -> bytes:
-    """D2h's online part: nothing without the ОИСМ, FFh without its answer, else 00h and the
-    ОИСМ's TLV."""
-    if check.online_code is None:
-        return b""
-    return bytes((check.online_code,)) + check.server_tlv
 
 
 def _refusal(error: int, extended: int = 0) -> bytes:

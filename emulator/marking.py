@@ -223,6 +223,17 @@ class MarkingCheck:
     def answered(self) -> bool:
         return self.online_code is OnlineCheckCode.ANSWERED
 
+    def online_part(self, *, with_result: bool) -> bytes:
+        """The online part of a check's answer: nothing without the ОИСМ, FFh without its
+        answer, else 00h, 2106 when ``with_result`` (Shtrih's FF61h has it there, ATOL's D2h
+        elsewhere) and the ОИСМ's TLV."""
+        if self.online_code is None:
+            return b""
+        if not self.answered:
+            return bytes((self.online_code,))
+        result = bytes((int(self.result),)) if with_result else b""
+        return bytes((self.online_code,)) + result + self.server_tlv
+
     @property
     def server_tlv(self) -> bytes:
         """The ОИСМ's answer tags: 2105, 2005 and 2109; nothing without an answer."""

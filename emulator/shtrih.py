@@ -662,7 +662,7 @@ class ShtrihRegister:
             local_status=int(check.local),
             local_reason=int(check.code.reason),
             code_type=int(check.code.code_type),
-            online=_online(check),
+            online=check.online_part(with_result=True),
         ), 0
 
     def _run_check(self, code: MarkingCode, planned_status: int, mode: int) -> MarkingCheck:
@@ -711,7 +711,7 @@ class ShtrihRegister:
             local_status=int(check.local),
             local_reason=int(code.reason),
             recognised_type=int(code.code_type),
-            online=_online(check),
+            online=check.online_part(with_result=True),
         ), 0
 
 
@@ -751,16 +751,6 @@ def _readable(raw: bytes) -> MarkingCode:
         return parse_marking_code(raw)
     except UnreadableCode:
         raise CommandRefused(ErrorCode.MARKING_CODE_UNREADABLE) from None
-
-
-def _online(check: MarkingCheck) -> bytes:
-    """FF61h's online part: nothing without the ОИСМ, FFh without its answer, else 00h, 2106
-    and the ОИСМ's TLV."""
-    if check.online_code is None:
-        return b""
-    if not check.answered:
-        return bytes((check.online_code,))
-    return bytes((check.online_code, int(check.result))) + check.server_tlv
 
 
 def _line_tags(tags: TagMap, line: Line, unchecked: bool) -> TagMap:

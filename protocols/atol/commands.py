@@ -1197,10 +1197,8 @@ class GetMarkingCheckStatus(Request):
 
 
 @attrs.frozen(kw_only=True, slots=True)
-class AcceptMarkingCode(Request):
-    """D3h accept the checked КМ (принять КМ; assumed): the ФН keeps it and its 2106."""
-
-    code: ClassVar[bytes] = b"\xd3"
+class _DecideMarking(Request):
+    """A decision on the checked КМ; answers :class:`MarkingDecision`."""
 
     @classmethod
     def decode_answer(cls, data: bytes) -> Answer:
@@ -1208,14 +1206,17 @@ class AcceptMarkingCode(Request):
 
 
 @attrs.frozen(kw_only=True, slots=True)
-class DeclineMarkingCode(Request):
+class AcceptMarkingCode(_DecideMarking):
+    """D3h accept the checked КМ (принять КМ; assumed): the ФН keeps it and its 2106."""
+
+    code: ClassVar[bytes] = b"\xd3"
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class DeclineMarkingCode(_DecideMarking):
     """D4h decline the checked КМ (отказаться от КМ; assumed): the ФН forgets it."""
 
     code: ClassVar[bytes] = b"\xd4"
-
-    @classmethod
-    def decode_answer(cls, data: bytes) -> Answer:
-        return _fn_answer(MarkingDecision, data)
 
 
 #: Every request class by its command code (one byte, or two for A4 xx).
