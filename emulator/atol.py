@@ -96,6 +96,8 @@ import trio
 
 from emulator.fn import FiscalResult, FiscalStorage, FnModelError
 from emulator.marking import (
+    MARKING_OPERATIONS,
+    PLANNED_STATUSES,
     HostResults,
     MarkingCheck,
     MarkingCode,
@@ -123,7 +125,7 @@ from protocols.documents.model import Company, CorrectionReceipt, Item, Payments
 from protocols.errors import ProtocolError
 from protocols.fn import FnPhase, MarkingRefusal, ResultCode
 from protocols.tlv import TagMap, TlvError, decode, encode
-from protocols.tlv.enums import PlannedStatus, VatRate
+from protocols.tlv.enums import VatRate
 
 __all__ = [
     "ATOL_30F",
@@ -272,15 +274,6 @@ _OWN_TAGS = frozenset(
     | {1040, 1041, 1037, 1012, 1077, 1038, 1042}
 )
 _CORRECTION_TAGS = frozenset({1173, 1174})
-#: The receipt types a marking code may be bound in: приход and возврат прихода, as on Shtrih.
-_MARKING_TYPES = frozenset(
-    {
-        c.ReceiptType.SALE,
-        c.ReceiptType.SALE_RETURN,
-        c.ReceiptType.CORRECTION_SALE,
-        c.ReceiptType.CORRECTION_SALE_RETURN,
-    }
-)
 
 
 @attrs.frozen
@@ -549,25 +542,20 @@ class AtolRegister:
             raise CommandRefused(ErrorCode.WRONG_FORMAT)
         index = len(receipt.items) - 1
         bound = receipt.markings.get(index)
+        markable = bound is None and _OPERATIONS[receipt.receipt_type] in MARKING_OPERATIONS
         check: MarkingCheck | None = None
         if scanned is not None:
-            if bound is not None or receipt.receipt_type not in _MARKING_TYPES:
-                raise CommandRefused(ErrorCode.WRONG_FORMAT)
             code = _readable(scanned)
-            if code.product_code is None:
+            product = code.product_tags
+            if not markable or product is None:
                 raise CommandRefused(ErrorCode.WRONG_FORMAT)
             check = self.fn.accepted_marking(lambda accepted: accepted.code.raw == code.raw)
-            tags = {1163: bound_tags(code, 0, 0)[1163]}
+            tags: TagMap = {1163: product}
             if check is not None:
                 tags = bound_tags(code, check.processing_mode, int(check.result))
-        elif 1163 in fields and bound is None and receipt.receipt_type in _MARKING_TYPES:
+        elif markable and 1163 in fields:
             given = fields[1163]
-            check = self.fn.accepted_marking(
-                lambda accepted: (
-                    accepted.code.product_code is not None
-                    and bound_tags(accepted.code, 0, 0)[1163] == given
-                )
-            )
+            check = self.fn.accepted_marking(lambda accepted: accepted.code.product_tags == given)
             if check is None:
                 return receipt
             tags = bound_tags(check.code, check.processing_mode, int(check.result))
@@ -584,7 +572,7 @@ class AtolRegister:
     def _begin_marking_check(self, r: c.BeginMarkingCheck) -> tuple[c.Answer, int]:
         self._need_mode(c.Mode.REGISTRATION)
         code = _readable(r.marking_code)
-        if r.processing_mode != 0 or r.planned_status not in PlannedStatus._value2member_map_:
+        if r.processing_mode != 0 or r.planned_status not in PLANNED_STATUSES:
             raise CommandRefused(ErrorCode.WRONG_FORMAT)
         decode(r.tlv)  # whole TLVs: 2108, 1023, 1291 for measured goods
         check = self.fn.check_marking(code, r.planned_status, r.processing_mode)

@@ -50,6 +50,8 @@ from __future__ import annotations
 import enum
 import re
 import struct
+from collections.abc import Mapping
+from types import MappingProxyType
 
 import attrs
 
@@ -60,10 +62,13 @@ from protocols.tlv.enums import (
     MarkingCheckFlags,
     MarkingCodeType,
     OismProductStatus,
+    PlannedStatus,
 )
 
 __all__ = [
     "MARKED_GOODS_USAGE",
+    "MARKING_OPERATIONS",
+    "PLANNED_STATUSES",
     "HostResults",
     "MarkingCheck",
     "MarkingCode",
@@ -79,6 +84,13 @@ __all__ = [
 
 #: 1290 признаки условий применения ККТ: the bit of marked goods (ffd.md §3).
 MARKED_GOODS_USAGE = 1 << 8
+#: The values a check's 2003 планируемый статус товара may take.
+PLANNED_STATUSES = frozenset(int(status) for status in PlannedStatus)
+#: The receipts (1054) a marking code may be bound in, приход and возврат прихода
+#: (fr_drv_ng_examples #42), and the 2003 of a code the register checks itself in them.
+MARKING_OPERATIONS: Mapping[int, PlannedStatus] = MappingProxyType(
+    {1: PlannedStatus.PIECE_SOLD, 2: PlannedStatus.PIECE_RETURNED}
+)
 
 _GS = "\x1d"
 _GS1_HEAD = re.compile(r"01(\d{14})21([^\x1d]{1,20})")
@@ -112,6 +124,14 @@ class MarkingCode:
     def checkable(self) -> bool:
         """The ФН checks this code's КП itself."""
         return self.reason is LocalCheckReason.CHECKED
+
+    @property
+    def product_tags(self) -> TagMap | None:
+        """1163 код товара's value: its one child, or None when the code has none."""
+        if self.product_code is None:
+            return None
+        tag, value = self.product_code
+        return {tag: value}
 
 
 def parse_marking_code(raw: bytes) -> MarkingCode:
@@ -286,9 +306,9 @@ def check_marking_code(
 
 def bound_tags(code: MarkingCode, processing_mode: int, result: int) -> TagMap:
     """The tags a code bound to a line gives it: 1163 from the code, 2102, and the ФН's 2106."""
-    assert code.product_code is not None, "only codes with a 1163 are bound"
-    tag, value = code.product_code
-    return {1163: {tag: value}, 2102: processing_mode, 2106: result}
+    product = code.product_tags
+    assert product is not None, "only codes with a 1163 are bound"
+    return {1163: product, 2102: processing_mode, 2106: result}
 
 
 def conflicting_tags(line: TagMap, bound: TagMap) -> list[int]:

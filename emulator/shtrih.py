@@ -69,6 +69,8 @@ import trio
 
 from emulator.fn import FiscalStorage, FnModelError
 from emulator.marking import (
+    MARKING_OPERATIONS,
+    PLANNED_STATUSES,
     HostResults,
     MarkingCheck,
     MarkingCode,
@@ -103,7 +105,7 @@ from protocols.shtrih.events import (
 from protocols.shtrih.link_v1 import LinkV1Device
 from protocols.shtrih.link_v2 import LinkV2Device
 from protocols.tlv import TagMap, TlvError, decode, decode_document, encode
-from protocols.tlv.enums import PlannedStatus, VatRate
+from protocols.tlv.enums import VatRate
 
 __all__ = ["Line", "OpenReceipt", "ShtrihRegister", "serve_connection"]
 
@@ -130,9 +132,6 @@ _PRINTING_COMMANDS = frozenset(
 _CORRECTION_TAGS = (1173, 1174)
 _TLV_HEADER = struct.Struct("<HH")
 _TLV_CHUNK = 200
-#: The receipts a marking code may be bound in: приход and возврат прихода (fr_drv_ng_examples
-#: #42), and the planned status (2003) a code the register checks itself gets in them.
-_MARKING_STATUS = {1: PlannedStatus.PIECE_SOLD, 2: PlannedStatus.PIECE_RETURNED}
 _FLAGS = 0x0292  # as in the real 10h captures (§1.10 R2–R4): rolls and sensors present
 _BATTERY, _SUPPLY = 0x9F, 0xE5  # 3.12 V and 25.44 V, as captured
 
@@ -654,7 +653,7 @@ class ShtrihRegister:
 
     def _check_marking(self, r: c.CheckMarking) -> tuple[c.Answer, int]:
         code = _readable(r.marking_code)
-        if r.mode != 0 or r.planned_status not in PlannedStatus._value2member_map_:
+        if r.mode != 0 or r.planned_status not in PLANNED_STATUSES:
             raise CommandRefused(ErrorCode.BAD_PARAMETERS)
         decode(r.tlv)  # whole TLVs: 2108, 1023, 1291 for measured goods
         check = self._run_check(code, r.planned_status, r.mode)
@@ -685,7 +684,7 @@ class ShtrihRegister:
         receipt = self.receipt
         if receipt is None or not receipt.lines:
             raise CommandRefused(ErrorCode.NOT_IN_THIS_MODE)
-        status = _MARKING_STATUS.get(receipt.operation or 0)
+        status = MARKING_OPERATIONS.get(receipt.operation or 0)
         if status is None:
             raise CommandRefused(ErrorCode.WRONG_OPERATION)
         last = receipt.lines[-1]
