@@ -31,8 +31,9 @@ The rules:
   (04h, 2109 = 2). Its TLV are 2105 = 0 (the request was well formed), 2005 and 2109.
 - 2106 (ffd.md §3 bits): 01h/02h are the ФН's own check of the code, or, when the ФН could
   not check it, the ОИСМ's (a real ФН-М does so: fr_drv_ng #145 shows local status 0, reason 1
-  and 2106 = 05h = the ОИСМ's 2005, and the official example reads bit 0 as "код маркировки
-  проверен ФН и (или) ОИСМ"); 04h/08h are the ОИСМ's status bits; 10h says the result was
+  and 2106 = 05h = the ОИСМ's 2005, and Shtrih's own example, fr_drv_ng_examples
+  ``classic_interface/main.cpp``, reads bit 0 clear as "код маркировки не был проверен ФН и
+  (или) ОИСМ"); 04h/08h are the ОИСМ's status bits; 10h says the result was
   formed without the ОИСМ's answer (none in time, or no online check at all). So a code with
   91/92 gives 0Fh, 05h forged, 07h refused, 13h silent; a code without a tail 0Ch, 04h, 10h.
 - The default :class:`MarkingPolicy` decides by the serial (the part after AI 21; the whole
@@ -42,7 +43,9 @@ The rules:
 
 Assumptions where the sources are silent: the ОИСМ's answer carries no 2114 (the model has no
 clock of its own); the ОИСМ's verdict does not depend on the planned status; a GS1 code whose
-groups include others than 91/92/93 (8005, 3103 …) is read by those three alone.
+groups include others than 91/92/93 (8005, 3103 …) is read by those three alone; FF67h's
+DataMatrix type is 1 (КМ симметричный) for a ``93`` tail and FFh (GS1 without marking) for a
+code without a tail or not GS1 (javapos FSBindMC lists the values, not which code has which).
 """
 
 from __future__ import annotations
