@@ -1,1 +1,2 @@
-"""The register emulator: Shtrih-M and ATOL personalities, a ФН model, an OFD model, faults."""
+"""The register emulator: Shtrih-M and ATOL personalities, a ФН model with its check of marking
+codes (marking.py), an OFD model, faults."""

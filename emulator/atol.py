@@ -58,6 +58,25 @@ Choices where the reference (registers.md §2, §4) is silent:
 - Correction receipts (92h types 7…10) form document 31 (кассовый чек коррекции) with 1054 from
   the type and 1173 = 0 (самостоятельно) unless E8h sends 1173; they count in the ФН's 1134
   only. A4 30 reports the open document as 04h (receipt) or 14h (correction), as a ФН does.
+- Marking codes (FFD 1.2) through D1h…D4h (assumed commands, see :mod:`protocols.atol.commands`)
+  and :mod:`emulator.marking`'s model, with Shtrih's rules where they carry over. D1h (mode 1)
+  answers at once and the check runs on for its modelled time: D2h answers "pending" until
+  then, then the result (the online part empty without the ОИСМ, FFh alone without its
+  answer). D3h keeps the checked code in the ФН for an item, D4h forgets it; both answer its
+  2106. The item takes its code through E8h: a КМ (tag 2000 with the code's bytes as
+  scanned, GS included, which the register takes out before it reads the other TLVs and never
+  writes to the document) or a 1163 that matches an accepted code binds that code to the last
+  item, giving it 1163, 2102 and the ФН's 2106, which outrank what E8h sends. A КМ no
+  accepted check matches binds nothing and gives the item its 1163. Errors: a КМ that cannot
+  be read, a planned status outside 2003's values, a mode other than 0, a second КМ for an
+  item, a КМ in a receipt other than приход or возврат прихода or for the receipt itself, or
+  a 1163 / 2102 that differs from the bound code's 13h; a second D1h before D3h/D4h, D2h with
+  nothing checked, D3h/D4h while the check runs or with nothing checked, or a close while a
+  check awaits its decision D0h with A1h (the ФН-М's wrong sequence); a full table D0h with
+  A3h. With the policy's ``host_results`` REFUSE, an item's 2106 in E8h answers 13h and a
+  marked item (1212 = 31 or 33) with a 1163 but no bound code gets 2106 = 0 (not checked);
+  with KEEP, the default while the engine's drivers send their own 2106, both stay as the
+  host sent them.
 - The task's status is A4 (error) when the application answer carries a non-zero error.
 - Timing: a task takes the processing time of its command (see :data:`ATOL_MODELS`) plus the
   printing of its document on models with a printer; the register answers Req with A2 for that
@@ -80,6 +99,19 @@ import attrs
 import trio
 
 from emulator.fn import FiscalResult, FiscalStorage, FnModelError
+from emulator.marking import (
+    MARKING_OPERATIONS,
+    PLANNED_STATUSES,
+    HostResults,
+    MarkingCheck,
+    MarkingCode,
+    UnreadableCode,
+    bound_tags,
+    conflicting_tags,
+    mark_unchecked_line,
+    parse_marking_code,
+    take_scanned_codes,
+)
 from emulator.pace import Pacer
 from emulator.timing import MS, RegisterModel, RegisterTiming
 from protocols.atol import commands as c
@@ -97,7 +129,7 @@ from protocols.documents.ffd import receipt_to_tags
 from protocols.documents.model import Company, CorrectionReceipt, Item, Payments, Receipt
 from protocols.documents.vat import TaxTable
 from protocols.errors import ProtocolError
-from protocols.fn import FnPhase, ResultCode
+from protocols.fn import FnPhase, MarkingRefusal, ResultCode
 from protocols.tlv import TagMap, TlvError, decode, encode
 from protocols.tlv.enums import VatRate
 
@@ -189,6 +221,7 @@ _COMMAND_FIELDS: Mapping[bytes, str] = MappingProxyType(
         b"\x4a": "fn_document_time",
         b"\x9a": "shift_open_time",
         b"\x5a": "shift_close_time",
+        b"\xd2": "status_time",  # the state of a marking check; D1h's check runs on after it
     }
 )
 
@@ -259,6 +292,8 @@ class OpenReceipt:
     payments: tuple[tuple[c.PaymentType, int], ...] = ()
     item_requisites: tuple[TagMap, ...] = ()  # one per item, the tags that replace or add
     requisites: TagMap = attrs.field(factory=dict)  # receipt-level tags that replace or add
+    #: Item index → the tags of the marking code bound to it (1163, 2102, the ФН's 2106).
+    markings: Mapping[int, TagMap] = attrs.field(factory=dict)
 
     @property
     def correction(self) -> bool:
@@ -313,6 +348,7 @@ class AtolRegister:
         self.requests: dict[int, bytes] = {}  # TID → the request of the task
         self.lock = trio.Lock()  # one task at a time, whatever the connection
         self.attached: _Connection | None = None  # the newest connection, for 0xF0 packets
+        self._marking_ready = 0.0  # clock reading when the running marking check is done
 
     # --- time and state ----------------------------------------------------------------
 
@@ -483,12 +519,16 @@ class AtolRegister:
         if r.block_number + 1 < r.block_count:
             self._requisite = (r.flags, r.block_count, r.block_number + 1, data)
             return c.CommandAnswer(), 0
+        data, scanned = take_scanned_codes(data)
         fields = decode(data).fields
+        if len(scanned) > 1 or (scanned and not r.for_item):
+            raise CommandRefused(ErrorCode.WRONG_FORMAT)
         if r.for_item:
             if not receipt.items:
                 raise CommandRefused(ErrorCode.ITEM_NOT_FOUND)
             if fields.keys() & (_ITEM_TAGS_OF_E6 | _OWN_TAGS):
                 raise CommandRefused(ErrorCode.WRONG_FORMAT)
+            receipt = self._bind_marking(receipt, fields, scanned[0] if scanned else None)
             *before, last = receipt.item_requisites
             self.receipt = attrs.evolve(receipt, item_requisites=(*before, {**last, **fields}))
             return c.CommandAnswer(), 0
@@ -500,6 +540,86 @@ class AtolRegister:
             self._check_tax_system(fields[1055])
         self.receipt = attrs.evolve(receipt, requisites={**receipt.requisites, **fields})
         return c.CommandAnswer(), 0
+
+    def _bind_marking(
+        self, receipt: OpenReceipt, fields: TagMap, scanned: bytes | None
+    ) -> OpenReceipt:
+        """The marking of E8h's item tags: a КМ (2000, ``scanned``) or a 1163 that an accepted
+        check matches binds it to the last item; the receipt with the item's marking."""
+        if 2106 in fields and self.fn.marking_policy.host_results is HostResults.REFUSE:
+            raise CommandRefused(ErrorCode.WRONG_FORMAT)
+        index = len(receipt.items) - 1
+        bound = receipt.markings.get(index)
+        markable = bound is None and _OPERATIONS[receipt.receipt_type] in MARKING_OPERATIONS
+        check: MarkingCheck | None = None
+        if scanned is not None:
+            code = _readable(scanned)
+            product = code.product_tags
+            if not markable or product is None:
+                raise CommandRefused(ErrorCode.WRONG_FORMAT)
+            check = self.fn.accepted_marking(lambda accepted: accepted.code.raw == code.raw)
+            tags: TagMap = {1163: product}
+            if check is not None:
+                tags = bound_tags(code, check.processing_mode, int(check.result))
+        elif markable and 1163 in fields:
+            given = fields[1163]
+            check = self.fn.accepted_marking(lambda accepted: accepted.code.product_tags == given)
+            if check is None:
+                return receipt
+            tags = bound_tags(check.code, check.processing_mode, int(check.result))
+        else:
+            tags = bound or {}
+        if conflicting_tags({**receipt.item_requisites[index], **fields}, tags):
+            raise CommandRefused(ErrorCode.WRONG_FORMAT)
+        if check is not None:
+            self.fn.take_marking(check)
+        if not tags:
+            return receipt
+        return attrs.evolve(receipt, markings={**receipt.markings, index: tags})
+
+    def _begin_marking_check(self, r: c.BeginMarkingCheck) -> tuple[c.Answer, int]:
+        self._need_mode(c.Mode.REGISTRATION)
+        code = _readable(r.marking_code)
+        if r.processing_mode != 0 or r.planned_status not in PLANNED_STATUSES:
+            raise CommandRefused(ErrorCode.WRONG_FORMAT)
+        decode(r.tlv)  # whole TLVs: 2108, 1023, 1291 for measured goods
+        check = self.fn.check_marking(code, r.planned_status, r.processing_mode)
+        took = self.timing.marking_check(asked=check.asked, answered=check.answered)
+        self._marking_ready = self._clock() + took
+        return c.CommandAnswer(), 0
+
+    def _marking_status(self, r: c.GetMarkingCheckStatus) -> tuple[c.Answer, int]:
+        check = self._checked()
+        if self._clock() < self._marking_ready:
+            return c.MarkingCheckPending(), 0
+        return c.MarkingCheckResult(
+            local_status=int(check.local),
+            local_reason=int(check.code.reason),
+            code_type=int(check.code.code_type),
+            check_result=int(check.result),
+            online=check.online_part(with_result=False),
+        ), 0
+
+    def _accept_marking(self, r: c.AcceptMarkingCode) -> tuple[c.Answer, int]:
+        return self._decide_marking(accept=True)
+
+    def _decline_marking(self, r: c.DeclineMarkingCode) -> tuple[c.Answer, int]:
+        return self._decide_marking(accept=False)
+
+    def _decide_marking(self, *, accept: bool) -> tuple[c.Answer, int]:
+        self._need_mode(c.Mode.REGISTRATION)
+        self._checked()
+        if self._clock() < self._marking_ready:
+            raise FnModelError(MarkingRefusal.WRONG_SEQUENCE, "the check has not finished")
+        check = self.fn.decide_marking(accept=accept)
+        return c.MarkingDecision(check_result=int(check.result)), 0
+
+    def _checked(self) -> MarkingCheck:
+        """The check awaiting its decision: D0h with A1h when there is none."""
+        check = self.fn.marking_pending
+        if check is None:
+            raise FnModelError(MarkingRefusal.WRONG_SEQUENCE, "no marking code is being checked")
+        return check
 
     def _check_tax_system(self, value: object) -> None:
         """1055 must be one of the tax systems the register was registered with (1062)."""
@@ -566,12 +686,17 @@ class AtolRegister:
             ),
             total=total,
         )
+        self.fn.marking_settled()
+        unchecked = self.fn.marking_policy.host_results is HostResults.REFUSE
         tags = receipt_to_tags(document)
         item_tags = tags[1059]
         assert isinstance(item_tags, list)
-        for line, extra in zip(item_tags, receipt.item_requisites, strict=True):
+        for index, (line, extra) in enumerate(zip(item_tags, receipt.item_requisites, strict=True)):
             assert isinstance(line, dict)
             line.update(extra)
+            line.update(receipt.markings.get(index, {}))
+            if unchecked:
+                mark_unchecked_line(line)
         tags.update(receipt.requisites)
         for own in (1054, 1020, 1018):  # the ФН writes its own header tags
             tags.pop(own, None)
@@ -650,6 +775,13 @@ def _amount(price: int, quantity: Decimal) -> int:
     return int((price * quantity).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
+def _readable(raw: bytes) -> MarkingCode:
+    try:
+        return parse_marking_code(raw)
+    except UnreadableCode:
+        raise CommandRefused(ErrorCode.WRONG_FORMAT) from None
+
+
 def _refusal(error: int, extended: int = 0) -> bytes:
     return c.CommandAnswer(error=error, extended=extended).encode()
 
@@ -680,6 +812,10 @@ _HANDLERS: Mapping[type[c.Request], _Handler] = MappingProxyType(
         c.ReadDocumentData: AtolRegister._document_data,
         c.GetFnStatus: AtolRegister._fn_status,
         c.WriteRequisite: AtolRegister._write_requisite,
+        c.BeginMarkingCheck: AtolRegister._begin_marking_check,
+        c.GetMarkingCheckStatus: AtolRegister._marking_status,
+        c.AcceptMarkingCode: AtolRegister._accept_marking,
+        c.DeclineMarkingCode: AtolRegister._decline_marking,
     }
 )
 

@@ -22,6 +22,16 @@ header. The 1077 is :func:`protocols.fiscal_sign.emulator_fiscal_sign` over
 
 Times are kept to the minute: the ФН protocol's DATE_TIME has no seconds.
 
+Marking codes (FFD 1.2, ФН-М): :meth:`FiscalStorage.check_marking` checks a code by
+:mod:`emulator.marking`'s rules under the ФН's :class:`~emulator.marking.MarkingPolicy`; the
+check then awaits the host's decision (:meth:`~FiscalStorage.decide_marking`), and an
+accepted one waits in the ФН's table until a line takes it (:meth:`~FiscalStorage.take_marking`).
+The table empties when a receipt is formed or cancelled: the checks are for that receipt.
+Refusals are the ФН-М's, numbered as registers report them
+(:class:`protocols.fn.MarkingRefusal`): a second check before the decision on the first, a
+decision with nothing checked, or a receipt formed while a check awaits its decision answer
+A1h (wrong sequence); a full table A3h; a registration whose 1290 lacks marked goods A0h.
+
 Choices where the sources (registers.md §3.3–3.4, §4.4) are silent:
 
 - Result codes: wrong phase, shift or open document 02h; time before the last operation 07h;
@@ -45,6 +55,9 @@ Choices where the sources (registers.md §3.3–3.4, §4.4) are silent:
   exchange's, not the archive's.
 - A cancel with nothing open succeeds: drivers cancel blindly after a reconnect.
 - A new ФН is in phase READY (готовность к фискализации); registration needs that phase.
+- The table of marking checks holds 100 codes (:attr:`FnLimits.marking_codes`; the ФН-М's
+  size is not public, FF70h reports the count in one byte). A check needs the fiscal phase,
+  not an open shift; a registration without 1290 allows marked goods.
 """
 
 from __future__ import annotations
@@ -52,10 +65,18 @@ from __future__ import annotations
 import calendar
 import hashlib
 import struct
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import attrs
 
+from emulator.marking import (
+    MARKED_GOODS_USAGE,
+    MarkingCheck,
+    MarkingCode,
+    MarkingPolicy,
+    check_marking_code,
+)
 from protocols.documents.ffd import receipt_to_tags
 from protocols.documents.model import Cashier, CorrectionReceipt, Receipt
 from protocols.documents.reports import (
@@ -69,7 +90,7 @@ from protocols.documents.reports import (
     report_to_tags,
 )
 from protocols.fiscal_sign import emulator_fiscal_sign, printed_fiscal_sign, split_fiscal_sign
-from protocols.fn import FnPhase, FnWarning, ResultCode
+from protocols.fn import FnPhase, FnWarning, MarkingRefusal, ResultCode
 from protocols.tlv import FieldValue, TagMap, TlvError, decode, encode
 from protocols.tlv.enums import FfdVersion
 
@@ -96,9 +117,10 @@ _EARLIEST, _LATEST = datetime(2000, 1, 1), datetime(2106, 1, 1)
 
 
 class FnModelError(Exception):
-    """A ФН refusal: the result code a real ФН answers (``code``) and why (``message``)."""
+    """A ФН refusal: the result code a real ФН answers (``code``) and why (``message``); the
+    marking refusals carry the number registers report them by."""
 
-    def __init__(self, code: ResultCode, message: str) -> None:
+    def __init__(self, code: ResultCode | MarkingRefusal, message: str) -> None:
         self.code = code
         self.message = message
         super().__init__(f"{code:02X}h {code.en}: {message}")
@@ -114,6 +136,7 @@ class FnLimits:
     max_clock_jump: timedelta = timedelta(minutes=5)  # against the ФН's own timer
     max_unsent_age: timedelta = timedelta(days=30)  # ресурс ожидания передачи в ОФД
     max_receipt_data: int = 30 * 1024  # receipt TLV data the host may send (07h)
+    marking_codes: int = 100  # checked marking codes the ФН keeps at once (assumed)
 
 
 @attrs.frozen
@@ -188,6 +211,10 @@ class FiscalStorage:
     last_time: datetime | None = attrs.field(default=None, init=False)  # of the last operation
     _queue: dict[int, datetime] = attrs.field(factory=dict, init=False)  # unsent FD → 1012
     _timer_mark: tuple[datetime, float] | None = attrs.field(default=None, init=False)
+    marking_policy: MarkingPolicy = attrs.field(factory=MarkingPolicy, kw_only=True)
+    #: The check awaiting the host's decision, and the accepted checks no line has taken yet.
+    marking_pending: MarkingCheck | None = attrs.field(default=None, init=False)
+    marking_accepted: tuple[MarkingCheck, ...] = attrs.field(default=(), init=False)
 
     # --- reading ----------------------------------------------------------------------------------
 
@@ -430,6 +457,7 @@ class FiscalStorage:
     ) -> FiscalResult:
         """Form the open receipt: 1054 ``operation`` and 1020 ``total`` as the 16h command gives."""
         self._fiscal()
+        self.marking_settled()
         document = self.open_document
         shift = self.shift
         if document is None or shift is None:
@@ -473,12 +501,15 @@ class FiscalStorage:
         )
         self.counters = _tally(self.counters, counted, sums)
         self.open_document = None
+        self.clear_marking()
         self._mark(at, timer)
         return result
 
     def cancel_document(self) -> None:
-        """Drop the open receipt and its data (06h); nothing open is not an error."""
+        """Drop the open receipt and its data (06h), and the marking checks made for it; nothing
+        open is not an error."""
         self.open_document = None
+        self.clear_marking()
 
     def fiscalize(
         self,
@@ -503,6 +534,60 @@ class FiscalStorage:
             self.cancel_document()
             self.last_time, self._timer_mark = marks
             raise
+
+    # --- marking codes (ФН-М) -------------------------------------------------------------------
+
+    def check_marking(
+        self, code: MarkingCode, planned_status: int, processing_mode: int = 0
+    ) -> MarkingCheck:
+        """Check a marking code (КП КМ here, the status at the ОИСМ by the policy); the check
+        then awaits the host's decision."""
+        registration = self._fiscal()
+        usage = registration.usage
+        if usage is not None and not usage & MARKED_GOODS_USAGE:
+            raise FnModelError(MarkingRefusal.FORBIDDEN, "1290 does not allow marked goods")
+        self.marking_settled()
+        if len(self.marking_accepted) >= self.limits.marking_codes:
+            raise FnModelError(
+                MarkingRefusal.TABLE_FULL, f"{len(self.marking_accepted)} codes await their lines"
+            )
+        check = check_marking_code(code, planned_status, processing_mode, self.marking_policy)
+        self.marking_pending = check
+        return check
+
+    def decide_marking(self, accept: bool) -> MarkingCheck:
+        """Accept the pending check into the table, or forget it; either way it is decided."""
+        check = self.marking_pending
+        if check is None:
+            raise FnModelError(MarkingRefusal.WRONG_SEQUENCE, "no marking code awaits a decision")
+        self.marking_pending = None
+        if accept:
+            self.marking_accepted = (*self.marking_accepted, check)
+        return check
+
+    def accepted_marking(self, matches: Callable[[MarkingCheck], bool]) -> MarkingCheck | None:
+        """The first accepted check that ``matches``, still in the table."""
+        return next((check for check in self.marking_accepted if matches(check)), None)
+
+    def take_marking(self, check: MarkingCheck) -> None:
+        """Take an accepted check out of the table: a line carries it now."""
+        index = self.marking_accepted.index(check)
+        self.marking_accepted = (
+            *self.marking_accepted[:index],
+            *self.marking_accepted[index + 1 :],
+        )
+
+    def clear_marking(self) -> None:
+        """Forget every check, decided or not (the marking buffer cleared)."""
+        self.marking_pending = None
+        self.marking_accepted = ()
+
+    def marking_settled(self) -> None:
+        """Refuse while a check awaits its decision: every check must be decided first."""
+        if self.marking_pending is not None:
+            raise FnModelError(
+                MarkingRefusal.WRONG_SEQUENCE, "a checked marking code awaits its decision"
+            )
 
     # --- the OFD ----------------------------------------------------------------------------------
 

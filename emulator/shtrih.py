@@ -35,8 +35,25 @@ Choices where the reference is silent:
   15 postpayment (1216), 16 counter-provision (1217). Taxation 0 means the first registered.
 - FF3Bh returns the document body (after FF3Ah's tag and length) in chunks of up to 200
   bytes, then 08h (no data).
-- FF61h/FF67h answer a fixed positive check (the emulator has no ОИСМ): local status 1,
-  reason 0, online answer 0 with 2106 = 0Fh (all checks passed).
+- Marking codes (FFD 1.2): FF61h checks a code by :mod:`emulator.marking`'s rules (the ФН's
+  own check and the ОИСМ's under the ФН's :class:`~emulator.marking.MarkingPolicy`) and answers
+  after the check's modelled time; its online part is empty without the ОИСМ, FFh alone when
+  the ОИСМ did not answer in time, else 00h, 2106 and the ОИСМ's TLV. FF69h decides on it:
+  1 keeps it in the ФН for a line, 0 forgets it, 2 clears every check (JavaPOS); both answer
+  its 2106. FF67h binds a code to the last line: the line gets 1163 from the code, 2102 and
+  the ФН's 2106, which outrank what FF4Dh sent. A code never checked (or rejected) is checked
+  by the register itself, taken as accepted, and its check is appended to the answer, as the
+  specification's note to FF67h says. Errors: an unreadable code (empty, or bytes outside
+  ASCII and GS) D3h; a planned status outside 2003's values or a mode other than 0 33h; a
+  second FF61h before FF69h, FF69h 0/1 with nothing checked, or a close while a check awaits
+  its decision A1h (the ФН-М's wrong sequence); a full table A3h; FF67h with no receipt line
+  73h, in a receipt other than приход or возврат прихода 5Eh (fr_drv_ng_examples #42), on a
+  line already bound or with a code whose 1163 cannot be formed 33h, and 33h when the line's
+  1163 or 2102 from FF4Dh differ from the code's (a repeated tag, as fr_drv_ng #249 shows
+  the register refusing one). With the policy's ``host_results`` REFUSE, a 2106 in FF4Dh
+  answers 33h and a marked line (1212 = 31 or 33) with a 1163 but no bound code is formed
+  with 2106 = 0 (not checked); with KEEP, the default while the engine's drivers send their
+  own 2106, both stay as the host sent them.
 - Link: the first byte 0x8F selects v2, anything else v1 (§1.3). v1 sends 0xFF after the
   host's ACK on a TCP line (``line="tcp"``), not on ``"serial"`` (§1.1).
 """
@@ -53,6 +70,18 @@ import attrs
 import trio
 
 from emulator.fn import FiscalStorage, FnModelError
+from emulator.marking import (
+    MARKING_OPERATIONS,
+    PLANNED_STATUSES,
+    HostResults,
+    MarkingCheck,
+    MarkingCode,
+    UnreadableCode,
+    bound_tags,
+    conflicting_tags,
+    mark_unchecked_line,
+    parse_marking_code,
+)
 from emulator.pace import Pacer
 from emulator.timing import RegisterTiming
 from protocols.documents.ffd import block_from_tags, receipt_to_tags
@@ -68,7 +97,7 @@ from protocols.documents.vat import TaxTable
 from protocols.errors import ProtocolError
 from protocols.fiscal_sign import printed_fiscal_sign
 from protocols.shtrih import commands as c
-from protocols.shtrih.codes import ErrorCode, Mode, OfdExchangeStatus, Submode
+from protocols.shtrih.codes import ErrorCode, MarkingDecision, Mode, OfdExchangeStatus, Submode
 from protocols.shtrih.errors import ShtrihError
 from protocols.shtrih.events import (
     NEED_DATA,
@@ -114,10 +143,12 @@ class CommandRefused(Exception):
 
 @attrs.frozen
 class Line:
-    """One receipt line (предмет расчёта, 1059) with its extra TLV from FF4Dh."""
+    """One receipt line (предмет расчёта, 1059) with its extra TLV from FF4Dh, and the tags of
+    the marking code FF67h bound to it (1163, 2102, the ФН's 2106)."""
 
     item: Item
     extra: TagMap = attrs.field(factory=dict)
+    marking: TagMap = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -164,6 +195,7 @@ class ShtrihRegister:
         self.print_until = 0.0  # clock reading when the printer stops (submode 5 until then)
         self.lock = trio.Lock()  # one command at a time, whatever the connection
         self._reading: bytes = b""  # the FF3Ah document body left for FF3Bh
+        self._marking_time = 0.0  # the last command's marking check, added to its duration
 
     # --- time and state ----------------------------------------------------------------
 
@@ -202,6 +234,7 @@ class ShtrihRegister:
         except ShtrihError:
             return bytes((payload[0], ErrorCode.BAD_PARAMETERS)), 0.0
         duration = self.timing.command(code)
+        self._marking_time = 0.0
         spec = c.REGISTRY.get(code)
         handler = _HANDLERS.get(code)
         if spec is None or handler is None:
@@ -221,6 +254,7 @@ class ShtrihRegister:
             return c.ErrorAnswer(code=code, error=int(exc.code)).encode(), duration
         except (ProtocolError, TlvError):
             return c.ErrorAnswer(code=code, error=ErrorCode.BAD_PARAMETERS).encode(), duration
+        duration += self._marking_time
         if printed:
             begin = max(self._clock() + duration, self.print_until)
             self.print_until = begin + self.timing.print_lines(printed)
@@ -325,11 +359,13 @@ class ShtrihRegister:
         host_tlv = receipt.tlv
         if receipt.correction:
             document, host_tlv = _as_correction(document, host_tlv)
+        self.fn.marking_settled()
+        unchecked = self.fn.marking_policy.host_results is HostResults.REFUSE
         tags = receipt_to_tags(document)
         items = tags[1059]
         assert isinstance(items, list)
         tags[1059] = [
-            {**tags_, **line.extra} if isinstance(tags_, dict) else tags_
+            _line_tags(tags_, line, unchecked) if isinstance(tags_, dict) else tags_
             for tags_, line in zip(items, receipt.lines, strict=True)
         ]
         for own in (1054, 1020, 1018):  # the ФН writes its own header tags
@@ -514,6 +550,9 @@ class ShtrihRegister:
             raise CommandRefused(ErrorCode.NOT_IN_THIS_MODE)
         fields = decode(r.tlv).fields
         last = receipt.lines[-1]
+        refuse = self.fn.marking_policy.host_results is HostResults.REFUSE
+        if (2106 in fields and refuse) or conflicting_tags(fields, last.marking):
+            raise CommandRefused(ErrorCode.BAD_PARAMETERS)
         line = attrs.evolve(last, extra={**last.extra, **fields})
         self.receipt = attrs.evolve(receipt, lines=(*receipt.lines[:-1], line))
         return c.SendItemTlvAnswer(), 0
@@ -613,18 +652,66 @@ class ShtrihRegister:
         return c.UnconfirmedCountAnswer(count=min(len(self.fn.unsent()), 0xFFFF)), 0
 
     def _check_marking(self, r: c.CheckMarking) -> tuple[c.Answer, int]:
-        if not r.marking_code:
+        code = _readable(r.marking_code)
+        if r.mode != 0 or r.planned_status not in PLANNED_STATUSES:
             raise CommandRefused(ErrorCode.BAD_PARAMETERS)
+        decode(r.tlv)  # whole TLVs: 2108, 1023, 1291 for measured goods
+        check = self._run_check(code, r.planned_status, r.mode)
         return c.CheckMarkingAnswer(
-            local_status=1, local_reason=0, code_type=3, online=bytes((0x00, 0x0F))
+            local_status=int(check.local),
+            local_reason=int(check.code.reason),
+            code_type=int(check.code.code_type),
+            online=check.online_part(with_result=True),
         ), 0
 
-    def _bind_marking(self, r: c.BindMarking) -> tuple[c.Answer, int]:
-        if not r.marking_code:
+    def _run_check(self, code: MarkingCode, planned_status: int, mode: int) -> MarkingCheck:
+        """The ФН checks ``code``; the command takes the check's modelled time."""
+        check = self.fn.check_marking(code, planned_status, mode)
+        self._marking_time = self.timing.marking_check(asked=check.asked, answered=check.answered)
+        return check
+
+    def _decide_marking(self, r: c.AcceptMarking) -> tuple[c.Answer, int]:
+        if r.decision == MarkingDecision.CLEAR:
+            self.fn.clear_marking()
+            return c.AcceptMarkingAnswer(check_result=0), 0
+        if r.decision not in (MarkingDecision.REJECT, MarkingDecision.ACCEPT):
             raise CommandRefused(ErrorCode.BAD_PARAMETERS)
-        if self.receipt is None:
+        check = self.fn.decide_marking(accept=r.decision == MarkingDecision.ACCEPT)
+        return c.AcceptMarkingAnswer(check_result=int(check.result)), 0
+
+    def _bind_marking(self, r: c.BindMarking) -> tuple[c.Answer, int]:
+        code = _readable(r.marking_code)
+        receipt = self.receipt
+        if receipt is None or not receipt.lines:
             raise CommandRefused(ErrorCode.NOT_IN_THIS_MODE)
-        return c.BindMarkingAnswer(code_type=0x444D, datamatrix_type=1), 0
+        status = MARKING_OPERATIONS.get(receipt.operation or 0)
+        if status is None:
+            raise CommandRefused(ErrorCode.WRONG_OPERATION)
+        last = receipt.lines[-1]
+        if last.marking or code.product_code is None:
+            raise CommandRefused(ErrorCode.BAD_PARAMETERS)
+        check = self.fn.accepted_marking(lambda accepted: accepted.code.raw == code.raw)
+        mode = 0 if check is None else check.processing_mode
+        if conflicting_tags(last.extra, bound_tags(code, mode, 0)):
+            raise CommandRefused(ErrorCode.BAD_PARAMETERS)
+        ran = check is None
+        if check is None:  # never checked: the register checks it itself (FF67h note 1)
+            self._run_check(code, status, 0)
+            check = self.fn.decide_marking(accept=True)
+        self.fn.take_marking(check)
+        line = attrs.evolve(last, marking=bound_tags(code, mode, int(check.result)))
+        self.receipt = attrs.evolve(receipt, lines=(*receipt.lines[:-1], line))
+        tag = code.product_code[0]
+        if not ran:
+            return c.BindMarkingAnswer(code_type=tag, datamatrix_type=code.datamatrix_type), 0
+        return c.BindMarkingAnswer(
+            code_type=tag,
+            datamatrix_type=code.datamatrix_type,
+            local_status=int(check.local),
+            local_reason=int(code.reason),
+            recognised_type=int(code.code_type),
+            online=check.online_part(with_result=True),
+        ), 0
 
 
 #: The ФН's open document code → the "current document" byte of FF01h (registers.md §1.6).
@@ -656,6 +743,22 @@ def _as_correction(receipt: Receipt, tlv: bytes) -> tuple[CorrectionReceipt, byt
         basis=basis,
     )
     return corrected, b"".join(kept)
+
+
+def _readable(raw: bytes) -> MarkingCode:
+    try:
+        return parse_marking_code(raw)
+    except UnreadableCode:
+        raise CommandRefused(ErrorCode.MARKING_CODE_UNREADABLE) from None
+
+
+def _line_tags(tags: TagMap, line: Line, unchecked: bool) -> TagMap:
+    """A line's tags: the model's, FF4Dh's, then the bound code's; ``unchecked`` marks a marked
+    line without a bound code "not checked" (the ФН's rule)."""
+    merged = {**tags, **line.extra, **line.marking}
+    if unchecked:
+        mark_unchecked_line(merged)
+    return merged
 
 
 def _amount(price: int, quantity: Decimal) -> int:
@@ -697,6 +800,7 @@ _HANDLERS: dict[int, _Handler] = {
     0xFF4D: ShtrihRegister._item_tlv,
     0xFF61: ShtrihRegister._check_marking,
     0xFF67: ShtrihRegister._bind_marking,
+    0xFF69: ShtrihRegister._decide_marking,
 }
 
 

@@ -17,6 +17,9 @@ that it is an assumption (§4.5 lists what is not publicly known). Assumptions:
   seed and the register's index, so a run reproduces exactly and registers differ.
 - Printing happens when a document closes: ``header + per-item × items + footer`` lines at
   ``print_line`` each; the register stays in submode 5 (печать) for that long after its answer.
+- A marking code's check (FF61h; ATOL's D1h runs it in the background) takes the ФН's own
+  check, then the ОИСМ's answer or, when none comes, the register's whole wait for it
+  (:meth:`RegisterTiming.marking_check`). The wait is a timer: it has no jitter.
 """
 
 from __future__ import annotations
@@ -56,6 +59,12 @@ class RegisterModel:
     footer_lines: int  # totals, payments, fiscal data, QR code
     report_lines: int  # an X/Z report or a shift opening report
     jitter: float  # relative spread of every duration
+    # The check of a marking code (FFD 1.2), the same on every model until one is measured:
+    marking_check_time: float = 50 * MS  # assumption: the ФН's check of the КП КМ (unpublished)
+    # fr_drv_ng #145: a real FF61h with the ОИСМ's answer took 537 ms, this and the above
+    oism_answer_time: float = 450 * MS
+    # §4.2 (#158): the register waits for its OKP / ОИСМ server 10 s, then goes on without it
+    oism_timeout: float = 10.0
 
     @property
     def prints(self) -> bool:
@@ -189,6 +198,16 @@ class RegisterTiming:
     def print_lines(self, lines: int) -> float:
         """Time the printer needs for ``lines`` lines (0 on printer-less models)."""
         return self._jittered(self.model.print_line * lines)
+
+    def marking_check(self, *, asked: bool, answered: bool) -> float:
+        """The check of one marking code: the ФН's own, then the ОИСМ's answer when ``asked``
+        and ``answered``, or the register's whole wait for it when asked in vain."""
+        m = self.model
+        if not asked:
+            return self._jittered(m.marking_check_time)
+        if answered:
+            return self._jittered(m.marking_check_time + m.oism_answer_time)
+        return self._jittered(m.marking_check_time) + m.oism_timeout
 
     def receipt_lines(self, items: int) -> int:
         m = self.model

@@ -7,17 +7,21 @@ Layout, bottom up:
   state tables of one task on the register and on the host;
 - ``events`` and ``connection``: :class:`HostConnection` and :class:`DeviceConnection`, h11-style
   (``receive_data``, ``next_event``, ``send``);
-- ``commands``: application requests and answers (status, shift, receipt, ФН documents, OFD).
+- ``commands``: application requests and answers (status, shift, receipt, ФН documents, OFD,
+  the check of marking codes).
 
 Every failure is an :class:`AtolError`.
 """
 
 from protocols.atol.commands import REQUESTS as REQUESTS
+from protocols.atol.commands import AcceptMarkingCode as AcceptMarkingCode
 from protocols.atol.commands import Answer as Answer
+from protocols.atol.commands import BeginMarkingCheck as BeginMarkingCheck
 from protocols.atol.commands import CancelReceipt as CancelReceipt
 from protocols.atol.commands import CloseReceipt as CloseReceipt
 from protocols.atol.commands import CloseShift as CloseShift
 from protocols.atol.commands import CommandAnswer as CommandAnswer
+from protocols.atol.commands import DeclineMarkingCode as DeclineMarkingCode
 from protocols.atol.commands import DeviceStatus as DeviceStatus
 from protocols.atol.commands import DocumentData as DocumentData
 from protocols.atol.commands import DocumentInfo as DocumentInfo
@@ -26,8 +30,12 @@ from protocols.atol.commands import ErrorCode as ErrorCode
 from protocols.atol.commands import ExitMode as ExitMode
 from protocols.atol.commands import GetDeviceStatus as GetDeviceStatus
 from protocols.atol.commands import GetDocumentInfo as GetDocumentInfo
+from protocols.atol.commands import GetMarkingCheckStatus as GetMarkingCheckStatus
 from protocols.atol.commands import GetOfdExchangeStatus as GetOfdExchangeStatus
 from protocols.atol.commands import GetShiftState as GetShiftState
+from protocols.atol.commands import MarkingCheckPending as MarkingCheckPending
+from protocols.atol.commands import MarkingCheckResult as MarkingCheckResult
+from protocols.atol.commands import MarkingDecision as MarkingDecision
 from protocols.atol.commands import Mode as Mode
 from protocols.atol.commands import OfdExchangeFlags as OfdExchangeFlags
 from protocols.atol.commands import OfdExchangeStatus as OfdExchangeStatus

@@ -36,6 +36,16 @@ Layouts follow S6 (atol4j). Where the reference is silent this module assumes:
 - A4 30 answers the ФН's own 30h status (S3) after ``55 00``, as A4 20 answers 20h's.
 - Error codes 45h, 46h, 9Ah and D0h are not in the reference; they are numbered as on the older
   ATOL protocols, as the emulator answers them (see :class:`ErrorCode`).
+- Marking codes (FFD 1.2, Честный знак): no public source shows ATOL's bytes for the check of
+  a КМ. libfptr10 exposes it only as driver calls (beginMarkingCodeValidation,
+  getMarkingCodeValidationStatus, acceptMarkingCode, declineMarkingCode, as public clients of
+  DTO 10 call them). The commands D1h…D4h (:class:`BeginMarkingCheck`,
+  :class:`GetMarkingCheckStatus`, :class:`AcceptMarkingCode`, :class:`DeclineMarkingCode`) and
+  their layouts are Kassa's assumption: codes that no command of this codec or of the
+  reference (§2.3, §2.4) uses, fields that mirror Shtrih's public FF61h/FF69h. A real ATOL
+  register will not know them; they serve the emulator, and a driver written against it, until
+  ATOL's own bytes are known. The ФН-М's refusals (:class:`protocols.fn.MarkingRefusal`) come
+  as D0h with the refusal's number in the extended byte, like the ФН's other result codes.
 """
 
 from __future__ import annotations
@@ -57,11 +67,14 @@ __all__ = [
     "FLAG_TEST_MODE",
     "MAX_REQUISITE_BLOCK",
     "REQUESTS",
+    "AcceptMarkingCode",
     "Answer",
+    "BeginMarkingCheck",
     "CancelReceipt",
     "CloseReceipt",
     "CloseShift",
     "CommandAnswer",
+    "DeclineMarkingCode",
     "DeviceStatus",
     "DocumentData",
     "DocumentInfo",
@@ -72,8 +85,12 @@ __all__ = [
     "GetDeviceStatus",
     "GetDocumentInfo",
     "GetFnStatus",
+    "GetMarkingCheckStatus",
     "GetOfdExchangeStatus",
     "GetShiftState",
+    "MarkingCheckPending",
+    "MarkingCheckResult",
+    "MarkingDecision",
     "Mode",
     "OfdExchangeFlags",
     "OfdExchangeStatus",
@@ -655,6 +672,95 @@ class FnStatus:
         )
 
 
+def _blob(limit: int) -> Validator:
+    def check(_: object, attribute: attrs.Attribute[bytes], value: bytes) -> None:
+        if not isinstance(value, bytes) or len(value) > limit:
+            raise AtolError(f"must be at most {limit} bytes", attribute.name)
+
+    return check
+
+
+_PENDING = b"\x55\x00\x00"
+_MARKING_HEAD = struct.Struct("<5B")
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class MarkingCheckPending:
+    """D2h answer while the КМ check still runs (проверка КМ не завершена): ``55 00 00``."""
+
+    def encode(self) -> bytes:
+        return _PENDING
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        if data != _PENDING:
+            raise AtolError("a pending check answers 55 00 00", "answer")
+        return cls()
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class MarkingCheckResult:
+    """D2h answer once the КМ check is done (результат проверки КМ).
+
+    ``55 00 01 | 2004 | reason | 2100 | 2106 | length | online``: the ФН's own check (2004 bits,
+    :class:`~protocols.fn.LocalCheckReason`), the code's type (2100), the ФН's result for the
+    line (2106), then the online part as Shtrih's FF61h has it less its 2106: empty when no
+    online check was made (автономный режим), else the ФН's answer code
+    (:class:`~protocols.fn.OnlineCheckCode`) and, after 00h, the server's TLV.
+    """
+
+    local_status: int = attrs.field(validator=_byte)
+    local_reason: int = attrs.field(validator=_byte)
+    code_type: int = attrs.field(validator=_byte)
+    check_result: int = attrs.field(validator=_byte)
+    online: bytes = attrs.field(default=b"", validator=_blob(0xFF))
+
+    @property
+    def online_code(self) -> int | None:
+        """The ФН's answer code to the online check; FFh: the ОИСМ did not answer in time."""
+        return self.online[0] if self.online else None
+
+    @property
+    def server_tlv(self) -> bytes:
+        """The ОИСМ's answer tags (2005, 2105, 2109 …) when it answered (code 00h)."""
+        return self.online[1:] if self.online_code == 0 else b""
+
+    def encode(self) -> bytes:
+        head = (self.local_status, self.local_reason, self.code_type, self.check_result)
+        return b"\x55\x00\x01" + _MARKING_HEAD.pack(*head, len(self.online)) + self.online
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        body = _ok_body(data, "marking check result")
+        if body[:1] != b"\x01" or len(body) < 1 + _MARKING_HEAD.size:
+            raise AtolError("a finished check answers 55 00 01 and five bytes", "answer")
+        *head, length = _MARKING_HEAD.unpack_from(body, 1)
+        online = body[1 + _MARKING_HEAD.size :]
+        _need(online, length, "online")
+        status, reason, kind, result = head
+        return cls(
+            local_status=status,
+            local_reason=reason,
+            code_type=kind,
+            check_result=result,
+            online=online,
+        )
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class MarkingDecision:
+    """D3h / D4h answer: ``55 00 | 2106`` of the КМ accepted or declined."""
+
+    check_result: int = attrs.field(validator=_byte)
+
+    def encode(self) -> bytes:
+        return bytes((_GENERIC, 0, self.check_result))
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        return cls(check_result=_ok_body(data, "marking decision", 1)[0])
+
+
 Answer = (
     CommandAnswer
     | PaymentAnswer
@@ -664,11 +770,22 @@ Answer = (
     | DocumentInfo
     | DocumentData
     | FnStatus
+    | MarkingCheckPending
+    | MarkingCheckResult
+    | MarkingDecision
 )
 
 
 def _fn_answer(
-    cls: type[ShiftState | OfdExchangeStatus | DocumentInfo | DocumentData | FnStatus],
+    cls: type[
+        ShiftState
+        | OfdExchangeStatus
+        | DocumentInfo
+        | DocumentData
+        | FnStatus
+        | MarkingCheckResult
+        | MarkingDecision
+    ],
     data: bytes,
 ) -> Answer:
     """An A4 xx answer: ``55 00 data``, or ``55 error ext`` when the command failed."""
@@ -1031,6 +1148,77 @@ class WriteRequisite(Request):
         )
 
 
+@attrs.frozen(kw_only=True, slots=True)
+class BeginMarkingCheck(Request):
+    """D1h begin the check of a marking code (начать проверку КМ; assumed, see the module).
+
+    ``planned_status | processing_mode | code length | code | tlv``: 2003 планируемый статус
+    товара (:class:`~protocols.tlv.enums.PlannedStatus`), 2102 режим обработки КМ (0), the КМ
+    as scanned (2000, GS bytes included) and, for measured goods, the TLVs of 2108 мера
+    количества, 1023 количество and 1291 дробное количество, as FF61h carries them. The check
+    runs on after the generic answer; :class:`GetMarkingCheckStatus` says when it is done.
+    """
+
+    code: ClassVar[bytes] = b"\xd1"
+    planned_status: int = attrs.field(validator=_byte)
+    processing_mode: int = attrs.field(default=0, validator=_byte)
+    marking_code: bytes = attrs.field(validator=_blob(0xFF))
+    tlv: bytes = attrs.field(default=b"", validator=_blob(MAX_REQUISITE_BLOCK))
+
+    def _params(self) -> bytes:
+        head = (self.planned_status, self.processing_mode, len(self.marking_code))
+        return bytes(head) + self.marking_code + self.tlv
+
+    @classmethod
+    def _from_params(cls, password: int, params: bytes) -> Self:
+        if len(params) < 3 or len(params) < 3 + params[2]:
+            raise AtolError("D1h has status, mode, the code's length and the code", "parameters")
+        end = 3 + params[2]
+        return cls(
+            password=password,
+            planned_status=params[0],
+            processing_mode=params[1],
+            marking_code=params[3:end],
+            tlv=params[end:],
+        )
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class GetMarkingCheckStatus(Request):
+    """D2h the state of the КМ check (статус проверки КМ; assumed): pending or its result."""
+
+    code: ClassVar[bytes] = b"\xd2"
+
+    @classmethod
+    def decode_answer(cls, data: bytes) -> Answer:
+        if data == _PENDING:
+            return MarkingCheckPending()
+        return _fn_answer(MarkingCheckResult, data)
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class _DecideMarking(Request):
+    """A decision on the checked КМ; answers :class:`MarkingDecision`."""
+
+    @classmethod
+    def decode_answer(cls, data: bytes) -> Answer:
+        return _fn_answer(MarkingDecision, data)
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class AcceptMarkingCode(_DecideMarking):
+    """D3h accept the checked КМ (принять КМ; assumed): the ФН keeps it and its 2106."""
+
+    code: ClassVar[bytes] = b"\xd3"
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class DeclineMarkingCode(_DecideMarking):
+    """D4h decline the checked КМ (отказаться от КМ; assumed): the ФН forgets it."""
+
+    code: ClassVar[bytes] = b"\xd4"
+
+
 #: Every request class by its command code (one byte, or two for A4 xx).
 REQUESTS: Mapping[bytes, type[Request]] = {
     cls.code: cls
@@ -1051,6 +1239,10 @@ REQUESTS: Mapping[bytes, type[Request]] = {
         ReadDocumentData,
         GetFnStatus,
         WriteRequisite,
+        BeginMarkingCheck,
+        GetMarkingCheckStatus,
+        AcceptMarkingCode,
+        DeclineMarkingCode,
     )
 }
 

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["ExchangeFlag", "FnPhase", "FnWarning", "ResultCode", "describe_result"]
+__all__ = [
+    "ExchangeFlag",
+    "FnPhase",
+    "FnWarning",
+    "LocalCheckReason",
+    "MarkingRefusal",
+    "OnlineCheckCode",
+    "ResultCode",
+    "describe_result",
+]
 
 
 class ResultCode(enum.IntEnum):
@@ -105,6 +114,79 @@ def describe_result(code: int) -> tuple[str, str]:
         return _TEXT[ResultCode(code)]
     except ValueError:
         return (f"Неизвестный код ошибки {code:02x}h", f"unassigned result code {code:02x}h")
+
+
+class MarkingRefusal(enum.IntEnum):
+    """The ФН-М's refusals of marking-code work (команды группы Bxh), as registers report them.
+
+    Numbers and texts are JavaPOS's (shtrih-m/javapos_shtrih@af0a237
+    ``Source/FiscalPrinterService/src/res/messages_ru.txt``, FSPrinterErrorA0…AC; its
+    ``SMFiscalPrinterImpl.getDriverErrorText`` reads a register's error byte A0h–B2h as the
+    ФН's). The ФН-М's own result codes for them are not public.
+    """
+
+    FORBIDDEN = 0xA0
+    WRONG_SEQUENCE = 0xA1
+    BLOCKED = 0xA2
+    TABLE_FULL = 0xA3
+    TLV_MISSING = 0xAA
+    NOT_CHECKED = 0xAC
+
+    @property
+    def ru(self) -> str:
+        return _MARKING_TEXT[self][0]
+
+    @property
+    def en(self) -> str:
+        return _MARKING_TEXT[self][1]
+
+
+_MARKING_TEXT: dict[MarkingRefusal, tuple[str, str]] = {
+    MarkingRefusal.FORBIDDEN: (
+        "Запрещена работа с маркированным товаром",
+        "marked goods are not allowed",
+    ),
+    MarkingRefusal.WRONG_SEQUENCE: (
+        "Неверная последовательность команд группы Bxh",
+        "marking commands out of sequence",
+    ),
+    MarkingRefusal.BLOCKED: (
+        "Работа с маркированными товарами временно заблокирована",
+        "marked goods temporarily blocked",
+    ),
+    MarkingRefusal.TABLE_FULL: (
+        "Переполнена таблица проверки кодов маркировки",
+        "the marking code check table is full",
+    ),
+    MarkingRefusal.TLV_MISSING: (
+        "В блоке TLV отсутствуют необходимые реквизиты",
+        "the TLV block lacks required tags",
+    ),
+    MarkingRefusal.NOT_CHECKED: (
+        "В реквизите 2007 содержится КМ, который ранее не проверялся в ФН",
+        "a marking code in 2007 was not checked by the ФН",
+    ),
+}
+
+
+class LocalCheckReason(enum.IntEnum):
+    """Why the ФН did not check a КМ itself (причина, по которой не была проведена локальная
+    проверка), as the FF61h answer gives it (javapos ``res/commands.xml``, FF61h note 1)."""
+
+    CHECKED = 0  # КМ проверен в ФН
+    TYPE_NOT_CHECKED = 1  # КМ данного типа не подлежит проверке в ФН
+    NO_KEY = 2  # ФН не содержит ключ проверки кода проверки этого КМ
+    NO_CRYPTO_TAIL = 3  # нет идентификаторов применения GS1 91 и/или 92, или их формат неверный
+    OTHER = 4  # проверка КМ в ФН невозможна по иной причине
+
+
+class OnlineCheckCode(enum.IntEnum):
+    """The ФН's answer code to the online check of a КМ (код ответа ФН на команду онлайн-проверки,
+    javapos ``res/commands.xml`` FF61h)."""
+
+    ANSWERED = 0x00  # the ОИСМ answered; its 2106 and TLV follow
+    ANSWER_REJECTED = 0x20  # the ФН could not accept the answer; a reason byte follows
+    NO_ANSWER = 0xFF  # the ОИСМ did not answer in time
 
 
 class FnPhase(enum.IntEnum):

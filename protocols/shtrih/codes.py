@@ -6,6 +6,12 @@ Sources: the protocol specification v1.16/v1.17 as summarised in
 bytes). Error codes 01h–20h come from the ФН and carry the ФН protocol's numbers; 2Fh and up
 come from the register itself. Only the reference's codes and modes are listed; anything
 else decodes as a plain int (``split_mode`` gives None, ``describe_error`` says "unknown").
+
+The marking codes (FFD 1.2) come from public driver sources: A0h–ACh are the ФН-М's refusals
+as JavaPOS reads them (:class:`protocols.fn.MarkingRefusal`), D3h the register's "marking
+code cannot be parsed" (shtrih-m/fr_drv_ng_examples #42: FF61h with an empty code answers
+``0x00D30015: передана пустая строка в качестве КМ``; ``classic_interface/main.cpp`` calls
+211 = D3h "ошибка разбора КМ").
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import enum
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from protocols.fn import MarkingRefusal
+
 __all__ = [
     "ERROR_TEXTS",
     "MODE_TEXTS",
@@ -21,6 +29,7 @@ __all__ = [
     "ErrorCode",
     "FnDocumentKind",
     "FnLifePhase",
+    "MarkingDecision",
     "Mode",
     "OfdExchangeStatus",
     "OperationType",
@@ -73,8 +82,15 @@ class ErrorCode(enum.IntEnum):
     NOT_IN_THIS_MODE = 0x73
     ZERO_TOTAL = 0x8E
     OPERATIONS_LIMIT = 0x94
+    FN_MARKING_FORBIDDEN = MarkingRefusal.FORBIDDEN  # A0h
+    FN_MARKING_WRONG_SEQUENCE = MarkingRefusal.WRONG_SEQUENCE  # A1h
+    FN_MARKING_BLOCKED = MarkingRefusal.BLOCKED  # A2h
+    FN_MARKING_TABLE_FULL = MarkingRefusal.TABLE_FULL  # A3h
+    FN_MARKING_TLV_MISSING = MarkingRefusal.TLV_MISSING  # AAh
+    FN_MARKING_NOT_CHECKED = MarkingRefusal.NOT_CHECKED  # ACh
     CONFIRM_DATE_TIME = 0xC0
     NO_PRINTER_LINK = 0xC8
+    MARKING_CODE_UNREADABLE = 0xD3
 
 
 #: Error code → (Russian text after the specification's wording, short English).
@@ -128,8 +144,10 @@ ERROR_TEXTS: Mapping[int, tuple[str, str]] = MappingProxyType(
         0x73: ("Команда не поддерживается в данном режиме", "not supported in this mode"),
         0x8E: ("Нулевой итог чека", "zero receipt total"),
         0x94: ("Исчерпан лимит операций в чеке", "operations-per-receipt limit reached"),
+        **{int(code): (f"ФН: {code.ru}", f"ФН: {code.en}") for code in MarkingRefusal},
         0xC0: ("Контроль даты и времени (подтвердите дату и время)", "confirm date and time"),
         0xC8: ("Нет связи с принтером", "no link with the printer"),
+        0xD3: ("Ошибка разбора КМ", "the marking code cannot be parsed"),
     }
 )
 
@@ -316,3 +334,11 @@ class OfdExchangeStatus(enum.IntFlag):
     OFD_COMMAND = 1 << 3
     OFD_SETTINGS_CHANGED = 1 << 4
     WAITING_COMMAND_ANSWER = 1 << 5
+
+
+class MarkingDecision(enum.IntEnum):
+    """The decision byte of FF69h (решение): JavaPOS ``FSAcceptMC`` and ``res/commands.xml``."""
+
+    REJECT = 0  # отвергнуть
+    ACCEPT = 1  # принять
+    CLEAR = 2  # очистить буфер КМ (JavaPOS ``ActionClearBuffer``, ``mcClearBuffer``)

@@ -16,7 +16,8 @@ Assumptions where the reference is silent:
   31, 41) continue with the operation type (1) and the total (5).
 - FF61h / FF67h: the "extra parameters" length byte counts the bytes that follow it (the
   ФН's answer code, the check result, the server's TLV); anything after them is kept as
-  ``rest`` so an answer always re-encodes byte for byte.
+  ``rest`` so an answer always re-encodes byte for byte. A real register's FF61h exchange
+  bears this out (shtrih-m/fr_drv_ng #145: length 14h, then 20 bytes).
 - Answer timeouts: the larger of the OPOS and JavaPOS driver values (§4.3), 30 s otherwise.
 - FF35h (begin correction receipt) takes the system administrator's password and answers the
   error byte alone, as JavaPOS encodes it (shtrih-m/javapos_shtrih@1ddda80
@@ -25,6 +26,21 @@ Assumptions where the reference is silent:
   official driver's FNOpenCheckCorrection, FNOperation, FNSendTag and FNCloseCheckEx do
   (a public script, ivanovforwow-del/shtrih-m-correction-ofd ``correction_final.py``). The
   operation (1054) comes from the lines; that FF35h carries nothing else is the JavaPOS layout.
+
+Marking (FFD 1.2, Честный знак), checked against JavaPOS (shtrih-m/javapos_shtrih@af0a237
+``Source/FiscalPrinterService/src/res/commands.xml`` and ``command/FSCheckMC.java``,
+``FSBindMC.java``, ``FSAcceptMC.java``):
+
+- FF61h, FF67h and FF69h have the layouts the codec had, with one correction: in the online
+  part, 2106 and the server's TLV follow the ФН's answer code only when the server answered
+  without errors (code 00h); code 20h is followed by the reason the ФН could not take the
+  answer, and FFh (no answer in time) by nothing. :attr:`CheckMarkingAnswer.check_result`
+  therefore reads the 2106 only after code 00h (FSCheckMC.java reads the two bytes into
+  swapped names; its own comment and commands.xml give this order).
+- FF67h's "first 2 bytes of the product code tag's value" (первые 2 байта значения реквизита
+  «код товара») are read as a little-endian word: the tag of the 1163 child (1305 for GS1.M).
+- FF69h's decision 2 (clear the marking buffer) is JavaPOS's ``ActionClearBuffer``; the
+  specification text lists only 0 and 1.
 """
 
 from __future__ import annotations
@@ -38,6 +54,7 @@ from typing import Annotated, Any, ClassVar, Self
 
 import attrs
 
+from protocols.fn import OnlineCheckCode
 from protocols.shtrih.codes import Mode, describe_error, split_mode
 from protocols.shtrih.errors import ShtrihError
 from protocols.shtrih.wire import (
@@ -63,6 +80,8 @@ from protocols.shtrih.wire import (
 __all__ = [
     "RECEIPT_DOCUMENT_TYPES",
     "REGISTRY",
+    "AcceptMarking",
+    "AcceptMarkingAnswer",
     "Answer",
     "Beep",
     "BeepAnswer",
@@ -953,28 +972,43 @@ class CheckMarking(Request):
 
 
 class _MarkingOnline:
-    """Reading the online part (the length-prefixed extra parameters) of a КМ check."""
+    """Reading the online part (the length-prefixed extra parameters) of a КМ check: the ФН's
+    answer code (:class:`~protocols.fn.OnlineCheckCode`), then by that code either 2106 and
+    the server's TLV (00h), the reason the answer was refused (20h) or nothing (FFh)."""
 
     online: bytes | None
 
     @property
     def fn_answer_code(self) -> int | None:
-        """The ФН's answer to the online check; 0xFF means the server did not answer in time."""
+        """The ФН's answer to the online check; None when none was made (автономный режим)."""
         return self.online[0] if self.online else None
 
     @property
     def check_result(self) -> int | None:
-        """The КМ check result (tag 2106)."""
-        return self.online[1] if self.online and len(self.online) > 1 else None
+        """2106 результат проверки сведений о товаре, when the server answered (code 00h)."""
+        if self.fn_answer_code != OnlineCheckCode.ANSWERED or self.online is None:
+            return None
+        return self.online[1] if len(self.online) > 1 else None
+
+    @property
+    def answer_problem(self) -> int | None:
+        """Why the ФН refused the server's answer (code 20h): 1 its sign … 7 its length."""
+        if self.fn_answer_code != OnlineCheckCode.ANSWER_REJECTED or self.online is None:
+            return None
+        return self.online[1] if len(self.online) > 1 else None
 
     @property
     def server_tlv(self) -> bytes:
-        return self.online[2:] if self.online else b""
+        """The server's answer tags (2005, 2105, 2109 …), when it answered (code 00h)."""
+        if self.fn_answer_code != OnlineCheckCode.ANSWERED or self.online is None:
+            return b""
+        return self.online[2:]
 
 
 @attrs.frozen(kw_only=True)
 class CheckMarkingAnswer(_MarkingOnline, Answer):
-    """FF61h answer: the ФН's local check, the recognised code type, the online result."""
+    """FF61h answer: the ФН's own check (2004 bits, and why it was not made: a
+    :class:`~protocols.fn.LocalCheckReason`), the recognised code type (2100), the online part."""
 
     CODE: ClassVar[int] = 0xFF61
     local_status: Byte
@@ -999,7 +1033,9 @@ class BindMarking(Request):
 
 @attrs.frozen(kw_only=True)
 class BindMarkingAnswer(_MarkingOnline, Answer):
-    """FF67h answer: recognised code type, DataMatrix type and, if it ran, the КМ check."""
+    """FF67h answer: the 1163 child's tag, the DataMatrix type (0 КМ 88, 1 symmetric, 2 tobacco,
+    3 КМ 44, FFh GS1 without marking) and the КМ check the register ran itself when the code had
+    not been checked before (as FF61h's answer, else absent)."""
 
     CODE: ClassVar[int] = 0xFF67
     code_type: Word
@@ -1009,6 +1045,27 @@ class BindMarkingAnswer(_MarkingOnline, Answer):
     recognised_type: Annotated[int | None, Opt(UInt(1))] = None
     online: Annotated[bytes | None, Opt(Blob8())] = None
     rest: Annotated[bytes, Tail()] = b""
+
+
+@attrs.frozen(kw_only=True)
+class AcceptMarking(Request):
+    """FF69h Принять или отвергнуть КМ — the decision on the КМ just checked (FF61h).
+
+    ``decision`` is a :class:`~.codes.MarkingDecision`: 0 reject, 1 accept, 2 clear the
+    register's marking buffer. Every check must be followed by one (commands.xml).
+    """
+
+    CODE: ClassVar[int] = 0xFF69
+    password: Password
+    decision: Byte
+
+
+@attrs.frozen(kw_only=True)
+class AcceptMarkingAnswer(Answer):
+    """FF69h answer: 2106 результат проверки сведений о товаре of the decided КМ."""
+
+    CODE: ClassVar[int] = 0xFF69
+    check_result: Byte
 
 
 # --- Registry --------------------------------------------------------------------------
@@ -1062,6 +1119,7 @@ _SPECS = (
     (SendItemTlv, SendItemTlvAnswer, 30_000),
     (CheckMarking, CheckMarkingAnswer, 40_000),
     (BindMarking, BindMarkingAnswer, 40_000),
+    (AcceptMarking, AcceptMarkingAnswer, 30_000),
 )
 
 #: Command code → :class:`CommandSpec`, for every command this codec knows.

@@ -160,6 +160,48 @@ class PaymentSubject(enum.IntEnum):
 MARKED_SUBJECTS = frozenset({PaymentSubject.EXCISE_MARKED, PaymentSubject.MARKED})
 
 
+class MarkingCheckFlags(enum.IntFlag):
+    """2004 / 2005 / 2106 результат проверки КМ: the bits of a marking code's check (ffd.md §3).
+
+    2004 is the ФН's own check, 2005 the ОИСМ's answer, 2106 what the line carries.
+    """
+
+    CODE_CHECKED = 0x01  # КМ проверен
+    CODE_VALID = 0x02  # результат проверки КП КМ положительный
+    STATUS_CHECKED = 0x04  # статус товара проверен ОИСМ
+    STATUS_VALID = 0x08  # от ОИСМ получены сведения, что планируемый статус товара корректен
+    OFFLINE = 0x10  # результат сформирован без ответа ОИСМ (в автономном режиме)
+
+
+class MarkingCodeType(enum.IntEnum):
+    """2100 тип кода маркировки: which check code the КМ carries (ffd.md §3)."""
+
+    UNIDENTIFIED = 0  # не идентифицирован
+    SHORT = 1  # короткий КМ
+    CHECK_CODE_88 = 2  # код проверки 88 символов, проверяется в ФН
+    CHECK_CODE_44_UNCHECKED = 3  # код проверки 44 символа, не проверяется в ФН
+    CHECK_CODE_44 = 4  # код проверки 44 символа, проверяется в ФН
+    CHECK_CODE_4_UNCHECKED = 5  # код проверки 4 символа, не проверяется в ФН
+
+
+class PlannedStatus(enum.IntEnum):
+    """2003 / 2110 планируемый (присвоенный) статус товара (ffd.md §3, javapos FSCheckMC)."""
+
+    PIECE_SOLD = 1  # штучный товар реализован
+    MEASURED_SOLD = 2  # мерный товар в стадии реализации
+    PIECE_RETURNED = 3  # штучный товар возвращён
+    MEASURED_RETURNED = 4  # часть мерного товара возвращена
+    UNCHANGED = 255  # статус товара не изменился
+
+
+class OismProductStatus(enum.IntEnum):
+    """2109 ответ ОИСМ о статусе товара (fr_drv_ng #225 quotes the table)."""
+
+    CORRECT = 1  # планируемый статус товара корректен
+    INCORRECT = 2  # планируемый статус товара некорректен
+    SUSPENDED = 3  # оборот товара приостановлен
+
+
 class AgentType(enum.IntFlag):
     """1057 / 1222 признак агента: which kind of agent the seller acts as."""
 

@@ -217,8 +217,9 @@ async def test_wrong_mode_errors(autojump_clock: trio.testing.MockClock) -> None
         assert error_of(await host.call(c.CancelReceipt(password=PW))) == 0
         assert (await host.status()).mode == Mode.SHIFT_OPEN
         assert fleet.registers[0].fn.open_document is None
+        code = b"0104601234567893215Ab7Cd9ExY\x1d91EE07\x1d92" + b"A" * 44
         check = await host.call(
-            c.CheckMarking(password=PW, planned_status=1, mode=0, marking_code=b"010460")
+            c.CheckMarking(password=PW, planned_status=1, mode=0, marking_code=code)
         )
         assert isinstance(check, c.CheckMarkingAnswer) and check.check_result == 0x0F
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -52,14 +53,21 @@ from protocols.atol import (
 from protocols.atol.commands import (
     CORRECTION_TYPES,
     MAX_REQUISITE_BLOCK,
+    AcceptMarkingCode,
+    BeginMarkingCheck,
     CancelReceipt,
     CloseReceipt,
     CloseShift,
+    DeclineMarkingCode,
     EnterMode,
     ErrorCode,
     ExitMode,
     FnStatus,
     GetFnStatus,
+    GetMarkingCheckStatus,
+    MarkingCheckPending,
+    MarkingCheckResult,
+    MarkingDecision,
     OpenReceipt,
     OpenShift,
     WriteRequisite,
@@ -169,6 +177,17 @@ REQUEST_STRATEGIES: dict[type[Request], st.SearchStrategy[Any]] = {
             data=st.binary(min_size=1, max_size=80),
         )
     ),
+    BeginMarkingCheck: st.builds(
+        BeginMarkingCheck,
+        password=bcd(2),
+        planned_status=byte,
+        processing_mode=byte,
+        marking_code=st.binary(max_size=255),
+        tlv=st.binary(max_size=60),
+    ),
+    GetMarkingCheckStatus: st.builds(GetMarkingCheckStatus, password=bcd(2)),
+    AcceptMarkingCode: st.builds(AcceptMarkingCode, password=bcd(2)),
+    DeclineMarkingCode: st.builds(DeclineMarkingCode, password=bcd(2)),
 }
 
 failed = st.builds(CommandAnswer, error=st.integers(1, 255), extended=byte)
@@ -223,6 +242,16 @@ fn_statuses = st.builds(
     fn_number=st.text(alphabet="0123456789", min_size=16, max_size=16),
     last_fd_number=st.integers(0, 2**32 - 1),
 )
+marking_results = st.builds(
+    MarkingCheckResult,
+    local_status=byte,
+    local_reason=byte,
+    code_type=byte,
+    check_result=byte,
+    online=st.binary(max_size=255),
+)
+marking_pending = st.just(MarkingCheckPending())
+marking_decisions = st.builds(MarkingDecision, check_result=byte)
 
 #: Each request class with the answers it can get: its own, or a failure.
 ANSWERS: dict[type[Request], st.SearchStrategy[Any]] = {
@@ -235,6 +264,9 @@ ANSWERS: dict[type[Request], st.SearchStrategy[Any]] = {
     GetDocumentInfo: document_infos | failed,
     ReadDocumentData: document_data | failed,
     GetFnStatus: fn_statuses | failed,
+    GetMarkingCheckStatus: marking_pending | marking_results | failed,
+    AcceptMarkingCode: marking_decisions | failed,
+    DeclineMarkingCode: marking_decisions | failed,
 }
 ANSWER_CLASSES: list[tuple[Any, st.SearchStrategy[Any]]] = [
     (CommandAnswer, command_answers),
@@ -245,6 +277,9 @@ ANSWER_CLASSES: list[tuple[Any, st.SearchStrategy[Any]]] = [
     (DocumentInfo, document_infos),
     (DocumentData, document_data),
     (FnStatus, fn_statuses),
+    (MarkingCheckPending, marking_pending),
+    (MarkingCheckResult, marking_results),
+    (MarkingDecision, marking_decisions),
 ]
 
 host_messages = st.one_of(
@@ -606,3 +641,52 @@ def test_fn_status_layout() -> None:
     with pytest.raises(AtolError, match="ASCII") as caught:
         FnStatus.decode(wire[:12] + "ФН".encode("cp866") + wire[14:])
     assert caught.value.path == "fn_number"
+
+
+def test_marking_check_layouts() -> None:
+    """D1h…D4h are Kassa's assumption (the module says so); their bytes must not drift."""
+    code = b"010460123456789321SERIAL\x1d91EE07\x1d92" + b"A" * 44
+    begin = BeginMarkingCheck(planned_status=1, marking_code=code, tlv=bytes.fromhex("3c08010000"))
+    wire = begin.encode()
+    assert wire == bytes.fromhex("0000d1 01 00") + bytes((len(code),)) + code + wire[-5:]
+    assert decode_request(wire) == begin
+    assert decode_answer(begin, bytes.fromhex("550000")) == CommandAnswer()
+    with pytest.raises(AtolError, match="code's length"):
+        decode_request(bytes.fromhex("0000d1010005") + b"0104")  # the code is cut short
+
+    status = GetMarkingCheckStatus()
+    assert status.encode() == bytes.fromhex("0000d2")
+    assert decode_answer(status, bytes.fromhex("550000")) == MarkingCheckPending()
+    done = MarkingCheckResult(
+        local_status=3, local_reason=0, code_type=4, check_result=0x0F, online=b"\x00\xaa"
+    )
+    assert done.encode() == bytes.fromhex("5500 01 03 00 04 0f 02 00aa")
+    assert decode_answer(status, done.encode()) == done
+    assert (done.online_code, done.server_tlv) == (0, b"\xaa")
+    late = MarkingCheckResult(
+        local_status=3, local_reason=0, code_type=4, check_result=0x13, online=b"\xff"
+    )
+    assert (late.online_code, late.server_tlv) == (0xFF, b"")
+    offline = attrs.evolve(late, online=b"")
+    assert offline.online_code is None and offline.encode().endswith(b"\x00")
+    refused = decode_answer(status, bytes.fromhex("55d0a1"))
+    assert refused == CommandAnswer(error=ErrorCode.FN_ERROR, extended=0xA1)
+    with pytest.raises(AtolError, match="online"):
+        MarkingCheckResult.decode(done.encode()[:-1])
+
+    for decision in (AcceptMarkingCode(), DeclineMarkingCode()):
+        assert decision.encode()[2:] in (b"\xd3", b"\xd4")
+        assert decode_answer(decision, bytes.fromhex("55000f")) == MarkingDecision(check_result=15)
+        assert decode_answer(decision, bytes.fromhex("55d0a1")) == refused
+
+
+def test_marking_codes_collide_with_no_other_command() -> None:
+    marking = {b"\xd1", b"\xd2", b"\xd3", b"\xd4"}
+    others = set(REQUESTS) - marking
+    assert marking <= set(REQUESTS)
+    assert not any(code[:1] in marking for code in others)
+    # The reference's command table (registers.md §2.3) and atol4j's T5 list (§2.4).
+    reference = bytes.fromhex("3f 45 48 56 4c 6c 73 75 80 85 88 8e 8f 91 92 95 97 99 9a 9b 9d")
+    reference += bytes.fromhex("a5 b3 b8 c1 ce e6 ea eb 4a 59 5a 43 49 4f 64 ed 6b 71 77 8d a7 a6")
+    reference += bytes.fromhex("a8 ab a4 e8")
+    assert not marking & {bytes((b,)) for b in reference}

@@ -21,12 +21,15 @@ from protocols.shtrih.codes import (
     MODE_TEXTS,
     SUBMODE_TEXTS,
     ErrorCode,
+    MarkingDecision,
     Mode,
     Submode,
     describe_error,
     split_mode,
 )
 from protocols.shtrih.commands import (
+    AcceptMarking,
+    AcceptMarkingAnswer,
     Answer,
     BeginCorrectionReceipt,
     BeginCorrectionReceiptAnswer,
@@ -45,6 +48,7 @@ from protocols.shtrih.commands import (
     command_code,
     layout,
 )
+from protocols.shtrih.link_v1 import encode_frame, parse_frame
 from protocols.shtrih.wire import (
     Ascii,
     AutoMoney,
@@ -63,6 +67,7 @@ from protocols.shtrih.wire import (
     UInt,
     WireField,
 )
+from protocols.tlv import decode
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -312,12 +317,63 @@ def test_absent_optional_field_cannot_be_followed_by_data() -> None:
 def test_check_marking_sends_both_lengths_before_the_code() -> None:
     request = CheckMarking(password=30, planned_status=1, mode=0, marking_code=b"0104", tlv=b"\x01")
     assert request.encode() == bytes.fromhex("ff611e000000010004013031303401")
-    answer = CheckMarkingAnswer(
-        local_status=1, local_reason=0, code_type=2, online=b"\xff\x0f\xaa", rest=b""
+
+
+def test_check_marking_reads_2106_only_when_the_server_answered() -> None:
+    """commands.xml: 2106 and the server's TLV follow code 00h; 20h is followed by a reason."""
+
+    def answer(online: bytes) -> CheckMarkingAnswer:
+        return CheckMarkingAnswer(local_status=3, local_reason=0, code_type=2, online=online)
+
+    answered = answer(b"\x00\x0f\xaa")
+    assert (answered.fn_answer_code, answered.check_result) == (0, 0x0F)
+    assert (answered.server_tlv, answered.answer_problem) == (b"\xaa", None)
+    late = answer(b"\xff")
+    assert (late.fn_answer_code, late.check_result, late.server_tlv) == (0xFF, None, b"")
+    refused = answer(b"\x20\x04")
+    assert (refused.check_result, refused.answer_problem, refused.server_tlv) == (None, 4, b"")
+    offline = answer(b"")
+    assert (offline.fn_answer_code, offline.check_result) == (None, None)
+
+
+#: A real FF61h exchange (shtrih-m/fr_drv_ng #145, a ФН-М, driver log of 2021-08-12): a short
+#: code checked online; the answer came 537 ms after the request.
+CHECK_145 = bytes.fromhex(
+    "02 27 FF 61 1E 00 00 00 01 00 1D 00 30 34 36 30 36 32 30 33 31 30 33 33 34 38 61 33 3D 45"
+    " 66 4F 44 41 42 3D 55 70 47 62 4C 86"
+)
+ANSWER_145 = bytes.fromhex(
+    "02 1B FF 61 00 00 01 01 14 00 05 42 08 04 00 80 07 15 61 39 08 01 00 00 D5 07 01 00 05 CF"
+)
+
+
+def test_check_marking_matches_a_real_register_byte_for_byte() -> None:
+    request = decode_request(parse_frame(CHECK_145))
+    assert request == CheckMarking(
+        password=30, planned_status=1, mode=0, marking_code=b"04606203103348a3=EfODAB=UpGbL"
     )
-    assert answer.fn_answer_code == 0xFF
-    assert answer.check_result == 0x0F
-    assert answer.server_tlv == b"\xaa"
+    assert encode_frame(request.encode()) == CHECK_145
+    answer = decode_answer(parse_frame(ANSWER_145))
+    assert isinstance(answer, CheckMarkingAnswer)
+    assert (answer.local_status, answer.local_reason, answer.code_type) == (0, 1, 1)
+    assert (answer.fn_answer_code, answer.check_result) == (0, 0x05)
+    server = decode(answer.server_tlv).fields  # 2114 request time, 2105 code 0, 2005 bits
+    assert list(server) == [2114, 2105, 2005] and (server[2105], server[2005]) == (0, 0x05)
+    assert encode_frame(answer.encode()) == ANSWER_145
+
+
+def test_accept_marking_layout_is_javapos() -> None:
+    """FF69h: LEN 7 (command, password, decision); the answer LEN 4 (command, error, 2106)."""
+    request = AcceptMarking(password=30, decision=MarkingDecision.ACCEPT)
+    assert request.encode() == bytes.fromhex("ff691e00000001")
+    assert decode_request(bytes.fromhex("ff691e00000000")) == AcceptMarking(
+        password=30, decision=MarkingDecision.REJECT
+    )
+    assert decode_answer(bytes.fromhex("ff69000f")) == AcceptMarkingAnswer(check_result=0x0F)
+    refused = decode_answer(bytes.fromhex("ff69a1"))
+    assert refused == ErrorAnswer(code=0xFF69, error=ErrorCode.FN_MARKING_WRONG_SEQUENCE)
+    assert "Bxh" in describe_error(refused.error)
+    assert REGISTRY[0xFF69].timeout_ms == 30_000
 
 
 def test_find_document_reads_a_receipts_total() -> None:
@@ -395,7 +451,7 @@ def test_mode_tables_and_nibbles() -> None:
 def test_registry_covers_the_issue_list_with_timeouts() -> None:
     wanted = {0x10, 0x11, 0x17, 0x2F, 0x40, 0x41, 0xE0, 0x80, 0x82, 0x85, 0x88, 0x8D}
     wanted |= {0xFF01, 0xFF02, 0xFF03, 0xFF0C, 0xFF0A, 0xFF3B, 0xFF45, 0xFF46, 0xFF4D}
-    wanted |= {0xFF39, 0xFF3F, 0xFF61, 0xFF67}
+    wanted |= {0xFF39, 0xFF3F, 0xFF61, 0xFF67, 0xFF69}
     assert wanted <= set(REGISTRY)
     for code, spec in REGISTRY.items():
         assert spec.code == code == spec.request.CODE == spec.answer.CODE
