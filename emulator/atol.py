@@ -73,10 +73,10 @@ Choices where the reference (registers.md §2, §4) is silent:
   a 1163 / 2102 that differs from the bound code's 13h; a second D1h before D3h/D4h, D2h with
   nothing checked, D3h/D4h while the check runs or with nothing checked, or a close while a
   check awaits its decision D0h with A1h (the ФН-М's wrong sequence); a full table D0h with
-  A3h. With the policy's ``host_results`` REFUSE, an item's 2106 in E8h answers 13h and a
-  marked item (1212 = 31 or 33) with a 1163 but no bound code gets 2106 = 0 (not checked);
-  with KEEP, the default while the engine's drivers send their own 2106, both stay as the
-  host sent them.
+  A3h. With the policy's ``host_results`` REFUSE (the default, a ФН-М's rule), an item's
+  2106 in E8h answers 13h and a marked item (1212 = 31 or 33) with a 1163 but no bound code
+  gets 2106 = 0 (not checked); with KEEP, for hosts that send their own 2106, both stay as
+  the host sent them.
 - The task's status is A4 (error) when the application answer carries a non-zero error.
 - Timing: a task takes the processing time of its command (see :data:`ATOL_MODELS`) plus the
   printing of its document on models with a printer; the register answers Req with A2 for that

@@ -181,11 +181,11 @@ def parse_marking_code(raw: bytes) -> MarkingCode:
 
 
 class HostResults(enum.Enum):
-    """Who may write a line's 2106: the host as well (today's drivers), or the ФН alone."""
+    """Who may write a line's 2106: the ФН alone (the default, as a ФН-М), or the host too."""
 
     #: A 2106 the host sends is kept (unless the line's code is bound, then the ФН's wins),
-    #: and a marked line without a bound code is left as the host sent it: the engine's
-    #: drivers send their own 2106 until they run the check.
+    #: and a marked line without a bound code is left as the host sent it: for hosts written
+    #: before FFD 1.2's check, which send their own 2106.
     KEEP = "keep"
     #: The ФН's rule: a 2106 from the host is refused (Shtrih FF4Dh 33h, ATOL E8h 13h), and a
     #: marked line (1212 = 31 or 33, with 1163) whose code was not bound gets 2106 = 0, "not
@@ -208,7 +208,7 @@ class MarkingPolicy:
     forged: frozenset[bytes] = frozenset()
     refused: frozenset[bytes] = frozenset()
     silent: frozenset[bytes] = frozenset()
-    host_results: HostResults = HostResults.KEEP
+    host_results: HostResults = HostResults.REFUSE
 
     def is_forged(self, code: MarkingCode) -> bool:
         return _named(code, self.forged, self.forged_prefix)

@@ -50,10 +50,10 @@ Choices where the reference is silent:
   73h, in a receipt other than приход or возврат прихода 5Eh (fr_drv_ng_examples #42), on a
   line already bound or with a code whose 1163 cannot be formed 33h, and 33h when the line's
   1163 or 2102 from FF4Dh differ from the code's (a repeated tag, as fr_drv_ng #249 shows
-  the register refusing one). With the policy's ``host_results`` REFUSE, a 2106 in FF4Dh
-  answers 33h and a marked line (1212 = 31 or 33) with a 1163 but no bound code is formed
-  with 2106 = 0 (not checked); with KEEP, the default while the engine's drivers send their
-  own 2106, both stay as the host sent them.
+  the register refusing one). With the policy's ``host_results`` REFUSE (the default, a
+  ФН-М's rule), a 2106 in FF4Dh answers 33h and a marked line (1212 = 31 or 33) with a 1163
+  but no bound code is formed with 2106 = 0 (not checked); with KEEP, for hosts that send
+  their own 2106, both stay as the host sent them.
 - Link: the first byte 0x8F selects v2, anything else v1 (§1.3). v1 sends 0xFF after the
   host's ACK on a TCP line (``line="tcp"``), not on ``"serial"`` (§1.1).
 """

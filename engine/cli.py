@@ -405,10 +405,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print(line, flush=True)
 
     async def demo(folder: Path) -> None:
-        from emulator.serve import open_memory_fleet
+        from emulator.serve import MemoryFleet, open_memory_fleet
         from engine.config import RegisterConfig, TenantConfig
+        from engine.connectors import driver_for
         from engine.drivers.base import RegisterDriver
-        from engine.drivers.shtrih import ShtrihDriver
         from protocols.fiscal_sign import EmulatorSignVerifier
 
         server_public, server_secret = zmq.curve_keypair()
@@ -418,23 +418,37 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             folder / "demo-client", client_public, client_secret
         )
         now = datetime.datetime.now(ZoneInfo("Europe/Moscow")).replace(tzinfo=None, microsecond=0)
-        async with open_memory_fleet(2, start=now) as fleet:
+        async with (
+            open_memory_fleet(2, start=now) as shtrih,
+            open_memory_fleet(2, protocol="atol", start=now, seed=1) as atol,
+        ):
 
-            def connector(index: int) -> Callable[[], Any]:
+            def connector(fleet: MemoryFleet, protocol: str, index: int) -> Callable[[], Any]:
                 async def connect() -> RegisterDriver:
-                    return ShtrihDriver(await fleet.connect(index))
+                    return driver_for(protocol, await fleet.connect(index))
 
                 return connect
 
             tenant = "demo-shop"
+            fleets = (("main", "shtrih", shtrih), ("atol", "atol", atol))
             config = EngineConfig(
                 journal=folder / "journal.db",
                 tenants=(TenantConfig(tenant, name="Демо-магазин"),),
                 registers=tuple(
-                    RegisterConfig(f"kkt-{i}", tenant, connector(i), address=f"emulator:{i}")
+                    RegisterConfig(
+                        f"{'kkt' if group == 'main' else group}-{i}",
+                        tenant,
+                        connector(fleet, protocol, i),
+                        group=group,
+                        protocol=protocol,
+                        address=f"emulator:{protocol}:{i}",
+                    )
+                    for group, protocol, fleet in fleets
                     for i in range(2)
                 ),
-                verifier=EmulatorSignVerifier({r.fn.number: r.fn.key for r in fleet.registers}),
+                verifier=EmulatorSignVerifier(
+                    {r.fn.number: r.fn.key for _, _, f in fleets for r in f.registers}
+                ),
             )
             settings = ServiceSettings(
                 listen=args.listen or "tcp://127.0.0.1:5555",
@@ -444,7 +458,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             )
 
             def announce(service: Service) -> None:
-                say(f"kassa serve --demo: 2 emulated Shtrih-M registers, tenant {tenant}")
+                say(
+                    f"kassa serve --demo: tenant {tenant}; register groups main (2 emulated "
+                    "Shtrih-M) and atol (2 emulated ATOL: submit with --group atol)"
+                )
                 say(f"journal: {config.journal}")
                 say(f"requests: {service.endpoint}")
                 say(f"events: {service.events_endpoints[tenant]}")
@@ -1177,7 +1194,8 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument(
         "--demo",
         action="store_true",
-        help="no config: 2 emulated registers, a temporary journal and fresh keys, printed",
+        help="no config: 2 emulated Shtrih-M registers (group main) and 2 ATOL (group atol), "
+        "a temporary journal and fresh keys, printed",
     )
     kassa_serve.add_argument(
         "--listen", help="the requests endpoint (default: the config's, or tcp://127.0.0.1:5555)"

@@ -37,13 +37,17 @@ def _zone(instance: object, attribute: attrs.Attribute[str], value: str) -> None
 
 @attrs.frozen
 class TenantConfig:
-    """A merchant (клиент): its time zone, the daily shift close and its queue bound."""
+    """A merchant (клиент): its time zone, the daily shift close, its queue bound and its
+    policy for marked goods that fail the ФН's check."""
 
     id: str
     name: str = ""
     timezone: str = attrs.field(default=DEFAULT_TIMEZONE, validator=_zone)
     daily_close: dt.time | None = None  # close every open shift at this local time
     queue_limit: int = 10_000  # jobs accepted and not yet final; beyond it submit is "busy"
+    #: Sell goods whose marking code failed the ФН's check (продажа с предупреждением): the
+    #: line carries the ФН's 2106 that says so. By default such a receipt fails, unsigned.
+    sell_failed_marking: bool = False
 
 
 def _default_taxes(register: RegisterConfig) -> TaxTable:

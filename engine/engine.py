@@ -700,7 +700,9 @@ class Engine:
         )
         for attempt in range(3):
             try:
-                fiscalized = await driver.fiscalize(marked)
+                fiscalized = await driver.fiscalize(
+                    marked, sell_failed_marking=self.tenants[job.tenant].sell_failed_marking
+                )
                 break
             except LinkLost as exc:
                 await self._move(

@@ -1,7 +1,8 @@
 """Receipts of every kind an online shop sends, for the demo, the tests and the benchmarks.
 
 Each builder gives a valid FFD 1.2 receipt of the emulator's test company (ИНН 7707083893,
-ОСН): a card sale, a sale of marked goods (Честный знак), a refund, a correction, and the
+ОСН), at the standard rate of 2026 (НДС 22 %, 1199 = 11) unless told otherwise: a card sale,
+a sale of marked goods (Честный знак), a refund, a correction, a sale at every rate, and the
 two-receipt flow — a full prepayment (предоплата 100 %, 1214 = 1), then the full settlement
 that hands the goods over against it (1214 = 4, paid by 1215).
 """
@@ -39,7 +40,7 @@ def item(
     price: int,
     quantity: str = "1",
     *,
-    vat: int = int(VatRate.VAT20),
+    vat: int = int(VatRate.VAT22),
     method: int = int(PaymentMethod.FULL_PAYMENT),
     subject: int = int(PaymentSubject.GOODS),
     marking: Marking | None = None,
@@ -77,6 +78,33 @@ def card_sale(price: int = 129_900, name: str = "Наушники беспров
     return _receipt(int(OperationType.SELL), (item(name, price), item("Доставка", 30_000)))
 
 
+#: Goods of a shop, one for each 1199 rate in force in 2026.
+_GOODS_BY_RATE = {
+    VatRate.VAT22: "Чайник электрический",
+    VatRate.VAT10: "Молоко 3,2 %",
+    VatRate.VAT122: "Подарочная карта",
+    VatRate.VAT110: "Детское питание",
+    VatRate.VAT0: "Доставка за рубеж",
+    VatRate.NONE: "Медицинская маска",
+    VatRate.VAT5: "Хлеб пшеничный",
+    VatRate.VAT7: "Кофе в зёрнах",
+    VatRate.VAT105: "Торт",
+    VatRate.VAT107: "Чай листовой",
+    VatRate.VAT20: "Возврат аванса 2025 года",
+    VatRate.VAT120: "Аванс 2025 года",
+}
+
+
+def every_rate() -> Receipt:
+    """Приход with one line at each 1199 rate: 22 %, 10 %, 22/122, 10/110, 0 %, no VAT, the
+    5 % and 7 % of УСН payers with their calculated forms, and the 20 % of 2025 documents."""
+    lines = tuple(
+        item(name, 10_000 + 1_111 * i, vat=int(rate))
+        for i, (rate, name) in enumerate(_GOODS_BY_RATE.items())
+    )
+    return _receipt(int(OperationType.SELL), lines)
+
+
 def shoes_marking(serial: str = "5Ab7Cd9ExY") -> Marking:
     """A GS1 DataMatrix code of a pair of shoes (обувь), with its crypto tail."""
     code = "0104601234567893" + "21" + serial
@@ -87,7 +115,6 @@ def shoes_marking(serial: str = "5Ab7Cd9ExY") -> Marking:
         control_code=marking_control_code(scanned.encode("ascii")),
         scanned=scanned,
         planned_status=1,
-        check_result=15,
     )
 
 

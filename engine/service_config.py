@@ -20,6 +20,7 @@
     name = "Магазин"
     timezone = "Europe/Moscow"
     daily_close = "23:30"
+    sell_failed_marking = false            # a marking code the ФН refuses fails the receipt
     keys = ["rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7", "keys/shop-web.key"]
 
     [[registers]]
@@ -71,7 +72,7 @@ _NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}\Z")
 _HOST = re.compile(r"\A(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])\Z")
 _SERVICE_KEYS = ("listen", "events_host", "secret_key_file", "journal", "max_message")
 _LIMIT_KEYS = ("rate", "burst", "queue", "request_bytes", "receipt_bytes")
-_TENANT_KEYS = ("id", "name", "timezone", "daily_close", "queue", "keys")
+_TENANT_KEYS = ("id", "name", "timezone", "daily_close", "queue", "keys", "sell_failed_marking")
 _REGISTER_KEYS = ("id", "tenant", "group", "protocol", "address", "tax_table")
 
 
@@ -304,6 +305,7 @@ def _tenant(r: _Reader, folder: Path, queue: int) -> tuple[TenantConfig, list[by
         if match is None:
             raise r.error("daily_close", f"expected HH:MM, got {close_text!r}")
         daily_close = dt.time(int(match[1]), int(match[2]))
+    sell_failed_marking = r.value("sell_failed_marking", bool, False)
     tenant_queue = r.value("queue", int, queue)
     if tenant_queue < 1:
         raise r.error("queue", f"expected at least 1, got {tenant_queue}")
@@ -321,6 +323,7 @@ def _tenant(r: _Reader, folder: Path, queue: int) -> tuple[TenantConfig, list[by
             timezone=timezone,
             daily_close=daily_close,
             queue_limit=tenant_queue,
+            sell_failed_marking=sell_failed_marking,
         )
     except ValueError as exc:
         raise r.error("timezone", str(exc).removeprefix("timezone: ")) from None

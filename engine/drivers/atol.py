@@ -79,6 +79,13 @@ from engine.drivers.base import (
     RegisterRefused,
     RegisterStatus,
 )
+from engine.drivers.marking import (
+    CHECKED_OPERATIONS,
+    MarkingFailed,
+    check_failed,
+    marking_code,
+    planned_status,
+)
 from engine.drivers.paths import (
     ITEM_PATHS,
     RECEIPT_PATHS,
@@ -90,11 +97,14 @@ from engine.drivers.paths import (
 from protocols.atol.commands import (
     FLAG_ITEM_REQUISITE,
     MAX_REQUISITE_BLOCK,
+    AcceptMarkingCode,
     Answer,
+    BeginMarkingCheck,
     CancelReceipt,
     CloseReceipt,
     CloseShift,
     CommandAnswer,
+    DeclineMarkingCode,
     DeviceStatus,
     DocumentData,
     DocumentInfo,
@@ -105,8 +115,12 @@ from protocols.atol.commands import (
     GetDeviceStatus,
     GetDocumentInfo,
     GetFnStatus,
+    GetMarkingCheckStatus,
     GetOfdExchangeStatus,
     GetShiftState,
+    MarkingCheckPending,
+    MarkingCheckResult,
+    MarkingDecision,
     Mode,
     OfdExchangeStatus,
     OpenReceipt,
@@ -150,8 +164,9 @@ from protocols.documents.model import (
     Receipt,
 )
 from protocols.documents.vat import TaxTable
-from protocols.fn import ResultCode
+from protocols.fn import MarkingRefusal, ResultCode
 from protocols.tlv import TagMap, TlvError, decode_document, encode
+from protocols.tlv.enums import PlannedStatus
 
 __all__ = [
     "ANSWER_TIMEOUT",
@@ -170,6 +185,9 @@ MAX_ATTEMPTS: Final = 5
 TASK_TIMEOUT: Final = 15.0
 #: Seconds for the Z report (atol4j's v2 T5 for 5Ah).
 Z_REPORT_TIMEOUT: Final = 40.0
+#: Seconds between two D2h while the ФН checks a marking code (its online part takes about
+#: half a second, and up to the ФН's own wait when the ОИСМ is silent).
+MARKING_POLL: Final = 0.1
 #: The longest document (its TLV, header included) one A4 46 answer returns: the answer is
 #: ``55 00`` and the TLV in one task-buffer payload. The reference gives no read in parts.
 MAX_DOCUMENT: Final = MAX_PAYLOAD - 2
@@ -202,6 +220,8 @@ _PAYMENT_KINDS = (
     (PaymentType.OTHER, "provision"),
 )
 _E6_NAME_BYTES = 64
+_CHECK_RESULT = 2106  # результат проверки сведений о товаре: the ФН writes it, never the host
+_MEASURED = frozenset({int(PlannedStatus.MEASURED_SOLD), int(PlannedStatus.MEASURED_RETURNED)})
 #: ФН result codes that mean the register cannot form documents any more (FN_EXHAUSTED).
 _EXHAUSTED = frozenset(
     {
@@ -231,6 +251,7 @@ class _Plan:
     receipt_type: ReceiptType
     steps: tuple[Request, ...]
     close: CloseReceipt  # with the last payment, so that 4Ah never pays a remainder itself
+    checks: tuple[tuple[str, BeginMarkingCheck], ...] = ()  # (the item's path, D1h) each
 
 
 def _plan(receipt: Receipt, taxes: TaxTable) -> _Plan:
@@ -261,18 +282,50 @@ def _plan(receipt: Receipt, taxes: TaxTable) -> _Plan:
             )
             if isinstance(payment, Payment):
                 payments.append(payment)
+    checks = [
+        gather.part(partial(_check, receipt.operation, item, f"items[{index}]"))
+        for index, item in enumerate(receipt.items)
+    ]
     gather.check()
     close = CloseReceipt(payment_type=PaymentType.CASH)
     if payments:
         last = payments.pop()
         close = CloseReceipt(payment_type=last.payment_type, amount=last.amount)
-    return _Plan(receipt_type, (*steps, *payments), close)
+    found = tuple(check for check in checks if check is not None)
+    return _Plan(receipt_type, (*steps, *payments), close, found)
+
+
+def _check(operation: int, item: Item, path: str) -> tuple[str, BeginMarkingCheck] | None:
+    """D1h for the item's КМ (with 2108/1023/1291 for measured goods), or None."""
+    code = marking_code(item, path)
+    if code is None or operation not in CHECKED_OPERATIONS:
+        return None
+    status = planned_status(item, operation)
+    measured: TagMap = {}
+    if status in _MEASURED:
+        if item.measure is not None:
+            measured[2108] = item.measure
+        measured[1023] = item.quantity
+        if item.fraction is not None:
+            measured[1291] = {1293: item.fraction.numerator, 1294: item.fraction.denominator}
+    try:
+        tlv = encode(measured)
+        return f"{path}.marking", BeginMarkingCheck(
+            planned_status=status, marking_code=code, tlv=tlv
+        )
+    except (AtolError, TlvError) as exc:
+        raise NotCarried(f"{path}.marking.scanned", str(exc)) from None
 
 
 def _item_steps(item: Item, line: TagMap, path: str, taxes: TaxTable) -> list[Request]:
-    """E6h for ``item``, then E8h for its tags E6h does not carry."""
+    """E6h for ``item``, then E8h for its tags E6h does not carry; never 2106, which the ФН
+    writes from its check of the code (the register binds the code by its 1163)."""
     register, carried = _item_request(item, path, taxes)
-    extra = {number: value for number, value in line.items() if number not in carried}
+    extra = {
+        number: value
+        for number, value in line.items()
+        if number not in carried and number != _CHECK_RESULT
+    }
     return [register, *_requisites(extra, item=True, path=path)]
 
 
@@ -462,14 +515,21 @@ class AtolDriver:
         await self._enter(Mode.SELECT)
         return fd_number
 
-    async def fiscalize(self, receipt: Receipt | CorrectionReceipt) -> Fiscalized:
-        """Open, fill and close the receipt; read back what the ФН archived.
+    async def fiscalize(
+        self, receipt: Receipt | CorrectionReceipt, *, sell_failed_marking: bool = False
+    ) -> Fiscalized:
+        """Check the marking codes, open, fill and close the receipt; read back what the ФН
+        archived.
 
         Nothing is sent for a receipt with a part that cannot be carried (:class:`NotCarried`).
-        A refusal after 92h cancels the receipt (59h) before it is raised.
+        A code whose check fails stops it before 92h (:class:`MarkingFailed`), unless
+        ``sell_failed_marking``. A refusal after 92h cancels the receipt (59h) before it is
+        raised.
         """
         plan = _plan(receipt, self._taxes)
         await self._enter(Mode.REGISTRATION)
+        for path, check in plan.checks:
+            await self._check_marking(path, check, sell_failed_marking)
         await self._call(OpenReceipt(receipt_type=plan.receipt_type), CommandAnswer)
         try:
             for step in plan.steps:
@@ -488,6 +548,39 @@ class AtolDriver:
             await self._die()
             raise LinkLost(f"FD {fd_number} read after the receipt is not a receipt")
         return Fiscalized(fd_number, document, None)
+
+    async def _check_marking(self, path: str, check: BeginMarkingCheck, sell_failed: bool) -> None:
+        """D1h, D2h until the result, then D3h (accept) or D4h (decline, and raise).
+
+        A check a lost session left undecided makes D1h refused (ФН A1h): it is declined, and
+        D1h sent once more.
+        """
+        try:
+            await self._call(check, CommandAnswer)
+        except RegisterRefused as exc:
+            if exc.fn_code != MarkingRefusal.WRONG_SEQUENCE:
+                raise
+            await self._decline_left_check()
+            await self._enter(Mode.REGISTRATION)
+            await self._call(check, CommandAnswer)
+        while True:
+            answer = await self._do(GetMarkingCheckStatus())
+            if isinstance(answer, MarkingCheckResult):
+                break
+            if not isinstance(answer, MarkingCheckPending):
+                await self._die()
+                raise LinkLost(f"D2h answered with a {type(answer).__name__}")
+            await trio.sleep(MARKING_POLL)
+        if check_failed(answer.check_result) and not sell_failed:
+            await self._call(DeclineMarkingCode(), MarkingDecision)
+            raise MarkingFailed(path, answer.check_result)
+        await self._call(AcceptMarkingCode(), MarkingDecision)
+
+    async def _decline_left_check(self) -> None:
+        """Wait for a check left running to end, then decline it; refusals change nothing."""
+        while isinstance(await self._task(GetMarkingCheckStatus()), MarkingCheckPending):
+            await trio.sleep(MARKING_POLL)
+        await self._task(DeclineMarkingCode())
 
     async def cancel_receipt(self) -> None:
         """59h in mode 1; no receipt open (9Ah) is success."""

@@ -96,8 +96,10 @@ class RegisterDriver(Protocol):
 
     ``fiscalize`` sends the receipt as tags (the receipt model mapped by
     :func:`protocols.documents.ffd.receipt_to_tags`), so the additional properties the engine
-    writes (1192 or 1084: the job marker) reach the ФН. ``read_document`` returns the document
-    as the ФН's archive holds it, never re-serialised.
+    writes (1192 or 1084: the job marker) reach the ФН. Its marking codes go through the
+    ФН's check first; one that fails stops the receipt unless ``sell_failed_marking``, and the
+    lines carry the ФН's 2106. ``read_document`` returns the document as the ФН's archive
+    holds it, never re-serialised.
     """
 
     async def status(self) -> RegisterStatus: ...
@@ -106,7 +108,9 @@ class RegisterDriver(Protocol):
 
     async def close_shift(self) -> int: ...  # the FD number of the close-shift report (5)
 
-    async def fiscalize(self, receipt: Receipt | CorrectionReceipt) -> Fiscalized: ...
+    async def fiscalize(
+        self, receipt: Receipt | CorrectionReceipt, *, sell_failed_marking: bool = False
+    ) -> Fiscalized: ...
 
     async def cancel_receipt(self) -> None: ...  # drop a receipt left open; none open is fine
 

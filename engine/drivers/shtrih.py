@@ -73,7 +73,7 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from functools import partial
@@ -88,6 +88,13 @@ from engine.drivers.base import (
     RefusalReason,
     RegisterRefused,
     RegisterStatus,
+)
+from engine.drivers.marking import (
+    CHECKED_OPERATIONS,
+    MarkingFailed,
+    check_failed,
+    marking_code,
+    planned_status,
 )
 from engine.drivers.paths import (
     ITEM_PATHS,
@@ -104,6 +111,7 @@ from protocols.documents.model import (
     Receipt,
 )
 from protocols.documents.vat import TaxTable, vat_totals
+from protocols.fn import OnlineCheckCode
 from protocols.shtrih import (
     NEED_DATA,
     REGISTRY,
@@ -115,10 +123,11 @@ from protocols.shtrih import (
     Timer,
 )
 from protocols.shtrih import commands as c
-from protocols.shtrih.codes import ErrorCode, Mode, Submode, describe_error
+from protocols.shtrih.codes import ErrorCode, MarkingDecision, Mode, Submode, describe_error
 from protocols.shtrih.taxes import DEFAULT as DEFAULT_TAXES
 from protocols.shtrih.taxes import LEGACY as LEGACY_TAXES
 from protocols.tlv import TagMap, TlvError, encode
+from protocols.tlv.enums import PlannedStatus
 
 __all__ = [
     "ANSWER_REPEAT",
@@ -146,6 +155,8 @@ _LONGEST = max(spec.timeout_ms for spec in REGISTRY.values()) / 1000 + LINK_TIME
 _LINK_RETRIES = math.ceil(_LONGEST / BYTE_TIMEOUT)
 _DEPARTMENT = 1  # отдел: Kassa does not use departments
 _DOCUMENT_HEADER = struct.Struct("<HH")
+_CHECK_RESULT = 2106  # результат проверки сведений о товаре: the ФН writes it, never the host
+_MEASURED = frozenset({int(PlannedStatus.MEASURED_SOLD), int(PlannedStatus.MEASURED_RETURNED)})
 
 #: FF45h's six tax sums, in the order of the register's first six tax groups.
 _TAX_GROUPS = tuple(sorted(LEGACY_TAXES.codes, key=LEGACY_TAXES.codes.__getitem__))
@@ -201,10 +212,19 @@ _PAYMENT_SLOTS = (
 
 @attrs.frozen
 class _Line:
-    """One item: its FF46h and the FF4Dh TLVs that follow it."""
+    """One item: its FF46h, the FF4Dh TLVs that follow it, and the КМ FF67h binds to it."""
 
     operation: c.OperationV2
     tlvs: tuple[bytes, ...]
+    bind: c.BindMarking | None = None
+
+
+@attrs.frozen
+class _Check:
+    """FF61h for one item's marking code, checked before the receipt opens."""
+
+    path: str  # the item's marking, for a refusal
+    request: c.CheckMarking
 
 
 @attrs.frozen
@@ -215,6 +235,7 @@ class _Plan:
     lines: tuple[_Line, ...]
     tlvs: tuple[bytes, ...]  # FF0Ch, after the lines
     close: c.CloseReceiptV2
+    checks: tuple[_Check, ...] = ()  # FF61h → FF69h each, before anything else
 
 
 def _plan(receipt: Receipt, password: int, taxes: TaxTable) -> _Plan:
@@ -245,6 +266,10 @@ def _plan(receipt: Receipt, password: int, taxes: TaxTable) -> _Plan:
                 f"the register writes 1020 as the sum of the lines, {total}, not {receipt.total}",
             )
         )
+    checks = [
+        gather.part(partial(_check, receipt.operation, item, f"items[{index}]", password))
+        for index, item in enumerate(receipt.items)
+    ]
     rest = {number: value for number, value in tags.items() if number not in _REGISTER_WRITES}
     tlvs = gather.part(partial(_tlvs, rest, RECEIPT_PATHS, ""))
     close = gather.part(partial(_close, receipt, password))
@@ -255,6 +280,7 @@ def _plan(receipt: Receipt, password: int, taxes: TaxTable) -> _Plan:
         lines=tuple(line for line in planned if line is not None),
         tlvs=tlvs,
         close=close,
+        checks=tuple(check for check in checks if check is not None),
     )
 
 
@@ -279,10 +305,17 @@ def receipt_requests(
     any 10h check come on top. :class:`NotCarried` when the receipt cannot travel.
     """
     plan = _plan(receipt, password, taxes)
-    requests: list[c.Request] = [c.BeginCorrectionReceipt(password=password)] * plan.correction
+    requests: list[c.Request] = []
+    if plan.checks:
+        requests.append(c.AcceptMarking(password=password, decision=MarkingDecision.CLEAR))
+    for check in plan.checks:
+        accept = c.AcceptMarking(password=password, decision=MarkingDecision.ACCEPT)
+        requests += [check.request, accept]
+    requests += [c.BeginCorrectionReceipt(password=password)] * plan.correction
     for line in plan.lines:
         requests.append(line.operation)
         requests += [c.SendItemTlv(password=password, tlv=tlv) for tlv in line.tlvs]
+        requests += [line.bind] if line.bind is not None else []
     requests += [c.SendTlv(password=password, tlv=tlv) for tlv in plan.tlvs]
     requests.append(plan.close)
     return tuple(requests)
@@ -339,9 +372,47 @@ def _line(
         request.encode()
     except ShtrihError as exc:
         raise NotCarried(join(path, _FF46_FIELDS.get(exc.path, "")), exc.reason) from None
+    tags = {number: value for number, value in tags.items() if number != _CHECK_RESULT}
     every = _tlvs(tags, ITEM_PATHS, path)  # each tag checked, the carried ones too
     extra = tuple(tlv for number, tlv in zip(tags, every, strict=True) if number not in carried)
-    return _Line(request, extra)
+    return _Line(request, extra, _bind(operation, item, path, password))
+
+
+def _bind(operation: int, item: Item, path: str, password: int) -> c.BindMarking | None:
+    """FF67h of the item's КМ, in the receipts whose codes the ФН checks; None otherwise."""
+    code = marking_code(item, path)
+    if code is None or operation not in CHECKED_OPERATIONS:
+        return None
+    request = c.BindMarking(password=password, marking_code=code)
+    try:
+        request.encode()
+    except ShtrihError as exc:
+        raise NotCarried(f"{path}.marking.scanned", exc.reason) from None
+    return request
+
+
+def _check(operation: int, item: Item, path: str, password: int) -> _Check | None:
+    """FF61h of the item's КМ (with 2108/1023/1291 for measured goods), or None."""
+    code = marking_code(item, path)
+    if code is None or operation not in CHECKED_OPERATIONS:
+        return None
+    status = planned_status(item, operation)
+    tlv = b""
+    if status in _MEASURED:
+        measured: TagMap = {1023: item.quantity}
+        if item.measure is not None:
+            measured = {2108: item.measure, **measured}
+        if item.fraction is not None:
+            measured[1291] = {1293: item.fraction.numerator, 1294: item.fraction.denominator}
+        tlv = b"".join(_tlvs(measured, ITEM_PATHS, path))
+    request = c.CheckMarking(
+        password=password, planned_status=status, mode=0, marking_code=code, tlv=tlv
+    )
+    try:
+        request.encode()
+    except ShtrihError as exc:
+        raise NotCarried(f"{path}.marking.scanned", exc.reason) from None
+    return _Check(f"{path}.marking", request)
 
 
 def _fits_ff46(name: object) -> bool:
@@ -475,11 +546,16 @@ class ShtrihDriver:
             await self._call(c.ZReport(password=self._password), c.ZReportAnswer)
             return await self._last_fd()
 
-    async def fiscalize(self, receipt: Receipt | CorrectionReceipt) -> Fiscalized:
-        """Open, fill and close the receipt; read back what the ФН archived.
+    async def fiscalize(
+        self, receipt: Receipt | CorrectionReceipt, *, sell_failed_marking: bool = False
+    ) -> Fiscalized:
+        """Check the marking codes, open, fill and close the receipt; read back what the ФН
+        archived.
 
         Nothing is sent for a receipt with a part that cannot be carried (:class:`NotCarried`).
-        A refusal once the receipt is open cancels it (88h) before it is raised.
+        A code whose check fails stops it before it opens (:class:`MarkingFailed`), unless
+        ``sell_failed_marking``. A refusal once the receipt is open cancels it (88h) before
+        it is raised.
         """
         plan = _plan(receipt, self._password, self._taxes)
         pw = self._password
@@ -487,6 +563,7 @@ class ShtrihDriver:
             if not self._ready:
                 await self._ready_for_receipt()
             self._ready = False
+            await self._check_markings(plan.checks, sell_failed_marking)
             try:
                 if plan.correction:
                     begin = c.BeginCorrectionReceipt(password=pw)
@@ -497,6 +574,8 @@ class ShtrihDriver:
                     self._receipt_open = True
                     for tlv in line.tlvs:
                         await self._call(c.SendItemTlv(password=pw, tlv=tlv), c.SendItemTlvAnswer)
+                    if line.bind is not None:
+                        await self._call(line.bind, c.BindMarkingAnswer)
                 for tlv in plan.tlvs:
                     await self._call(c.SendTlv(password=pw, tlv=tlv), c.SendTlvAnswer)
                 closed = await self._call(plan.close, c.CloseReceiptV2Answer)
@@ -515,6 +594,34 @@ class ShtrihDriver:
                 ) from exc
             self._ready = True
         return Fiscalized(closed.fd_number, document, closed.fiscal_sign)
+
+    async def _check_markings(self, checks: Sequence[_Check], sell_failed: bool) -> None:
+        """FF61h, then FF69h to accept or reject, for each code; the ФН keeps what it accepts
+        for FF67h. A failed check clears what was accepted (FF69h 2) and raises.
+
+        The ФН's marking buffer is cleared first (FF69h 2): a lost session may have left a
+        code checked and undecided there, which would make FF61h refused (A1h).
+        """
+        pw = self._password
+        if checks:
+            clear = c.AcceptMarking(password=pw, decision=MarkingDecision.CLEAR)
+            await self._call(clear, c.AcceptMarkingAnswer)
+        for check in checks:
+            answer = await self._call(check.request, c.CheckMarkingAnswer)
+            flags = answer.local_status
+            if (
+                answer.fn_answer_code == OnlineCheckCode.ANSWERED
+                and answer.check_result is not None
+            ):
+                flags = answer.check_result
+            if check_failed(flags) and not sell_failed:
+                for decision in (MarkingDecision.REJECT, MarkingDecision.CLEAR):
+                    await self._call(
+                        c.AcceptMarking(password=pw, decision=decision), c.AcceptMarkingAnswer
+                    )
+                raise MarkingFailed(check.path, flags)
+            accept = c.AcceptMarking(password=pw, decision=MarkingDecision.ACCEPT)
+            await self._call(accept, c.AcceptMarkingAnswer)
 
     async def cancel_receipt(self) -> None:
         """88h; no receipt open (73h) is success."""

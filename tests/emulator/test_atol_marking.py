@@ -172,8 +172,8 @@ async def test_decline_keeps_nothing(autojump_clock: trio.testing.MockClock) -> 
         assert fn.marking_pending is None and fn.marking_accepted == ()
         again = await host.call(AcceptMarkingCode())
         assert again == CommandAnswer(error=ErrorCode.FN_ERROR, extended=0xA1)
-        item = await sell(host, {2000: km(), 2106: 15})  # KEEP: bound to nothing, as sent
-        assert item.marking is not None and item.marking.check_result == 15
+        item = await sell(host, {2000: km()})  # bound to nothing: "not checked"
+        assert item.marking is not None and item.marking.check_result == 0
 
 
 async def test_misuse_is_refused(autojump_clock: trio.testing.MockClock) -> None:
@@ -233,6 +233,8 @@ async def test_misuse_is_refused(autojump_clock: trio.testing.MockClock) -> None
 async def test_the_fn_s_rule_for_the_host_s_2106(autojump_clock: trio.testing.MockClock) -> None:
     async with open_fleet() as fleet:
         fn = fleet.register.fn
+        assert fn.marking_policy.host_results is HostResults.REFUSE  # the ФН-М's, by default
+        fn.marking_policy = MarkingPolicy(host_results=HostResults.KEEP)
         host = await fleet.connect()
         await registration(host)
         item = await sell(host, {1163: product(), 2106: 15})  # KEEP: as the host sent it
@@ -242,7 +244,7 @@ async def test_the_fn_s_rule_for_the_host_s_2106(autojump_clock: trio.testing.Mo
         item = await sell(host, {2000: km("REJECT1"), 2106: 15})  # a bound code's 2106 wins
         assert item.marking is not None and item.marking.check_result == 0x07
 
-        fn.marking_policy = MarkingPolicy(host_results=HostResults.REFUSE)
+        fn.marking_policy = MarkingPolicy()  # REFUSE
         await ok(host, OpenReceipt(receipt_type=ReceiptType.SALE), shoes())
         own = item_tags({1212: 33, 1163: product(), 2106: 15})
         assert error_of(await host.call(own)) == ErrorCode.WRONG_FORMAT

@@ -262,7 +262,10 @@ async def test_the_fn_s_rule_for_the_host_s_2106(autojump_clock: trio.testing.Mo
         host = Host(await fleet.connect(0), 1)
         await ok(host, c.OpenShift(password=PW))
 
-        # KEEP (today's drivers): the host's 2106 goes in as sent; a bound code's replaces it.
+        # KEEP (hosts that send their own): the host's 2106 goes in as sent; a bound code's
+        # replaces it.
+        assert fn.marking_policy.host_results is HostResults.REFUSE  # the ФН-М's, by default
+        fn.marking_policy = MarkingPolicy(host_results=HostResults.KEEP)
         own = c.SendItemTlv(password=PW, tlv=encode({1163: product(), 2106: 15}))
         await ok(host, marked_line(), own)
         closed = await host.call(close(cash=549_000))
@@ -278,7 +281,7 @@ async def test_the_fn_s_rule_for_the_host_s_2106(autojump_clock: trio.testing.Mo
         assert marking is not None and marking.check_result == 0x07
 
         # REFUSE (the ФН's rule): no 2106 from the host; an unbound marked line is "not checked".
-        fn.marking_policy = MarkingPolicy(host_results=HostResults.REFUSE)
+        fn.marking_policy = MarkingPolicy()
         await ok(host, marked_line())
         assert error_of(await host.call(own)) == ErrorCode.BAD_PARAMETERS
         await ok(host, c.SendItemTlv(password=PW, tlv=encode({1163: product()})))

@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 
 from emulator.serve import INN
+from engine.drivers.marking import CHECKED_OPERATIONS
 from engine.samples import item, shoes_marking
 from protocols.documents.model import (
     AgentData,
@@ -30,6 +31,7 @@ from protocols.documents.model import (
     UserProp,
 )
 from protocols.tlv.enums import (
+    MARKED_SUBJECTS,
     AgentType,
     MeasureUnit,
     OperationType,
@@ -210,3 +212,20 @@ class Receipts:
             correction,
             correction_refund,
         )
+
+
+def as_the_fn_checks(sent: Receipt) -> Receipt:
+    """``sent`` with each line's 2106 as the emulated ФН writes it, never the sender's: 0Fh
+    for a code it checked and accepted in a sale or its refund (the ОИСМ answering), 0 (not
+    checked) for a marked line of any other receipt, none on a line without marking."""
+    items = []
+    for line_ in sent.items:
+        marking = line_.marking
+        if marking is not None:
+            if sent.operation in CHECKED_OPERATIONS:
+                result: int | None = 0x0F
+            else:
+                result = 0 if line_.payment_subject in MARKED_SUBJECTS else None
+            line_ = attrs.evolve(line_, marking=attrs.evolve(marking, check_result=result))
+        items.append(line_)
+    return attrs.evolve(sent, items=tuple(items))

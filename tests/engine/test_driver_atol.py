@@ -51,7 +51,7 @@ from protocols.fiscal_sign import EmulatorSignVerifier
 from protocols.tlv import encode
 from protocols.tlv.enums import OperationType, TaxSystem
 from tests.emulator.test_atol_register import Host
-from tests.engine.driver_receipts import SHOP, Receipts, line, shoes
+from tests.engine.driver_receipts import SHOP, Receipts, as_the_fn_checks, line, shoes
 from tests.protocols.receipts import receipts
 
 COMPANY = attrs.evolve(SHOP, address="г. Москва, ул. Тестовая, д. 7")
@@ -65,7 +65,7 @@ def as_archived(sent: Receipt) -> Receipt:
         attrs.evolve(i, marking=attrs.evolve(i.marking, scanned=None)) if i.marking else i
         for i in sent.items
     )
-    return attrs.evolve(sent, items=items)
+    return as_the_fn_checks(attrs.evolve(sent, items=items))
 
 
 @asynccontextmanager

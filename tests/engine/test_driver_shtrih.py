@@ -43,7 +43,7 @@ from protocols.shtrih.taxes import TABLES
 from protocols.tlv import decode_document
 from protocols.tlv.enums import TaxSystem
 from tests.emulator.test_shtrih_register import Host, sale
-from tests.engine.driver_receipts import SHOP, Receipts, line, shoes
+from tests.engine.driver_receipts import SHOP, Receipts, as_the_fn_checks, line, shoes
 from tests.protocols.receipts import receipts
 
 VERSIONS = pytest.mark.parametrize("version", [1, 2])
@@ -64,7 +64,7 @@ def as_archived(sent: Receipt, register: ShtrihRegister) -> Receipt:
     )
     place = registration.place or "emulator"  # as the register's FF45h fills it in
     company = attrs.evolve(sent.company, place=place, address=registration.address)
-    return attrs.evolve(sent, items=items, company=company)
+    return as_the_fn_checks(attrs.evolve(sent, items=items, company=company))
 
 
 def shtrih_of(fleet: MemoryFleet) -> ShtrihRegister:

@@ -81,7 +81,9 @@ async def test_every_kind_of_receipt_is_fiscalized_once(
                 if name == "marked goods":
                     marking = sent.items[0].marking
                     assert marking is not None  # the scanned code is not a tag: 2115 holds it
-                    assert signed.receipt.items[0].marking == attrs.evolve(marking, scanned=None)
+                    # 2106 is the ФН's result of its check (0Fh: code and status valid)
+                    fn_checked = attrs.evolve(marking, scanned=None, check_result=0x0F)
+                    assert signed.receipt.items[0].marking == fn_checked
                 fds.append(result.fd_number)
             # The shift was opened by the engine (FD 2 after registration), then each receipt.
             assert fds == list(range(fds[0], fds[0] + len(KINDS)))

@@ -338,8 +338,10 @@ def test_totals_per_operation_payment_type_and_vat_rate(journal: Journal) -> Non
     assert (sell.cash, sell.electronic) == (10_000, 28_000 + 549_000)
     assert (sell.prepaid, sell.credit, sell.provision) == (30_000, 15_000, 5_000)
     by_rate = {v.rate: v for v in sell.vat}
-    assert by_rate[VatRate.VAT20].amount == 30_000 + 549_000
-    assert by_rate[VatRate.VAT20].vat == 5_000 + 91_500  # Σ 1200 of the two 20 % lines
+    assert by_rate[VatRate.VAT20].amount == 30_000
+    assert by_rate[VatRate.VAT20].vat == 5_000
+    assert by_rate[VatRate.VAT22].amount == 549_000  # the marked shoes, at 2026's rate
+    assert by_rate[VatRate.VAT22].vat == 99_000
     assert by_rate[VatRate.VAT10].amount == 8_000
     assert by_rate[VatRate.VAT10].vat == 727
     assert by_rate[VatRate.NONE].amount == 50_000
@@ -457,9 +459,10 @@ def test_render_report_shows_roubles_statuses_and_differences(journal: Journal) 
     assert "reconciliation: match" in text
     assert "reconciliation: open" in text
     assert "6370.00" in text  # приход of shift 1
-    assert "VAT 965.00 (1200 in 2 of 2 lines)" in text
+    assert "VAT 50.00 (1200 in 1 of 1 lines)" in text  # the coffee at 20 %
+    assert "VAT 990.00 (1200 in 1 of 1 lines)" in text  # the shoes at 22 %
     assert "коррекция: приход" in text
-    assert "НДС 10%" in text
+    assert "НДС 10%" in text and "НДС 22%" in text
     assert "." in text and "e+" not in text
     dropped = [r for r in journal.receipts if r.job_id != "refund"]
     text = render_report(report_of(journal, dropped), ZONE)
