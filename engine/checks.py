@@ -37,7 +37,18 @@ from protocols.documents.vat import TaxTable
 from protocols.tlv import TAGS, TlvError, encode
 from protocols.validation import Problem, validate
 
-__all__ = ["MAX_RECEIPT_DATA", "RegisterProfile", "check_receipt", "engine_problems"]
+__all__ = ["CODES", "MAX_RECEIPT_DATA", "RegisterProfile", "check_receipt", "engine_problems"]
+
+#: The codes of the checks beyond the receipt's own rules (docs/validation.md lists them).
+CODES = frozenset(
+    {
+        "register.vat_rate",
+        "register.not_carried",
+        "registration.tax_system",
+        "document.too_large",
+        "engine.marker",
+    }
+)
 
 #: Receipt TLV data a ФН takes for one receipt (ФН command 15h: "receipt data ≤ 30 KB").
 MAX_RECEIPT_DATA = 30 * 1024

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from decimal import Decimal
@@ -23,7 +24,7 @@ from hypothesis import strategies as st
 
 from emulator.serve import INN, open_memory_fleet
 from engine import samples
-from engine.checks import RegisterProfile, check_receipt
+from engine.checks import CODES, RegisterProfile, check_receipt
 from engine.config import EngineConfig, RegisterConfig, TenantConfig
 from engine.engine import Engine, ValidationFailed
 from engine.journal import JobState
@@ -242,6 +243,12 @@ async def test_money_beyond_a_register_field_is_refused_at_intake(
         assert ("payments.electronic", "register.not_carried") in await refused_codes(
             engine, "atol", dear
         )
+
+
+def test_the_docs_list_every_check_of_the_engine() -> None:
+    text = (Path(__file__).parents[2] / "docs" / "validation.md").read_text()
+    section = text.split("\n## What the engine checks beyond the receipt")[1]
+    assert set(re.findall(r"^\| `([a-z0-9_.]+)` \|", section, re.MULTILINE)) == CODES
 
 
 # --- the property -----------------------------------------------------------------------------

@@ -273,7 +273,8 @@ def test_sum_tolerance_is_configurable() -> None:
 
 
 def test_the_docs_table_lists_every_code() -> None:
-    table = (Path(__file__).parents[2] / "docs" / "validation.md").read_text()
+    text = (Path(__file__).parents[2] / "docs" / "validation.md").read_text()
+    table = text.split("\n## ")[0]  # the engine's own checks follow in a section of their own
     documented = set(re.findall(r"^\| `([a-z0-9_.]+)` \|", table, re.MULTILINE))
     tested = {code for code, _, _ in EXAMPLES} | {"registration.tax_system"}
     assert documented == tested
