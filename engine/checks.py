@@ -22,7 +22,7 @@ all refuse the same receipts, before anything is journaled.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
@@ -165,11 +165,15 @@ def _as_the_register_writes(item: Item) -> Item:
     return item
 
 
-def _register_problems(receipt: Receipt, registers: Iterable[RegisterProfile]) -> list[Problem]:
+def _register_problems(receipt: Receipt, registers: Sequence[RegisterProfile]) -> list[Problem]:
     """What the group's registers cannot carry, each problem naming the registers it is for."""
     found: dict[tuple[str, str, str], list[str]] = {}
+    planned: dict[tuple[str, TaxTable], tuple[NotCarried, ...]] = {}  # once per kind of register
     for profile in registers:
-        for refused in _refusals(receipt, profile):
+        kind = (profile.protocol, profile.taxes)
+        if kind not in planned:
+            planned[kind] = _refusals(receipt, profile)
+        for refused in planned[kind]:
             found.setdefault((refused.path, refused.check, refused.why), []).append(profile.id)
         systems = profile.tax_systems
         tax_system = receipt.company.tax_system
@@ -181,10 +185,19 @@ def _register_problems(receipt: Receipt, registers: Iterable[RegisterProfile]) -
             found.setdefault(("company.tax_system", "registration.tax_system", why), []).append(
                 profile.id
             )
+    every = len(registers)
     return [
-        Problem(path, code, f"{why} (register{'s' * (len(ids) > 1)} {', '.join(ids)})")
+        Problem(path, code, f"{why} ({_which(ids, every)})")
         for (path, code, why), ids in found.items()
     ]
+
+
+def _which(ids: Sequence[str], every: int) -> str:
+    """The registers a problem is for, briefly: a large group is not listed in full."""
+    if len(ids) == every and every > 1:
+        return f"every register of the group, {every}"
+    shown = ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
+    return f"register{'s' * (len(ids) > 1)} {shown}"
 
 
 def _refusals(receipt: Receipt, profile: RegisterProfile) -> tuple[NotCarried, ...]:

@@ -140,6 +140,7 @@ class _Group:
 
     def __init__(self) -> None:
         self.jobs: deque[Job] = deque()
+        self.registers: list[RegisterView] = []  # what the checks before fiscalization ask
         self._lot = trio.lowlevel.ParkingLot()
 
     def put(self, job: Job, *, front: bool = False) -> None:
@@ -214,8 +215,11 @@ class Engine:
         for register in config.registers:
             if register.tenant not in self.tenants:
                 raise ValueError(f"register {register.id}: unknown tenant {register.tenant!r}")
-            self._groups.setdefault((register.tenant, register.group), _Group())
-            self.registers[register.id] = RegisterView(register)
+            view = RegisterView(register)
+            self._groups.setdefault((register.tenant, register.group), _Group()).registers.append(
+                view
+            )
+            self.registers[register.id] = view
 
     @classmethod
     @asynccontextmanager
@@ -380,8 +384,7 @@ class Engine:
             RegisterProfile(
                 view.config.id, view.config.protocol, view.config.taxes, view.tax_systems
             )
-            for view in self.registers.values()
-            if view.config.tenant == tenant and view.config.group == group
+            for view in self._groups[(tenant, group)].registers
         ]
 
     def today(self, tenant: str) -> dt.date:

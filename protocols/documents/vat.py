@@ -74,8 +74,8 @@ def vat_totals(
     return out
 
 
-def _frozen_codes(codes: Mapping[int, int]) -> Mapping[int, int]:
-    return MappingProxyType({int(rate): code for rate, code in codes.items()})
+def _pairs(codes: Mapping[int, int]) -> tuple[tuple[int, int], ...]:
+    return tuple(sorted((int(rate), int(code)) for rate, code in codes.items()))
 
 
 @attrs.frozen
@@ -84,32 +84,41 @@ class TaxTable:
 
     A register carries a rate (1199) only if its firmware's table has a code for it; the
     table is part of the register's configuration, so the engine's checks, its driver and
-    the emulator all read the same value.
+    the emulator all read the same value. Built from a mapping 1199 → wire code; kept as
+    sorted pairs so that a table is a hashable value.
     """
 
     name: str
-    codes: Mapping[int, int] = attrs.field(converter=_frozen_codes)
+    pairs: tuple[tuple[int, int], ...] = attrs.field(converter=_pairs)
+    _by_rate: Mapping[int, int] = attrs.field(init=False, eq=False, repr=False)
+    _by_code: Mapping[int, int] = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "_by_rate", MappingProxyType(dict(self.pairs)))
+        by_code = {code: rate for rate, code in self.pairs}
+        object.__setattr__(self, "_by_code", MappingProxyType(by_code))
+
+    @property
+    def codes(self) -> Mapping[int, int]:
+        """1199 rate → the protocol's code for it."""
+        return self._by_rate
 
     @property
     def rates(self) -> frozenset[int]:
         """The 1199 codes this table can carry."""
-        return frozenset(self.codes)
+        return frozenset(self._by_rate)
 
     def code_of(self, rate: int) -> int | None:
         """The wire code of 1199 ``rate``; None where the table has none."""
-        return self.codes.get(rate)
+        return self._by_rate.get(rate)
 
     def rate_of(self, code: int) -> int | None:
         """The 1199 rate a wire ``code`` stands for; None for a code the table lacks."""
         return self._by_code.get(code)
 
-    @property
-    def _by_code(self) -> Mapping[int, int]:
-        return {code: rate for rate, code in self.codes.items()}
-
     def describe(self) -> str:
-        """The rates, for a person: ``22 %, 22/122, 10 % …``."""
-        return ", ".join(RATE_NAMES[VatRate(rate)] for rate in sorted(self.codes))
+        """The rates, for a person: ``20 %, 10 %, 20/120 …``."""
+        return ", ".join(RATE_NAMES[VatRate(rate)] for rate, _ in self.pairs)
 
 
 #: A person's name of each 1199 rate, as the ФНС order names them.
