@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -38,7 +39,7 @@ from protocols.documents.model import (
     Receipt,
     UserProp,
 )
-from protocols.documents.vat import TaxTable, vat_amount
+from protocols.documents.vat import TURNOVER_RATES, TaxTable, vat_amount
 from protocols.fiscal_sign import EmulatorSignVerifier
 from protocols.shtrih import taxes as shtrih_taxes
 from protocols.tlv.enums import TaxSystem, VatRate
@@ -119,7 +120,7 @@ def sale(*items: Item) -> Receipt:
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-async def test_every_rate_fiscalizes(
+async def test_every_rate_fiscalizes_and_is_reported_and_exported(
     protocol: str, tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     async with engine_on(tmp_path / "j.db") as engine:
@@ -134,6 +135,25 @@ async def test_every_rate_fiscalizes(
             line = receipt.items[0]
             assert line.vat == VatRate[line.name.split()[-1]]
             assert line.vat_sum == vat_amount(line.sum, line.vat)
+        # The report, the CSV export and the FNS JSON carry every rate with its sums.
+        report = await engine.report("shop")
+        (sale_totals,) = report.totals.operations
+        assert {v.rate: (v.amount, v.vat) for v in sale_totals.vat} == {
+            int(rate): (24_690, vat_amount(24_690, rate) or 0) for rate in VatRate
+        }
+        header, *rows = "".join(await _collected(engine, "csv")).splitlines()
+        found = set()  # (column, amount) of every row's one rate
+        for row in rows:
+            exported = dict(zip(header.split(","), row.split(","), strict=True))
+            found |= {(c, exported[c]) for c in _CSV_COLUMNS.values() if exported[c]}
+        assert sorted(found) == sorted(
+            (column, _roubles(24_690 if rate in TURNOVER_RATES else vat_amount(24_690, rate)))
+            for rate, column in _CSV_COLUMNS.items()
+        )
+        fns = [json.loads(text) for text in await _collected(engine, "fns")]
+        assert sorted(item["nds"] for d in fns for item in d["receipt"]["items"]) == sorted(
+            int(rate) for rate in VatRate
+        )
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -149,6 +169,32 @@ async def test_a_rate_the_group_lacks_is_refused_at_intake(
         old_rate = samples.item("Чайник", 199_000, vat=int(VatRate.VAT20))
         assert await refused_codes(engine, protocol, sale(old_rate)) == []
         assert await engine.journal.jobs_in(list(JobState)) != []
+
+
+#: The CSV export's column of each rate's receipt total (engine/export.py).
+_CSV_COLUMNS = {
+    VatRate.VAT20: "vat_20",
+    VatRate.VAT10: "vat_10",
+    VatRate.VAT120: "vat_20_120",
+    VatRate.VAT110: "vat_10_110",
+    VatRate.VAT0: "sum_vat_0",
+    VatRate.NONE: "sum_no_vat",
+    VatRate.VAT5: "vat_5",
+    VatRate.VAT7: "vat_7",
+    VatRate.VAT105: "vat_5_105",
+    VatRate.VAT107: "vat_7_107",
+    VatRate.VAT22: "vat_22",
+    VatRate.VAT122: "vat_22_122",
+}
+
+
+def _roubles(kopecks: int | None) -> str:
+    assert kopecks is not None
+    return f"{kopecks // 100}.{kopecks % 100:02d}"
+
+
+async def _collected(engine: Engine, form: str) -> list[str]:
+    return list(await engine.export("shop", form))
 
 
 # --- the known gaps ---------------------------------------------------------------------------
