@@ -25,6 +25,7 @@ from protocols.errors import ProtocolError
 from protocols.tlv import decode, dumps, encode, from_tags_json, loads, to_fns_json, to_tags_json
 
 EXIT_BAD_INPUT = 2
+EXIT_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool whose reader went away
 #: The most bytes an input file may have: a receipt's JSON is at most MAX_RECEIPT_BYTES for
 #: any service, and a fiscal document or an OFD message far less (the ФН's 32 KiB). Reading
 #: stops there, so that an absurd file is refused at once rather than parsed for seconds.
@@ -1221,6 +1222,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _reader_gone()
+    except BaseExceptionGroup as group:  # a trio run wraps what its tasks raise
+        if group.split(BrokenPipeError)[1] is not None:
+            raise
+        return _reader_gone()
+
+
+def _reader_gone() -> int:
+    """The reader of stdout went away (``kassa demo | head``): stop quietly, as Unix tools do,
+    and keep Python from writing to the closed pipe once more at exit."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_PIPE
 
 
 if __name__ == "__main__":
