@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -922,7 +923,7 @@ def test_the_demo_s_hint_fiscalizes_a_shipped_sample_in_the_tenant_s_time() -> N
         path, job_id, state, fd, sign, qr = done.stdout.rstrip("\n").split("\t")
         assert (path, state) == ("samples/kassa-sell-card.json", "fiscalized"), done.stdout
         assert fd.startswith("FD ") and sign.startswith("ФП ") and qr.startswith("QR t=")
-        assert "&s=1599.00&" in qr  # the sample's total: 1299.00 + 300.00 delivery, VAT 20 %
+        assert "&s=1599.00&" in qr  # the sample's total: 1299.00 + 300.00 delivery, VAT 22 %
 
         options = hint[4:]
         moscow = r"20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d\+03:00"
@@ -945,6 +946,27 @@ def test_the_demo_s_hint_fiscalizes_a_shipped_sample_in_the_tenant_s_time() -> N
         export = kassa("export", "--format", "csv", *options)
         (row,) = csv.DictReader(io.StringIO(export.stdout))
         assert re.fullmatch(moscow, row["journaled_at"]) and row["time"].endswith(":00+03:00")
+
+        # A line at every rate of 2026, in each format, on both register families: the demo's
+        # group main is Shtrih-M, atol ATOL (a body's external_id is its own, so the ATOL
+        # group's copies get their own).
+        every_rate = [
+            ROOT / "samples" / "kassa-sell-every-rate.json",
+            ROOT / "tests" / "protocols" / "corpus" / "atol-sell-every-rate.json",
+            ROOT / "tests" / "protocols" / "corpus" / "komtet-sell-every-rate.json",
+        ]
+        with tempfile.TemporaryDirectory() as folder:
+            copies = []
+            for sample in every_rate:
+                copy = Path(folder) / f"atol-group-{sample.name}"
+                copy.write_text(sample.read_text().replace("every-rate", "every-rate-on-atol"))
+                copies.append(copy)
+            for group, files in (("main", every_rate), ("atol", copies)):
+                sent = kassa("submit", *map(str, files), "--group", group, "--wait", *options)
+                assert sent.returncode == 0, sent.stdout + sent.stderr
+                rows = [line.split("\t") for line in sent.stdout.splitlines()]
+                assert [r[2] for r in rows] == ["fiscalized"] * 3, sent.stdout
+                assert all("&s=1933.26&" in r[5] for r in rows), sent.stdout
     finally:
         server.send_signal(signal.SIGINT)
         try:
