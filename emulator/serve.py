@@ -156,7 +156,7 @@ def tax_table(protocol: str, name: str | None) -> TaxTable:
         return tables[name]
     except KeyError:
         raise FleetError(
-            f"--tax-table {name!r}: a {protocol} register's table is one of {', '.join(tables)}"
+            f"--tax-table {name!r}: the tax tables of {protocol} registers are {', '.join(tables)}"
         ) from None
 
 

@@ -246,7 +246,7 @@ def _register_profiles(given: Sequence[str] | None) -> list[RegisterProfile]:
             _fail(f"--register {text!r}: the protocol is shtrih or atol")
         table = tables.get(name) if name else DEFAULT_TAX_TABLES[protocol]
         if table is None:
-            _fail(f"--register {text!r}: a {protocol} tax table is one of {', '.join(tables)}")
+            _fail(f"--register {text!r}: the tax tables of {protocol} are {', '.join(tables)}")
         out.append(RegisterProfile(f"{protocol}:{table.name}", protocol, table))
     return out
 

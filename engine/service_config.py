@@ -305,7 +305,7 @@ def _tenant(r: _Reader, folder: Path, queue: int) -> tuple[TenantConfig, list[by
         if match is None:
             raise r.error("daily_close", f"expected HH:MM, got {close_text!r}")
         daily_close = dt.time(int(match[1]), int(match[2]))
-    sell_failed_marking = r.value("sell_failed_marking", bool, False)
+    sell_failed_marking = r.value("sell_failed_marking", bool, False, "true or false")
     tenant_queue = r.value("queue", int, queue)
     if tenant_queue < 1:
         raise r.error("queue", f"expected at least 1, got {tenant_queue}")
@@ -369,7 +369,7 @@ def _register(r: _Reader, tenants: set[str]) -> RegisterConfig:
     if taxes is None:
         raise r.error(
             "tax_table",
-            f"a {protocol} register's table is one of {', '.join(tables)}, not {table_name!r}",
+            f"the tax tables of {protocol} registers are {', '.join(tables)}, not {table_name!r}",
         )
     address = r.text("address")
     try:

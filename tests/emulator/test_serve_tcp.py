@@ -132,6 +132,7 @@ def test_bad_arguments_exit_2() -> None:
         ["--protocol", "atol", "--model", "shtrih-m-01f", "--port", "1"],
         ["--protocol", "shtrih", "--port", "x"],
         ["--protocol", "atol", "--port", "1", "--faults", "drop:2"],
+        ["--protocol", "atol", "--port", "1", "--tax-table", "nano-2026"],  # Shtrih-Nano's
     ):
         done = subprocess.run(
             [*KASSA, "emulator", "serve", *args],

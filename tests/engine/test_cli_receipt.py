@@ -137,3 +137,37 @@ def test_the_help_names_every_receipt_action() -> None:
     assert found is not None, overview
     described = " ".join(found.group(1).split())
     assert described == "check receipt files, make their TLV, show a job's receipt"
+
+
+def test_check_knows_what_the_registers_refuse() -> None:
+    """The engine's own checks run here too: what passes this check passes ``submit``."""
+    every_rate = str(Path(__file__).parents[2] / "samples" / "kassa-sell-every-rate.json")
+    done = kassa("receipt", "check", every_rate, "--register", "shtrih:legacy")
+    assert done.returncode == 1
+    problems = [json.loads(line) for line in done.stdout.decode().splitlines()]
+    rates = [json.loads(Path(every_rate).read_text())["items"][i]["vat"] for i in range(12)]
+    assert [(p["path"], p["code"]) for p in problems] == [
+        (f"items[{i}].vat", "register.vat_rate") for i, rate in enumerate(rates) if rate > 6
+    ]
+    assert kassa("receipt", "check", every_rate).returncode == 0  # 2026 firmware: every rate
+
+    atol = json.loads((CORPUS / "atol-sell-every-rate.json").read_text())
+    done = kassa("receipt", "check", "--register", "atol:legacy", stdin=json.dumps(atol).encode())
+    problems = [json.loads(line) for line in done.stdout.decode().splitlines()]
+    assert problems[0]["path"] == "receipt.items[0].vat.type"  # the body's own path
+    assert (problems[0]["code"], problems[0]["atol_code"]) == ("register.vat_rate", 32)
+
+    both = json.loads((CORPUS / "atol-sell-marked.json").read_text())
+    both["receipt"]["additional_check_props"] = "заказ 1001"  # 1192 beside 1084
+    done = kassa("receipt", "check", stdin=json.dumps(both).encode())
+    problems = [json.loads(line) for line in done.stdout.decode().splitlines()]
+    assert [(p["path"], p["code"]) for p in problems] == [
+        ("receipt.additional_user_props", "engine.marker")
+    ]
+
+
+def test_a_register_that_does_not_exist_exits_2() -> None:
+    for bad in ("epson", "shtrih:1999"):
+        done = kassa("receipt", "check", "--register", bad, stdin=json.dumps(RECEIPT).encode())
+        assert done.returncode == 2 and done.stdout == b""
+        assert done.stderr.decode().count("\n") == 1 and "--register" in done.stderr.decode()

@@ -44,10 +44,12 @@ from engine.service_config import (
     write_certificate,
 )
 from engine.wire import OPERATIONS
+from protocols.atol import taxes as atol_taxes
 from protocols.documents.json_format import receipt_to_json
 from protocols.ingress import dump_json, to_atol_v5, to_komtet_task
 from protocols.ingress.atol_v5 import AtolRequest
 from protocols.ingress.komtet import KomtetTask
+from protocols.shtrih import taxes as shtrih_taxes
 from tests.engine.fleet import assert_exactly_once, fleet_config
 
 T = TypeVar("T")
@@ -838,6 +840,7 @@ id = "a"
 name = "Магазин А"
 timezone = "Asia/Yekaterinburg"
 daily_close = "23:30"
+sell_failed_marking = true
 keys = ["{a1}", "web.key"]
 
 [[tenants]]
@@ -856,6 +859,7 @@ tenant = "b"
 group = "night"
 protocol = "atol"
 address = "serial:/dev/ttyS0?baud=57600"
+tax_table = "legacy"
 """
 
 
@@ -875,10 +879,11 @@ def test_kassa_toml_becomes_the_engine_s_and_the_service_s_config(tmp_path: Path
         dt.time(23, 30),
         500,
     )
-    assert [(r.id, r.tenant, r.group, r.protocol) for r in engine.registers] == [
-        ("kkt-1", "a", "main", "shtrih"),
-        ("kkt-2", "b", "night", "atol"),
+    assert [(r.id, r.tenant, r.group, r.protocol, r.taxes) for r in engine.registers] == [
+        ("kkt-1", "a", "main", "shtrih", shtrih_taxes.FIRMWARE_2026),  # the default
+        ("kkt-2", "b", "night", "atol", atol_taxes.LEGACY),
     ]
+    assert [t.sell_failed_marking for t in engine.tenants] == [True, False]
     assert service.clients == {A1.raw: "a", A2.raw: "a", B1.raw: "b"}
     assert (service.server_public, service.server_secret) == (SERVER.public, SERVER.secret)
     assert (service.rate, service.burst) == (50.0, 100)
@@ -894,6 +899,10 @@ def test_kassa_toml_becomes_the_engine_s_and_the_service_s_config(tmp_path: Path
         (("address = \"serial:/dev/ttyS0?baud=57600\"", 'address = "serial:/dev/ttyS0?baud=x"'),
          "registers[1].address: baud"),
         (('protocol = "atol"', 'protocol = "epson"'), "registers[1].protocol: expected one of"),
+        (('tax_table = "legacy"', 'tax_table = "nano-2026"'),
+         "registers[1].tax_table: the tax tables of atol registers are 2026, 2025, legacy"),
+        (('sell_failed_marking = true', 'sell_failed_marking = "yes"'),
+         "tenants[0].sell_failed_marking: expected true or false, got str"),
         (('tenant = "b"', 'tenant = "c"'), "registers[1].tenant: no [[tenants]] table"),
         (('daily_close = "23:30"', 'daily_close = "25:00"'),
          "tenants[0].daily_close: expected HH:MM"),
