@@ -24,13 +24,17 @@ for the Z report (mode 3), ATOL's usual numbering (registers.md has no ATOL pass
 How a receipt travels (what is not here cannot be carried, and is refused with its field path
 before anything is sent, as :class:`NotCarried`):
 
+- Marking codes (FFD 1.2) of a sale or its refund are checked first, in mode 1
+  (:mod:`engine.drivers.marking`): D1h, D2h every :data:`MARKING_POLL` until the result,
+  then D3h accepts it (or D4h declines it, and the receipt stops); the register binds an
+  accepted code to the item whose 1163 matches. 2106 is the ФН's: the driver never sends one.
 - 92h opens it with the type from 1054: 1, 2, 4, 5, or 7…10 for a correction receipt.
 - E6h registers each item: name (1030, when CP866 fits its 64 bytes), price (1079), quantity
   (1023, in thousandths), tax code (1199, through the register's tax table,
   :mod:`protocols.atol.taxes`, the 2026 firmware's unless configured: a rate it lacks is
   refused with its path), and 1043 as a discount or surcharge on
   price × quantity. Then E8h (write a requisite, item flag) sends every other tag of the item:
-  1214, 1212, 1200, 2108, the marking (1163, 2003, 2102, 2106, 2115), agent and supplier data,
+  1214, 1212, 1200, 2108, the marking (1163, 2003, 2102, 2115), agent and supplier data,
   1079 when a discount changed it, 1030 when E6h could not hold the name …
 - E8h without the item flag sends the receipt's tags: 1055 (the tax system: the protocol has no
   OpenReceipt parameter for it, so it is a requisite, as libfptr10 sends it), 1187, 1009, 1048,

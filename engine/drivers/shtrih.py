@@ -31,6 +31,10 @@ before anything is sent, as :class:`NotCarried`):
 - 10h first: a shift closed (mode 4), over 24 hours (mode 3) or a document open (mode 8) is
   refused at once, as SHIFT_CLOSED, SHIFT_EXPIRED or DOCUMENT_OPEN. FF46h would otherwise add
   its line to a receipt a lost session left open.
+- Marking codes (FFD 1.2) of a sale or its refund are checked before the receipt opens
+  (:mod:`engine.drivers.marking`): FF69h 2 clears what a lost session left, then FF61h and
+  FF69h accept (or reject, and the receipt stops) each code; FF67h binds it to its line after
+  that line's FF4Dh. 2106 is the ФН's: the driver never sends one.
 - A correction receipt (чек коррекции, 31) opens with FF35h; a receipt opens with its first line.
 - FF46h per item: 1054, 1023 (six decimals), 1079, 1043 (within a kopeck of price × quantity,
   as the register demands), 1200 when given, the tax bit, 1214, 1212 and 1030 when it fits
@@ -38,7 +42,7 @@ before anything is sent, as :class:`NotCarried`):
   byte comes from the register's tax table (:mod:`protocols.shtrih.taxes`, the 2026 firmware's
   unless configured): a rate the table lacks is refused with its path.
 - FF4Dh per item tag that FF46h does not carry, one tag (with its repeats) per call: 2108,
-  1163 and 2003/2102/2106/2115, 1222/1223, 1224/1226, 1191, 1260, 1291, 1229–1231, and 1030
+  1163 and 2003/2102/2115, 1222/1223, 1224/1226, 1191, 1260, 1291, 1229–1231, and 1030
   when FF46h could not hold the name.
 - FF0Ch per receipt tag the close does not carry and the register does not write: 1021/1203,
   1008, 1256, 1048, 1117, 1057, 1192, 1084, 1270, 1261, 1011, 1036, 1125, 1234, and 1173/1174
