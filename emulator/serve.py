@@ -17,7 +17,7 @@ Choices where the reference is silent:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import TypeAlias
@@ -40,13 +40,10 @@ from emulator.fn import FiscalStorage
 from emulator.ofd import OfdSender, OfdServer, WallClock
 from emulator.shtrih import ShtrihRegister
 from emulator.timing import RegisterTiming, model_named
-from protocols.atol.taxes import DEFAULT as ATOL_DEFAULT
-from protocols.atol.taxes import TABLES as ATOL_TAXES
 from protocols.crc import crc16_ccitt_false
 from protocols.documents.reports import RegistrationReport
 from protocols.documents.vat import TaxTable
-from protocols.shtrih.taxes import DEFAULT as SHTRIH_DEFAULT
-from protocols.shtrih.taxes import TABLES as SHTRIH_TAXES
+from protocols.taxes import DEFAULT_TAX_TABLES, TAX_TABLES
 from protocols.tlv.enums import TaxSystem
 
 #: A register the fleet serves, in either protocol.
@@ -67,9 +64,6 @@ __all__ = [
 
 INN = "7707083893"  # ИНН пользователя (1018) of every emulated register: a test INN
 START = dt.datetime(2026, 3, 2, 8, 0)
-#: The tax tables of each protocol's registers by name, and the one a register has by default.
-TAX_TABLES: Mapping[str, Mapping[str, TaxTable]] = {"shtrih": SHTRIH_TAXES, "atol": ATOL_TAXES}
-DEFAULT_TAX_TABLES: Mapping[str, TaxTable] = {"shtrih": SHTRIH_DEFAULT, "atol": ATOL_DEFAULT}
 #: The timing model a protocol's registers use unless --model says otherwise.
 DEFAULT_MODELS = {"shtrih": "shtrih-m-online", "atol": "atol-42fa"}
 #: How often a register looks for unsent documents, and waits after a failed exchange (s).

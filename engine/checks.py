@@ -35,7 +35,7 @@ from protocols.documents.ffd import DocumentError, receipt_to_tags
 from protocols.documents.model import Item, Receipt
 from protocols.documents.vat import TaxTable
 from protocols.tlv import TAGS, TlvError, encode
-from protocols.validation import Problem, validate
+from protocols.validation import Limits, Problem, validate
 
 __all__ = ["CODES", "MAX_RECEIPT_DATA", "RegisterProfile", "check_receipt", "engine_problems"]
 
@@ -90,12 +90,13 @@ def check_receipt(
     registers: Sequence[RegisterProfile],
     *,
     today: date | None = None,
+    limits: Limits | None = None,
 ) -> list[Problem]:
     """Every problem of ``receipt`` for a group of ``registers``; [] means it may be sent.
 
     The group's scheduler may pick any of its registers, so the receipt must suit each.
     """
-    problems = validate(receipt, today=today)
+    problems = validate(receipt, today=today, limits=limits or Limits())
     paths = {p.path for p in problems}  # a part already found wrong is not reported twice
     return problems + [p for p in engine_problems(receipt, registers) if p.path not in paths]
 

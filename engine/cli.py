@@ -186,7 +186,7 @@ def _checked_receipt(args: argparse.Namespace) -> tuple[Receipt | None, list[dic
     import datetime
     from zoneinfo import ZoneInfo
 
-    from engine.checks import engine_problems
+    from engine.checks import check_receipt, engine_problems
     from engine.config import DEFAULT_TIMEZONE
     from protocols.ingress import (
         check_atol_v5,
@@ -195,7 +195,7 @@ def _checked_receipt(args: argparse.Namespace) -> tuple[Receipt | None, list[dic
         parse_atol_v5,
         parse_komtet_task,
     )
-    from protocols.validation import Limits, validate
+    from protocols.validation import Limits
 
     registers = _register_profiles(args.register)
     today = datetime.datetime.now(ZoneInfo(DEFAULT_TIMEZONE)).date()
@@ -227,16 +227,15 @@ def _checked_receipt(args: argparse.Namespace) -> tuple[Receipt | None, list[dic
         receipt = receipt_from_json(body)
     except ReceiptJsonError as exc:
         return None, [{"path": p, "code": "format.invalid", "message": m} for p, m in exc.problems]
-    found = validate(receipt, limits=Limits(sum_tolerance=args.tolerance), today=today)
-    paths = {p.path for p in found}
-    found += [p for p in more(receipt) if p.path not in paths]
+    limits = Limits(sum_tolerance=args.tolerance)
+    found = check_receipt(receipt, registers, today=today, limits=limits)
     return receipt, [{"path": p.path, "code": p.code, "message": p.message} for p in found]
 
 
 def _register_profiles(given: Sequence[str] | None) -> list[RegisterProfile]:
     """The register group ``--register`` describes: PROTOCOL[:TAX_TABLE] each."""
     from engine.checks import RegisterProfile
-    from engine.config import DEFAULT_TAX_TABLES, TAX_TABLES
+    from protocols.taxes import DEFAULT_TAX_TABLES, TAX_TABLES
 
     out = []
     for text in given or ("shtrih:2026", "atol:2026"):
@@ -513,7 +512,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-#: The shipped receipt the hint of ``kassa serve --demo`` submits: a card sale at VAT 20 %.
+#: The shipped receipt the hint of ``kassa serve --demo`` submits: a card sale at VAT 22 %.
 DEMO_SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "kassa-sell-card.json"
 
 

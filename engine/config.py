@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import attrs
 
 from engine.drivers.base import RegisterDriver
-from protocols.atol.taxes import DEFAULT as ATOL_TAXES
-from protocols.atol.taxes import TABLES as ATOL_TABLES
 from protocols.documents.vat import TaxTable
 from protocols.fiscal_sign import SignVerifier
 from protocols.shtrih.taxes import DEFAULT as SHTRIH_TAXES
-from protocols.shtrih.taxes import TABLES as SHTRIH_TABLES
+from protocols.taxes import DEFAULT_TAX_TABLES
 
 Connector = Callable[[], Awaitable[RegisterDriver]]
 #: A tenant's time zone unless configured: its registers' clocks keep Moscow time.
@@ -69,11 +67,6 @@ class RegisterConfig:
     protocol: str = "shtrih"
     address: str = ""  # where it is, for people: tcp://host:port, serial:/dev/ttyS0, memory:0
     taxes: TaxTable = attrs.field(default=attrs.Factory(_default_taxes, takes_self=True))
-
-
-#: Each protocol's tax tables by name (``tax_table`` in kassa.toml), and its default table.
-TAX_TABLES: Mapping[str, Mapping[str, TaxTable]] = {"shtrih": SHTRIH_TABLES, "atol": ATOL_TABLES}
-DEFAULT_TAX_TABLES: Mapping[str, TaxTable] = {"shtrih": SHTRIH_TAXES, "atol": ATOL_TAXES}
 
 
 @attrs.frozen

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import trio
 
-from engine.config import DEFAULT_TAX_TABLES, Connector
+from engine.config import Connector
 from engine.drivers.atol import AtolDriver
 from engine.drivers.base import RegisterDriver
 from engine.drivers.shtrih import ShtrihDriver
 from protocols.documents.vat import TaxTable
+from protocols.taxes import DEFAULT_TAX_TABLES
 from transports.serial import open_serial
 from transports.tcp import connect_tcp
 

@@ -54,17 +54,11 @@ import zmq
 import zmq.auth
 import zmq.utils.z85
 
-from engine.config import (
-    DEFAULT_TAX_TABLES,
-    TAX_TABLES,
-    Connector,
-    EngineConfig,
-    RegisterConfig,
-    TenantConfig,
-)
+from engine.config import Connector, EngineConfig, RegisterConfig, TenantConfig
 from engine.connectors import PROTOCOLS, serial_connector, tcp_connector
 from engine.limits import DEFAULT_SIZES, SizeLimits
 from protocols.documents.vat import TaxTable
+from protocols.taxes import DEFAULT_TAX_TABLES, TAX_TABLES
 
 #: A tenant id goes into ZAP domains and ipc paths: keep it to plain characters.
 TENANT_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")

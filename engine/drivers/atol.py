@@ -84,11 +84,9 @@ from engine.drivers.base import (
     RegisterStatus,
 )
 from engine.drivers.marking import (
-    CHECKED_OPERATIONS,
     MarkingFailed,
     check_failed,
-    marking_code,
-    planned_status,
+    code_to_check,
 )
 from engine.drivers.paths import (
     ITEM_PATHS,
@@ -170,7 +168,6 @@ from protocols.documents.model import (
 from protocols.documents.vat import TaxTable
 from protocols.fn import MarkingRefusal, ResultCode
 from protocols.tlv import TagMap, TlvError, decode_document, encode
-from protocols.tlv.enums import PlannedStatus
 
 __all__ = [
     "ANSWER_TIMEOUT",
@@ -225,7 +222,6 @@ _PAYMENT_KINDS = (
 )
 _E6_NAME_BYTES = 64
 _CHECK_RESULT = 2106  # результат проверки сведений о товаре: the ФН writes it, never the host
-_MEASURED = frozenset({int(PlannedStatus.MEASURED_SOLD), int(PlannedStatus.MEASURED_RETURNED)})
 #: ФН result codes that mean the register cannot form documents any more (FN_EXHAUSTED).
 _EXHAUSTED = frozenset(
     {
@@ -300,25 +296,17 @@ def _plan(receipt: Receipt, taxes: TaxTable) -> _Plan:
 
 
 def _check(operation: int, item: Item, path: str) -> tuple[str, BeginMarkingCheck] | None:
-    """D1h for the item's КМ (with 2108/1023/1291 for measured goods), or None."""
-    code = marking_code(item, path)
-    if code is None or operation not in CHECKED_OPERATIONS:
+    """D1h for the item's КМ, or None."""
+    check = code_to_check(operation, item, path)
+    if check is None:
         return None
-    status = planned_status(item, operation)
-    measured: TagMap = {}
-    if status in _MEASURED:
-        if item.measure is not None:
-            measured[2108] = item.measure
-        measured[1023] = item.quantity
-        if item.fraction is not None:
-            measured[1291] = {1293: item.fraction.numerator, 1294: item.fraction.denominator}
     try:
-        tlv = encode(measured)
-        return f"{path}.marking", BeginMarkingCheck(
-            planned_status=status, marking_code=code, tlv=tlv
+        request = BeginMarkingCheck(
+            planned_status=check.planned_status, marking_code=check.code, tlv=check.tlv
         )
-    except (AtolError, TlvError) as exc:
-        raise NotCarried(f"{path}.marking.scanned", str(exc)) from None
+    except AtolError as exc:
+        raise NotCarried(f"{path}.marking.scanned", exc.reason) from None
+    return check.path, request
 
 
 def _item_steps(item: Item, line: TagMap, path: str, taxes: TaxTable) -> list[Request]:

@@ -13,15 +13,20 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import attrs
+
 from engine.drivers.base import RegisterRefused
 from engine.drivers.paths import NotCarried
 from protocols.documents.model import Item
+from protocols.tlv import TagMap, TlvError, encode
 from protocols.tlv.enums import MarkingCheckFlags, PlannedStatus
 
 __all__ = [
     "CHECKED_OPERATIONS",
+    "CodeToCheck",
     "MarkingFailed",
     "check_failed",
+    "code_to_check",
     "describe",
     "marking_code",
     "planned_status",
@@ -31,6 +36,7 @@ __all__ = [
 #: (fr_drv_ng_examples #42: FF67h answers 5Eh in any other).
 CHECKED_OPERATIONS = frozenset({1, 2})
 _REFUNDS = frozenset({2})
+_MEASURED = frozenset({int(PlannedStatus.MEASURED_SOLD), int(PlannedStatus.MEASURED_RETURNED)})
 
 _WORDS = (
     (MarkingCheckFlags.CODE_CHECKED, "code checked", "code not checked"),
@@ -108,3 +114,33 @@ def planned_status(item: Item, operation: int) -> int:
     if operation in _REFUNDS:
         return int(PlannedStatus.MEASURED_RETURNED if measured else PlannedStatus.PIECE_RETURNED)
     return int(PlannedStatus.MEASURED_SOLD if measured else PlannedStatus.PIECE_SOLD)
+
+
+@attrs.frozen
+class CodeToCheck:
+    """What a register's check of one item's code takes, whatever its protocol."""
+
+    path: str  # the item's marking, for a refusal
+    code: bytes  # КМ (2000) as scanned
+    planned_status: int  # 2003
+    tlv: bytes  # 2108, 1023 and 1291 of measured goods; nothing for pieces
+
+
+def code_to_check(operation: int, item: Item, path: str) -> CodeToCheck | None:
+    """The item's code to check in a receipt of ``operation``; None when there is none."""
+    code = marking_code(item, path)
+    if code is None or operation not in CHECKED_OPERATIONS:
+        return None
+    status = planned_status(item, operation)
+    measured: TagMap = {}
+    if status in _MEASURED:
+        if item.measure is not None:
+            measured[2108] = item.measure
+        measured[1023] = item.quantity
+        if item.fraction is not None:
+            measured[1291] = {1293: item.fraction.numerator, 1294: item.fraction.denominator}
+    try:
+        tlv = encode(measured)
+    except TlvError as exc:
+        raise NotCarried(f"{path}.quantity", exc.reason) from None
+    return CodeToCheck(f"{path}.marking", code, status, tlv)

@@ -97,8 +97,8 @@ from engine.drivers.marking import (
     CHECKED_OPERATIONS,
     MarkingFailed,
     check_failed,
+    code_to_check,
     marking_code,
-    planned_status,
 )
 from engine.drivers.paths import (
     ITEM_PATHS,
@@ -131,7 +131,6 @@ from protocols.shtrih.codes import ErrorCode, MarkingDecision, Mode, Submode, de
 from protocols.shtrih.taxes import DEFAULT as DEFAULT_TAXES
 from protocols.shtrih.taxes import LEGACY as LEGACY_TAXES
 from protocols.tlv import TagMap, TlvError, encode
-from protocols.tlv.enums import PlannedStatus
 
 __all__ = [
     "ANSWER_REPEAT",
@@ -160,7 +159,7 @@ _LINK_RETRIES = math.ceil(_LONGEST / BYTE_TIMEOUT)
 _DEPARTMENT = 1  # отдел: Kassa does not use departments
 _DOCUMENT_HEADER = struct.Struct("<HH")
 _CHECK_RESULT = 2106  # результат проверки сведений о товаре: the ФН writes it, never the host
-_MEASURED = frozenset({int(PlannedStatus.MEASURED_SOLD), int(PlannedStatus.MEASURED_RETURNED)})
+
 
 #: FF45h's six tax sums, in the order of the register's first six tax groups.
 _TAX_GROUPS = tuple(sorted(LEGACY_TAXES.codes, key=LEGACY_TAXES.codes.__getitem__))
@@ -396,27 +395,22 @@ def _bind(operation: int, item: Item, path: str, password: int) -> c.BindMarking
 
 
 def _check(operation: int, item: Item, path: str, password: int) -> _Check | None:
-    """FF61h of the item's КМ (with 2108/1023/1291 for measured goods), or None."""
-    code = marking_code(item, path)
-    if code is None or operation not in CHECKED_OPERATIONS:
+    """FF61h of the item's КМ, or None."""
+    check = code_to_check(operation, item, path)
+    if check is None:
         return None
-    status = planned_status(item, operation)
-    tlv = b""
-    if status in _MEASURED:
-        measured: TagMap = {1023: item.quantity}
-        if item.measure is not None:
-            measured = {2108: item.measure, **measured}
-        if item.fraction is not None:
-            measured[1291] = {1293: item.fraction.numerator, 1294: item.fraction.denominator}
-        tlv = b"".join(_tlvs(measured, ITEM_PATHS, path))
     request = c.CheckMarking(
-        password=password, planned_status=status, mode=0, marking_code=code, tlv=tlv
+        password=password,
+        planned_status=check.planned_status,
+        mode=0,
+        marking_code=check.code,
+        tlv=check.tlv,
     )
     try:
         request.encode()
     except ShtrihError as exc:
         raise NotCarried(f"{path}.marking.scanned", exc.reason) from None
-    return _Check(f"{path}.marking", request)
+    return _Check(check.path, request)
 
 
 def _fits_ff46(name: object) -> bool:
