@@ -25,7 +25,6 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import attrs
 import trio
@@ -64,6 +63,7 @@ from engine.reports import (
 )
 from engine.shifts import RegisterView, ShiftKeeper
 from engine.signs import check_signed
+from engine.times import zone
 from protocols.documents.json_format import ReceiptJsonError, receipt_from_json, receipt_to_json
 from protocols.documents.model import Receipt
 from protocols.tlv import TlvError, decode_document
@@ -389,8 +389,8 @@ class Engine:
 
     def today(self, tenant: str) -> dt.date:
         """Today at the tenant's registers (its time zone), by the engine's wall clock."""
-        zone = ZoneInfo(self.tenants[tenant].timezone)
-        return dt.datetime.fromtimestamp(self.config.wall_clock(), zone).date()
+        local = zone(self.tenants[tenant].timezone)
+        return dt.datetime.fromtimestamp(self.config.wall_clock(), local).date()
 
     def _reserve(self, tenant: str, count: int) -> None:
         pending = self._pending[tenant]
