@@ -55,8 +55,8 @@ Choices where the sources (registers.md §3.3–3.4, §4.4) are silent:
   exchange's, not the archive's.
 - A cancel with nothing open succeeds: drivers cancel blindly after a reconnect.
 - A new ФН is in phase READY (готовность к фискализации); registration needs that phase.
-- The table of marking checks holds 100 codes (:attr:`FnLimits.marking_codes`; the ФН-М's
-  size is not public, FF70h reports the count in one byte). A check needs the fiscal phase,
+- The table of marking checks holds :data:`protocols.fn.MARKING_TABLE_SIZE` codes
+  (:attr:`FnLimits.marking_codes`; the ФН-М's size is not public). A check needs the fiscal phase,
   not an open shift; a registration without 1290 allows marked goods.
 """
 
@@ -90,7 +90,14 @@ from protocols.documents.reports import (
     report_to_tags,
 )
 from protocols.fiscal_sign import emulator_fiscal_sign, printed_fiscal_sign, split_fiscal_sign
-from protocols.fn import FnPhase, FnWarning, MarkingRefusal, ResultCode
+from protocols.fn import (
+    MARKING_TABLE_SIZE,
+    MAX_RECEIPT_DATA,
+    FnPhase,
+    FnWarning,
+    MarkingRefusal,
+    ResultCode,
+)
 from protocols.tlv import FieldValue, TagMap, TlvError, decode, encode
 from protocols.tlv.enums import FfdVersion
 
@@ -135,8 +142,8 @@ class FnLimits:
     max_shift: timedelta = timedelta(hours=24)  # продолжительность смены
     max_clock_jump: timedelta = timedelta(minutes=5)  # against the ФН's own timer
     max_unsent_age: timedelta = timedelta(days=30)  # ресурс ожидания передачи в ОФД
-    max_receipt_data: int = 30 * 1024  # receipt TLV data the host may send (07h)
-    marking_codes: int = 100  # checked marking codes the ФН keeps at once (assumed)
+    max_receipt_data: int = MAX_RECEIPT_DATA  # receipt TLV data the host may send
+    marking_codes: int = MARKING_TABLE_SIZE  # checked marking codes the ФН keeps at once
 
 
 @attrs.frozen

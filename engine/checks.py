@@ -12,6 +12,8 @@ registers and their ФН will refuse, and the engine's own needs:
   (1062), once the engine has read the register's registration report;
 - ``document.too_large``: receipt data larger than the ФН takes (≤ 30 KB, ФН command 15h,
   registers.md §3), counted with the job marker and the register's own address and place;
+- ``document.marking_codes``: more marking codes to check than a ФН-М's check table holds
+  (:data:`protocols.fn.MARKING_TABLE_SIZE`; every code is checked before the receipt opens);
 - ``engine.marker``: 1192 and 1084 both set, leaving no room for the job marker;
 - ``correction.basis_date_future``: a correction's base date (1178) after today at the
   register (the tenant's time zone).
@@ -29,11 +31,13 @@ from decimal import Decimal, InvalidOperation
 import attrs
 
 from engine.drivers import atol, shtrih
+from engine.drivers.marking import CHECKED_OPERATIONS
 from engine.drivers.paths import NotCarried
 from engine.recovery import has_room_for_marker, mark
 from protocols.documents.ffd import DocumentError, receipt_to_tags
 from protocols.documents.model import Item, Receipt
 from protocols.documents.vat import TaxTable
+from protocols.fn import MARKING_TABLE_SIZE, MAX_RECEIPT_DATA
 from protocols.tlv import TAGS, TlvError, encode
 from protocols.validation import Limits, Problem, validate
 
@@ -46,12 +50,11 @@ CODES = frozenset(
         "register.not_carried",
         "registration.tax_system",
         "document.too_large",
+        "document.marking_codes",
         "engine.marker",
     }
 )
 
-#: Receipt TLV data a ФН takes for one receipt (ФН command 15h: "receipt data ≤ 30 KB").
-MAX_RECEIPT_DATA = 30 * 1024
 #: Tags the register writes from its registration whatever the receipt says: address and
 #: place of settlement (1009, 1187). The check counts them at their longest.
 _REGISTER_OWN = (1009, 1187)
@@ -113,7 +116,7 @@ def engine_problems(receipt: Receipt, registers: Sequence[RegisterProfile]) -> l
                 "1192 and 1084 are both set: the engine needs one of them for its job marker",
             )
         )
-    problems += _size(receipt, registers)
+    problems += _size(receipt, registers) + _marking_codes(receipt)
     return problems + _register_problems(receipt, registers)
 
 
@@ -147,6 +150,21 @@ def _size(receipt: Receipt, registers: Sequence[RegisterProfile]) -> list[Proble
         )
         return [Problem("items", "document.too_large", why)]
     return []
+
+
+def _marking_codes(receipt: Receipt) -> list[Problem]:
+    """``document.marking_codes`` when the drivers would check more codes before the receipt
+    opens than the ФН's table keeps (A3h at the register, half-way through the checks)."""
+    if receipt.operation not in CHECKED_OPERATIONS:
+        return []
+    codes = sum(1 for item in receipt.items if item.marking is not None)
+    if codes <= MARKING_TABLE_SIZE:
+        return []
+    why = (
+        f"{codes} marked lines: the ФН checks every code before the receipt opens and keeps "
+        f"at most {MARKING_TABLE_SIZE} checked codes (A3h); split the receipt"
+    )
+    return [Problem("items", "document.marking_codes", why)]
 
 
 def _as_the_register_writes(item: Item) -> Item:

@@ -33,6 +33,8 @@ Where the sources are silent, this package assumes what real devices and drivers
 """
 
 from protocols.fn._codes import (
+    MARKING_TABLE_SIZE,
+    MAX_RECEIPT_DATA,
     ExchangeFlag,
     FnPhase,
     FnWarning,
@@ -122,6 +124,8 @@ from protocols.fn._frame import (
 )
 
 __all__ = [
+    "MARKING_TABLE_SIZE",
+    "MAX_RECEIPT_DATA",
     "COMMANDS",
     "ENQ",
     "MAX_BUFFER",

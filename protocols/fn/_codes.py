@@ -218,3 +218,12 @@ class ExchangeFlag(enum.IntFlag):
     TRANSPORT_UP = 0x01  # транспортное соединение установлено
     MESSAGE_PENDING = 0x02  # есть сообщение для передачи в ОФД
     AWAITING_RECEIPT = 0x04  # ожидание ответного сообщения (квитанции) от ОФД
+
+
+#: Receipt TLV data a ФН takes for one receipt (registers.md §3: "receipt data ≤ 30 KB");
+#: more answers 10h.
+MAX_RECEIPT_DATA = 30 * 1024
+#: Checked marking codes a ФН-М keeps at once, awaiting their receipt's lines (A3h when
+#: full). The size is not public (FF70h reports the count in one byte); Kassa assumes 100,
+#: and the checks before fiscalization refuse a receipt with more codes to check.
+MARKING_TABLE_SIZE = 100

@@ -41,8 +41,9 @@ from protocols.documents.model import (
 )
 from protocols.documents.vat import TURNOVER_RATES, TaxTable, vat_amount
 from protocols.fiscal_sign import EmulatorSignVerifier
+from protocols.fn import MARKING_TABLE_SIZE
 from protocols.shtrih import taxes as shtrih_taxes
-from protocols.tlv.enums import TaxSystem, VatRate
+from protocols.tlv.enums import OperationType, TaxSystem, VatRate
 from tests.engine.fleet import WALL_START, connector, wall_clock
 from tests.protocols.receipts import receipts
 
@@ -289,6 +290,33 @@ async def test_money_beyond_a_register_field_is_refused_at_intake(
         assert ("payments.electronic", "register.not_carried") in await refused_codes(
             engine, "atol", dear
         )
+
+
+async def test_more_codes_than_the_fn_checks_at_once_are_refused_at_intake(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    # Every code is checked before the receipt opens, and each waits in the ФН-М's table for
+    # its line: one code more than the table holds failed at the register with A3h.
+    shoes = samples.marked_sale().items[0]
+    lines = tuple(
+        attrs.evolve(shoes, marking=samples.shoes_marking(f"S{i:09d}"))
+        for i in range(MARKING_TABLE_SIZE + 1)
+    )
+    async with engine_on(tmp_path / "j.db") as engine:
+        for protocol in PROTOCOLS:
+            assert await refused_codes(engine, protocol, sale(*lines)) == [
+                ("items", "document.marking_codes")
+            ]
+            assert await refused_codes(engine, protocol, sale(*lines[:-1])) == []
+        # A refund's codes are checked before it opens too (CHECKED_OPERATIONS).
+        returned = tuple(
+            attrs.evolve(line, marking=attrs.evolve(line.marking, planned_status=None))
+            for line in lines
+        )
+        refund = attrs.evolve(sale(*returned), operation=int(OperationType.SELL_REFUND))
+        assert await refused_codes(engine, "shtrih", refund) == [
+            ("items", "document.marking_codes")
+        ]
 
 
 def test_the_docs_list_every_check_of_the_engine() -> None:

@@ -552,7 +552,7 @@ def test_an_unknown_client_key_is_refused_at_once() -> None:
         ):
             client.ping()
         # "refused", not "timeout": the handshake's refusal ended the wait, not the 5 s
-        assert caught.value.code == "refused"
+        assert caught.value.code == "refused", caught.value.message
         good = ClientKeys(stand_in.public, allowed.public, allowed.secret)
         with KassaClient(stand_in.endpoint, good, timeout=5) as client:
             assert client.ping().tenant == "shop"
