@@ -28,6 +28,7 @@ import bisect
 import random
 import sqlite3
 import statistics
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -76,27 +77,44 @@ REFUSALS = frozenset(
 )
 #: A client's wait for one answer (s): past it, the submit was not acknowledged.
 ANSWER_TIMEOUT = 1.0
-#: The share of kills that come within :data:`EARLY` seconds of the service saying it serves.
+#: The share of kills that come within :data:`EARLY` seconds of the service saying it serves,
+#: and the share that, after their delay, wait for a client request to be on its way.
 EARLY_SHARE = 0.3
+INTAKE_SHARE = 0.3
 EARLY = 0.5
-#: The longest a kill waits after a restart (s).
+#: The longest a kill waits after a restart (s), and then for a request in flight.
 LATEST = 4.0
 #: Jobs on both answers of a FINAL state: on a ФН, by the engine's word.
 ON_FN = frozenset({"fiscalized", "resolved"})
 
 
-def kill_delays(kills: int, seed: int, latest: float = LATEST) -> list[float]:
-    """Seconds from each restart (``kassa: serving``) to its SIGKILL.
+@attrs.frozen
+class KillMoment:
+    """When to SIGKILL the service: ``delay`` s after it says it serves, and then, if
+    ``on_intake``, as soon as a client request is on its way (or :data:`LATEST` s more)."""
 
-    A share within :data:`EARLY` s (the engine reconnecting and reading ФН archives for its
-    in-doubt jobs), the rest spread over the run of intake, group commit and fiscalization.
+    delay: float
+    on_intake: bool
+
+
+def kill_plan(kills: int, seed: int, latest: float = LATEST) -> list[KillMoment]:
+    """The seeded moments of ``kills`` kills.
+
+    A share come within :data:`EARLY` s, while the engine reconnects and reads the ФН archives
+    for its in-doubt jobs; a share wait for a request in flight (intake, the journal's group
+    commit, the answer); the rest land wherever the run is, mostly mid-fiscalization.
     """
     rng = random.Random(seed)
     early = min(EARLY, latest)
-    return [
-        rng.uniform(0.0, early) if rng.random() < EARLY_SHARE else rng.uniform(early, latest)
-        for _ in range(kills)
-    ]
+    plan = []
+    for _ in range(kills):
+        draw = rng.random()
+        if draw < EARLY_SHARE:
+            plan.append(KillMoment(rng.uniform(0.0, early), on_intake=False))
+        else:
+            on_intake = draw < EARLY_SHARE + INTAKE_SHARE
+            plan.append(KillMoment(rng.uniform(early, latest), on_intake))
+    return plan
 
 
 def receipt_mix() -> list[Receipt]:
@@ -114,7 +132,7 @@ def receipt_mix() -> list[Receipt]:
 class Ledger:
     """What the clients saw, shared by their threads (under ``lock``)."""
 
-    lock: threading.Lock = attrs.field(factory=threading.Lock)
+    lock: threading.Condition = attrs.field(factory=threading.Condition)
     #: external_id → the job id of its first acknowledgement.
     acknowledged: dict[str, str] = attrs.field(factory=dict)
     #: (seconds since the start, acknowledgements so far), for the plot.
@@ -181,6 +199,7 @@ class Client(threading.Thread):
         while batch and not self._abandon.is_set():
             with ledger.lock:
                 ledger.in_flight += 1
+                ledger.lock.notify_all()
             try:
                 if len(batch) == 1:
                     entry = batch[0]
@@ -219,6 +238,23 @@ class Kill:
     at: float
     after_start: float
     requests_in_flight: int
+    on_intake: bool
+
+
+def kill_when_planned(
+    process: subprocess.Popen[str], moment: KillMoment, ledger: Ledger, latest: float
+) -> tuple[float, int]:
+    """SIGKILL ``process`` at ``moment``; the seconds since ``moment`` began, and how many
+    requests were in flight then."""
+    began = time.monotonic()
+    time.sleep(moment.delay)
+    with ledger.lock:
+        if moment.on_intake:
+            ledger.lock.wait_for(lambda: ledger.in_flight > 0, timeout=latest)
+        process.kill()
+        in_flight = ledger.in_flight
+    process.wait()
+    return time.monotonic() - began, in_flight
 
 
 def settle(setup: ServiceFolder, expected: set[str], cap: float) -> dict[str, str]:
@@ -282,12 +318,21 @@ class JournaledJob:
 
 
 @attrs.frozen
+class Recovery:
+    """One decision of recovery on an in-doubt job (``recovery.found`` or ``.absent``)."""
+
+    kind: str
+    at: float  # wall clock
+    job_id: str
+
+
+@attrs.frozen
 class Journal:
-    """What the journal says once the service stopped: its jobs by id, and when recovery
-    decided an in-doubt job (wall-clock times of ``recovery.found``, ``recovery.absent``)."""
+    """What the journal says once the service stopped: its jobs by id, and every decision
+    recovery took on an in-doubt job."""
 
     jobs: dict[str, JournaledJob]
-    recoveries: dict[str, list[float]]
+    recoveries: list[Recovery]
 
 
 def read_journal(setup: ServiceFolder) -> Journal:
@@ -297,12 +342,12 @@ def read_journal(setup: ServiceFolder) -> Journal:
             "SELECT id, external_id, state, error FROM jobs WHERE tenant = ?", (setup.tenant,)
         ).fetchall()
         events = db.execute(
-            "SELECT kind, ts FROM events WHERE kind IN ('recovery.found', 'recovery.absent')"
+            "SELECT kind, ts, job_id FROM events"
+            " WHERE kind IN ('recovery.found', 'recovery.absent') ORDER BY seq"
         ).fetchall()
-    recoveries: dict[str, list[float]] = {"recovery.found": [], "recovery.absent": []}
-    for kind, ts in events:
-        recoveries[kind].append(ts)
-    return Journal({row[0]: JournaledJob(*row[1:]) for row in rows}, recoveries)
+    return Journal(
+        {row[0]: JournaledJob(*row[1:]) for row in rows}, [Recovery(*event) for event in events]
+    )
 
 
 def tally(
@@ -384,13 +429,9 @@ def run(
             try:
                 for thread in threads:
                     thread.start()
-                for delay in kill_delays(kills, seed, latest):
-                    time.sleep(delay)
-                    with ledger.lock:
-                        in_flight = ledger.in_flight
-                    process.kill()
-                    process.wait()
-                    done.append(Kill(time.monotonic() - began, delay, in_flight))
+                for moment in kill_plan(kills, seed, latest):
+                    after, in_flight = kill_when_planned(process, moment, ledger, latest)
+                    done.append(Kill(time.monotonic() - began, after, in_flight, moment.on_intake))
                     bar.update()
                     starts.append(time.time())
                     process = start_service(setup)
@@ -415,9 +456,10 @@ def run(
         read = time.monotonic() - read_began
     wall = time.monotonic() - began
     counts = tally(ledger.acknowledged, states, journal.jobs, signed)
-    recovered = [ts for times in journal.recoveries.values() for ts in times]
     # the run each recovery happened in: the last one started before it
-    recovering_runs = {bisect.bisect(starts, ts) for ts in recovered}
+    recovering_runs = {bisect.bisect(starts, recovery.at) for recovery in journal.recoveries}
+    found = {r.job_id for r in journal.recoveries if r.kind == "recovery.found"}
+    absent = {r.job_id for r in journal.recoveries if r.kind == "recovery.absent"}
     delays = [kill.after_start for kill in done]
     return {
         "receipts": len(signed),
@@ -442,10 +484,11 @@ def run(
         "offered_per_s": rate,
         "seed": seed,
         "kills_within_early_s": sum(d < EARLY for d in delays),
+        "kills_waiting_for_intake": sum(kill.on_intake for kill in done),
         "kills_with_requests_in_flight": sum(kill.requests_in_flight > 0 for kill in done),
         "kill_delay_median_s": round(statistics.median(delays), 2) if delays else 0.0,
-        "in_doubt_found_on_fn": len(journal.recoveries["recovery.found"]),
-        "in_doubt_absent_resent": len(journal.recoveries["recovery.absent"]),
+        "in_doubt_found_on_fn": len(found),
+        "in_doubt_absent_resent": len(absent),
         "restarts_recovering": len(recovering_runs),
         "documents_read": documents,
         "kill_phase_s": round(kill_phase, 1),
@@ -516,11 +559,11 @@ def main(argv: list[str] | None = None) -> int:
         show_progress(args),
     )
     lines = [
-        f"{'kills':<22}{result['kills']} (SIGKILL; {result['kills_within_early_s']} within"
-        f" {EARLY} s of a restart, {result['kills_with_requests_in_flight']} with requests"
-        " in flight)",
-        f"{'in doubt at a kill':<22}{result['in_doubt_found_on_fn']} found signed on the ФН,"
-        f" {result['in_doubt_absent_resent']} proven absent and sent again (recovery in"
+        f"{'kills':<22}{result['kills']} SIGKILLs: {result['kills_within_early_s']} within"
+        f" {EARLY} s of a restart, {result['kills_with_requests_in_flight']} with client"
+        f" requests in flight ({result['kills_waiting_for_intake']} waited for one)",
+        f"{'in doubt at a kill':<22}{result['in_doubt_found_on_fn']} jobs found signed on the"
+        f" ФН, {result['in_doubt_absent_resent']} proven absent and sent again (recovery in"
         f" {result['restarts_recovering']} of {result['kills']} restarts)",
         f"{'receipts':<22}{result['receipts']} on {result['registers']} ФН"
         f" ({result['documents_read']} documents read back)",

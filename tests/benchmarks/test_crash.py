@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.crash import EARLY, JournaledJob, SignedReceipt, kill_delays, tally
+from benchmarks.crash import EARLY, JournaledJob, SignedReceipt, kill_plan, tally
 
 KASSA = str(Path(sys.executable).with_name("kassa"))
 JOB_A, JOB_B, JOB_C, JOB_D = ("a" * 32, "b" * 32, "c" * 32, "d" * 32)
@@ -67,10 +67,12 @@ def test_an_acknowledged_job_the_journal_forgot_is_lost_and_a_foreign_marker_is_
     assert (nowhere["lost"], nowhere["unsettled"]) == (1, 1)
 
 
-def test_kill_moments_are_seeded_and_some_come_right_after_a_restart() -> None:
-    delays = kill_delays(200, seed=3, latest=4.0)
-    assert delays == kill_delays(200, seed=3, latest=4.0)
-    assert delays != kill_delays(200, seed=4, latest=4.0)
-    assert all(0.0 <= d <= 4.0 for d in delays)
-    early = sum(d < EARLY for d in delays)
-    assert 20 < early < 120  # about EARLY_SHARE of them
+def test_kill_moments_are_seeded_and_some_come_right_after_a_restart_or_on_intake() -> None:
+    plan = kill_plan(200, seed=3, latest=4.0)
+    assert plan == kill_plan(200, seed=3, latest=4.0)
+    assert plan != kill_plan(200, seed=4, latest=4.0)
+    assert all(0.0 <= moment.delay <= 4.0 for moment in plan)
+    early = [moment for moment in plan if moment.delay < EARLY]
+    assert 20 < len(early) < 120  # about EARLY_SHARE of them
+    assert not any(moment.on_intake for moment in early)
+    assert 20 < sum(moment.on_intake for moment in plan) < 120
