@@ -65,17 +65,23 @@ def fleet_config(
     return EngineConfig(journal=journal, tenants=tenants, registers=registers, **options)
 
 
+def job_marker(document: bytes) -> str | None:
+    """The job marker a signed document carries (1192, or the 1084 ``kassa-job``: its first
+    16 characters, as 1192 would hold them); None for a document that is no marked receipt."""
+    try:
+        receipt = decode_receipt(document).receipt
+    except ProtocolError:
+        return None
+    if receipt.user_prop is not None and receipt.user_prop.name == MARKER_NAME:
+        return receipt.user_prop.value[:MARKER_LENGTH]
+    return receipt.additional_prop
+
+
 def markers_in_archive(fleet: MemoryFleet) -> Counter[str]:
     """How many signed receipts carry each job marker (1192 or the 1084 ``kassa-job``)."""
     found: Counter[str] = Counter()
     for register in fleet.registers:
         for document in register.fn.archive.values():
-            try:
-                receipt = decode_receipt(document).receipt
-            except ProtocolError:
-                continue
-            if receipt.user_prop is not None and receipt.user_prop.name == MARKER_NAME:
-                found[receipt.user_prop.value[:MARKER_LENGTH]] += 1
-            elif receipt.additional_prop is not None:
-                found[receipt.additional_prop] += 1
+            if (marker := job_marker(document)) is not None:
+                found[marker] += 1
     return found

@@ -224,15 +224,37 @@ def _kassa(arguments: list[str], profile: Path | None) -> list[str]:
     return [sys.executable, "-c", _PROFILED, str(profile), *arguments]
 
 
+@attrs.frozen
+class ServiceFolder:
+    """What ``kassa serve --config`` runs on, kept across its restarts: the folder holding its
+    kassa.toml, CURVE certificate, journal and log, where it listens and the tenant's keys."""
+
+    folder: Path
+    endpoint: str
+    keys: ClientKeys
+    tenant: str
+
+    @property
+    def config(self) -> Path:
+        return self.folder / "kassa.toml"
+
+    @property
+    def journal(self) -> Path:
+        return self.folder / "journal.db"
+
+    @property
+    def log(self) -> Path:
+        """Every run's standard error, one after another."""
+        return self.folder / "serve.log"
+
+
 @contextmanager
-def kassa_service(
-    addresses: Sequence[str], *, tenant: str = "shop", profile: Path | None = None
-) -> Iterator[ServiceProcess]:
-    """``kassa serve --config`` over the registers at ``addresses``, with fresh CURVE keys.
+def service_folder(addresses: Sequence[str], *, tenant: str = "shop") -> Iterator[ServiceFolder]:
+    """A temporary folder with a kassa.toml over the registers at ``addresses``, fresh CURVE
+    keys and a free port; removed, journal and all, when the block ends.
 
     The journal is SQLite at its default, ``synchronous=FULL``: every acknowledged job is on
-    disk before its answer leaves. With ``profile``, the service runs under cProfile and
-    writes its statistics there when it stops.
+    disk before its answer leaves.
     """
     with tempfile.TemporaryDirectory(prefix="kassa-bench-serve-") as name:
         folder = Path(name)
@@ -240,29 +262,55 @@ def kassa_service(
         client_public, client_secret = zmq.curve_keypair()
         write_certificate(folder / "server", server_public, server_secret)
         port = free_ports(1)
-        config = folder / "kassa.toml"
-        config.write_text(_service_toml(folder, port, tenant, client_public, addresses))
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        command = _kassa(["serve", "--config", str(config)], profile)
-        log = folder / "serve.log"
-        with log.open("w") as errors:
-            process = subprocess.Popen(
-                command, stdout=subprocess.PIPE, stderr=errors, text=True, env=env
-            )
+        setup = ServiceFolder(
+            folder,
+            f"tcp://127.0.0.1:{port}",
+            ClientKeys(server_public, client_public, client_secret),
+            tenant,
+        )
+        setup.config.write_text(_service_toml(folder, port, tenant, client_public, addresses))
+        yield setup
+
+
+def start_service(setup: ServiceFolder, profile: Path | None = None) -> subprocess.Popen[str]:
+    """``kassa serve --config`` on ``setup``, returned once it says it serves.
+
+    A run that ends or stays silent instead is stopped and raises, with the last line it wrote
+    on standard error. With ``profile``, the service runs under cProfile and writes its
+    statistics there when it stops.
+    """
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = _kassa(["serve", "--config", str(setup.config)], profile)
+    with setup.log.open("a") as errors:
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=errors, text=True, env=env
+        )
+    try:
+        output, deadline = ChildOutput(process), time.monotonic() + STARTUP_SECONDS
+        while not (line := output.line(deadline)) or not line.startswith("kassa: serving"):
+            if line is None:
+                raise RuntimeError(f"kassa serve said nothing for {STARTUP_SECONDS:g} s")
+            if not line:
+                said = setup.log.read_text().strip().splitlines() or ["(nothing on stderr)"]
+                raise RuntimeError(
+                    f"kassa serve ended before serving (exit status {process.wait()}): {said[-1]}"
+                )
+    except BaseException:
+        stop_child(process)
+        raise
+    return process
+
+
+@contextmanager
+def kassa_service(
+    addresses: Sequence[str], *, tenant: str = "shop", profile: Path | None = None
+) -> Iterator[ServiceProcess]:
+    """``kassa serve --config`` over the registers at ``addresses`` (:func:`service_folder`),
+    stopped when the block ends. With ``profile``, it runs under cProfile (:func:`start_service`).
+    """
+    with service_folder(addresses, tenant=tenant) as setup:
+        process = start_service(setup, profile)
         try:
-            output, deadline = ChildOutput(process), time.monotonic() + STARTUP_SECONDS
-            while not (line := output.line(deadline)) or not line.startswith("kassa: serving"):
-                if line is None:
-                    raise RuntimeError(f"kassa serve said nothing for {STARTUP_SECONDS:g} s")
-                if not line:
-                    said = log.read_text().strip().splitlines() or ["(nothing on stderr)"]
-                    raise RuntimeError(
-                        f"kassa serve ended before serving (exit status {process.wait()}): "
-                        f"{said[-1]}"
-                    )
-            keys = ClientKeys(server_public, client_public, client_secret)
-            yield ServiceProcess(
-                process.pid, f"tcp://127.0.0.1:{port}", keys, tenant, folder / "journal.db"
-            )
+            yield ServiceProcess(process.pid, setup.endpoint, setup.keys, tenant, setup.journal)
         finally:
             stop_child(process)

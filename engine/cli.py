@@ -40,6 +40,7 @@ BENCHMARKS: dict[str, str] = {
     "atol": "benchmarks.atol_codec",
     "emulator": "benchmarks.emulator_capacity",
     "faults": "benchmarks.faults",
+    "crash": "benchmarks.crash",
     "intake": "benchmarks.intake",
     "e2e": "benchmarks.e2e",
     "sim": "benchmarks.sim",

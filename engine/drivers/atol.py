@@ -470,6 +470,8 @@ class AtolDriver:
         self._mode: int | None = None  # the register's mode, None when not known
         self._opened: dict[tuple[str, int], datetime] = {}  # (ФН, shift) → its opening time
         self._expired: tuple[str, int] | None = None  # the shift the register refused with 88h
+        #: A check a lost session left undecided was looked for on this connection.
+        self._declined = False
 
     # --- the RegisterDriver interface ---------------------------------------------------
 
@@ -520,6 +522,11 @@ class AtolDriver:
         """
         plan = _plan(receipt, self._taxes)
         await self._enter(Mode.REGISTRATION)
+        if not plan.checks and not self._declined:
+            # a check a lost session left undecided would make the receipt's close refused
+            await self._decline_left_check()
+            await self._enter(Mode.REGISTRATION)
+        self._declined = True
         for path, check in plan.checks:
             await self._check_marking(path, check, sell_failed_marking)
         await self._call(OpenReceipt(receipt_type=plan.receipt_type), CommandAnswer)

@@ -501,6 +501,9 @@ class ShtrihDriver:
         #: Our last receipt on this connection closed: the register is known to be ready for
         #: the next, so 10h need not ask (FF46h's own refusal still names a closed shift).
         self._ready = False
+        #: The ФН's marking buffer was cleared on this connection: what a lost session left
+        #: there is gone.
+        self._cleared = False
 
     # --- the RegisterDriver interface ---------------------------------------------------
 
@@ -598,12 +601,16 @@ class ShtrihDriver:
         for FF67h. A failed check clears what was accepted (FF69h 2) and raises.
 
         The ФН's marking buffer is cleared first (FF69h 2): a lost session may have left a
-        code checked and undecided there, which would make FF61h refused (A1h).
+        code checked and undecided there, which would make FF61h refused (A1h), and the close
+        of any receipt, with codes or not: so the first receipt of a connection clears it too.
         """
         pw = self._password
+        clear = c.AcceptMarking(password=pw, decision=MarkingDecision.CLEAR)
         if checks:
-            clear = c.AcceptMarking(password=pw, decision=MarkingDecision.CLEAR)
             await self._call(clear, c.AcceptMarkingAnswer)
+        elif not self._cleared:  # a register without marking codes refuses: that is fine
+            await self._answer(clear, c.AcceptMarkingAnswer)
+        self._cleared = True
         for check in checks:
             answer = await self._call(check.request, c.CheckMarkingAnswer)
             flags = answer.local_status

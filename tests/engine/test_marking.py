@@ -147,3 +147,24 @@ async def test_after_a_failed_code_the_register_sells_the_next_receipt(
             assert fn.marking_pending is not None  # as if a session died before deciding
             sold = await engine.submit("shop", "o-2", two_pairs("GOOD1", "GOOD2"))
             assert (await engine.wait("shop", sold.id)).state is JobState.FISCALIZED
+
+
+@PROTOCOLS
+async def test_a_check_a_lost_session_left_undecided_does_not_fail_an_unmarked_receipt(
+    protocol: str, tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The ФН refuses to form any receipt (A1h) while a check awaits its decision: a service
+    killed between FF61h and FF69h left one, and the next receipt sells no marked goods."""
+    async with open_memory_fleet(1, protocol=protocol) as fleet:
+        config = fleet_config(fleet, tmp_path / "j.db", protocol=protocol)
+        fn = fleet.registers[0].fn
+        async with Engine.open(config) as engine:
+            warm = await engine.submit("shop", "o-1", samples.card_sale())
+            assert (await engine.wait("shop", warm.id)).state is JobState.FISCALIZED
+        left = b"0104601234567893215LEFT1\x1d91EE07\x1d92" + b"A" * 44
+        fn.check_marking(parse_marking_code(left), 1)  # the engine stopped before deciding
+        async with Engine.open(config) as engine:
+            sold = await engine.submit("shop", "o-2", samples.card_sale())
+            job = await engine.wait("shop", sold.id)
+            assert (job.state, job.error) == (JobState.FISCALIZED, None)
+        assert fn.marking_pending is None
