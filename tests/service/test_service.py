@@ -36,13 +36,14 @@ from engine.config import TenantConfig
 from engine.engine import Engine, JobEvent
 from engine.journal import Job, JobState
 from engine.limits import SizeLimits
-from engine.service import SOCKET_CAP, Service, TokenBucket, open_service, zap_reply
+from engine.service import SOCKET_CAP, Service, open_service, zap_reply
 from engine.service_config import (
     ConfigError,
     ServiceSettings,
     load_config,
     write_certificate,
 )
+from engine.tenancy import TokenBucket
 from engine.wire import OPERATIONS
 from protocols.atol import taxes as atol_taxes
 from protocols.documents.json_format import receipt_to_json
