@@ -972,7 +972,17 @@ def test_kassa_serve_demo_answers_its_own_client_and_stops_on_sigint(
 ) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", "serve", "--demo", "--listen", "tcp://127.0.0.1:*"],
+        [
+            sys.executable,
+            "-m",
+            "engine.cli",
+            "serve",
+            "--demo",
+            "--listen",
+            "tcp://127.0.0.1:*",
+            "--http-listen",
+            "127.0.0.1:0",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
