@@ -41,7 +41,11 @@ async def open_doors(loaded: LoadedConfig) -> AsyncIterator[Doors]:
     tenants = [t.id for t in loaded.engine.tenants]
     limits = RateLimits(tenants, settings.rate, settings.burst)
     service = Service(settings, tenants, limits=limits)
-    http = None if loaded.http is None else HttpDoor(loaded.http, settings.sizes, limits)
+    http = None
+    if loaded.http is not None:
+        http = HttpDoor(
+            loaded.http, settings.sizes, limits, rate=settings.rate, burst=settings.burst
+        )
 
     def on_event(event: JobEvent) -> None:
         service.on_event(event)

@@ -130,7 +130,7 @@ class HttpDoor:
         self.settings = settings
         self.sizes = sizes
         self.limits = limits
-        self._rate = (rate, burst)
+        self.rate, self.burst = rate, burst  # for the tenants' buckets unless ``limits`` is given
         self.tokens = Tokens(settings.token_key or _fresh_key())
         self.engine: Engine | None = None  # the engine it serves, once running
         self.callbacks: CallbackSender | None = None
@@ -166,7 +166,7 @@ class HttpDoor:
         """Serve until cancelled or stopped, with the callback sender beside the server."""
         self.engine = engine
         if self.limits is None:
-            self.limits = RateLimits(engine.tenants, *self._rate)
+            self.limits = RateLimits(engine.tenants, self.rate, self.burst)
         settings = self.settings
         self.callbacks = CallbackSender(
             engine.journal,

@@ -16,7 +16,7 @@ A shop's ATOL client, SDK or CMS module works unchanged once its base address is
 How ATOL's terms map onto Kassa's:
 
 - the token's login is one tenant's; ``group_code`` is one of that tenant's register groups;
-- ``uuid`` is the Kassa job id written as a UUID (``kassa status`` takes either);
+- ``uuid`` is the Kassa job id (32 hex digits) written as a UUID;
 - ``external_id`` is the job's. ATOL keeps it unique within a group, Kassa within the tenant:
   a repeat, with any receipt and in any group, answers 33 with the first job's uuid and
   fiscalizes nothing;
@@ -74,6 +74,7 @@ from engine.http.callbacks import Outgoing
 from engine.http.credentials import AtolLogin, TokenProblem, verify_password
 from engine.journal import Delivery, Job, JobState
 from engine.limits import over_limit
+from engine.tenancy import TokenBucket
 from engine.times import zone
 from protocols.ingress import IngressError, check_atol_v5, load_json, parse_atol_v5
 from protocols.ingress.atol_v5 import OPERATIONS, AtolProblem, atol_code, atol_error
@@ -113,8 +114,8 @@ STATUS = {
 }
 #: Where timestamps go before a tenant is known: ATOL writes Moscow time.
 DEFAULT_ZONE = "Europe/Moscow"
-#: What getToken hashes at once: scrypt takes tens of ms and 16 MiB each.
-HASHING = trio.CapacityLimiter(2)
+#: Passwords getToken checks at once, in threads: scrypt takes tens of ms and 16 MiB each.
+HASHING = 2
 #: The server name of reports (ATOL's daemon_code).
 DAEMON_CODE = "kassa"
 _KOPECK = Decimal("0.01")
@@ -168,6 +169,9 @@ class AtolApi:
     def __init__(self, door: HttpDoor) -> None:
         self.door = door
         self._groups: frozenset[tuple[str, str]] | None = None
+        self._hashing = trio.CapacityLimiter(HASHING)
+        #: Logins no tenant has share one bucket: guessing costs scrypt, so it is bounded too.
+        self._strangers = TokenBucket(door.rate, door.burst)
 
     @property
     def engine(self) -> Engine:
@@ -270,8 +274,12 @@ class AtolApi:
         login = self.door.settings.atol_logins.get(fields["login"])
         if login is not None:
             self._rate(login.tenant)
+        else:
+            wait = self._strangers.take(trio.current_time())
+            if wait > 0:
+                raise Refusal(0, "over the request rate", http=429, retry_after=wait)
         hashed = login.password_hash if login is not None else _DECOY
-        async with HASHING:
+        async with self._hashing:
             good = await trio.to_thread.run_sync(verify_password, fields["pass"], hashed)
         if login is None or not good:
             raise Refusal(12, http=401)

@@ -252,6 +252,16 @@ async def test_over_the_rate_is_429_with_retry_after(tmp_path: Path) -> None:
         answer = await served.sell(body, token)
         assert_error(answer, 429, 0)
         assert int(answer.headers["Retry-After"]) >= 1
+        # Guessing at logins no tenant has is bounded too, each guess costing a hash.
+        guess = {"login": "nobody", "pass": "guess"}
+        url = "/possystem/v5/getToken"
+        for _ in range(2):
+            assert_error(
+                await served.client.post(url, json=guess, headers=JSON), 401, 12, status=None
+            )
+        limited = await served.client.post(url, json=guess, headers=JSON)
+        assert_error(limited, 429, 0, status=None)
+        assert limited.json()["token"] is None and int(limited.headers["Retry-After"]) >= 1
 
 
 async def test_a_full_queue_is_429_with_retry_after(tmp_path: Path) -> None:
