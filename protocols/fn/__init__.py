@@ -124,13 +124,13 @@ from protocols.fn._frame import (
 )
 
 __all__ = [
-    "MARKING_TABLE_SIZE",
-    "MAX_RECEIPT_DATA",
     "COMMANDS",
     "ENQ",
+    "MARKING_TABLE_SIZE",
     "MAX_BUFFER",
     "MAX_DATA",
     "MAX_FRAME",
+    "MAX_RECEIPT_DATA",
     "NEED_DATA",
     "START",
     "TRANSITIONS",
