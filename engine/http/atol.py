@@ -20,7 +20,8 @@ How ATOL's terms map onto Kassa's:
 - ``external_id`` is the job's. ATOL keeps it unique within a group, Kassa within the tenant:
   a repeat, with any receipt and in any group, answers 33 with the first job's uuid and
   fiscalizes nothing;
-- ``status``: ``wait`` while the job is accepted, queued, sent or in doubt; ``done`` once
+- ``status``: ``wait`` (no error, no payload: ATOL's 34 is not used) while the job is
+  accepted, queued, sent or in doubt; ``done`` once
   fiscalized (or found signed by recovery); ``fail`` once failed. A failure's ``error`` is of
   type ``driver`` when the register refused, ``agent`` when the signed receipt failed Kassa's
   checks of it, ``system`` otherwise (cancelled), with the job's own words as its text;
