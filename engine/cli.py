@@ -364,11 +364,13 @@ def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    """Serve the engine on ZeroMQ until SIGINT or SIGTERM, from kassa.toml or as a demo.
+    """Serve the engine on ZeroMQ, and on HTTP when configured, until SIGINT or SIGTERM, from
+    kassa.toml or as a demo.
 
     ``--demo`` needs no config: an emulated fleet in-process (the emulator is imported here
-    only), a journal and fresh CURVE certificates in a temporary folder, and it prints how to
-    reach it. Sockets close with linger 0 and the context ends before the command returns.
+    only), a journal, fresh CURVE certificates and a fresh ATOL password in a temporary folder,
+    and it prints how to reach both doors. Sockets close with linger 0 and the context ends
+    before the command returns.
     """
     import datetime
     import logging
@@ -382,9 +384,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import zmq
 
     from engine.config import EngineConfig
-    from engine.service import Service, ServiceError, open_service
+    from engine.doors import Doors, open_doors
+    from engine.http.credentials import AtolLogin, hash_password, new_password
+    from engine.service import ServiceError
     from engine.service_config import (
         ConfigError,
+        HttpSettings,
+        LoadedConfig,
         ServiceSettings,
         load_config,
         write_certificate,
@@ -393,12 +399,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="kassa: %(levelname)s: %(message)s")
 
-    async def until_signalled(
-        settings: ServiceSettings, config: EngineConfig, announce: Callable[[Service], None]
-    ) -> None:
+    async def until_signalled(loaded: LoadedConfig, announce: Callable[[Doors], None]) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async with open_service(settings, config) as service:
-                announce(service)
+            async with open_doors(loaded) as doors:
+                announce(doors)
                 async for _ in signals:
                     break
 
@@ -418,6 +422,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         client_file, client_secret_file = write_certificate(
             folder / "demo-client", client_public, client_secret
         )
+        tenant = "demo-shop"
+        password = new_password()  # printed once, below; only its hash is kept
+        login = AtolLogin(tenant, tenant, hash_password(password))
         now = datetime.datetime.now(ZoneInfo("Europe/Moscow")).replace(tzinfo=None, microsecond=0)
         async with (
             open_memory_fleet(2, start=now) as shtrih,
@@ -430,7 +437,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
                 return connect
 
-            tenant = "demo-shop"
             fleets = (("main", "shtrih", shtrih), ("atol", "atol", atol))
             config = EngineConfig(
                 journal=folder / "journal.db",
@@ -457,8 +463,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                 server_secret=server_secret,
                 clients={z85_key(client_public.decode()): tenant},
             )
+            http = HttpSettings(
+                listen=args.http_listen or "127.0.0.1:8080",
+                atol_logins={login.login: login},
+                token_key=server_secret,
+            )
 
-            def announce(service: Service) -> None:
+            def announce(doors: Doors) -> None:
+                service, door = doors.service, doors.http
+                assert door is not None
                 say(
                     f"kassa serve --demo: tenant {tenant}; register groups main (2 emulated "
                     "Shtrih-M) and atol (2 emulated ATOL: submit with --group atol)"
@@ -468,6 +481,18 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                 say(f"events: {service.events_endpoints[tenant]}")
                 say(f"server key: {server_public.decode()} (certificate {server_file})")
                 say(f"client key: {client_secret_file} (public: {client_file})")
+                say(f"http: {door.url}")
+                credentials = {
+                    "http": door.url,
+                    "atol": {"login": login.login, "password": password, "group_code": "main"},
+                    # "komtet": {"shop_id", "secret", "queue_id"} joins here with its API.
+                    "zmq": {
+                        "endpoint": service.endpoint,
+                        "server_key": str(server_file),
+                        "client_key": str(client_secret_file),
+                    },
+                }
+                say(f"credentials: {json.dumps(credentials, ensure_ascii=False)}")
                 command = [
                     _program(),
                     "submit",
@@ -483,7 +508,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                 say(f"try: {shlex.join(command)}")
                 say("stop: Ctrl-C")
 
-            await until_signalled(settings, config, announce)
+            await until_signalled(LoadedConfig(config, settings, http), announce)
+
+    def serving(doors: Doors) -> None:
+        say(f"kassa: serving on {doors.service.endpoint}")
+        if doors.http is not None:
+            say(f"kassa: serving HTTP on {doors.http.url}")
 
     try:
         if args.demo:
@@ -494,15 +524,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                 loaded = load_config(args.config)
             except ConfigError as exc:
                 _fail(str(exc))
-            settings = loaded.service
             if args.listen:
-                settings = attrs.evolve(settings, listen=args.listen)
-            trio.run(
-                until_signalled,
-                settings,
-                loaded.engine,
-                lambda service: say(f"kassa: serving on {service.endpoint}"),
-            )
+                loaded = attrs.evolve(
+                    loaded, service=attrs.evolve(loaded.service, listen=args.listen)
+                )
+            if args.http_listen:
+                if loaded.http is None:
+                    _fail(f"--http-listen: {args.config} has no [http] section")
+                loaded = attrs.evolve(
+                    loaded, http=attrs.evolve(loaded.http, listen=args.http_listen)
+                )
+            trio.run(until_signalled, loaded, serving)
     except BaseExceptionGroup as group:  # trio nurseries wrap what their tasks raise
         failed, _ = group.split((ServiceError, OSError, sqlite3.Error))
         if failed is None:
@@ -961,6 +993,62 @@ def _cmd_keys_new(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_keys_atol(args: argparse.Namespace) -> int:
+    """An ATOL login for the HTTP door as NAME.atol (owner-only): the password's scrypt hash,
+    never the password, which is printed here once. ``--rotate`` gives it a new password."""
+    from engine.http.credentials import (
+        LOGIN,
+        CredentialError,
+        hash_password,
+        new_password,
+        read_credential,
+        write_atol_credential,
+    )
+
+    name: str = args.name
+    if not name or name.startswith(".") or "/" in name or os.sep in name:
+        _fail(f"{name!r}: a credential name is a plain file name, like shop-web")
+    folder = Path(args.dir)
+    if not folder.is_dir():
+        _fail(f"--dir: {folder}: no such folder")
+    path = folder / f"{name}.atol"
+    login = args.login
+    if args.rotate:
+        if not path.is_file():
+            _fail(f"{path}: no such file to rotate; make it without --rotate")
+        try:
+            known = read_credential(path)
+        except CredentialError as exc:
+            _fail(str(exc))
+        if login is None:
+            login = known.get("login")
+    elif path.exists():
+        _fail(f"{path}: already exists; not overwritten (--rotate gives it a new password)")
+    login = name if login is None else login
+    if not isinstance(login, str) or not LOGIN.match(login):
+        _fail(f"--login: {login!r}: use 1 to 64 letters, digits, '_', '.', '@' or '-'")
+    password = new_password()
+    try:
+        write_atol_credential(path, login, hash_password(password))
+    except OSError as exc:
+        _fail(f"{path}: {exc.strerror or exc}")
+    print(f"login: {login}")
+    print(f"password: {password}")
+    print(
+        f"kassa: wrote {path}: the password is shown only now. List the file in a tenant's "
+        "http = [...] in kassa.toml; a running service takes it when it starts again",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _http_address(text: str) -> str:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected HOST:PORT")
+    return text
+
+
 def _seconds_option(text: str) -> float:
     import math
 
@@ -1061,12 +1149,25 @@ def _add_client_commands(commands: Any, receipt_commands: Any) -> None:
     export.add_argument("-o", "--output", metavar="FILE", help="the file to write (default stdout)")
     export.set_defaults(handler=_cmd_export)
 
-    keys = commands.add_parser("keys", help="make client keys (CURVE certificates)")
+    keys = commands.add_parser(
+        "keys", help="make client keys (CURVE certificates) and HTTP credentials"
+    )
     keys_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     new = keys_commands.add_parser("new", help="write NAME.key and NAME.key_secret")
     new.add_argument("name", metavar="NAME")
     new.add_argument("--dir", default=".", help="where to write them (default: here)")
     new.set_defaults(handler=_cmd_keys_new)
+    atol = keys_commands.add_parser(
+        "atol",
+        help="write NAME.atol: an ATOL v5 login of the HTTP door and a new password, printed once",
+    )
+    atol.add_argument("name", metavar="NAME")
+    atol.add_argument("--login", help="the login clients send (default: NAME, or the file's)")
+    atol.add_argument("--dir", default=".", help="where to write it (default: here)")
+    atol.add_argument(
+        "--rotate", action="store_true", help="NAME.atol exists: give it a new password"
+    )
+    atol.set_defaults(handler=_cmd_keys_atol)
 
 
 def _receipt_show_argv(argv: Sequence[str] | None) -> list[str]:
@@ -1188,7 +1289,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=_cmd_emulator_serve)
 
     kassa_serve = commands.add_parser(
-        "serve", help="serve the engine on ZeroMQ (docs/protocol.md) until interrupted"
+        "serve",
+        help="serve the engine on ZeroMQ (docs/protocol.md) and HTTP (ATOL v5) until interrupted",
     )
     source = kassa_serve.add_mutually_exclusive_group(required=True)
     source.add_argument("--config", help="kassa.toml: the service, tenants, keys and registers")
@@ -1196,10 +1298,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--demo",
         action="store_true",
         help="no config: 2 emulated Shtrih-M registers (group main) and 2 ATOL (group atol), "
-        "a temporary journal and fresh keys, printed",
+        "a temporary journal, fresh keys and an ATOL password, printed",
     )
     kassa_serve.add_argument(
         "--listen", help="the requests endpoint (default: the config's, or tcp://127.0.0.1:5555)"
+    )
+    kassa_serve.add_argument(
+        "--http-listen",
+        type=_http_address,
+        metavar="HOST:PORT",
+        help="the HTTP door's address (default: the config's [http], or 127.0.0.1:8080); "
+        "port 0 takes a free one",
     )
     kassa_serve.set_defaults(handler=_cmd_serve)
 

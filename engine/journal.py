@@ -203,6 +203,47 @@ class Journal(Protocol):
 
     async def jobs_of(self, tenant: str, *, limit: int = 100, after: str = "") -> list[Job]: ...
 
+    async def add_delivery(self, job_id: str, kind: str, url: str) -> Delivery: ...
+
+    async def due_deliveries(self, now: float, limit: int) -> list[Delivery]: ...
+
+    async def next_delivery_at(self) -> float | None: ...
+
+    async def delivery_tried(
+        self, delivery: Delivery, state: DeliveryState, next_at: float, error: str
+    ) -> Delivery: ...
+
+    async def deliveries(
+        self, job_id: str | None = None, state: DeliveryState | None = None
+    ) -> list[Delivery]: ...
+
+
+class DeliveryState(enum.Enum):
+    """Where an outbound delivery of a job's outcome stands (a callback, later an e-mail)."""
+
+    PENDING = "pending"  # to be sent once its job is final, at or after next_at
+    DELIVERED = "delivered"  # the receiver took it (HTTP 2xx)
+    DEAD = "dead"  # every attempt failed; the job shows it and an alert was raised
+
+
+@attrs.frozen
+class Delivery:
+    """One outbound delivery of a job's final state, journaled before it is ever tried.
+
+    It is written when the job is accepted (or at a repeat of its submit), so that it is
+    durable before the job can end; the sender takes it once the job is final, so a crash
+    anywhere neither loses it nor, once ``delivered`` is journaled, sends it again.
+    """
+
+    job_id: str
+    kind: str  # whose format it goes out in: "atol" (later "komtet", ...)
+    url: str
+    state: DeliveryState = DeliveryState.PENDING
+    attempts: int = 0
+    next_at: float = 0.0  # unix time of the next attempt
+    last_error: str = ""
+    updated: float = 0.0
+
 
 @attrs.frozen
 class RegisterRow:
@@ -310,6 +351,18 @@ CREATE TABLE IF NOT EXISTS results (
     UNIQUE (fn_number, fd_number)
 );
 CREATE INDEX IF NOT EXISTS results_by_time ON results (fiscalized_at);
+CREATE TABLE IF NOT EXISTS deliveries (
+    job_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    url TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_at REAL NOT NULL,
+    last_error TEXT NOT NULL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (job_id, kind)
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_at);
 """
 
 _JOB_COLUMNS = (
@@ -562,6 +615,88 @@ class SqliteJournal:
 
         return await self._run(work)
 
+    # --- deliveries (callbacks) ----------------------------------------------------------------
+
+    async def add_delivery(self, job_id: str, kind: str, url: str) -> Delivery:
+        """Journal a delivery of ``job_id``'s outcome; a repeat keeps (and returns) the first."""
+
+        def work(connection: sqlite3.Connection) -> Delivery:
+            connection.execute(
+                "INSERT OR IGNORE INTO deliveries VALUES (?, ?, ?, ?, 0, 0, '', ?)",
+                (job_id, kind, url, DeliveryState.PENDING.value, time.time()),
+            )
+            row = connection.execute(
+                f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE job_id = ? AND kind = ?",
+                (job_id, kind),
+            ).fetchone()
+            return _delivery(row)
+
+        return await self._run(work)
+
+    async def due_deliveries(self, now: float, limit: int) -> list[Delivery]:
+        """Pending deliveries whose job is final and whose time has come, soonest first."""
+
+        def work(connection: sqlite3.Connection) -> list[Delivery]:
+            rows = connection.execute(
+                f"SELECT {_DUE_COLUMNS} FROM deliveries d JOIN jobs j ON j.id = d.job_id "
+                f"WHERE d.state = ? AND d.next_at <= ? AND j.state IN ({_FINAL_MARKS}) "
+                "ORDER BY d.next_at LIMIT ?",
+                (DeliveryState.PENDING.value, now, *_FINAL_VALUES, limit),
+            )
+            return [_delivery(row) for row in rows]
+
+        return await self._run(work)
+
+    async def next_delivery_at(self) -> float | None:
+        """When the soonest pending delivery of a final job is due; None if there is none."""
+
+        def work(connection: sqlite3.Connection) -> float | None:
+            row = connection.execute(
+                "SELECT MIN(d.next_at) FROM deliveries d JOIN jobs j ON j.id = d.job_id "
+                f"WHERE d.state = ? AND j.state IN ({_FINAL_MARKS})",
+                (DeliveryState.PENDING.value, *_FINAL_VALUES),
+            ).fetchone()
+            return None if row[0] is None else float(row[0])
+
+        return await self._run(work)
+
+    async def delivery_tried(
+        self, delivery: Delivery, state: DeliveryState, next_at: float, error: str
+    ) -> Delivery:
+        """Journal one attempt: delivered, dead, or pending again from ``next_at``."""
+        now = time.time()
+        attempts = delivery.attempts + 1
+        await self._run(
+            lambda c: c.execute(
+                "UPDATE deliveries SET state = ?, attempts = ?, next_at = ?, last_error = ?, "
+                "updated = ? WHERE job_id = ? AND kind = ?",
+                (state.value, attempts, next_at, error, now, delivery.job_id, delivery.kind),
+            )
+        )
+        return attrs.evolve(
+            delivery,
+            state=state,
+            attempts=attempts,
+            next_at=next_at,
+            last_error=error,
+            updated=now,
+        )
+
+    async def deliveries(
+        self, job_id: str | None = None, state: DeliveryState | None = None
+    ) -> list[Delivery]:
+        """A job's deliveries, or every one in ``state``, oldest first."""
+
+        def work(connection: sqlite3.Connection) -> list[Delivery]:
+            rows = connection.execute(
+                f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE (? IS NULL OR job_id = ?) "
+                "AND (? IS NULL OR state = ?) ORDER BY updated, job_id, kind",
+                (job_id, job_id, state and state.value, state and state.value),
+            )
+            return [_delivery(row) for row in rows]
+
+        return await self._run(work)
+
     # --- tenants, registers, shifts, events ---------------------------------------------------
 
     async def save_tenant(self, tenant: str, name: str = "") -> None:
@@ -688,6 +823,35 @@ class SqliteJournal:
             return [ReceiptRecord(*row) for row in rows]
 
         return await self._run(work)
+
+
+_DELIVERY_FIELDS = (
+    "job_id",
+    "kind",
+    "url",
+    "state",
+    "attempts",
+    "next_at",
+    "last_error",
+    "updated",
+)
+_DELIVERY_COLUMNS = ", ".join(_DELIVERY_FIELDS)
+_DUE_COLUMNS = ", ".join(f"d.{name}" for name in _DELIVERY_FIELDS)  # beside the jobs table
+_FINAL_VALUES = tuple(sorted(s.value for s in FINAL_STATES))
+_FINAL_MARKS = ", ".join("?" for _ in _FINAL_VALUES)
+
+
+def _delivery(row: Sequence[Any]) -> Delivery:
+    return Delivery(
+        job_id=row[0],
+        kind=row[1],
+        url=row[2],
+        state=DeliveryState(row[3]),
+        attempts=row[4],
+        next_at=row[5],
+        last_error=row[6],
+        updated=row[7],
+    )
 
 
 def _wake(group: list[_Request]) -> None:

@@ -31,7 +31,6 @@ without keys or receipt contents.
 from __future__ import annotations
 
 import logging
-import math
 import time
 import traceback
 from collections import deque
@@ -59,6 +58,7 @@ from engine.journal import Job
 from engine.limits import MAX_REQUEST_BYTES
 from engine.reports import render_receipt, render_report
 from engine.service_config import ServiceSettings
+from engine.tenancy import RateLimits
 from engine.wire import (
     CancelArgs,
     ExportArgs,
@@ -140,27 +140,6 @@ def zap_reply(request: Sequence[bytes], clients: Mapping[bytes, str]) -> list[by
     if not allowed or tenant is None:
         return [b"1.0", request_id, b"400", b"not allowed", b"", b""]
     return [b"1.0", request_id, b"200", b"OK", tenant.encode(), b""]
-
-
-@attrs.define
-class TokenBucket:
-    """A tenant's request rate: ``rate`` tokens a second, at most ``burst`` saved up."""
-
-    rate: float
-    burst: float
-    tokens: float = math.nan
-    stamp: float = 0.0
-
-    def take(self, now: float) -> float:
-        """Take a token: 0.0 if there was one, else the seconds until there is."""
-        if math.isnan(self.tokens):
-            self.tokens, self.stamp = self.burst, now
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return 0.0
-        return (1.0 - self.tokens) / self.rate
 
 
 # --- the moving parts -------------------------------------------------------------------------
@@ -247,12 +226,14 @@ class Service:
         *,
         workers: int = WORKERS,
         event_buffer: int = EVENT_BUFFER,
+        limits: RateLimits | None = None,
     ) -> None:
         self.settings = settings
         self.tenants = tuple(tenants)
         self._workers = workers
         self._feeds = {t: _EventFeed(event_buffer) for t in self.tenants}
-        self._buckets = {t: TokenBucket(settings.rate, settings.burst) for t in self.tenants}
+        # Shared with the other doors when they serve together: one budget per tenant.
+        self._buckets = limits or RateLimits(self.tenants, settings.rate, settings.burst)
         self._intakes = {t: _Intake() for t in self.tenants}
         self.endpoint = ""  # the requests socket's endpoint once bound (the real port)
         self.events_endpoints: dict[str, str] = {}
@@ -394,7 +375,7 @@ class Service:
             self.unauthenticated += 1
             return None
         reply = _Reply(pump, envelope, None)
-        wait = self._buckets[tenant].take(now)
+        wait = self._buckets.take(tenant, now)
         if len(envelope) > 2 or (len(envelope) == 2 and envelope[1] != b""):
             reply.fail("bad_request", "expected one frame after an optional empty delimiter")
             return None

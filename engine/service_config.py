@@ -15,6 +15,14 @@
     request_bytes = 4194304   # one request; a bigger one is answered too_large, undecoded
     receipt_bytes = 262144    # one receipt in it (engine/limits.py says why these sizes)
 
+    [http]                                 # the HTTP door (engine/http); absent: none
+    listen = "0.0.0.0:8080"                # HOST:PORT
+    tls_cert = "tls/cert.pem"              # both or neither: HTTPS
+    tls_key = "tls/key.pem"
+    callback_attempts = 10                 # a callback is dead after this many failures
+    callback_backoff = 5.0                 # seconds before the first retry; doubling
+    callback_timeout = 10.0                # seconds one attempt may take
+
     [[tenants]]
     id = "shop"
     name = "Магазин"
@@ -22,6 +30,7 @@
     daily_close = "23:30"
     sell_failed_marking = false            # a marking code the ФН refuses fails the receipt
     keys = ["rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7", "keys/shop-web.key"]
+    http = ["keys/shop-web.atol"]          # HTTP credentials: kassa keys atol NAME
 
     [[registers]]
     id = "kkt-1"
@@ -56,6 +65,7 @@ import zmq.utils.z85
 
 from engine.config import Connector, EngineConfig, RegisterConfig, TenantConfig
 from engine.connectors import PROTOCOLS, serial_connector, tcp_connector
+from engine.http.credentials import LOGIN, AtolLogin, CredentialError, check_hash, read_credential
 from engine.limits import DEFAULT_SIZES, SizeLimits
 from protocols.documents.vat import TaxTable
 from protocols.taxes import DEFAULT_TAX_TABLES, TAX_TABLES
@@ -66,7 +76,25 @@ _NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}\Z")
 _HOST = re.compile(r"\A(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])\Z")
 _SERVICE_KEYS = ("listen", "events_host", "secret_key_file", "journal", "max_message")
 _LIMIT_KEYS = ("rate", "burst", "queue", "request_bytes", "receipt_bytes")
-_TENANT_KEYS = ("id", "name", "timezone", "daily_close", "queue", "keys", "sell_failed_marking")
+_TENANT_KEYS = (
+    "id",
+    "name",
+    "timezone",
+    "daily_close",
+    "queue",
+    "keys",
+    "http",
+    "sell_failed_marking",
+)
+_HTTP_KEYS = (
+    "listen",
+    "tls_cert",
+    "tls_key",
+    "callback_attempts",
+    "callback_backoff",
+    "callback_timeout",
+)
+_CREDENTIAL_KEYS = ("api", "login", "password_hash")
 _REGISTER_KEYS = ("id", "tenant", "group", "protocol", "address", "tax_table")
 
 
@@ -90,9 +118,31 @@ class ServiceSettings:
 
 
 @attrs.frozen
+class HttpSettings:
+    """The HTTP side of a service (engine/http): where it listens, its TLS, who may log in,
+    and how callbacks are retried. Its rate and sizes are the service's ``[limits]``."""
+
+    listen: str = "127.0.0.1:8080"  # HOST:PORT; port 0 takes a free one
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    #: ATOL login → the tenant's credential.
+    atol_logins: Mapping[str, AtolLogin] = attrs.field(factory=dict, repr=False)
+    #: What tokens are signed with; kassa.toml's is the service's secret key, so that tokens
+    #: outlive a restart. Empty: a fresh key for this run.
+    token_key: bytes = attrs.field(default=b"", repr=False)
+    callback_attempts: int = 10
+    callback_backoff: float = 5.0  # the first retry's wait; each next one doubles
+    callback_timeout: float = 10.0
+
+
+_HTTP_DEFAULTS = HttpSettings()
+
+
+@attrs.frozen
 class LoadedConfig:
     engine: EngineConfig
     service: ServiceSettings
+    http: HttpSettings | None = None  # no [http] section: no HTTP door
 
 
 def z85_key(text: str) -> bytes:
@@ -187,7 +237,7 @@ def load_config(path: str | Path) -> LoadedConfig:
 
 def parse_config(data: Mapping[str, Any], source: str, folder: Path) -> LoadedConfig:
     """The config of an already parsed TOML document (paths relative to ``folder``)."""
-    top = _Reader(source, dict(data), "", ("service", "limits", "tenants", "registers"))
+    top = _Reader(source, dict(data), "", ("service", "limits", "http", "tenants", "registers"))
     service = _Reader(source, top.value("service", dict), "service", _SERVICE_KEYS)
     limits = _Reader(source, top.value("limits", dict, {}), "limits", _LIMIT_KEYS)
     tenant_tables = top.value("tenants", list, what="an array of [[tenants]] tables")
@@ -239,12 +289,22 @@ def parse_config(data: Mapping[str, Any], source: str, folder: Path) -> LoadedCo
 
     tenants: list[TenantConfig] = []
     clients: dict[bytes, str] = {}
+    logins: dict[str, AtolLogin] = {}
     if not tenant_tables:
         raise top.error("tenants", "at least one [[tenants]] table is needed")
     for i, table in enumerate(tenant_tables):
-        tenant, keys = _tenant(_Reader(source, table, f"tenants[{i}]", _TENANT_KEYS), folder, queue)
+        reader = _Reader(source, table, f"tenants[{i}]", _TENANT_KEYS)
+        tenant, keys = _tenant(reader, folder, queue)
         if any(t.id == tenant.id for t in tenants):
             raise ConfigError(f"{source}: tenants[{i}].id: {tenant.id!r} is listed twice")
+        for login in _http_credentials(reader, tenant.id, folder):
+            if login.login in logins:
+                raise reader.error(
+                    "http",
+                    f"the ATOL login {login.login!r} is tenant "
+                    f"{logins[login.login].tenant!r}'s too; each login belongs to one tenant",
+                )
+            logins[login.login] = login
         for key in keys:
             if key in clients:
                 raise ConfigError(
@@ -273,7 +333,83 @@ def parse_config(data: Mapping[str, Any], source: str, folder: Path) -> LoadedCo
         rate=float(rate),
         burst=burst,
     )
-    return LoadedConfig(engine, settings)
+    http = None
+    if "http" in top.table:
+        http = _http(_Reader(source, top.value("http", dict), "http", _HTTP_KEYS), folder)
+        http = attrs.evolve(http, atol_logins=logins, token_key=secret)
+    return LoadedConfig(engine, settings, http)
+
+
+def _http(r: _Reader, folder: Path) -> HttpSettings:
+    listen = r.text("listen", _HTTP_DEFAULTS.listen)
+    host, _, port = listen.rpartition(":")
+    if not _HOST.match(host) or not port.isdigit() or int(port) > 65535:
+        raise r.error("listen", f"expected HOST:PORT, got {listen!r}")
+    cert, key = r.text("tls_cert", None), r.text("tls_key", None)
+    if (cert is None) != (key is None):
+        raise r.error("tls_key" if key is None else "tls_cert", "TLS needs tls_cert and tls_key")
+    files = {}
+    for name, value in (("tls_cert", cert), ("tls_key", key)):
+        if value is not None:
+            files[name] = _file(folder, value)
+            if not files[name].is_file():
+                raise r.error(name, f"{files[name]}: no such file")
+    attempts = r.value("callback_attempts", int, _HTTP_DEFAULTS.callback_attempts)
+    if not 1 <= attempts <= 100:
+        raise r.error("callback_attempts", f"expected 1 to 100, got {attempts}")
+    backoff, timeout = (
+        _seconds(r, name, getattr(_HTTP_DEFAULTS, name))
+        for name in ("callback_backoff", "callback_timeout")
+    )
+    return HttpSettings(
+        listen=listen,
+        tls_cert=files.get("tls_cert"),
+        tls_key=files.get("tls_key"),
+        callback_attempts=attempts,
+        callback_backoff=backoff,
+        callback_timeout=timeout,
+    )
+
+
+def _seconds(r: _Reader, name: str, default: float) -> float:
+    value = r.value(name, (int, float), default)
+    if not (math.isfinite(value) and 0 < value <= 3600):
+        raise r.error(name, f"expected seconds above 0, at most 3600, got {value}")
+    return float(value)
+
+
+def _http_credentials(r: _Reader, tenant: str, folder: Path) -> list[AtolLogin]:
+    """A tenant's ``http`` list: credential files (``kassa keys atol``) or inline tables."""
+    out: list[AtolLogin] = []
+    for j, entry in enumerate(r.value("http", list, [])):
+        where = f"http[{j}]"
+        origin = where
+        if isinstance(entry, str):
+            path = _file(folder, entry)
+            try:
+                entry = read_credential(path)
+            except CredentialError as exc:
+                raise r.error(where, str(exc)) from None
+            origin = f"{where}: {path}"
+        if not isinstance(entry, dict):
+            raise r.error(where, f"expected a file name or a table, got {type(entry).__name__}")
+        unknown = sorted(set(entry) - set(_CREDENTIAL_KEYS))
+        if unknown:
+            raise r.error(where, f"{origin}: unknown key {unknown[0]!r}")
+        api = entry.get("api")
+        if api != "atol":
+            raise r.error(where, f'{origin}: api: expected "atol", got {api!r}')
+        login, hashed = entry.get("login"), entry.get("password_hash")
+        if not isinstance(login, str) or not LOGIN.match(login):
+            raise r.error(where, f"{origin}: login: expected 1 to 64 letters, digits, _.@-")
+        if not isinstance(hashed, str):
+            raise r.error(where, f"{origin}: password_hash: required, a string")
+        try:
+            check_hash(hashed)
+        except CredentialError as exc:
+            raise r.error(where, f"{origin}: password_hash: {exc}") from None
+        out.append(AtolLogin(tenant, login, hashed))
+    return out
 
 
 def _file(folder: Path, name: str) -> Path:

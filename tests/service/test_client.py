@@ -900,7 +900,15 @@ def test_the_demo_s_hint_fiscalizes_a_shipped_sample_in_the_tenant_s_time() -> N
     with zmq.Context() as context, context.socket(zmq.REP) as probe:
         port = probe.bind_to_random_port("tcp://127.0.0.1")  # a free port, released below
     server = subprocess.Popen(
-        [KASSA, "serve", "--demo", "--listen", f"tcp://127.0.0.1:{port}"],
+        [
+            KASSA,
+            "serve",
+            "--demo",
+            "--listen",
+            f"tcp://127.0.0.1:{port}",
+            "--http-listen",
+            "127.0.0.1:0",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

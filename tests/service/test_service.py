@@ -36,13 +36,14 @@ from engine.config import TenantConfig
 from engine.engine import Engine, JobEvent
 from engine.journal import Job, JobState
 from engine.limits import SizeLimits
-from engine.service import SOCKET_CAP, Service, TokenBucket, open_service, zap_reply
+from engine.service import SOCKET_CAP, Service, open_service, zap_reply
 from engine.service_config import (
     ConfigError,
     ServiceSettings,
     load_config,
     write_certificate,
 )
+from engine.tenancy import TokenBucket
 from engine.wire import OPERATIONS
 from protocols.atol import taxes as atol_taxes
 from protocols.documents.json_format import receipt_to_json
@@ -971,7 +972,17 @@ def test_kassa_serve_demo_answers_its_own_client_and_stops_on_sigint(
 ) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", "serve", "--demo", "--listen", "tcp://127.0.0.1:*"],
+        [
+            sys.executable,
+            "-m",
+            "engine.cli",
+            "serve",
+            "--demo",
+            "--listen",
+            "tcp://127.0.0.1:*",
+            "--http-listen",
+            "127.0.0.1:0",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

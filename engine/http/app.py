@@ -1,0 +1,209 @@
+"""The HTTP door's server: one Starlette app on hypercorn's trio worker, in the service's nursery.
+
+::
+
+    door = HttpDoor(settings, sizes, limits)
+    async with Engine.open(config, on_event=door.on_event) as engine:
+        url = await nursery.start(door.run, engine)   # "http://127.0.0.1:8080"
+
+Each API (ATOL v5 now; KOMTET and payment notifications to come) is a class with ``routes``,
+``openapi`` and, if it sends callbacks, a renderer, mounted into the one app; ``/openapi.json``
+is the union of their documents (:mod:`engine.http.openapi`). The door owns no fiscal logic: an
+API reads its format onto the receipt model, calls the engine, and answers in its own shapes.
+A body over the service's size limit is refused (413) from its Content-Length, unread.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any, Protocol
+
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from engine.engine import Engine, JobEvent
+from engine.http.callbacks import CallbackSender
+from engine.http.credentials import Tokens
+from engine.limits import DEFAULT_SIZES, SizeLimits
+from engine.service_config import HttpSettings
+from engine.tenancy import RateLimits
+
+log = logging.getLogger("kassa.http")
+
+#: Seconds the server lets requests in progress finish once asked to stop.
+GRACE = 5.0
+
+
+class TooLarge(Exception):
+    """A body over the limit; ``size`` is None when only its stream said so."""
+
+    def __init__(self, size: int | None, limit: int) -> None:
+        super().__init__(size, limit)
+        self.size = size
+        self.limit = limit
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request's body, refused (TooLarge) past ``limit`` bytes: at once when its
+    Content-Length says so, else as soon as the stream passes it."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise TooLarge(int(length), limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(None, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json_parts(value: Any, out: list[str]) -> None:
+    if isinstance(value, Decimal):
+        out.append(str(value))
+    elif isinstance(value, dict):
+        out.append("{")
+        for i, (key, item) in enumerate(value.items()):
+            out.append(("," if i else "") + json.dumps(key, ensure_ascii=False) + ":")
+            _json_parts(item, out)
+        out.append("}")
+    elif isinstance(value, list | tuple):
+        out.append("[")
+        for i, item in enumerate(value):
+            if i:
+                out.append(",")
+            _json_parts(item, out)
+        out.append("]")
+    else:
+        out.append(json.dumps(value, ensure_ascii=False))
+
+
+def json_bytes(value: Any) -> bytes:
+    """Compact UTF-8 JSON in which a Decimal (money in roubles) is an exact number."""
+    out: list[str] = []
+    _json_parts(value, out)
+    return "".join(out).encode()
+
+
+def json_response(
+    value: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    return Response(
+        json_bytes(value),
+        status_code=status,
+        headers=dict(headers or {}),
+        media_type="application/json; charset=utf-8",
+    )
+
+
+class Api(Protocol):
+    """One HTTP API of the door: its routes and its part of the OpenAPI document."""
+
+    def routes(self) -> list[BaseRoute]: ...
+
+    def openapi(self) -> dict[str, Any]: ...
+
+
+class HttpDoor:
+    """The HTTP front of one engine; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: HttpSettings,
+        sizes: SizeLimits = DEFAULT_SIZES,
+        limits: RateLimits | None = None,
+        *,
+        rate: float = 200.0,
+        burst: float = 400.0,
+    ) -> None:
+        from engine.http.atol import AtolApi  # the APIs import the door's helpers from here
+
+        self.settings = settings
+        self.sizes = sizes
+        self.limits = limits
+        self.rate, self.burst = rate, burst  # for the tenants' buckets unless ``limits`` is given
+        self.tokens = Tokens(settings.token_key or _fresh_key())
+        self.engine: Engine | None = None  # the engine it serves, once running
+        self.callbacks: CallbackSender | None = None
+        self.url = ""  # the base URL once bound: http://127.0.0.1:8080
+        self.internal_errors = 0
+        self._stop = trio.Event()
+        self.atol = AtolApi(self)
+        self.apis: list[Api] = [self.atol]
+
+    def on_event(self, event: JobEvent) -> None:
+        """The engine's notification hook: a job that ended may have a callback due."""
+        if self.callbacks is not None:
+            self.callbacks.on_event(event.job)
+
+    def app(self) -> Starlette:
+        from engine.http.openapi import document
+
+        spec = json_bytes(document([api.openapi() for api in self.apis]))
+
+        async def openapi(_: Request) -> Response:
+            return Response(spec, media_type="application/json")
+
+        routes: list[BaseRoute] = [Route("/openapi.json", openapi, methods=["GET"])]
+        for api in self.apis:
+            routes.extend(api.routes())
+        return Starlette(routes=routes)
+
+    def stop(self) -> None:
+        """Stop taking connections; requests in progress get GRACE seconds to finish."""
+        self._stop.set()
+
+    async def run(self, engine: Engine, *, task_status: trio.TaskStatus[str]) -> None:
+        """Serve until cancelled or stopped, with the callback sender beside the server."""
+        self.engine = engine
+        if self.limits is None:
+            self.limits = RateLimits(engine.tenants, self.rate, self.burst)
+        settings = self.settings
+        self.callbacks = CallbackSender(
+            engine.journal,
+            attempts=settings.callback_attempts,
+            backoff=settings.callback_backoff,
+            timeout=settings.callback_timeout,
+            clock=engine.config.wall_clock,
+        )
+        self.callbacks.renderers["atol"] = self.atol.render_callback
+        config = Config()
+        config.bind = [settings.listen]
+        if settings.tls_cert is not None and settings.tls_key is not None:
+            config.certfile = str(settings.tls_cert)
+            config.keyfile = str(settings.tls_key)
+        config.accesslog = None
+        config.errorlog = logging.getLogger("kassa.http.server")
+        config.graceful_timeout = GRACE
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.callbacks.run)
+            binds = await nursery.start(self._serve, config, nursery.cancel_scope)
+            self.url = binds[0]
+            log.info("HTTP on %s", self.url)
+            task_status.started(self.url)
+
+    async def _serve(
+        self,
+        config: Config,
+        scope: trio.CancelScope,
+        *,
+        task_status: trio.TaskStatus[list[str]],
+    ) -> None:
+        app: Any = self.app()  # hypercorn's Framework type does not name Starlette's __call__
+        await serve(app, config, shutdown_trigger=self._stop.wait, task_status=task_status)
+        scope.cancel()  # the server has stopped: so does the callback sender
+
+
+def _fresh_key() -> bytes:
+    import os
+
+    return os.urandom(32)

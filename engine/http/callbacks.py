@@ -1,0 +1,166 @@
+"""Callbacks (уведомления о результате): a job's outcome POSTed to the URL its submit named.
+
+A front door journals a :class:`~engine.journal.Delivery` when it accepts a job that names a
+callback URL (ATOL's ``service.callback_url``), before it answers; a repeat of the submit writes
+it again, idempotently, so a crash between the job's commit and the delivery's leaves the client
+unanswered and its retry mends it. The :class:`CallbackSender`, a task beside the HTTP server in
+the service's nursery, takes every pending delivery whose job is final from the journal, POSTs
+the body its API renders (ATOL's report, ...), and journals how it went: ``delivered`` on a 2xx,
+else ``pending`` again after a doubling wait, and ``dead`` after the last attempt, with an
+``alert.callback_dead`` event. It reads the journal, not memory, so a restart picks up every
+delivery where it stood; at most the one in flight at a crash is sent again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+
+import attrs
+import httpx
+import trio
+
+from engine.journal import FINAL_STATES, Delivery, DeliveryState, Event, Job, Journal
+
+log = logging.getLogger("kassa.http.callbacks")
+
+#: Deliveries taken from the journal at a time, and sent side by side.
+BATCH = 64
+IN_FLIGHT = 16
+#: The longest wait between two attempts, however many came before.
+MAX_WAIT = 3600.0
+
+
+@attrs.frozen
+class Outgoing:
+    """One callback's request as its API writes it: the body and any headers (a signature)."""
+
+    body: bytes
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+
+
+#: An API's callback body for a final job: ``renderers[delivery.kind](job, delivery)``.
+Renderer = Callable[[Job, Delivery], Awaitable[Outgoing]]
+
+
+def retry_wait(attempts: int, backoff: float) -> float:
+    """Seconds before the next attempt after ``attempts`` failed ones: backoff, doubling."""
+    return min(MAX_WAIT, backoff * float(2 ** min(attempts - 1, 30)))
+
+
+class CallbackSender:
+    """Sends the journal's due deliveries; see the module docstring."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        *,
+        attempts: int,
+        backoff: float,
+        timeout: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self.journal = journal
+        self.attempts = attempts
+        self.backoff = backoff
+        self.timeout = timeout
+        self.clock = clock  # unix time, the journal's
+        self.renderers: dict[str, Renderer] = {}
+        self._watched: set[str] = set()  # jobs with a pending delivery, not yet final
+        self._wake = trio.Event()
+        self.sent = 0  # attempts made, for tests and benchmarks
+
+    def watch(self, job: Job) -> None:
+        """A delivery of ``job`` is (about to be) journaled: send it once the job is final.
+
+        Call it before the next checkpoint after the submit that returned ``job``: the job
+        cannot end before then, so its final event is not missed.
+        """
+        if job.state in FINAL_STATES:
+            self._wake.set()
+        else:
+            self._watched.add(job.id)
+
+    def on_event(self, job: Job) -> None:
+        """The engine's notification: a watched job that ended wakes the sender."""
+        if job.state in FINAL_STATES and job.id in self._watched:
+            self._watched.discard(job.id)
+            self._wake.set()
+
+    async def add(self, job: Job, kind: str, url: str) -> Delivery:
+        """Journal a delivery of ``job`` (the first one of its kind stays) and watch it."""
+        self.watch(job)
+        return await self.journal.add_delivery(job.id, kind, url)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        for delivery in await self.journal.deliveries(state=DeliveryState.PENDING):
+            self._watched.add(delivery.job_id)  # final ones are found by the first look below
+        async with httpx.AsyncClient(
+            timeout=self.timeout, follow_redirects=False, trust_env=False
+        ) as client:
+            task_status.started()
+            while True:
+                self._wake = trio.Event()
+                due = await self.journal.due_deliveries(self.clock(), BATCH)
+                if due:
+                    limiter = trio.CapacityLimiter(IN_FLIGHT)
+                    async with trio.open_nursery() as nursery:
+                        for delivery in due:
+                            nursery.start_soon(self._attempt, client, delivery, limiter)
+                    continue
+                soonest = await self.journal.next_delivery_at()
+                wait = float("inf") if soonest is None else max(0.0, soonest - self.clock())
+                with trio.move_on_after(wait):
+                    await self._wake.wait()
+
+    async def _attempt(
+        self, client: httpx.AsyncClient, delivery: Delivery, limiter: trio.CapacityLimiter
+    ) -> None:
+        async with limiter:
+            error = await self._post(client, delivery)
+        self.sent += 1
+        if not error or delivery.attempts + 1 >= self.attempts:
+            self._watched.discard(delivery.job_id)
+        if not error:
+            await self.journal.delivery_tried(delivery, DeliveryState.DELIVERED, 0.0, "")
+            return
+        attempts = delivery.attempts + 1
+        if attempts < self.attempts:
+            next_at = self.clock() + retry_wait(attempts, self.backoff)
+            await self.journal.delivery_tried(delivery, DeliveryState.PENDING, next_at, error)
+            return
+        await self.journal.delivery_tried(delivery, DeliveryState.DEAD, 0.0, error)
+        job = await self.journal.job(delivery.job_id)
+        message = (
+            f"the {delivery.kind} callback of job {delivery.job_id} failed {attempts} times, "
+            f"the last with {error}; it is not tried again"
+        )
+        log.warning("%s", message)
+        await self.journal.record_event(
+            Event(
+                "alert.callback_dead",
+                message,
+                tenant=None if job is None else job.tenant,
+                job_id=delivery.job_id,
+            )
+        )
+
+    async def _post(self, client: httpx.AsyncClient, delivery: Delivery) -> str:
+        """One attempt: "" if the receiver took it, else what went wrong (no URL, no body)."""
+        job = await self.journal.job(delivery.job_id)
+        renderer = self.renderers.get(delivery.kind)
+        if job is None or renderer is None:
+            return f"nothing renders {delivery.kind!r} callbacks"
+        try:
+            outgoing = await renderer(job, delivery)
+        except Exception as exc:  # a bug: the attempt fails, the sender goes on
+            log.exception("rendering the %s callback of job %s", delivery.kind, job.id)
+            return f"internal error {type(exc).__name__}"
+        headers = {"Content-Type": "application/json; charset=utf-8", **outgoing.headers}
+        try:
+            response = await client.post(delivery.url, content=outgoing.body, headers=headers)
+        except httpx.HTTPError as exc:
+            return f"{type(exc).__name__}: {exc}"[:200]
+        if 200 <= response.status_code < 300:
+            return ""
+        return f"HTTP {response.status_code}"

@@ -1,0 +1,372 @@
+"""The OpenAPI 3.1 document of the HTTP door, served at ``/openapi.json`` and kept in docs/.
+
+Each API contributes its paths and components (:func:`atol_document` for ATOL v5); the door
+serves their union. ``python -m engine.http.openapi > docs/openapi.json`` writes the copy in
+docs/, which a test keeps equal to what a live server serves.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+TITLE = "Kassa HTTP door"
+VERSION = "1.0.0"
+
+
+def document(parts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The whole document: every API's paths and components, merged."""
+    paths: dict[str, Any] = {}
+    components: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        for path, item in part.get("paths", {}).items():
+            if path in paths:
+                raise ValueError(f"two APIs describe {path}")
+            paths[path] = item
+        for section, entries in part.get("components", {}).items():
+            target = components.setdefault(section, {})
+            for name, entry in entries.items():
+                if name in target and target[name] != entry:
+                    raise ValueError(f"two APIs define components.{section}.{name} differently")
+                target[name] = entry
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": TITLE,
+            "version": VERSION,
+            "description": "Kassa's HTTP front door: APIs that existing cash register clients "
+            "already speak, over one engine (README.md, HTTP).",
+        },
+        "paths": paths,
+        "components": components,
+    }
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: Mapping[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_MONEY = {"type": "number", "minimum": 0, "description": "roubles, at most 2 decimals"}
+_ATOL_ITEM = {
+    "type": "object",
+    "required": ["name", "price", "quantity", "sum", "payment_method", "payment_object", "vat"],
+    "properties": {
+        "name": {"type": "string", "maxLength": 128},
+        "price": _MONEY,
+        "quantity": {"type": "number", "minimum": 0},
+        "measure": {"type": "integer"},
+        "sum": _MONEY,
+        "payment_method": {
+            "enum": [
+                "full_prepayment",
+                "prepayment",
+                "advance",
+                "full_payment",
+                "partial_payment",
+                "credit",
+                "credit_payment",
+            ]
+        },
+        "payment_object": {"type": ["integer", "string"]},
+        "vat": {
+            "type": "object",
+            "required": ["type"],
+            "properties": {
+                "type": {
+                    "enum": [
+                        "none",
+                        "vat0",
+                        "vat5",
+                        "vat7",
+                        "vat10",
+                        "vat20",
+                        "vat22",
+                        "vat105",
+                        "vat107",
+                        "vat110",
+                        "vat120",
+                        "vat122",
+                    ]
+                },
+                "sum": _MONEY,
+            },
+        },
+        "mark_code": {"type": "object"},
+    },
+}
+_ATOL_RECEIPT = {
+    "type": "object",
+    "required": ["company", "items", "payments", "total"],
+    "properties": {
+        "client": {"type": "object"},
+        "company": {
+            "type": "object",
+            "required": ["email", "inn", "payment_address"],
+            "properties": {
+                "email": {"type": "string"},
+                "sno": {
+                    "enum": ["osn", "usn_income", "usn_income_outcome", "envd", "esn", "patent"]
+                },
+                "inn": {"type": "string"},
+                "payment_address": {"type": "string", "maxLength": 256},
+                "location": {"type": "string"},
+            },
+        },
+        "items": {"type": "array", "minItems": 1, "maxItems": 100, "items": _ref("AtolItem")},
+        "payments": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 10,
+            "items": {
+                "type": "object",
+                "required": ["type", "sum"],
+                "properties": {"type": {"type": "integer"}, "sum": _MONEY},
+            },
+        },
+        "vats": {"type": "array", "maxItems": 6, "items": {"type": "object"}},
+        "total": _MONEY,
+        "cashier": {"type": "string", "maxLength": 64},
+        "correction_info": {
+            "type": "object",
+            "description": "corrections only (the body's key is then correction)",
+            "properties": {
+                "type": {"enum": ["self", "instruction"]},
+                "base_date": {"type": "string", "description": "dd.mm.yyyy"},
+                "base_number": {"type": "string", "maxLength": 32},
+            },
+        },
+    },
+}
+_ATOL_REQUEST = {
+    "type": "object",
+    "required": ["external_id", "timestamp"],
+    "description": "The body ATOL documents for the operation: receipt for sell, sell_refund, "
+    "buy and buy_refund; correction for the *_correction operations.",
+    "properties": {
+        "external_id": {"type": "string", "minLength": 1, "maxLength": 128},
+        "timestamp": {"type": "string", "description": "dd.mm.yyyy HH:MM:SS"},
+        "service": {
+            "type": "object",
+            "properties": {"callback_url": {"type": "string", "maxLength": 256}},
+        },
+        "ism_optional": {"type": "boolean"},
+        "receipt": _ref("AtolReceipt"),
+        "correction": _ref("AtolReceipt"),
+    },
+}
+_ATOL_ERROR = {
+    "type": ["object", "null"],
+    "required": ["error_id", "code", "text", "type"],
+    "properties": {
+        "error_id": {"type": "string"},
+        "code": {"type": "integer"},
+        "text": {"type": "string", "description": "names the fields at fault"},
+        "type": {"enum": ["system", "agent", "driver", "timeout", "unknown"]},
+    },
+}
+_STAMP = {"type": "string", "description": "dd.mm.yyyy HH:MM:SS, the tenant's local time"}
+_ATOL_OPERATION = {
+    "type": "object",
+    "required": ["uuid", "status", "error", "timestamp"],
+    "properties": {
+        "uuid": {"type": ["string", "null"]},
+        "status": {"enum": ["wait", "done", "fail"]},
+        "error": _ref("AtolError"),
+        "timestamp": _STAMP,
+    },
+}
+_ATOL_TOKEN = {
+    "type": "object",
+    "required": ["error", "token", "timestamp"],
+    "properties": {
+        "error": _ref("AtolError"),
+        "token": {"type": ["string", "null"]},
+        "timestamp": _STAMP,
+    },
+}
+_ATOL_PAYLOAD = {
+    "type": ["object", "null"],
+    "properties": {
+        "total": {"type": "number"},
+        "fns_site": {"type": "string"},
+        "fn_number": {"type": "string"},
+        "shift_number": {"type": "integer"},
+        "receipt_datetime": {"type": "string"},
+        "fiscal_receipt_number": {"type": "integer"},
+        "fiscal_document_number": {"type": "integer"},
+        "ecr_registration_number": {"type": "string"},
+        "fiscal_document_attribute": {"type": "integer"},
+        "ofd_inn": {"type": "string"},
+    },
+}
+_ATOL_REPORT = {
+    "type": "object",
+    "required": ["uuid", "status", "error", "payload", "timestamp"],
+    "properties": {
+        "uuid": {"type": ["string", "null"]},
+        "status": {"enum": ["wait", "done", "fail"]},
+        "error": _ref("AtolError"),
+        "payload": _ref("AtolPayload"),
+        "timestamp": _STAMP,
+        "group_code": {"type": "string"},
+        "daemon_code": {"type": "string"},
+        "device_code": {"type": "string"},
+        "external_id": {"type": "string"},
+        "callback_url": {"type": "string"},
+        "callback": {
+            "type": "object",
+            "description": "Kassa's: how the job's callback went, when it has one",
+            "properties": {
+                "state": {"enum": ["pending", "delivered", "dead"]},
+                "attempts": {"type": "integer"},
+                "last_error": {"type": ["string", "null"]},
+            },
+        },
+    },
+}
+_TOKEN_HEADER = {
+    "name": "Token",
+    "in": "header",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "from getToken (a token query parameter is taken too)",
+}
+_GROUP = {"name": "group_code", "in": "path", "required": True, "schema": {"type": "string"}}
+_RETRY = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}}
+
+
+def _refusals(shape: str, *codes: int) -> dict[str, Any]:
+    texts = {
+        400: "refused: the error's text names the fields at fault",
+        401: "no, expired or wrong token (10, 11), wrong login (12) or group (20)",
+        413: "the body is over the service's limit (40), unread",
+        415: "not application/json (41)",
+        429: "over the tenant's rate or queue (0); wait Retry-After seconds",
+        500: "a fault of Kassa's own (50)",
+        503: "the engine cannot take jobs now; wait Retry-After seconds",
+    }
+    out: dict[str, Any] = {}
+    for code in codes:
+        response = _json(_ref(shape), texts[code])
+        if code in (429, 503):
+            response["headers"] = _RETRY
+        out[str(code)] = response
+    return out
+
+
+def atol_document() -> dict[str, Any]:
+    """The ATOL Online v5-compatible API's part (engine/http/atol.py)."""
+    prefix = "/possystem/v5"
+    token_body = {
+        "type": "object",
+        "required": ["login", "pass"],
+        "properties": {
+            "login": {"type": "string"},
+            "pass": {"type": "string"},
+            "source": {"type": "string"},
+        },
+    }
+    return {
+        "paths": {
+            f"{prefix}/getToken": {
+                "post": {
+                    "summary": "ATOL v5: a token for 24 hours",
+                    "operationId": "atolGetToken",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": token_body}},
+                    },
+                    "responses": {
+                        "200": _json(_ref("AtolTokenResponse"), "the token"),
+                        **_refusals("AtolTokenResponse", 400, 401, 413, 415, 429, 500),
+                    },
+                },
+            },
+            f"{prefix}/{{group_code}}/{{operation}}": {
+                "post": {
+                    "summary": "ATOL v5: register a receipt or a correction",
+                    "operationId": "atolRegister",
+                    "parameters": [
+                        _TOKEN_HEADER,
+                        _GROUP,
+                        {
+                            "name": "operation",
+                            "in": "path",
+                            "required": True,
+                            "schema": {
+                                "enum": [
+                                    "sell",
+                                    "sell_refund",
+                                    "buy",
+                                    "buy_refund",
+                                    "sell_correction",
+                                    "sell_refund_correction",
+                                    "buy_correction",
+                                    "buy_refund_correction",
+                                ]
+                            },
+                        },
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("AtolRequest")}},
+                    },
+                    "responses": {
+                        "200": _json(_ref("AtolOperationResponse"), "journaled: status wait"),
+                        **_refusals("AtolOperationResponse", 400, 401, 413, 415, 429, 500, 503),
+                    },
+                },
+            },
+            f"{prefix}/{{group_code}}/report/{{uuid}}": {
+                "get": {
+                    "summary": "ATOL v5: a document's state (the callback's body too)",
+                    "operationId": "atolReport",
+                    "parameters": [
+                        _TOKEN_HEADER,
+                        _GROUP,
+                        {
+                            "name": "uuid",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                    "responses": {
+                        "200": _json(_ref("AtolReport"), "the report"),
+                        **_refusals("AtolOperationResponse", 400, 401, 429, 500),
+                    },
+                },
+            },
+        },
+        "components": {
+            "schemas": {
+                "AtolError": _ATOL_ERROR,
+                "AtolItem": _ATOL_ITEM,
+                "AtolReceipt": _ATOL_RECEIPT,
+                "AtolRequest": _ATOL_REQUEST,
+                "AtolOperationResponse": _ATOL_OPERATION,
+                "AtolTokenResponse": _ATOL_TOKEN,
+                "AtolPayload": _ATOL_PAYLOAD,
+                "AtolReport": _ATOL_REPORT,
+            },
+        },
+    }
+
+
+def served() -> dict[str, Any]:
+    """The document a door with every API of this checkout serves."""
+    return document([atol_document()])
+
+
+def text(spec: Mapping[str, Any]) -> str:
+    """The document as docs/openapi.json keeps it."""
+    return json.dumps(spec, ensure_ascii=False, indent=2) + "\n"
+
+
+if __name__ == "__main__":
+    print(text(served()), end="")

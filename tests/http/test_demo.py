@@ -1,0 +1,129 @@
+"""``kassa serve --demo`` as a newcomer meets it: its credentials line, then the README's curl
+lines run as written against it (the live password, token and uuid in place of the README's)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).parents[2]
+README = (ROOT / "README.md").read_text()
+
+
+def readme_session() -> list[tuple[str, str]]:
+    """The README's curl session: (command, the answer it shows) in order."""
+    section = README.split("## HTTP: the ATOL Online v5 API", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```sh\n(.*?)```", section, re.DOTALL)
+    session = next(b for b in blocks if "$ curl" in b)
+    steps: list[tuple[str, str]] = []
+    command = ""
+    for line in session.splitlines():
+        if line.startswith("$ "):
+            command = line[2:]
+        elif command.endswith("\\"):
+            command = command[:-1] + " " + line.strip()
+        else:
+            steps.append((command, line))
+            command = ""
+            continue
+        if not command.endswith("\\") and command.startswith("export"):
+            steps.append((command, ""))
+            command = ""
+    return steps
+
+
+def start_demo() -> tuple[subprocess.Popen[str], dict[str, str]]:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "engine.cli",
+            "serve",
+            "--demo",
+            "--listen",
+            "tcp://127.0.0.1:*",
+            "--http-listen",
+            "127.0.0.1:0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    said: dict[str, str] = {}
+    assert process.stdout is not None
+    deadline = time.monotonic() + 60
+    while "stop" not in said and time.monotonic() < deadline:
+        line = process.stdout.readline()
+        assert line, process.stderr.read() if process.stderr else "no output"
+        key, _, value = line.partition(": ")
+        said[key] = value.strip()
+    return process, said
+
+
+def test_the_readme_s_curl_session_runs_against_the_demo() -> None:
+    process, said = start_demo()
+    try:
+        credentials: dict[str, Any] = json.loads(said["credentials"])
+        assert set(credentials) >= {"http", "atol", "zmq"}
+        assert set(credentials["atol"]) == {"login", "password", "group_code"}
+        assert set(credentials["zmq"]) == {"endpoint", "server_key", "client_key"}
+        assert credentials["http"].startswith("http://127.0.0.1:")
+        assert Path(credentials["zmq"]["client_key"]).is_file()
+
+        env = {**os.environ}
+        shown_uuid = ""
+        live_uuid = ""
+        steps = readme_session()
+        assert [c.split()[0] for c, _ in steps] == ["export", "curl", "export", "curl", "curl"]
+        for command, shown in steps:
+            if command.startswith("export KASSA="):
+                env["KASSA"] = credentials["http"] + "/possystem/v5"
+                env["PASS"] = credentials["atol"]["password"]
+                assert shlex.split(command)[1] == "KASSA=http://127.0.0.1:8080/possystem/v5"
+                continue
+            if command.startswith("export TOKEN="):
+                continue  # set from the live answer below
+            expected = json.loads(shown)
+            if "/report/" in command:
+                command = command.replace(shown_uuid, live_uuid)
+            for _ in range(200):  # the report: until the register has signed it
+                done = subprocess.run(
+                    ["bash", "-c", command], env=env, cwd=ROOT, capture_output=True, text=True
+                )
+                assert done.returncode == 0, done.stderr
+                answer = json.loads(done.stdout)
+                if answer.get("status") != "wait" or expected.get("status") == "wait":
+                    break
+                time.sleep(0.1)
+            assert set(answer) == set(expected), (command, answer)
+            assert answer["error"] is None, answer
+            if "token" in expected:
+                env["TOKEN"] = answer["token"]
+            elif answer["status"] == "wait":
+                shown_uuid, live_uuid = expected["uuid"], answer["uuid"]
+            else:
+                assert answer["status"] == expected["status"] == "done"
+                assert set(answer["payload"]) == set(expected["payload"])
+                for key in ("uuid", "group_code", "external_id"):
+                    assert answer[key] == (live_uuid if key == "uuid" else expected[key])
+                assert re.fullmatch(r"kkt-[01]", answer["device_code"]), answer  # either one
+                assert '"total":1599.00' in done.stdout
+        assert live_uuid, "the session sold nothing"
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            assert process.wait(20) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
