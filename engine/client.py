@@ -890,15 +890,35 @@ class KassaClient:
         self.reopened += 1
 
     def _send(self, op: str, args: Mapping[str, Any]) -> tuple[int, bool, int]:
-        """Send one request: its id, and what the link looked like then."""
-        socket, _ = self._open()
+        """Send one request: its id, and what the link looked like then.
+
+        A socket with no peer to queue on cannot take it (libzmq tears the pipe down when the
+        service refuses the key, and a full queue is mute too): wait for room until the
+        timeout, reading the monitor, so a refused key says ``refused``, not "unreachable".
+        """
+        socket, monitor = self._open()
         request_id = next(self._ids)
-        try:
-            socket.send_multipart([b"", _encode(request_id, op, args)], zmq.NOBLOCK)
-        except zmq.Again:
-            self._reopen()
-            raise KassaError(UNREACHABLE, f"{self.endpoint}: the send queue is full") from None
-        return request_id, self._watch.up, self._watch.handshakes
+        frames = [b"", _encode(request_id, op, args)]
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                socket.send_multipart(frames, zmq.NOBLOCK)
+                return request_id, self._watch.up, self._watch.handshakes
+            except zmq.Again:
+                pass
+            for event in self._drain(monitor):
+                self._watch.feed(event)
+            if self._watch.refused:
+                self._reopen()
+                raise self._watch.refusal(self.endpoint)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._reopen()
+                raise KassaError(UNREACHABLE, f"{self.endpoint}: the send queue stayed full")
+            room = zmq.Poller()
+            room.register(socket, zmq.POLLOUT)
+            room.register(monitor, zmq.POLLIN)
+            room.poll(math.ceil(remaining * 1000))
 
     def _wait(self, request_id: int, was_up: bool, handshakes: int) -> Any:
         """The result of the next answer to ``request_id``; an error answer raises.
