@@ -402,7 +402,8 @@ class SqliteJournal:
         self.requests = 0  # requests carried by them
         self.failed_commits = 0  # groups the store could not commit
         #: A fault hook for tests: called in the writer thread just before each COMMIT with
-        #: the group's size; a ``sqlite3.Error`` it raises fails the commit as a full disk would.
+        #: the rows the group changed; a ``sqlite3.Error`` it raises fails the commit as a full
+        #: disk would.
         self.before_commit: Callable[[int], None] | None = None
         self._failing = False  # the last commit failed: give the WAL back before the next
 
@@ -473,6 +474,7 @@ class SqliteJournal:
             if self._failing:
                 self._give_back_wal(connection)
             connection.execute("BEGIN IMMEDIATE")
+            changes = connection.total_changes
             for request in group:
                 connection.execute("SAVEPOINT request")
                 try:
@@ -484,7 +486,7 @@ class SqliteJournal:
                     connection.execute("ROLLBACK TO request")
                 connection.execute("RELEASE request")
             if self.before_commit is not None:
-                self.before_commit(len(group))
+                self.before_commit(connection.total_changes - changes)
             connection.execute("COMMIT")
             self._failing = False
         except Exception as exc:  # nothing of the group is durable: every task hears it

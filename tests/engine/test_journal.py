@@ -244,8 +244,8 @@ async def test_a_commit_that_fails_keeps_none_of_its_group_and_the_writer_goes_o
 
     async with SqliteJournal.open(tmp_path / "j.db") as journal:
 
-        def fail_commit(size: int) -> None:
-            if size > 1:  # not the blocker's own group
+        def fail_commit(changes: int) -> None:
+            if changes:  # not the blocker's own group, which writes nothing
                 journal.before_commit = None
                 raise sqlite3.OperationalError("database or disk is full")
 
