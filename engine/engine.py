@@ -259,6 +259,10 @@ class Engine:
         self.alerts: deque[Event] = deque(maxlen=1000)
         self._outage: _Outage | None = None
         self._journal_lost = trio.Event()  # wakes the watcher
+        #: The watcher's first wait in the next outage: an outage soon after the last one
+        #: (a disk that is nearly full) waits longer each time, up to journal_probe_max.
+        self._probe_wait = config.journal_probe_interval
+        self._journal_back_at = -math.inf  # trio time the last outage ended
         #: Jobs journaled as accepted whose move to their queue could not be committed: the
         #: watcher queues them once the journal is back (a restart queues them anyway).
         self._unqueued: dict[str, Job] = {}
@@ -353,10 +357,11 @@ class Engine:
         """Enter (or stay in) the degraded state; the Unavailable a caller should hear."""
         outage = self._outage
         if outage is None:
+            now = trio.current_time()
+            if now - self._journal_back_at > self.config.journal_probe_max:
+                self._probe_wait = self.config.journal_probe_interval  # it worked a good while
             outage = self._outage = _Outage(
-                exc.cause,
-                self.config.wall_clock(),
-                trio.current_time() + self.config.journal_probe_interval,
+                exc.cause, self.config.wall_clock(), now + self._probe_wait
             )
             log.error(
                 "the journal cannot commit: %s; degraded: submits answer unavailable and "
@@ -399,16 +404,16 @@ class Engine:
             await self._journal_lost.wait()
             outage = self._outage
             assert outage is not None
-            wait = self.config.journal_probe_interval
             while True:
+                wait = self._probe_wait
                 outage.next_probe = trio.current_time() + wait
                 await trio.sleep(wait)
+                self._probe_wait = min(wait * 2, self.config.journal_probe_max)
                 try:
                     await self.journal.probe()
                     await self._journal_back(outage)
                 except JournalUnavailable as exc:
                     outage.cause = exc.cause
-                    wait = min(wait * 2, self.config.journal_probe_max)
                     continue
                 break
 
@@ -436,6 +441,7 @@ class Engine:
             await self.journal.record_event(self._unjournaled[0])
             self._unjournaled.pop(0)
         log.warning("the journal commits again after %.1f s: no longer degraded", lasted)
+        self._journal_back_at = trio.current_time()
         self._journal_lost = trio.Event()
         self._outage = None
         outage.back.set()
@@ -663,7 +669,7 @@ class Engine:
         try:
             with self._journaled():
                 return await self._move(waiting, JobState.FAILED, error="cancelled")
-        except BaseException:  # not cancelled after all: it waits where it was
+        except Exception:  # nothing was committed: it waits where it was
             group.put(waiting, at=place)
             raise
 
