@@ -381,6 +381,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import zmq
 
     from engine.config import EngineConfig
+    from engine.journal import JournalError
     from engine.service import Service, ServiceError, open_service
     from engine.service_config import (
         ConfigError,
@@ -503,11 +504,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                 lambda service: say(f"kassa: serving on {service.endpoint}"),
             )
     except BaseExceptionGroup as group:  # trio nurseries wrap what their tasks raise
-        failed, _ = group.split((ServiceError, OSError, sqlite3.Error))
+        failed, _ = group.split((ServiceError, OSError, sqlite3.Error, JournalError))
         if failed is None:
             raise
         _fail(str(_first_leaf(failed)))
-    except (ServiceError, OSError, sqlite3.Error) as exc:
+    except (ServiceError, OSError, sqlite3.Error, JournalError) as exc:  # e.g. a full disk
         _fail(str(exc))
     return 0
 

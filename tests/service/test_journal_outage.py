@@ -23,7 +23,7 @@ import trio
 import zmq
 
 from engine.client import ClientKeys, KassaClient
-from engine.journal import JobState, JournalError, SqliteJournal
+from engine.journal import _SCHEMA, JobState, JournalError, SqliteJournal
 from engine.service import _internal
 from tests.service.test_service import (
     A1,
@@ -218,3 +218,36 @@ def test_kassa_serve_on_a_full_disk_answers_unavailable_and_keeps_running(
     assert "Traceback" not in log and "ExceptionGroup" not in log, log[-2000:]
     assert jobs and refused
     assert journaled(tmp_path / "journal.db") == set(jobs)  # nothing accepted lost, no more
+
+
+def test_kassa_serve_on_a_journal_that_cannot_commit_at_start_says_so_in_one_line(
+    tmp_path: Path,
+) -> None:
+    """The files may hold the journal's schema but not its first commit: exit 2, one line."""
+    probe = sqlite3.connect(tmp_path / "probe.db", isolation_level=None)
+    probe.execute("PRAGMA journal_mode=WAL")
+    probe.execute("PRAGMA synchronous=FULL")
+    probe.executescript(_SCHEMA)  # as the journal opens: the schema's pages in the WAL
+    schema = max(os.path.getsize(tmp_path / f"probe.db{end}") for end in ("", "-wal", "-shm"))
+    probe.close()
+
+    def cap() -> None:  # the schema fits, a commit's page more does not
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (schema + 1024, resource.RLIM_INFINITY))
+
+    config = write_config(tmp_path, CONFIG_FOR_SERVE)
+    done = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "serve", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        preexec_fn=cap,
+        timeout=30,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        "kassa: error: commit failed: disk I/O error (SQLITE_IOERR_WRITE)"
+    ), done.stderr
+    assert "Traceback" not in done.stderr
