@@ -116,13 +116,22 @@ async def test_a_batch_answers_exactly_what_was_journaled(
 ) -> None:
     """A batch whose commit fails keeps none of it: every entry is unavailable. A batch
     committed whose move to its queue fails is journaled: its jobs are answered ``accepted``
-    and queued (then fiscalized) once the journal is back. So is a single submit."""
+    and queued (then fiscalized) once the journal is back. So is a single submit.
+
+    Faults are armed only while the register is idle, so that they hit the submits."""
     receipt = samples.card_sale()
     async with open_memory_fleet(1) as fleet:
         config = fleet_config(fleet, tmp_path / "j.db")
         async with Engine.open(config) as engine:
             faults = CommitFaults(engine.journal)  # type: ignore[arg-type]
-            await until(lambda: engine.registers["kkt-0"].state == "ready", "register ready")
+            ready: list[object] = []
+
+            async def came_up() -> None:  # journaled last as it comes up: then it idles
+                ready.extend(await engine.journal.events("register.ready"))
+
+            while not ready:
+                await trio.sleep(0.1)
+                await came_up()
 
             faults.allowed = 0
             refused = await engine.submit_many("shop", [(f"lost-{i}", receipt) for i in range(5)])
@@ -135,17 +144,18 @@ async def test_a_batch_answers_exactly_what_was_journaled(
             kept = await engine.submit_many("shop", [(f"kept-{i}", receipt) for i in range(5)])
             assert engine.health.degraded
             assert all(getattr(job, "state", None) is JobState.ACCEPTED for job in kept), kept
+            ids = [job.id for job in kept if isinstance(job, Job)]
             faults.allowed = None
-            await until(lambda: not engine.health.degraded, "recovered")
+            for job_id in ids:  # queued once the journal is back, then fiscalized
+                await engine.wait("shop", job_id)
+
             faults.allowed = 1
             one = await engine.submit("shop", "kept-one", receipt)
             assert one.state is JobState.ACCEPTED and engine.health.degraded
             faults.allowed = None
+            await engine.wait("shop", one.id)
 
-            ids = [job.id for job in kept if isinstance(job, Job)] + [one.id]
-            for job_id in ids:
-                await engine.wait("shop", job_id)
-            await assert_exactly_once(engine, fleet, ids)
+            await assert_exactly_once(engine, fleet, [*ids, one.id])
             assert {job.external_id for job in await engine.journal.jobs_in(list(JobState))} == {
                 *(f"kept-{i}" for i in range(5)),
                 "kept-one",

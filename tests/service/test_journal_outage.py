@@ -86,8 +86,14 @@ def test_a_batch_whose_commits_fail_part_way_answers_each_entry_exactly(
     client = Client(context, running.endpoint, A1)
     try:
         assert client.ok("ping")["health"] == {"state": "ok"}
+        journal = running.engine.journal
+        assert isinstance(journal, SqliteJournal)
+
+        async def ready() -> bool:  # journaled last as it comes up: then it idles
+            return bool(await journal.events("register.ready"))
+
         deadline = time.monotonic() + 20
-        while client.ok("registers")["registers"][0]["state"] != "ready":  # then it idles
+        while not running.run(ready):
             assert time.monotonic() < deadline, "the register did not come up"
             time.sleep(0.05)
         allowed = [1]  # the first commit that writes passes: one lane's entries, or a few
@@ -97,8 +103,6 @@ def test_a_batch_whose_commits_fail_part_way_answers_each_entry_exactly(
                 raise sqlite3.OperationalError("disk I/O error (injected)")
             allowed[0] -= bool(changes)
 
-        journal = running.engine.journal
-        assert isinstance(journal, SqliteJournal)
         journal.before_commit = fail_after_one
         batch = [{"external_id": f"b{n}", "receipt": kassa_receipt(10_000 + n)} for n in range(200)]
         jobs, refused = sort_answers(batch, client.ok("submit_batch", jobs=batch)["results"])
