@@ -386,6 +386,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from engine.config import EngineConfig
     from engine.doors import Doors, open_doors
     from engine.http.credentials import AtolLogin, hash_password, new_password
+    from engine.journal import JournalError
     from engine.service import ServiceError
     from engine.service_config import (
         ConfigError,
@@ -536,11 +537,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                 )
             trio.run(until_signalled, loaded, serving)
     except BaseExceptionGroup as group:  # trio nurseries wrap what their tasks raise
-        failed, _ = group.split((ServiceError, OSError, sqlite3.Error))
+        failed, _ = group.split((ServiceError, OSError, sqlite3.Error, JournalError))
         if failed is None:
             raise
         _fail(str(_first_leaf(failed)))
-    except (ServiceError, OSError, sqlite3.Error) as exc:
+    except (ServiceError, OSError, sqlite3.Error, JournalError) as exc:  # e.g. a full disk
         _fail(str(exc))
     return 0
 

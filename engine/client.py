@@ -26,8 +26,9 @@ the default request limit needs. A ``too_large`` from the service is never retri
 
 Retries are safe where the protocol makes them so: a repeated ``submit`` of an ``external_id``
 answers the first job (the service dedupes), and reads change nothing. Those retry on
-``timeout`` and on ``busy`` / ``rate_limited`` (after ``retry_after``), a bounded number of
-times. ``cancel`` and ``shift`` do not: a retried cancel whose first answer was lost would
+``timeout`` and on ``busy`` / ``rate_limited`` / ``unavailable`` with a ``retry_after`` (the
+service's journal cannot commit now: nothing was journaled) after ``retry_after``, a bounded
+number of times. ``cancel`` and ``shift`` do not: a retried cancel whose first answer was lost would
 report ``not_cancellable`` for a job it did cancel.
 """
 
@@ -85,8 +86,9 @@ VERSION = 1
 FORMATS = ("kassa", "atol_v5", "komtet")
 #: States after which a job changes no more.
 FINAL_STATES = frozenset({"fiscalized", "failed", "resolved"})
-#: Errors after which the same request may simply be sent again.
-RETRY_CODES = frozenset({"busy", "rate_limited"})
+#: Errors after which the same request may simply be sent again (``unavailable`` only with a
+#: ``retry_after``: the journal's outage; a register that is not connected has none).
+RETRY_CODES = frozenset({"busy", "rate_limited", "unavailable"})
 #: Codes the client itself gives (the service's are in docs/protocol.md).
 TIMEOUT, UNREACHABLE, REFUSED, BAD_ANSWER = "timeout", "unreachable", "refused", "bad_answer"
 #: The service's code, and the client's own for what no service would take.
@@ -108,8 +110,9 @@ class KassaError(Exception):
     """An error answer of the service, or of the link to it (``timeout``, ``unreachable``…).
 
     ``path`` names the argument or receipt field at fault, or is ``""``; a ``validation``
-    error lists every problem in ``problems``; ``busy`` and ``rate_limited`` carry
-    ``retry_after`` seconds; ``too_large`` carries the ``limit`` and the ``size`` in bytes.
+    error lists every problem in ``problems``; ``busy``, ``rate_limited`` and an
+    ``unavailable`` journal carry ``retry_after`` seconds; ``too_large`` carries the ``limit``
+    and the ``size`` in bytes.
     """
 
     def __init__(
@@ -417,6 +420,7 @@ class Pong:
     time: float  # the service's clock, Unix seconds
     tenant: str  # the tenant this client's key belongs to
     time_zone: str | None = None  # the tenant's: its registers' local time
+    degraded: str | None = None  # why the service takes no submits now (its journal), or None
 
 
 @attrs.frozen
@@ -569,8 +573,15 @@ class _Calls:
     def ping() -> _Call[Pong]:
         def parse(v: Any) -> Pong:
             r = _Read(v, "")
+            health = _Read(r.get("health", Mapping, optional=True) or {}, "health")
+            degraded = None
+            if health.get("state", str, optional=True) == "degraded":
+                degraded = health.get("cause", str, optional=True) or "degraded"
             return Pong(
-                r.number("time"), r.get("tenant", str), r.get("time_zone", str, optional=True)
+                r.number("time"),
+                r.get("tenant", str),
+                r.get("time_zone", str, optional=True),
+                degraded,
             )
 
         return _Call("ping", {}, parse, retry=True)
@@ -651,11 +662,19 @@ class _Calls:
         return _Call("events", {}, parse, retry=True)
 
 
+def _retryable(error: KassaError) -> bool:
+    """Whether the service said to send the same again later (busy, over the rate, its
+    journal down); ``unavailable`` without ``retry_after`` (a register away) is not."""
+    if error.code == "unavailable":
+        return error.retry_after is not None
+    return error.code in RETRY_CODES
+
+
 def _retry_delay(error: KassaError, attempt: int, attempts: int) -> float | None:
     """Seconds to wait before trying again, or None to give up with ``error``."""
     if attempt >= attempts:
         return None
-    if error.code in RETRY_CODES:
+    if _retryable(error):
         after = error.retry_after if error.retry_after is not None else 0.1
         return min(max(after, 0.0), MAX_RETRY_SLEEP)
     if error.code == TIMEOUT:
@@ -987,16 +1006,17 @@ class KassaClient:
     ) -> Submitted:
         """Submit one receipt (a model, or a body in ``format``) under ``external_id``.
 
-        Retried on ``timeout``, ``busy`` and ``rate_limited``: safe, because the service dedupes
-        by external_id, so a repeat answers the first job (``duplicate``), never a second one.
+        Retried on ``timeout``, ``busy``, ``rate_limited`` and ``unavailable``: safe, because
+        the service dedupes by external_id, so a repeat answers the first job (``duplicate``),
+        never a second one.
         """
         return self._run(_Calls.submit(_job_entry(external_id, receipt, format, group, operation)))
 
     def submit_batch(self, jobs: Iterable[BatchEntry]) -> list[Submitted | KassaError]:
         """Submit up to 1,000 jobs in one request: a result or an error for each, in order.
 
-        Retried like :meth:`submit`, and so are the entries refused as ``busy`` or
-        ``rate_limited``: every entry is deduped by its external_id.
+        Retried like :meth:`submit`, and so are the entries refused as ``busy``,
+        ``rate_limited`` or ``unavailable``: every entry is deduped by its external_id.
         """
         batch = _Batch(jobs, self.attempts)
         while (entries := batch.pending()) is not None:
@@ -1055,8 +1075,8 @@ _BATCH_HEAD = 64
 
 class _Batch:
     """A batch submit in rounds: each round sends its entries in as few requests as the
-    default request limit and MAX_BATCH allow; entries refused as busy or rate_limited go
-    again next round. An entry larger than any service takes is refused here, unsent.
+    default request limit and MAX_BATCH allow; entries refused as busy, rate_limited or
+    unavailable go again next round. An entry larger than any service takes is refused here, unsent.
     """
 
     def __init__(self, jobs: Iterable[BatchEntry], attempts: int) -> None:
@@ -1105,7 +1125,7 @@ class _Batch:
         again = []
         for index in self._sent:
             result = self._results[index]
-            if isinstance(result, KassaError) and result.code in RETRY_CODES:
+            if isinstance(result, KassaError) and _retryable(result):
                 again.append(index)
                 delays.append(_retry_delay(result, self._attempt, self._attempts))
         self._sent = []

@@ -85,6 +85,9 @@ class EngineConfig:
     maintenance_interval: float = 60.0
     probe_interval: float = 1.0  # first wait before reconnecting to a register that failed
     probe_max: float = 60.0  # the wait doubles up to this
+    #: While the journal cannot commit, it is probed after this wait, doubling up to the max.
+    journal_probe_interval: float = 0.5
+    journal_probe_max: float = 30.0
     verifier: SignVerifier | None = None  # checks 1077 values for ФНs whose keys it knows
     #: Unix time now; tests under MockClock pass a clock that moves with trio's.
     wall_clock: Callable[[], float] = time.time

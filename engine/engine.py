@@ -14,16 +14,24 @@ it. Before a receipt goes out its intent is journaled (``sent``, with the ФН's
 answer makes the job ``in_doubt``, and the register's worker resolves it from the ФН archive
 before anything else (:mod:`engine.recovery`). A register that fails is taken out and probed
 with growing waits; its queue is served by the group's other registers meanwhile.
+
+A journal that cannot commit (a full disk, an I/O error) makes the engine *degraded*
+(:attr:`Engine.health`): submits raise :class:`Unavailable` with a ``retry_after``, registers
+take no jobs, and a watcher probes the journal with growing waits until a commit succeeds.
+Nothing in flight is lost meanwhile: a commit is all or nothing, so a job is either journaled
+in its old state (back to its queue, or in doubt if the register may have signed it, for
+recovery to settle from the ФН once the journal is back) or in its new one.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import math
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import attrs
@@ -49,6 +57,7 @@ from engine.journal import (
     Job,
     JobState,
     Journal,
+    JournalUnavailable,
     RegisterRow,
     SqliteJournal,
 )
@@ -73,6 +82,8 @@ from protocols.validation import Problem
 #: cancelling there kills the engine at that step. Steps: accepted, queued, taken (a register's
 #: worker took it from the FIFO, before any shift work), sending, signed, journaled.
 Checkpoint = Callable[[str, str], Awaitable[None]]
+
+log = logging.getLogger("kassa.engine")
 
 
 class SubmitError(Exception):
@@ -116,6 +127,28 @@ class Busy(SubmitError):
         super().__init__(f"tenant {tenant!r} has too many jobs waiting; retry in {retry_after:g} s")
 
 
+class Unavailable(SubmitError):
+    """The journal cannot commit now: the request was not done (nothing of a submit was
+    journaled); try again after ``retry_after`` seconds. ``cause`` is the journal's error."""
+
+    code = "unavailable"
+
+    def __init__(self, cause: str, retry_after: float) -> None:
+        self.cause = cause
+        self.retry_after = retry_after
+        super().__init__(f"the journal cannot commit now ({cause}); retry in {retry_after:g} s")
+
+
+@attrs.frozen
+class Health:
+    """Whether the engine takes work now (every front door maps it: ping, HTTP 503 …)."""
+
+    degraded: bool = False
+    cause: str | None = None  # the journal's error while degraded
+    since: float | None = None  # wall-clock time it began
+    retry_after: float | None = None  # seconds a client should wait before trying again
+
+
 class Conflict(SubmitError):
     """The external_id was used before with a different receipt."""
 
@@ -143,9 +176,11 @@ class _Group:
         self.registers: list[RegisterView] = []  # what the checks before fiscalization ask
         self._lot = trio.lowlevel.ParkingLot()
 
-    def put(self, job: Job, *, front: bool = False) -> None:
+    def put(self, job: Job, *, front: bool = False, at: int | None = None) -> None:
         if front:
             self.jobs.appendleft(job)
+        elif at is not None:
+            self.jobs.insert(min(at, len(self.jobs)), job)
         else:
             self.jobs.append(job)
         self._lot.unpark()
@@ -184,6 +219,16 @@ class _RegisterGone(Exception):
     """The register cannot serve (ФН exhausted): its worker stops taking jobs."""
 
 
+@attrs.define
+class _Outage:
+    """The journal cannot commit: since when, why, and when the watcher probes it next."""
+
+    cause: str
+    since: float  # wall clock
+    next_probe: float  # trio time
+    back: trio.Event = attrs.Factory(trio.Event)  # set once a commit succeeds again
+
+
 class Engine:
     """An open engine; see the module docstring. Create it with :meth:`open`."""
 
@@ -212,6 +257,16 @@ class Engine:
         self._pending: dict[str, int] = dict.fromkeys(self.tenants, 0)
         self._waiters: dict[str, trio.Event] = {}
         self.alerts: deque[Event] = deque(maxlen=1000)
+        self._outage: _Outage | None = None
+        self._journal_lost = trio.Event()  # wakes the watcher
+        #: The watcher's first wait in the next outage: an outage soon after the last one
+        #: (a disk that is nearly full) waits longer each time, up to journal_probe_max.
+        self._probe_wait = config.journal_probe_interval
+        self._journal_back_at = -math.inf  # trio time the last outage ended
+        #: Jobs journaled as accepted whose move to their queue could not be committed: the
+        #: watcher queues them once the journal is back (a restart queues them anyway).
+        self._unqueued: dict[str, Job] = {}
+        self._unjournaled: list[Event] = []  # events raised while the journal was down
         for register in config.registers:
             if register.tenant not in self.tenants:
                 raise ValueError(f"register {register.id}: unknown tenant {register.tenant!r}")
@@ -281,8 +336,115 @@ class Engine:
                     tenant=job.tenant,
                     job_id=job.id,
                 )
+        self._nursery.start_soon(self._watch_journal)
         for register in self.config.registers:
             self._nursery.start_soon(self._run_register, self.registers[register.id])
+
+    # --- health ------------------------------------------------------------------------------
+
+    @property
+    def health(self) -> Health:
+        """Whether the engine takes work now; degraded while its journal cannot commit."""
+        outage = self._outage
+        if outage is None:
+            return Health()
+        return Health(True, outage.cause, outage.since, self._retry_after_outage(outage))
+
+    def _retry_after_outage(self, outage: _Outage) -> float:
+        return float(max(1, math.ceil(outage.next_probe - trio.current_time())))
+
+    def _degrade(self, exc: JournalUnavailable) -> Unavailable:
+        """Enter (or stay in) the degraded state; the Unavailable a caller should hear."""
+        outage = self._outage
+        if outage is None:
+            now = trio.current_time()
+            if now - self._journal_back_at > self.config.journal_probe_max:
+                self._probe_wait = self.config.journal_probe_interval  # it worked a good while
+            outage = self._outage = _Outage(
+                exc.cause, self.config.wall_clock(), now + self._probe_wait
+            )
+            log.error(
+                "the journal cannot commit: %s; degraded: submits answer unavailable and "
+                "registers take no jobs until a commit succeeds",
+                exc.cause,
+            )
+            event = Event(
+                "alert.journal_unavailable",
+                f"the journal cannot commit: {exc.cause}",
+                outage.since,
+            )
+            self._unjournaled.append(event)
+            self._notify_alert(event)
+            self._journal_lost.set()
+        else:
+            outage.cause = exc.cause
+        return Unavailable(outage.cause, self._retry_after_outage(outage))
+
+    def _refuse_while_degraded(self) -> None:
+        outage = self._outage
+        if outage is not None:
+            raise Unavailable(outage.cause, self._retry_after_outage(outage))
+
+    @contextmanager
+    def _journaled(self) -> Iterator[None]:
+        """A journal that cannot commit becomes the degraded state and :class:`Unavailable`."""
+        try:
+            yield
+        except JournalUnavailable as exc:
+            raise self._degrade(exc) from exc
+
+    async def _journal_ready(self) -> None:
+        """Return at once while the journal commits; else once it commits again."""
+        while self._outage is not None:
+            await self._outage.back.wait()
+
+    async def _watch_journal(self) -> None:
+        """Probe a journal that failed, with growing waits, until a commit succeeds."""
+        while True:
+            await self._journal_lost.wait()
+            outage = self._outage
+            assert outage is not None
+            while True:
+                wait = self._probe_wait
+                outage.next_probe = trio.current_time() + wait
+                await trio.sleep(wait)
+                self._probe_wait = min(wait * 2, self.config.journal_probe_max)
+                try:
+                    await self.journal.probe()
+                    await self._journal_back(outage)
+                except JournalUnavailable as exc:
+                    outage.cause = exc.cause
+                    continue
+                break
+
+    async def _journal_back(self, outage: _Outage) -> None:
+        """A commit succeeded: queue what waited, journal the outage's events, go on."""
+        if self._unqueued:
+            known = set(self._unqueued)  # jobs still accepted only: the journal says which
+            accepted = await self.journal.jobs_in([JobState.ACCEPTED])
+            waiting = [job.id for job in accepted if job.id in known]
+            for job in await self.journal.move_many(waiting, JobState.QUEUED):
+                if self._on_event is not None:
+                    self._on_event(JobEvent(job))
+                self._enqueue(job)
+            for job_id in known:
+                del self._unqueued[job_id]
+        lasted = self.config.wall_clock() - outage.since
+        self._unjournaled.append(
+            Event(
+                "journal.recovered",
+                f"the journal commits again after {lasted:.1f} s ({outage.cause})",
+                self.config.wall_clock(),
+            )
+        )
+        while self._unjournaled:
+            await self.journal.record_event(self._unjournaled[0])
+            self._unjournaled.pop(0)
+        log.warning("the journal commits again after %.1f s: no longer degraded", lasted)
+        self._journal_back_at = trio.current_time()
+        self._journal_lost = trio.Event()
+        self._outage = None
+        outage.back.set()
 
     # --- intake ------------------------------------------------------------------------------
 
@@ -295,17 +457,20 @@ class Engine:
         current state. Raises a :class:`SubmitError` (nothing journaled) otherwise.
         """
         body = self._checked(tenant, receipt, group)
+        self._refuse_while_degraded()
         try:
             self._reserve(tenant, 1)
         except Busy:  # a repeat of an accepted job is answered even when the queue is full
-            existing = await self.journal.job_by_external_id(tenant, external_id)
+            with self._journaled():
+                existing = await self.journal.job_by_external_id(tenant, external_id)
             if existing is None:
                 raise
             if existing.body != body:
                 raise Conflict(ConflictError(tenant, external_id, existing.id)) from None
             return existing
         try:
-            accepted = await self.journal.accept(tenant, external_id, body)
+            with self._journaled():
+                accepted = await self.journal.accept(tenant, external_id, body)
         except ConflictError as exc:
             self._release(tenant)
             raise Conflict(exc) from None
@@ -316,7 +481,12 @@ class Engine:
             self._release(tenant)
             return accepted.job
         await self._step("accepted", accepted.job.id)
-        job = await self._move(accepted.job, JobState.QUEUED)
+        try:
+            job = await self._move(accepted.job, JobState.QUEUED)
+        except JournalUnavailable as exc:  # journaled: answered as accepted, queued later
+            self._degrade(exc)
+            self._unqueued[accepted.job.id] = accepted.job
+            return accepted.job
         await self._step("queued", job.id)
         self._enqueue(job)
         return job
@@ -328,6 +498,11 @@ class Engine:
 
         Entries beyond the room left in the tenant's queue are answered :class:`Busy`, in
         order, so the front of a batch goes through and the client retries the rest.
+
+        Each answer says exactly what was journaled: a job was (``queued``, or ``accepted``
+        when the journal failed after the batch's commit: it is queued once the journal is
+        back); an error was not. A journal that cannot commit the batch answers every entry
+        :class:`Unavailable`; this method raises only for a fault of Kassa's own.
         """
         out: list[Job | SubmitError | None] = [None] * len(jobs)
         batch: list[tuple[int, str, bytes]] = []
@@ -336,6 +511,12 @@ class Engine:
                 batch.append((i, external_id, self._checked(tenant, receipt, group)))
             except SubmitError as exc:
                 out[i] = exc
+        try:
+            self._refuse_while_degraded()
+        except Unavailable as exc:
+            for i, _, _ in batch:
+                out[i] = exc
+            batch = []
         room = max(0, self.tenants[tenant].queue_limit - self._pending[tenant]) if batch else 0
         for i, _, _ in batch[room:]:
             out[i] = Busy(tenant, self._retry_after(tenant, len(batch) - room))
@@ -344,6 +525,12 @@ class Engine:
             self._reserve(tenant, len(batch))
             try:
                 accepted = await self.journal.accept_many([(tenant, e, b) for _, e, b in batch])
+            except JournalUnavailable as exc:  # one commit: none of the batch was journaled
+                self._release(tenant, len(batch))
+                unavailable = self._degrade(exc)
+                for i, _, _ in batch:
+                    out[i] = unavailable
+                return [answer for answer in out if answer is not None]
             except BaseException:
                 self._release(tenant, len(batch))
                 raise
@@ -358,7 +545,16 @@ class Engine:
                 else:
                     fresh.append((i, answer.job))
             if fresh:  # one commit moves the whole batch to its queue
-                moved = await self.journal.move_many([job.id for _, job in fresh], JobState.QUEUED)
+                try:
+                    moved = await self.journal.move_many(
+                        [job.id for _, job in fresh], JobState.QUEUED
+                    )
+                except JournalUnavailable as exc:  # journaled: answered as accepted
+                    self._degrade(exc)
+                    for i, job in fresh:
+                        out[i] = job
+                        self._unqueued[job.id] = job
+                    fresh, moved = [], []
                 for (i, _), job in zip(fresh, moved, strict=True):
                     out[i] = job
                     if self._on_event is not None:
@@ -411,18 +607,29 @@ class Engine:
 
     # --- queries -----------------------------------------------------------------------------
 
+    # Reads work while degraded (a group of reads commits nothing); one that shared a failed
+    # commit with writes raises Unavailable like a submit.
+
     async def job(self, tenant: str, job_id: str) -> Job | None:
         """The tenant's job ``job_id``; another tenant's job is as absent as a missing one."""
-        job = await self.journal.job(job_id)
+        with self._journaled():
+            job = await self.journal.job(job_id)
         return job if job is not None and job.tenant == tenant else None
 
     async def job_by_external_id(self, tenant: str, external_id: str) -> Job | None:
-        return await self.journal.job_by_external_id(tenant, external_id)
+        with self._journaled():
+            return await self.journal.job_by_external_id(tenant, external_id)
+
+    async def jobs_of(self, tenant: str, *, limit: int = 100, after: str = "") -> list[Job]:
+        """A tenant's jobs in id order, a page at a time (``after`` the last id seen)."""
+        with self._journaled():
+            return await self.journal.jobs_of(tenant, limit=limit, after=after)
 
     async def result(self, tenant: str, job_id: str) -> FiscalResult | None:
         if await self.job(tenant, job_id) is None:
             return None
-        return await self.journal.result(job_id)
+        with self._journaled():
+            return await self.journal.result(job_id)
 
     async def wait(self, tenant: str, job_id: str) -> Job:
         """The job once it is final (fiscalized, failed or resolved)."""
@@ -441,8 +648,9 @@ class Engine:
         Any other job raises :class:`NotCancellable`: one ``accepted`` and not yet queued, one
         a register has taken (still ``queued`` until it is sent), one ``sent`` or
         ``in_doubt`` (the ФН may have signed it), a final one. An unknown job (or another
-        tenant's) raises KeyError.
+        tenant's) raises KeyError. While the journal cannot commit: :class:`Unavailable`.
         """
+        self._refuse_while_degraded()
         job = await self.job(tenant, job_id)
         if job is None:
             raise KeyError(job_id)
@@ -456,8 +664,14 @@ class Engine:
                 "queue can be cancelled"
             )
         assert group is not None
+        place = group.jobs.index(waiting)
         group.jobs.remove(waiting)
-        return await self._move(waiting, JobState.FAILED, error="cancelled")
+        try:
+            with self._journaled():
+                return await self._move(waiting, JobState.FAILED, error="cancelled")
+        except Exception:  # nothing was committed: it waits where it was
+            group.put(waiting, at=place)
+            raise
 
     def register_states(self, tenant: str) -> list[dict[str, object]]:
         """The tenant's registers as the engine sees them now."""
@@ -482,25 +696,30 @@ class Engine:
         RegisterRefused when the register cannot do it now.
         """
         register = self._own_register(tenant, register_id)
+        self._refuse_while_degraded()
         async with register.lock:
             driver = self._live(register)
             status = await driver.status()
-            await self._keepers[tenant].adopt(register, driver, status)
+            with self._journaled():
+                await self._keepers[tenant].adopt(register, driver, status)
             if register.shift is None:
                 return False
-            await self._keepers[tenant].close(register, driver)
+            with self._journaled():
+                await self._keepers[tenant].close(register, driver)
             return True
 
     async def open_shift(self, tenant: str, register_id: str) -> bool:
         """Open a shift now (on demand); False when one was already open."""
         register = self._own_register(tenant, register_id)
+        self._refuse_while_degraded()
         async with register.lock:
             driver = self._live(register)
             status = await driver.status()
-            await self._keepers[tenant].adopt(register, driver, status)
-            if register.shift is not None:
-                return False
-            await self._keepers[tenant].open(register, driver)
+            with self._journaled():
+                await self._keepers[tenant].adopt(register, driver, status)
+                if register.shift is not None:
+                    return False
+                await self._keepers[tenant].open(register, driver)
             return True
 
     async def close_all_shifts(self, tenant: str) -> int:
@@ -536,19 +755,20 @@ class Engine:
         its first shift or receipt.
         """
         end = self.config.wall_clock() + 1 if end is None else end
-        receipts = await self.journal.fiscalized(tenant, register_id=register_id)
-        shifts = [
-            ShiftRecord(
-                s.tenant,
-                s.register_id,
-                s.fn_number,
-                s.number,
-                s.opened_at,
-                s.closed_at,
-                s.close_document,
-            )
-            for s in await self.journal.shifts(tenant, register_id)
-        ]
+        with self._journaled():
+            receipts = await self.journal.fiscalized(tenant, register_id=register_id)
+            shifts = [
+                ShiftRecord(
+                    s.tenant,
+                    s.register_id,
+                    s.fn_number,
+                    s.number,
+                    s.opened_at,
+                    s.closed_at,
+                    s.close_document,
+                )
+                for s in await self.journal.shifts(tenant, register_id)
+            ]
         return operations_report(
             receipts, shifts, tenant=tenant, start=start, end=end, register_id=register_id
         )
@@ -566,15 +786,17 @@ class Engine:
         writer = _EXPORTS.get(form)
         if writer is None:
             raise ValueError(f"form: expected one of {', '.join(_EXPORTS)}, got {form!r}")
-        records = await self.journal.fiscalized(
-            tenant, start=start, end=end, register_id=register_id
-        )
+        with self._journaled():
+            records = await self.journal.fiscalized(
+                tenant, start=start, end=end, register_id=register_id
+            )
         return writer(records, self.tenants[tenant].timezone)
 
     async def receipt_view(self, tenant: str, job_id: str) -> ReceiptView | None:
         """A signed receipt line by line, with its fiscal data (None if not the tenant's)."""
         job = await self.job(tenant, job_id)
-        result = None if job is None else await self.journal.result(job_id)
+        with self._journaled():
+            result = None if job is None else await self.journal.result(job_id)
         if job is None or result is None:
             return None
         return receipt_view(
@@ -596,6 +818,20 @@ class Engine:
     # --- the register workers ------------------------------------------------------------------
 
     async def _run_register(self, register: RegisterView) -> None:
+        """Keep the register serving; while the journal cannot commit, it waits for it.
+
+        A journal failure anywhere in the register's work (a job, a shift, an alert) ends its
+        session: the job it held stays as the journal has it, queued or in doubt, and the
+        register connects again, recovering its in-doubt jobs first, once commits succeed.
+        """
+        while True:
+            await self._journal_ready()
+            try:
+                await self._keep_register(register)
+            except JournalUnavailable as exc:
+                self._degrade(exc)
+
+    async def _keep_register(self, register: RegisterView) -> None:
         """Connect, serve, and on failure take the register out and probe it back."""
         wait = self.config.probe_interval
         while True:
@@ -618,6 +854,8 @@ class Engine:
                 wait = self.config.probe_max
             except RegisterRefused as exc:
                 await self._mark(register, "out", f"refused a service command: {exc}")
+            except JournalUnavailable:  # the register is fine: the journal is not
+                raise
             except Exception as exc:  # a bug or a register that breaks the protocol's rules
                 # One register must not stop the others: take it out, keep its job safe.
                 await self._mark(register, "out", f"{type(exc).__name__}: {exc}")
@@ -638,9 +876,13 @@ class Engine:
             await self._connected(register, driver, keeper)
         group = self._groups[(register.config.tenant, register.config.group)]
         while True:
+            await self._journal_ready()  # no job is taken while the journal cannot keep it
             job: Job | None = None
             with trio.move_on_after(self.config.maintenance_interval):
                 job = await group.take()
+            if job is not None and self._outage is not None:
+                group.put(job, front=True)
+                continue
             async with register.lock:
                 if job is None:
                     await keeper.maintain(register, driver, await driver.status())
@@ -920,15 +1162,18 @@ class Engine:
             None if register is None else register.config.id,
             job_id,
         )
+        self._notify_alert(event)
+        await self._record(event)
+
+    def _notify_alert(self, event: Event) -> None:
         self.alerts.append(event)
-        await self.journal.record_event(event)
         if self._on_alert is not None:
             self._on_alert(event)
 
     async def _event(
         self, kind: str, message: str, register: RegisterView | None, job_id: str | None
     ) -> None:
-        await self.journal.record_event(
+        await self._record(
             Event(
                 kind,
                 message,
@@ -938,6 +1183,14 @@ class Engine:
                 job_id,
             )
         )
+
+    async def _record(self, event: Event) -> None:
+        """Journal an event; one the journal cannot take now is kept until it can."""
+        try:
+            await self.journal.record_event(event)
+        except JournalUnavailable:
+            self._unjournaled.append(event)
+            raise
 
 
 def problems_of(exc: SubmitError) -> list[dict[str, Any]]:
@@ -952,12 +1205,14 @@ __all__ = [
     "Conflict",
     "Engine",
     "EngineConfig",
+    "Health",
     "JobEvent",
     "NotCancellable",
     "ReceiptJsonError",
     "RegisterConfig",
     "SubmitError",
     "TenantConfig",
+    "Unavailable",
     "UnknownGroup",
     "UnknownTenant",
     "ValidationFailed",

@@ -21,6 +21,11 @@ Job states (the job state machine)::
 
 ``(tenant, external_id)`` is unique forever: a repeat returns the first job and its current
 state; a repeat with a different body is a :class:`ConflictError` that names the conflict.
+
+A commit is all or nothing for its group: when the store cannot commit (a full disk, an I/O
+error, a read-only file) every request of the group hears :class:`JournalUnavailable` and none
+of them is kept; the writer thread lives on, and the next group tries again. :meth:`probe`
+is the smallest durable write, for whoever waits to learn that commits work again.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -79,6 +84,18 @@ FINAL_STATES = frozenset({JobState.FISCALIZED, JobState.FAILED, JobState.RESOLVE
 
 class JournalError(Exception):
     """The journal could not do what was asked (a closed journal, an illegal state move)."""
+
+
+class JournalUnavailable(JournalError):
+    """The store cannot commit now (a full disk, an I/O error): nothing of the request was kept.
+
+    ``cause`` names the store's error (``disk I/O error (SQLITE_IOERR_WRITE)``); it never
+    quotes a job's body. A later commit may succeed: the fault is the store's, not the request's.
+    """
+
+    def __init__(self, cause: str) -> None:
+        self.cause = cause
+        super().__init__(f"commit failed: {cause}")
 
 
 class DuplicateDocument(JournalError):
@@ -202,6 +219,8 @@ class Journal(Protocol):
     ) -> list[ReceiptRecord]: ...
 
     async def jobs_of(self, tenant: str, *, limit: int = 100, after: str = "") -> list[Job]: ...
+
+    async def probe(self) -> None: ...
 
     async def add_delivery(self, job_id: str, kind: str, url: str) -> Delivery: ...
 
@@ -363,7 +382,30 @@ CREATE TABLE IF NOT EXISTS deliveries (
     PRIMARY KEY (job_id, kind)
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_at);
+CREATE TABLE IF NOT EXISTS probes (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    probed REAL NOT NULL
+);
 """
+
+#: SQLite's primary result codes that say the store, not the statement, failed: busy, locked,
+#: out of memory, read-only, I/O error, corrupt, full, cannot open, protocol, not a database.
+_STORE_FAILURES = frozenset({5, 6, 7, 8, 10, 11, 13, 14, 15, 26})
+
+
+def _store_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is the store failing (retry later) rather than a request's own fault."""
+    if not isinstance(exc, sqlite3.Error) or isinstance(exc, sqlite3.IntegrityError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is None or code & 0xFF in _STORE_FAILURES
+
+
+def _describe(exc: BaseException) -> str:
+    """A store error as one line: SQLite's message and its code name, never a row's data."""
+    name = getattr(exc, "sqlite_errorname", None)
+    return f"{exc} ({name})" if name else f"{type(exc).__name__}: {exc}"
+
 
 _JOB_COLUMNS = (
     "id, tenant, external_id, body, state, register_id, error, created, updated, fd_before"
@@ -411,6 +453,12 @@ class SqliteJournal:
         self._closed = False
         self.commits = 0  # transactions committed, for benchmarks and tests
         self.requests = 0  # requests carried by them
+        self.failed_commits = 0  # groups the store could not commit
+        #: A fault hook for tests: called in the writer thread just before each COMMIT with
+        #: the rows the group changed; a ``sqlite3.Error`` it raises fails the commit as a full
+        #: disk would.
+        self.before_commit: Callable[[int], None] | None = None
+        self._failing = False  # the last commit failed: give the WAL back before the next
 
     @classmethod
     @asynccontextmanager
@@ -470,26 +518,50 @@ class SqliteJournal:
             connection.close()
 
     def _commit(self, connection: sqlite3.Connection, group: list[_Request]) -> None:
-        """Run a group in one transaction; every waiting task is woken, whatever happens."""
+        """Run a group in one transaction; every waiting task is woken, whatever happens.
+
+        A request's own error (an illegal move, a conflict) is handed back to it alone; a
+        store failure anywhere fails the whole group, so a commit is all or nothing.
+        """
         try:
+            if self._failing:
+                self._give_back_wal(connection)
             connection.execute("BEGIN IMMEDIATE")
+            changes = connection.total_changes
             for request in group:
                 connection.execute("SAVEPOINT request")
                 try:
                     request.outcome = request.work(connection)
-                except Exception as exc:  # handed back to the waiting task, which re-raises it
-                    request.error = exc
+                except Exception as exc:
+                    if _store_failure(exc):
+                        raise
+                    request.error = exc  # handed back to the waiting task, which re-raises it
                     connection.execute("ROLLBACK TO request")
                 connection.execute("RELEASE request")
+            if self.before_commit is not None:
+                self.before_commit(connection.total_changes - changes)
             connection.execute("COMMIT")
-        except sqlite3.Error as exc:  # nothing of the group is durable: every task hears it
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
+            self._failing = False
+        except Exception as exc:  # nothing of the group is durable: every task hears it
+            _roll_back(connection)
+            self._failing = True
+            self.failed_commits += 1
+            cause = _describe(exc)
             for request in group:
-                request.error = JournalError(f"commit failed: {exc}")
-        self.commits += 1
-        self.requests += len(group)
-        self._token.run_sync_soon(_wake, group)
+                failure = JournalUnavailable(cause) if _store_failure(exc) else JournalError(cause)
+                failure.__cause__ = exc
+                request.error = failure
+        finally:
+            self.commits += 1
+            self.requests += len(group)
+            self._token.run_sync_soon(_wake, group)
+
+    @staticmethod
+    def _give_back_wal(connection: sqlite3.Connection) -> None:
+        """After a failed commit, move the WAL into the database and truncate it: on a full
+        disk (or a file-size limit) that frees the room the next commit needs."""
+        with suppress(sqlite3.Error):  # the commit that follows says whether the store works
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         if self._closed:
@@ -614,6 +686,12 @@ class SqliteJournal:
             return [_job(row) for row in rows]
 
         return await self._run(work)
+
+    async def probe(self) -> None:
+        """Commit one small durable write: JournalUnavailable while the store cannot."""
+        await self._run(
+            lambda c: c.execute("INSERT OR REPLACE INTO probes VALUES (1, ?)", (time.time(),))
+        )
 
     # --- deliveries (callbacks) ----------------------------------------------------------------
 
@@ -852,6 +930,13 @@ def _delivery(row: Sequence[Any]) -> Delivery:
         last_error=row[6],
         updated=row[7],
     )
+
+
+def _roll_back(connection: sqlite3.Connection) -> None:
+    """End a failed transaction, if SQLite has not ended it already; never raise."""
+    with suppress(sqlite3.Error):  # SQLite rolls back by itself what it cannot keep
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
 
 
 def _wake(group: list[_Request]) -> None:

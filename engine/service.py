@@ -25,7 +25,9 @@ once, undecoded. Only a frame over SOCKET_CAP, above any limit a service may set
 Kassa: libzmq drops it with its connection, unbuffered. Memory stays bounded: the pump's inbox,
 the work channel, each tenant's pending submits and event buffer, and the engine's per-tenant
 queue. No request can stop the service: every exception becomes an ``internal`` answer, logged
-without keys or receipt contents.
+without keys or receipt contents. While the engine is degraded (its journal cannot commit) a
+submit, a cancel or a shift is answered ``unavailable`` with ``retry_after``, reads go on, and
+``ping`` says why.
 """
 
 from __future__ import annotations
@@ -48,9 +50,11 @@ from engine.engine import (
     Busy,
     Conflict,
     Engine,
+    Health,
     JobEvent,
     NotCancellable,
     SubmitError,
+    Unavailable,
     UnknownGroup,
     ValidationFailed,
 )
@@ -112,6 +116,10 @@ STREAM_BACKLOG = 2_000
 #: unanswered. It lies above any request limit a service may set (and CURVE's few bytes more),
 #: so every frame a Kassa client sends (they refuse more) gets an answer, ``too_large`` or not.
 SOCKET_CAP = MAX_REQUEST_BYTES + (64 << 10)
+
+
+#: The message of an ``internal`` answer: the log has the rest.
+INTERNAL = "an internal error; it has been logged"
 
 
 class ServiceError(Exception):
@@ -210,10 +218,28 @@ class _EventFeed:
         self.ready.set()
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The faults inside ``exc``: the leaves of an exception group, else ``exc`` itself."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _causes(inner)]
+    return [exc]
+
+
 def _internal(where: str, tenant: str, exc: BaseException) -> None:
-    """Log a fault by its type and stack only: messages may quote receipts, never keys."""
-    stack = "".join(traceback.format_tb(exc.__traceback__))
-    log.error("internal error in %s (tenant %s): %s\n%s", where, tenant, type(exc).__name__, stack)
+    """Log a fault by its type and stack only: messages may quote receipts, never keys.
+
+    An exception group is logged as the faults inside it, each with its chain of causes
+    (``JournalError <- OperationalError``), never as just "ExceptionGroup".
+    """
+    for fault in _causes(exc):
+        chain, inner = [type(fault).__name__], fault.__cause__ or fault.__context__
+        while inner is not None and len(chain) < 8:
+            chain.append(type(inner).__name__)
+            inner = inner.__cause__ or inner.__context__
+        stack = "".join(traceback.format_tb(fault.__traceback__))
+        log.error(
+            "internal error in %s (tenant %s): %s\n%s", where, tenant, " <- ".join(chain), stack
+        )
 
 
 class Service:
@@ -384,7 +410,7 @@ class Service:
         except Exception as exc:  # a bug: this request fails, the service goes on
             self.internal_errors += 1
             _internal("dispatch", tenant, exc)
-            reply.fail("internal", "an internal error; it has been logged")
+            reply.fail("internal", INTERNAL)
             return None
 
     def _route(
@@ -402,7 +428,15 @@ class Service:
         op = request.op
         if op == "ping":
             zone = engine.tenants[tenant].timezone
-            reply.ok({"pong": True, "time": time.time(), "tenant": tenant, "time_zone": zone})
+            reply.ok(
+                {
+                    "pong": True,
+                    "time": time.time(),
+                    "tenant": tenant,
+                    "time_zone": zone,
+                    "health": _health_view(engine.health),
+                }
+            )
         elif op == "events":
             reply.ok({"endpoint": self.events_endpoints[tenant]})
         elif op == "registers":
@@ -420,10 +454,12 @@ class Service:
             async for item in work:
                 try:
                     await self._run(engine, item.tenant, item.request, item.reply)
+                except Unavailable as exc:
+                    item.reply.error(_unavailable(exc))
                 except Exception as exc:
                     self.internal_errors += 1
                     _internal(item.request.op, item.tenant, exc)
-                    item.reply.fail("internal", "an internal error; it has been logged")
+                    item.reply.fail("internal", INTERNAL)
 
     async def _run(self, engine: Engine, tenant: str, request: Request, reply: _Reply) -> None:
         args = request.args
@@ -436,7 +472,7 @@ class Service:
             else:
                 reply.ok(await _receipt(engine, tenant, job))
         elif isinstance(args, ListJobsArgs):
-            jobs = await engine.journal.jobs_of(tenant, limit=args.limit + 1, after=args.after)
+            jobs = await engine.jobs_of(tenant, limit=args.limit + 1, after=args.after)
             more = len(jobs) > args.limit
             jobs = jobs[: args.limit]
             views = [_job_view(engine, j) for j in jobs]
@@ -528,12 +564,9 @@ class Service:
                 intake.entries -= taken
                 try:
                     await self._submit_round(engine, tenant, works)
-                except Exception as exc:
+                except Exception as exc:  # entries answered before it keep their answers
                     self.internal_errors += 1
                     _internal("submit", tenant, exc)
-                    for work in works:
-                        work.reply.fail("internal", "an internal error; it has been logged")
-                    continue
                 for work in works:
                     _answer_submits(work)
 
@@ -580,9 +613,16 @@ class Service:
         retries: list[tuple[_SubmitWork, int, SubmitArgs]],
         before: float,
     ) -> None:
-        outcomes = await engine.submit_many(
-            tenant, [(e.external_id, e.receipt.receipt) for _, _, e in items], group=group
-        )
+        try:
+            outcomes = await engine.submit_many(
+                tenant, [(e.external_id, e.receipt.receipt) for _, _, e in items], group=group
+            )
+        except Exception as exc:  # a fault of Kassa's: this lane's entries alone say so
+            self.internal_errors += 1
+            _internal("submit", tenant, exc)
+            for work, i, _ in items:
+                work.answers[i] = {"error": error_dict("internal", INTERNAL)}
+            return
         for (work, i, entry), outcome in zip(items, outcomes, strict=True):
             if isinstance(outcome, Busy):
                 retries.append((work, i, entry))
@@ -606,6 +646,11 @@ class Service:
             )
         except SubmitError as exc:
             outcome = exc
+        except Exception as exc:  # a fault of Kassa's: this entry alone says so
+            self.internal_errors += 1
+            _internal("submit", tenant, exc)
+            work.answers[i] = {"error": error_dict("internal", INTERNAL)}
+            return
         work.answers[i] = _submit_answer(engine, outcome, entry, work, i, seen, before)
 
 
@@ -643,15 +688,33 @@ def _submit_error(exc: SubmitError, entry: SubmitArgs, prefix: str) -> dict[str,
         )
     if isinstance(exc, Busy):
         return error_dict("busy", str(exc), retry_after=exc.retry_after)
+    if isinstance(exc, Unavailable):
+        return _unavailable(exc)
     if isinstance(exc, UnknownGroup):
         return error_dict("bad_request", "no register group of that name", f"{prefix}group")
     _internal("submit", "?", exc)
-    return error_dict("internal", "an internal error; it has been logged")
+    return error_dict("internal", INTERNAL)
+
+
+def _unavailable(exc: Unavailable) -> dict[str, Any]:
+    return error_dict("unavailable", str(exc), retry_after=exc.retry_after)
+
+
+def _health_view(health: Health) -> dict[str, Any]:
+    """The engine's health on the wire: ``{"state": "ok"}``, or degraded with its cause."""
+    if not health.degraded:
+        return {"state": "ok"}
+    return {
+        "state": "degraded",
+        "cause": health.cause,
+        "since": health.since,
+        "retry_after": health.retry_after,
+    }
 
 
 def _answer_submits(work: _SubmitWork) -> None:
     answers = [
-        a if a is not None else {"error": error_dict("internal", "no answer")} for a in work.answers
+        a if a is not None else {"error": error_dict("internal", INTERNAL)} for a in work.answers
     ]
     if work.batch:
         work.reply.ok({"results": answers})

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
+from collections.abc import Awaitable
 from pathlib import Path
 
 import attrs
@@ -20,6 +23,7 @@ from engine.journal import (
     FiscalResult,
     JobState,
     JournalError,
+    JournalUnavailable,
     RegisterRow,
     ShiftRow,
     SqliteJournal,
@@ -151,7 +155,7 @@ async def test_a_failed_commit_wakes_every_waiting_job_with_an_error(tmp_path: P
         await journal.accept("shop", "order-1", b"receipt")
     async with SqliteJournal.open(path) as journal:
         await journal._run(lambda c: c.execute("PRAGMA query_only = ON"))
-        with trio.fail_after(10), pytest.raises(JournalError, match="commit failed"):
+        with trio.fail_after(10), pytest.raises(JournalUnavailable, match="commit failed"):
             await journal.accept("shop", "order-2", b"receipt")
 
 
@@ -210,3 +214,113 @@ async def test_a_batch_moves_in_one_commit(tmp_path: Path) -> None:
         with pytest.raises(JournalError, match="cannot move from queued to fiscalized"):
             await journal.move_many(ids[:1], JobState.FISCALIZED)
         assert (await journal.job(ids[0])).state is JobState.QUEUED  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("fault", ["at commit", "in a request"])
+async def test_a_commit_that_fails_keeps_none_of_its_group_and_the_writer_goes_on(
+    fault: str, tmp_path: Path
+) -> None:
+    """All or nothing per commit: a store failure in one request or at COMMIT fails the group.
+
+    The writer is held inside a first request so that the next ones queue up and share one
+    transaction; then the store fails (a fault at COMMIT, or an I/O error inside a request).
+    """
+    hold, held = threading.Event(), threading.Event()
+
+    def blocker(_: sqlite3.Connection) -> None:
+        held.set()
+        hold.wait(10)
+
+    def io_error(_: sqlite3.Connection) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    outcomes: dict[str, object] = {}
+
+    async def outcome(name: str, work: Awaitable[object]) -> None:
+        try:
+            outcomes[name] = await work
+        except JournalError as exc:
+            outcomes[name] = exc
+
+    async with SqliteJournal.open(tmp_path / "j.db") as journal:
+
+        def fail_commit(changes: int) -> None:
+            if changes:  # not the blocker's own group, which writes nothing
+                journal.before_commit = None
+                raise sqlite3.OperationalError("database or disk is full")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(outcome, "blocker", journal._run(blocker))
+            await trio.to_thread.run_sync(held.wait, 10)
+            nursery.start_soon(outcome, "a", journal.accept("shop", "a", b"r"))
+            batch = [("shop", f"b{i}", b"r") for i in range(3)]
+            nursery.start_soon(outcome, "batch", journal.accept_many(batch))
+            if fault == "in a request":
+                nursery.start_soon(outcome, "io", journal._run(io_error))
+            await trio.sleep(0.2)  # the requests are queued behind the blocker
+            journal.before_commit = fail_commit if fault == "at commit" else None
+            hold.set()
+        assert not isinstance(outcomes["blocker"], JournalError)  # its own commit
+        for name in ("a", "batch"):
+            failure = outcomes[name]
+            assert isinstance(failure, JournalUnavailable), (name, failure)
+            assert "OperationalError: d" in failure.cause, failure.cause
+        assert await journal.jobs_in(list(JobState)) == []
+        assert not (await journal.accept("shop", "later", b"r")).duplicate  # the writer lives
+        await journal.probe()
+        assert journal.failed_commits == 1
+
+
+def test_a_size_limited_file_is_unavailable_until_it_may_grow(tmp_path: Path) -> None:
+    """A real EFBIG: the journal's files capped by RLIMIT_FSIZE in a child process.
+
+    Commits fail with JournalUnavailable (the writer survives; nothing of a failed commit is
+    kept), and succeed again once the limit is raised, as when a full disk gets room again.
+    """
+    path = tmp_path / "journal.db"
+    script = textwrap.dedent(
+        f"""
+        import resource, trio
+        from engine.journal import JobState, JournalUnavailable, SqliteJournal
+
+        async def main():
+            async with SqliteJournal.open({str(path)!r}) as journal:
+                acknowledged, refused = 0, 0
+                for i in range(2000):
+                    try:
+                        await journal.accept("shop", f"order-{{i}}", bytes(2000))
+                        acknowledged += 1
+                    except JournalUnavailable as exc:
+                        refused += 1
+                        cause = exc.cause
+                        if refused == 20:
+                            break
+                assert refused == 20, "the limit never bit"
+                kept = len(await journal.jobs_in([JobState.ACCEPTED]))
+                resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY,) * 2)
+                await journal.probe()
+                await journal.accept("shop", "after", bytes(2000))
+                print(acknowledged, kept, cause, flush=True)
+
+        trio.run(main)
+        """
+    )
+
+    def cap() -> None:  # in the child: writes past 256 KiB fail with EFBIG, not SIGXFSZ
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (256 << 10, resource.RLIM_INFINITY))
+
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=os.getcwd(),
+        preexec_fn=cap,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    acknowledged, kept, cause = done.stdout.split(maxsplit=2)
+    assert int(acknowledged) == int(kept) > 0  # every acknowledged job, nothing else
+    assert "SQLITE_IOERR" in cause or "SQLITE_FULL" in cause, cause

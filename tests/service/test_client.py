@@ -39,6 +39,7 @@ from engine.client import (
     KassaClient,
     KassaError,
     TrioKassaClient,
+    _retry_delay,
     receipt_argument,
     subscribe,
 )
@@ -120,6 +121,7 @@ class StandIn:
         self.requests: list[dict[str, Any]] = []
         self.attempts: Counter[str] = Counter()
         self.busy_first = 0  # submits refused as busy before one is taken
+        self.busy_code = "busy"  # or "unavailable": the service's journal cannot commit
         self.silent_first = 0  # submits never answered before one is
         self.late_by = 0.0  # seconds status "job-slow" waits before answering
         self.fail_export_after: int | None = None
@@ -209,7 +211,7 @@ class StandIn:
                 ],
             )
         if self.attempts[external_id] <= self.busy_first:
-            return fail("busy", "the queue is full", retry_after=0.05)
+            return fail(self.busy_code, "try again later", retry_after=0.05)
         return ok(
             {
                 "job": job_map(f"job-{external_id}", external_id),
@@ -361,8 +363,10 @@ def test_errors_come_back_with_code_path_problems(service: StandIn) -> None:
     assert service.attempts["invalid"] == 1, "a refusal is not retried"
 
 
-def test_submit_retries_on_busy_with_the_same_external_id(service: StandIn) -> None:
+@pytest.mark.parametrize("code", ["busy", "unavailable"])
+def test_submit_retries_on_busy_with_the_same_external_id(service: StandIn, code: str) -> None:
     service.busy_first = 2
+    service.busy_code = code
     with KassaClient(service.endpoint, service.keys(), timeout=5) as client:
         started = time.monotonic()
         submitted = client.submit("order-busy", RECEIPT)
@@ -371,6 +375,15 @@ def test_submit_retries_on_busy_with_the_same_external_id(service: StandIn) -> N
     submits = [r for r in service.requests if r["op"] == "submit"]
     assert [r["external_id"] for r in submits] == ["order-busy"] * 3
     assert len({r["id"] for r in submits}) == 3  # each attempt is a new request
+
+
+def test_unavailable_is_retried_only_with_a_retry_after() -> None:
+    """The journal's outage says when to come back; a register that is away does not."""
+    journal = KassaError("unavailable", "the journal cannot commit now", retry_after=2.0)
+    register = KassaError("unavailable", "the register is not connected now", "register")
+    assert _retry_delay(journal, 1, 3) == 2.0
+    assert _retry_delay(register, 1, 3) is None
+    assert _retry_delay(journal, 3, 3) is None
 
 
 def test_busy_for_good_gives_up_after_the_attempts(service: StandIn) -> None:
