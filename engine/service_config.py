@@ -66,6 +66,7 @@ import zmq.utils.z85
 from engine.config import Connector, EngineConfig, RegisterConfig, TenantConfig
 from engine.connectors import PROTOCOLS, serial_connector, tcp_connector
 from engine.http.credentials import LOGIN, AtolLogin, CredentialError, check_hash, read_credential
+from engine.http.hooks import HookError, PaymentSettings, read_payments
 from engine.limits import DEFAULT_SIZES, SizeLimits
 from protocols.documents.vat import TaxTable
 from protocols.taxes import DEFAULT_TAX_TABLES, TAX_TABLES
@@ -85,6 +86,7 @@ _TENANT_KEYS = (
     "keys",
     "http",
     "sell_failed_marking",
+    "payments",
 )
 _HTTP_KEYS = (
     "listen",
@@ -133,6 +135,8 @@ class HttpSettings:
     callback_attempts: int = 10
     callback_backoff: float = 5.0  # the first retry's wait; each next one doubles
     callback_timeout: float = 10.0
+    #: A tenant's notification hook → its payment settings (engine/http/hooks.py).
+    payments: Mapping[str, PaymentSettings] = attrs.field(factory=dict, repr=False)
 
 
 _HTTP_DEFAULTS = HttpSettings()
@@ -290,6 +294,7 @@ def parse_config(data: Mapping[str, Any], source: str, folder: Path) -> LoadedCo
     tenants: list[TenantConfig] = []
     clients: dict[bytes, str] = {}
     logins: dict[str, AtolLogin] = {}
+    hooks: dict[str, PaymentSettings] = {}
     if not tenant_tables:
         raise top.error("tenants", "at least one [[tenants]] table is needed")
     for i, table in enumerate(tenant_tables):
@@ -305,6 +310,14 @@ def parse_config(data: Mapping[str, Any], source: str, folder: Path) -> LoadedCo
                     f"{logins[login.login].tenant!r}'s too; each login belongs to one tenant",
                 )
             logins[login.login] = login
+        if "payments" in reader.table:
+            try:
+                payments = read_payments(tenant.id, reader.table["payments"])
+            except HookError as exc:
+                raise reader.error(exc.path, exc.message) from None
+            if payments.hook in hooks:
+                raise reader.error("payments.hook", "another tenant's hook too; make it unique")
+            hooks[payments.hook] = payments
         for key in keys:
             if key in clients:
                 raise ConfigError(
@@ -336,7 +349,7 @@ def parse_config(data: Mapping[str, Any], source: str, folder: Path) -> LoadedCo
     http = None
     if "http" in top.table:
         http = _http(_Reader(source, top.value("http", dict), "http", _HTTP_KEYS), folder)
-        http = attrs.evolve(http, atol_logins=logins, token_key=secret)
+        http = attrs.evolve(http, atol_logins=logins, token_key=secret, payments=hooks)
     return LoadedConfig(engine, settings, http)
 
 

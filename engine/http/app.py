@@ -126,6 +126,7 @@ class HttpDoor:
         burst: float = 400.0,
     ) -> None:
         from engine.http.atol import AtolApi  # the APIs import the door's helpers from here
+        from engine.http.payments import PaymentsApi
 
         self.settings = settings
         self.sizes = sizes
@@ -138,7 +139,8 @@ class HttpDoor:
         self.internal_errors = 0
         self._stop = trio.Event()
         self.atol = AtolApi(self)
-        self.apis: list[Api] = [self.atol]
+        self.payments = PaymentsApi(self)
+        self.apis: list[Api] = [self.atol, self.payments]
 
     def on_event(self, event: JobEvent) -> None:
         """The engine's notification hook: a job that ended may have a callback due."""

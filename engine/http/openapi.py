@@ -360,7 +360,9 @@ def atol_document() -> dict[str, Any]:
 
 def served() -> dict[str, Any]:
     """The document a door with every API of this checkout serves."""
-    return document([atol_document()])
+    from engine.http.payments import payments_document
+
+    return document([atol_document(), payments_document()])
 
 
 def text(spec: Mapping[str, Any]) -> str:
