@@ -336,7 +336,7 @@ def payments_document() -> dict[str, Any]:
                             "in": "query",
                             "required": False,
                             "schema": {"type": "string"},
-                            "description": "YooKassa: the tenant's secret, if not from its networks",
+                            "description": "YooKassa: the tenant's secret (or its networks)",
                         },
                     ],
                     "requestBody": {
