@@ -249,3 +249,56 @@ async def test_tbank_two_receipts_prepayment_then_shipped(tmp_path: Path) -> Non
         unknown = await served.client.post("/payments/tbank/1/shipped", headers={"Token": token_})
         assert unknown.status_code == 404
         assert len(await served.engine.jobs_of("shop")) == 2
+
+
+PAYMENTS_TOML = """
+[tenants.payments]
+hook = "hook-0123456789abcdef"
+settlement = "full"
+cloudpayments_secret = "cp-secret-1"
+tbank_password = "tb-password-1"
+[tenants.payments.template]
+name = "Оплата заказа"
+vat = "vat22"
+subject = "service"
+inn = "7707083893"
+tax_system = "usn_income"
+place = "https://shop.example.ru"
+email = "shop@example.ru"
+"""
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("", ""), ""),
+        (('settlement = "full"', 'settlement = "later"'), "tenants[0].payments.settlement"),
+        (('hook = "hook-0123456789abcdef"', 'hook = "short"'), "tenants[0].payments.hook"),
+        (('vat = "vat22"', 'vat = "vat18"'), "tenants[0].payments.template.vat"),
+        (('subject = "service"', 'colour = "red"'), "tenants[0].payments.template.colour"),
+    ],
+)
+def test_kassa_toml_gives_a_tenant_its_payment_settings(
+    tmp_path: Path, change: tuple[str, str], message: str
+) -> None:
+    from engine.service_config import ConfigError, load_config
+    from tests.http.test_config import CONFIG, setup
+
+    text = CONFIG.replace('http = ["a-web.atol"]\n', 'http = ["a-web.atol"]\n' + PAYMENTS_TOML)
+    text = text.replace(*change) if change[0] else text
+    if not message:
+        http = load_config(setup(tmp_path, text)).http
+        assert http is not None
+        got = http.payments[HOOK]
+        assert (got.tenant, got.prepayment, got.template.vat, got.template.subject) == (
+            "a",
+            False,
+            11,
+            4,
+        )
+        assert got.template.company.tax_system == 2 and got.yookassa_secret is None
+        assert "cp-secret-1" not in repr(http) and "tb-password-1" not in repr(got)
+        return
+    with pytest.raises(ConfigError) as caught:
+        load_config(setup(tmp_path, text))
+    assert message in str(caught.value), str(caught.value)
