@@ -110,7 +110,7 @@ def test_any_json_parses_or_raises_its_error(value: Any) -> None:
     _each(json.dumps(value).encode())
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.dictionaries(KEYS, SHAPED, max_size=8))
 def test_any_form_parses_or_raises_its_error(fields: dict[str, Any]) -> None:
     from urllib.parse import urlencode
