@@ -385,7 +385,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     from engine.config import EngineConfig
     from engine.doors import Doors, open_doors
-    from engine.http.credentials import AtolLogin, hash_password, new_password
+    from engine.http.credentials import (
+        AtolLogin,
+        KomtetShop,
+        hash_password,
+        new_password,
+        new_secret,
+    )
     from engine.journal import JournalError
     from engine.service import ServiceError
     from engine.service_config import (
@@ -426,6 +432,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         tenant = "demo-shop"
         password = new_password()  # printed once, below; only its hash is kept
         login = AtolLogin(tenant, tenant, hash_password(password))
+        shop = KomtetShop(tenant, "1001", new_secret())  # printed once, below
         now = datetime.datetime.now(ZoneInfo("Europe/Moscow")).replace(tzinfo=None, microsecond=0)
         async with (
             open_memory_fleet(2, start=now) as shtrih,
@@ -467,6 +474,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             http = HttpSettings(
                 listen=args.http_listen or "127.0.0.1:8080",
                 atol_logins={login.login: login},
+                komtet_shops={shop.shop_id: shop},
                 token_key=server_secret,
             )
 
@@ -486,7 +494,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                 credentials = {
                     "http": door.url,
                     "atol": {"login": login.login, "password": password, "group_code": "main"},
-                    # "komtet": {"shop_id", "secret", "queue_id"} joins here with its API.
+                    "komtet": {"shop_id": shop.shop_id, "secret": shop.secret, "queue_id": "main"},
                     "zmq": {
                         "endpoint": service.endpoint,
                         "server_key": str(server_file),
@@ -1043,6 +1051,56 @@ def _cmd_keys_atol(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_keys_komtet(args: argparse.Namespace) -> int:
+    """A KOMTET shop for the HTTP door as NAME.komtet, owner-only (0600): its shop_id and its
+    secret in plain text, since KOMTET's HMAC needs the secret itself. ``--rotate`` gives the
+    shop a new secret."""
+    from engine.http.credentials import (
+        SHOP_ID,
+        CredentialError,
+        new_secret,
+        read_credential,
+        write_komtet_credential,
+    )
+
+    name: str = args.name
+    if not name or name.startswith(".") or "/" in name or os.sep in name:
+        _fail(f"{name!r}: a credential name is a plain file name, like shop-web")
+    folder = Path(args.dir)
+    if not folder.is_dir():
+        _fail(f"--dir: {folder}: no such folder")
+    path = folder / f"{name}.komtet"
+    shop_id = args.shop_id
+    if args.rotate:
+        if not path.is_file():
+            _fail(f"{path}: no such file to rotate; make it without --rotate")
+        try:
+            known = read_credential(path)
+        except CredentialError as exc:
+            _fail(str(exc))
+        if shop_id is None:
+            shop_id = known.get("shop_id")
+    elif path.exists():
+        _fail(f"{path}: already exists; not overwritten (--rotate gives it a new secret)")
+    shop_id = name if shop_id is None else shop_id
+    if not isinstance(shop_id, str) or not SHOP_ID.match(shop_id):
+        _fail(f"--shop-id: {shop_id!r}: use 1 to 64 letters, digits, '_', '.' or '-'")
+    secret = new_secret()
+    try:
+        write_komtet_credential(path, shop_id, secret)
+    except OSError as exc:
+        _fail(f"{path}: {exc.strerror or exc}")
+    print(f"shop_id: {shop_id}")
+    print(f"secret: {secret}")
+    print(
+        f"kassa: wrote {path} (owner-only: it holds the secret itself, which KOMTET's HMAC "
+        "needs). List the file in a tenant's http = [...] in kassa.toml; a running service "
+        "takes it when it starts again",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _http_address(text: str) -> str:
     host, _, port = text.rpartition(":")
     if not host or not port.isdigit() or int(port) > 65535:
@@ -1169,6 +1227,17 @@ def _add_client_commands(commands: Any, receipt_commands: Any) -> None:
         "--rotate", action="store_true", help="NAME.atol exists: give it a new password"
     )
     atol.set_defaults(handler=_cmd_keys_atol)
+    komtet = keys_commands.add_parser(
+        "komtet",
+        help="write NAME.komtet: a KOMTET v2 shop of the HTTP door and a new secret, printed once",
+    )
+    komtet.add_argument("name", metavar="NAME")
+    komtet.add_argument("--shop-id", help="the shop id clients send (default: NAME, or the file's)")
+    komtet.add_argument("--dir", default=".", help="where to write it (default: here)")
+    komtet.add_argument(
+        "--rotate", action="store_true", help="NAME.komtet exists: give it a new secret"
+    )
+    komtet.set_defaults(handler=_cmd_keys_komtet)
 
 
 def _receipt_show_argv(argv: Sequence[str] | None) -> list[str]:

@@ -30,7 +30,7 @@
     daily_close = "23:30"
     sell_failed_marking = false            # a marking code the ФН refuses fails the receipt
     keys = ["rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7", "keys/shop-web.key"]
-    http = ["keys/shop-web.atol"]          # HTTP credentials: kassa keys atol NAME
+    http = ["keys/shop-web.atol", "keys/shop-web.komtet"]   # kassa keys atol|komtet NAME
 
     [[registers]]
     id = "kkt-1"
@@ -65,7 +65,15 @@ import zmq.utils.z85
 
 from engine.config import Connector, EngineConfig, RegisterConfig, TenantConfig
 from engine.connectors import PROTOCOLS, serial_connector, tcp_connector
-from engine.http.credentials import LOGIN, AtolLogin, CredentialError, check_hash, read_credential
+from engine.http.credentials import (
+    LOGIN,
+    SHOP_ID,
+    AtolLogin,
+    CredentialError,
+    KomtetShop,
+    check_hash,
+    read_credential,
+)
 from engine.http.hooks import HookError, PaymentSettings, read_payments
 from engine.limits import DEFAULT_SIZES, SizeLimits
 from protocols.documents.vat import TaxTable
@@ -96,7 +104,10 @@ _HTTP_KEYS = (
     "callback_backoff",
     "callback_timeout",
 )
-_CREDENTIAL_KEYS = ("api", "login", "password_hash")
+_CREDENTIAL_KEYS = {
+    "atol": ("api", "login", "password_hash"),
+    "komtet": ("api", "shop_id", "secret"),
+}
 _REGISTER_KEYS = ("id", "tenant", "group", "protocol", "address", "tax_table")
 
 
@@ -129,6 +140,8 @@ class HttpSettings:
     tls_key: Path | None = None
     #: ATOL login → the tenant's credential.
     atol_logins: Mapping[str, AtolLogin] = attrs.field(factory=dict, repr=False)
+    #: KOMTET shop_id → the tenant's shop and its secret.
+    komtet_shops: Mapping[str, KomtetShop] = attrs.field(factory=dict, repr=False)
     #: What tokens are signed with; kassa.toml's is the service's secret key, so that tokens
     #: outlive a restart. Empty: a fresh key for this run.
     token_key: bytes = attrs.field(default=b"", repr=False)
@@ -295,6 +308,7 @@ def parse_config(data: Mapping[str, Any], source: str, folder: Path) -> LoadedCo
     clients: dict[bytes, str] = {}
     logins: dict[str, AtolLogin] = {}
     hooks: dict[str, PaymentSettings] = {}
+    shops: dict[str, KomtetShop] = {}
     if not tenant_tables:
         raise top.error("tenants", "at least one [[tenants]] table is needed")
     for i, table in enumerate(tenant_tables):
@@ -303,6 +317,15 @@ def parse_config(data: Mapping[str, Any], source: str, folder: Path) -> LoadedCo
         if any(t.id == tenant.id for t in tenants):
             raise ConfigError(f"{source}: tenants[{i}].id: {tenant.id!r} is listed twice")
         for login in _http_credentials(reader, tenant.id, folder):
+            if isinstance(login, KomtetShop):
+                if login.shop_id in shops:
+                    raise reader.error(
+                        "http",
+                        f"the KOMTET shop_id {login.shop_id!r} is tenant "
+                        f"{shops[login.shop_id].tenant!r}'s too; each shop belongs to one tenant",
+                    )
+                shops[login.shop_id] = login
+                continue
             if login.login in logins:
                 raise reader.error(
                     "http",
@@ -349,7 +372,9 @@ def parse_config(data: Mapping[str, Any], source: str, folder: Path) -> LoadedCo
     http = None
     if "http" in top.table:
         http = _http(_Reader(source, top.value("http", dict), "http", _HTTP_KEYS), folder)
-        http = attrs.evolve(http, atol_logins=logins, token_key=secret, payments=hooks)
+        http = attrs.evolve(
+            http, atol_logins=logins, komtet_shops=shops, token_key=secret, payments=hooks
+        )
     return LoadedConfig(engine, settings, http)
 
 
@@ -391,9 +416,9 @@ def _seconds(r: _Reader, name: str, default: float) -> float:
     return float(value)
 
 
-def _http_credentials(r: _Reader, tenant: str, folder: Path) -> list[AtolLogin]:
-    """A tenant's ``http`` list: credential files (``kassa keys atol``) or inline tables."""
-    out: list[AtolLogin] = []
+def _http_credentials(r: _Reader, tenant: str, folder: Path) -> list[AtolLogin | KomtetShop]:
+    """A tenant's ``http`` list: credential files (``kassa keys atol|komtet``) or inline tables."""
+    out: list[AtolLogin | KomtetShop] = []
     for j, entry in enumerate(r.value("http", list, [])):
         where = f"http[{j}]"
         origin = where
@@ -406,12 +431,15 @@ def _http_credentials(r: _Reader, tenant: str, folder: Path) -> list[AtolLogin]:
             origin = f"{where}: {path}"
         if not isinstance(entry, dict):
             raise r.error(where, f"expected a file name or a table, got {type(entry).__name__}")
-        unknown = sorted(set(entry) - set(_CREDENTIAL_KEYS))
+        api = entry.get("api")
+        if api not in _CREDENTIAL_KEYS:
+            raise r.error(where, f'{origin}: api: expected "atol" or "komtet", got {api!r}')
+        unknown = sorted(set(entry) - set(_CREDENTIAL_KEYS[api]))
         if unknown:
             raise r.error(where, f"{origin}: unknown key {unknown[0]!r}")
-        api = entry.get("api")
-        if api != "atol":
-            raise r.error(where, f'{origin}: api: expected "atol", got {api!r}')
+        if api == "komtet":
+            out.append(_komtet_shop(r, where, origin, tenant, entry))
+            continue
         login, hashed = entry.get("login"), entry.get("password_hash")
         if not isinstance(login, str) or not LOGIN.match(login):
             raise r.error(where, f"{origin}: login: expected 1 to 64 letters, digits, _.@-")
@@ -423,6 +451,17 @@ def _http_credentials(r: _Reader, tenant: str, folder: Path) -> list[AtolLogin]:
             raise r.error(where, f"{origin}: password_hash: {exc}") from None
         out.append(AtolLogin(tenant, login, hashed))
     return out
+
+
+def _komtet_shop(
+    r: _Reader, where: str, origin: str, tenant: str, entry: Mapping[str, Any]
+) -> KomtetShop:
+    shop_id, secret = entry.get("shop_id"), entry.get("secret")
+    if not isinstance(shop_id, str) or not SHOP_ID.match(shop_id):
+        raise r.error(where, f"{origin}: shop_id: expected 1 to 64 letters, digits, _.-")
+    if not isinstance(secret, str) or len(secret) < 16:
+        raise r.error(where, f"{origin}: secret: required, a string of at least 16 characters")
+    return KomtetShop(tenant, shop_id, secret)
 
 
 def _file(folder: Path, name: str) -> Path:

@@ -6,7 +6,7 @@
     async with Engine.open(config, on_event=door.on_event) as engine:
         url = await nursery.start(door.run, engine)   # "http://127.0.0.1:8080"
 
-Each API (ATOL v5 now; KOMTET and payment notifications to come) is a class with ``routes``,
+Each API (ATOL v5, KOMTET v2; payment notifications to come) is a class with ``routes``,
 ``openapi`` and, if it sends callbacks, a renderer, mounted into the one app; ``/openapi.json``
 is the union of their documents (:mod:`engine.http.openapi`). The door owns no fiscal logic: an
 API reads its format onto the receipt model, calls the engine, and answers in its own shapes.
@@ -126,6 +126,7 @@ class HttpDoor:
         burst: float = 400.0,
     ) -> None:
         from engine.http.atol import AtolApi  # the APIs import the door's helpers from here
+        from engine.http.komtet import KomtetApi
         from engine.http.payments import PaymentsApi
 
         self.settings = settings
@@ -139,8 +140,9 @@ class HttpDoor:
         self.internal_errors = 0
         self._stop = trio.Event()
         self.atol = AtolApi(self)
+        self.komtet = KomtetApi(self)
         self.payments = PaymentsApi(self)
-        self.apis: list[Api] = [self.atol, self.payments]
+        self.apis: list[Api] = [self.atol, self.komtet, self.payments]
 
     def on_event(self, event: JobEvent) -> None:
         """The engine's notification hook: a job that ended may have a callback due."""
@@ -178,6 +180,7 @@ class HttpDoor:
             clock=engine.config.wall_clock,
         )
         self.callbacks.renderers["atol"] = self.atol.render_callback
+        self.callbacks.renderers["komtet"] = self.komtet.render_callback
         config = Config()
         config.bind = [settings.listen]
         if settings.tls_cert is not None and settings.tls_key is not None:

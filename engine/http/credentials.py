@@ -10,6 +10,11 @@ ATOL's ``getToken`` trades login and password for a token valid 24 hours. A toke
 login, its expiry and an HMAC over both and the password's hash, keyed by the service's secret:
 it survives a restart of the service (clients keep their tokens for the day), and rotating the
 password ends every token made from the old one. Reading a token costs one HMAC, no journal.
+
+A KOMTET shop (``kassa keys komtet NAME``) is a ``shop_id`` and its secret. KOMTET signs every
+request with HMAC-MD5 keyed by that secret, so the service must hold the secret itself, not a
+hash of it: the credential file keeps it in plain text, is written owner-only (0600), and must
+stay so; rotating it (``--rotate``) is the remedy for a copied file.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ SCRYPT_P = 1
 LOGIN = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}\Z")
 #: ATOL tokens live 24 hours (error 11 after that).
 TOKEN_LIFETIME = 24 * 3600
+#: A KOMTET shop id: KOMTET's are digits; any plain word is taken.
+SHOP_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 _TOKEN = re.compile(r"\A([A-Za-z0-9_-]{1,128})\.([0-9]{1,12})\.([A-Za-z0-9_-]{24})\Z")
 
 
@@ -115,6 +122,44 @@ def write_atol_credential(path: Path, login: str, password_hash: str) -> None:
         f'password_hash = "{password_hash}"\n'
     )
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write(text)
+
+
+@attrs.frozen
+class KomtetShop:
+    """One KOMTET shop of a tenant: its ``shop_id`` and the secret its requests are signed with."""
+
+    tenant: str
+    shop_id: str
+    secret: str = attrs.field(repr=False)
+
+
+def new_secret() -> str:
+    """A KOMTET shop secret: 192 random bits as hex, which any client config takes."""
+    return secrets.token_hex(24)
+
+
+def komtet_signature(secret: str, method: str, url: str, body: bytes = b"") -> str:
+    """KOMTET's ``X-HMAC-Signature``: hex HMAC-MD5 over method + full URL + body, keyed by the
+    shop's secret, as its SDKs compute it (``hash_hmac('md5', $method . $url . $data, …)``)."""
+    message = method.upper().encode() + url.encode() + body
+    return hmac.new(secret.encode(), message, hashlib.md5).hexdigest()
+
+
+def write_komtet_credential(path: Path, shop_id: str, secret: str) -> None:
+    """Write a KOMTET credential file, readable by its owner only: it holds the secret itself,
+    which HMAC verification needs."""
+    text = (
+        "# A KOMTET Kassa shop of Kassa's HTTP door, written by kassa keys komtet.\n"
+        "# The secret is kept as is (KOMTET's HMAC needs it): keep this file owner-only.\n"
+        "# List this file in a tenant's http = [...] in kassa.toml.\n"
+        'api = "komtet"\n'
+        f'shop_id = "{shop_id}"\n'
+        f'secret = "{secret}"\n'
+    )
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # a file that existed keeps its mode through O_CREAT
     with os.fdopen(descriptor, "w") as out:
         out.write(text)
 

@@ -358,11 +358,225 @@ def atol_document() -> dict[str, Any]:
     }
 
 
+_KOMTET_ERROR = {
+    "type": "object",
+    "required": ["title", "code", "description"],
+    "properties": {
+        "title": {"type": "string"},
+        "code": {"type": "string", "description": "Kassa's stable code (KOMTET has no table)"},
+        "description": {"type": "string", "description": "begins with the field path at fault"},
+        "task": _ref("KomtetTask"),
+    },
+}
+_KOMTET_TASK = {
+    "type": "object",
+    "required": ["id", "external_id", "print_queue_id", "state"],
+    "properties": {
+        "id": {"type": "string", "description": "the Kassa job id, 32 hex digits"},
+        "external_id": {"type": "string"},
+        "print_queue_id": {"type": "string", "description": "the register group"},
+        "state": {"enum": ["new", "done", "error"]},
+    },
+}
+_KOMTET_INFO = {
+    "type": "object",
+    "required": [
+        "id",
+        "external_id",
+        "print_queue_id",
+        "state",
+        "error_description",
+        "fiscal_data",
+    ],
+    "properties": {
+        **_KOMTET_TASK["properties"],  # type: ignore[dict-item]
+        "error_description": {"type": ["string", "null"]},
+        "fiscal_data": {
+            "oneOf": [
+                {"type": "null"},
+                {
+                    "type": "object",
+                    "required": ["i", "fn", "t", "n", "fp", "s"],
+                    "properties": {
+                        "i": {"type": "string"},
+                        "fn": {"type": "string"},
+                        "t": {"type": "string"},
+                        "n": {"type": "integer"},
+                        "fp": {"type": "string"},
+                        "s": {"type": "string"},
+                    },
+                },
+            ]
+        },
+    },
+}
+_KOMTET_CHECK = {
+    "type": "object",
+    "required": ["external_id", "intent", "company", "payments", "positions"],
+    "description": "a KOMTET v2 check or correction check (cloud-apis.md §2.2)",
+    "properties": {
+        "external_id": {"type": "string", "minLength": 1},
+        "intent": {
+            "enum": [
+                "sell",
+                "sellReturn",
+                "buy",
+                "buyReturn",
+                "sellCorrection",
+                "sellReturnCorrection",
+                "buyCorrection",
+                "buyReturnCorrection",
+            ]
+        },
+        "company": {"type": "object"},
+        "payments": {"type": "array", "items": {"type": "object"}},
+        "positions": {"type": "array", "items": {"type": "object"}},
+        "callback_url": {"type": "string"},
+    },
+}
+_KOMTET_AUTH = [
+    {
+        "name": "Authorization",
+        "in": "header",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "the shop id",
+    },
+    {
+        "name": "X-HMAC-Signature",
+        "in": "header",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "hex HMAC-MD5 of method + full URL + body, keyed by the shop's secret",
+    },
+]
+_QUEUE = {"name": "queue_id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _komtet_refusals(*codes: int) -> dict[str, Any]:
+    texts = {
+        401: "no or unknown shop id, or a wrong signature",
+        404: "not a queue or task of the shop",
+        413: "the body is over the service's limit, unread",
+        422: "refused: the description names the field path at fault",
+        429: "over the tenant's rate or queue; wait Retry-After seconds",
+        500: "a fault of Kassa's own",
+        503: "the engine cannot take jobs now; wait Retry-After seconds",
+    }
+    out: dict[str, Any] = {}
+    for code in codes:
+        response = _json(_ref("KomtetError"), texts[code])
+        if code in (429, 503):
+            response["headers"] = _RETRY
+        out[str(code)] = response
+    return out
+
+
+def komtet_document() -> dict[str, Any]:
+    """The KOMTET Kassa v2-compatible API's part (engine/http/komtet.py)."""
+    prefix = "/api/shop/v2"
+    return {
+        "paths": {
+            f"{prefix}/queues/{{queue_id}}/task": {
+                "post": {
+                    "summary": "KOMTET v2: queue a check for fiscalization",
+                    "operationId": "komtetTask",
+                    "parameters": [*_KOMTET_AUTH, _QUEUE],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("KomtetCheck")}},
+                    },
+                    "responses": {
+                        "200": _json(_ref("KomtetTask"), "journaled: state new"),
+                        **_komtet_refusals(401, 404, 413, 422, 429, 500, 503),
+                    },
+                },
+            },
+            f"{prefix}/queues/{{queue_id}}/multi-tasks": {
+                "post": {
+                    "summary": "KOMTET v2: queue several checks in one commit",
+                    "operationId": "komtetMultiTasks",
+                    "parameters": [*_KOMTET_AUTH, _QUEUE],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"type": "array", "items": _ref("KomtetCheck")}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "description": "per entry, keyed by its index: a task or an error",
+                                "additionalProperties": {
+                                    "oneOf": [_ref("KomtetTask"), _ref("KomtetError")]
+                                },
+                            },
+                            "each entry answered alone",
+                        ),
+                        **_komtet_refusals(401, 404, 413, 422, 429, 500),
+                    },
+                },
+            },
+            f"{prefix}/queues/{{queue_id}}": {
+                "get": {
+                    "summary": "KOMTET v2: whether the queue can print (a register is ready)",
+                    "operationId": "komtetQueue",
+                    "parameters": [*_KOMTET_AUTH, _QUEUE],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["id", "state"],
+                                "properties": {
+                                    "id": {"type": "string"},
+                                    "state": {"enum": ["active", "passive"]},
+                                },
+                            },
+                            "the queue's state",
+                        ),
+                        **_komtet_refusals(401, 404, 429, 500),
+                    },
+                },
+            },
+            f"{prefix}/tasks/{{task_id}}": {
+                "get": {
+                    "summary": "KOMTET v2: a task's state (the callback's body too)",
+                    "operationId": "komtetTaskInfo",
+                    "parameters": [
+                        *_KOMTET_AUTH,
+                        {
+                            "name": "task_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                    "responses": {
+                        "200": _json(_ref("KomtetTaskInfo"), "the task"),
+                        **_komtet_refusals(401, 404, 429, 500),
+                    },
+                },
+            },
+        },
+        "components": {
+            "schemas": {
+                "KomtetCheck": _KOMTET_CHECK,
+                "KomtetError": _KOMTET_ERROR,
+                "KomtetTask": _KOMTET_TASK,
+                "KomtetTaskInfo": _KOMTET_INFO,
+            },
+        },
+    }
+
+
 def served() -> dict[str, Any]:
     """The document a door with every API of this checkout serves."""
     from engine.http.payments import payments_document
 
-    return document([atol_document(), payments_document()])
+    return document([atol_document(), komtet_document(), payments_document()])
 
 
 def text(spec: Mapping[str, Any]) -> str:

@@ -88,7 +88,8 @@ def test_the_http_section_and_the_tenants_credentials_are_read(
         (("callback_attempts = 4", 'tls_cert = "x.pem"'), "http.tls_key: TLS needs"),
         (('"a-web.atol"', '"missing.atol"'), "tenants[0].http[0]: "),
         (('login = "b-cms"', 'login = "a-web"'), "tenants[1].http: the ATOL login 'a-web'"),
-        (('api = "atol"', 'api = "komtet"'), 'tenants[1].http[0]: http[0]: api: expected "atol"'),
+        (('api = "atol"', 'api = "orange"'), 'tenants[1].http[0]: http[0]: api: expected "atol"'),
+        (('api = "atol"', 'api = "komtet"'), "tenants[1].http[0]: http[0]: unknown key 'login'"),
         ((f'password_hash = "{HASH}"', 'password_hash = "hunter2"'), "password_hash: expected"),
         (('login = "b-cms"', 'login = "b cms"'), "tenants[1].http[0]: http[0]: login"),
         (('http = ["a-web.atol"]', 'http = "a-web.atol"'), "tenants[0].http: expected an array"),
@@ -178,3 +179,36 @@ def test_kassa_serve_refuses_http_listen_without_an_http_section(
     path = setup(tmp_path, NO_HTTP)
     assert kassa(["serve", "--config", str(path), "--http-listen", "127.0.0.1:0"]) == 2
     assert "has no [http] section" in capsys.readouterr().err
+
+
+def test_kassa_keys_komtet_writes_an_owner_only_shop_the_config_loads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert kassa(["keys", "komtet", "web", "--shop-id", "3141", "--dir", str(tmp_path)]) == 0
+    said = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    path = tmp_path / "web.komtet"
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert kassa(["keys", "komtet", "web", "--dir", str(tmp_path)]) == 2
+    text = CONFIG.replace('http = ["a-web.atol"]', 'http = ["a-web.atol", "web.komtet"]')
+    loaded = load_config(setup(tmp_path, text))
+    assert loaded.http is not None
+    shop = loaded.http.komtet_shops["3141"]
+    assert shop.tenant == "a" and shop.secret == said["secret"] and said["shop_id"] == "3141"
+    assert "secret" not in repr(loaded.http) and said["secret"] not in repr(shop)
+    path.chmod(0o644)  # rotating keeps it owner-only even when someone widened it
+    assert kassa(["keys", "komtet", "web", "--rotate", "--dir", str(tmp_path)]) == 0
+    rotated = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    assert rotated["shop_id"] == "3141" and rotated["secret"] != said["secret"]
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    twice = text.replace(
+        f'http = [{{ api = "atol", login = "b-cms", password_hash = "{HASH}" }}]',
+        f'http = [{{ api = "komtet", shop_id = "3141", secret = "{"s" * 16}" }}]',
+    )
+    with pytest.raises(ConfigError, match="the KOMTET shop_id '3141' is tenant 'a'"):
+        load_config(_reload(tmp_path, twice))
+
+
+def _reload(folder: Path, text: str) -> Path:
+    path = folder / "kassa.toml"
+    path.write_text(text)
+    return path

@@ -18,9 +18,9 @@ ROOT = Path(__file__).parents[2]
 README = (ROOT / "README.md").read_text()
 
 
-def readme_session() -> list[tuple[str, str]]:
+def readme_session(title: str = "HTTP: the ATOL Online v5 API") -> list[tuple[str, str]]:
     """The README's curl session: (command, the answer it shows) in order."""
-    section = README.split("## HTTP: the ATOL Online v5 API", 1)[1].split("\n## ", 1)[0]
+    section = README.split(f"## {title}", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```sh\n(.*?)```", section, re.DOTALL)
     session = next(b for b in blocks if "$ curl" in b)
     steps: list[tuple[str, str]] = []
@@ -119,6 +119,67 @@ def test_the_readme_s_curl_session_runs_against_the_demo() -> None:
                 assert re.fullmatch(r"kkt-[01]", answer["device_code"]), answer  # either one
                 assert '"total":1599.00' in done.stdout
         assert live_uuid, "the session sold nothing"
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            assert process.wait(20) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+def test_the_readme_s_komtet_curl_session_runs_against_the_demo() -> None:
+    """The KOMTET session as written: openssl signs, curl sends; the demo's shop id and secret
+    and the live task id stand in for the README's."""
+    process, said = start_demo()
+    try:
+        credentials: dict[str, Any] = json.loads(said["credentials"])
+        komtet = credentials["komtet"]
+        assert set(komtet) == {"shop_id", "secret", "queue_id"} and komtet["queue_id"] == "main"
+        steps = readme_session("HTTP: the KOMTET Kassa v2 API")
+        assert [c.split()[0] for c, _ in steps] == ["export", "export", "curl", "export", "curl"]
+        env = {**os.environ}
+        shown_id = live_id = ""
+        for command, shown in steps:
+            if command.startswith("export KASSA="):
+                words = dict(w.split("=", 1) for w in shlex.split(command)[1:])
+                assert words["KASSA"] == "http://127.0.0.1:8080"
+                assert words["SHOP"] == komtet["shop_id"]
+                env.update(KASSA=credentials["http"], SHOP=komtet["shop_id"])
+                env["SECRET"] = komtet["secret"]
+                continue
+            if command.startswith("export "):  # URL: evaluated by the shell, as a reader's is
+                if shown_id:
+                    command = command.replace(shown_id, live_id)
+                done = subprocess.run(
+                    ["bash", "-c", command + ' && printf %s "$URL"'],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                )
+                env["URL"] = done.stdout
+                continue
+            expected = json.loads(shown)
+            for _ in range(200):  # the task: until the register has signed it
+                done = subprocess.run(
+                    ["bash", "-c", command], env=env, cwd=ROOT, capture_output=True, text=True
+                )
+                assert done.returncode == 0, done.stderr
+                answer = json.loads(done.stdout)
+                if answer.get("state") != "new" or expected["state"] == "new":
+                    break
+                time.sleep(0.1)
+            assert set(answer) == set(expected), (command, answer)
+            assert answer["external_id"] == expected["external_id"] == "komtet-sell-card"
+            if expected["state"] == "new":
+                assert answer["state"] == "new", answer
+                shown_id, live_id = expected["id"], answer["id"]
+            else:
+                assert answer["state"] == "done" and answer["id"] == live_id, answer
+                assert set(answer["fiscal_data"]) == set(expected["fiscal_data"])
+                assert answer["fiscal_data"]["s"] == "1599.00"
+        assert live_id, "the session sold nothing"
     finally:
         process.send_signal(signal.SIGINT)
         try:
