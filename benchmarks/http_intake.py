@@ -59,6 +59,8 @@ class Connection:
         self.stream = stream
         self.host = host
         self._buffer = b""
+        #: The server said ``Connection: close`` (hypercorn does after 1,000 requests).
+        self.closing = False
 
     @classmethod
     async def open(cls, base: str) -> Connection:
@@ -83,6 +85,8 @@ class Connection:
             name, _, value = line.partition(b":")
             if name.strip().lower() == b"content-length":
                 length = int(value)
+            elif name.strip().lower() == b"connection" and value.strip().lower() == b"close":
+                self.closing = True
         while len(self._buffer) < length:
             await self._more()
         answer, self._buffer = self._buffer[:length], self._buffer[length:]
@@ -169,6 +173,9 @@ async def _run_single(
                 tally.latencies.append(time.perf_counter() - began)
                 tally.requests += 1
                 tally.count(status, answer)
+                if connection.closing:  # answered, then closed by the server: a new one
+                    await connection.aclose()
+                    connection = await Connection.open(base)
         finally:
             await connection.aclose()
 
