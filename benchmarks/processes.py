@@ -175,10 +175,16 @@ class ServiceProcess:
     keys: ClientKeys
     tenant: str
     journal: Path
+    http: str = ""  # the HTTP door's base URL, when it has one
 
 
 def _service_toml(
-    folder: Path, port: int, tenant: str, client_public: bytes, addresses: Sequence[str]
+    folder: Path,
+    port: int,
+    tenant: str,
+    client_public: bytes,
+    addresses: Sequence[str],
+    http: tuple[int, str, str] | None = None,
 ) -> str:
     # A daily close twelve hours away: none falls inside a benchmark run.
     close = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=12)).strftime("%H:%M")
@@ -194,12 +200,19 @@ def _service_toml(
         "burst = 1000000",
         "queue = 1000000",
         "",
+    ]
+    if http is not None:
+        lines += ["[http]", f'listen = "127.0.0.1:{http[0]}"', ""]
+    lines += [
         "[[tenants]]",
         f'id = "{tenant}"',
         'timezone = "UTC"',
         f'daily_close = "{close}"',
         f'keys = ["{client_public.decode()}"]',
     ]
+    if http is not None:
+        login, hashed = http[1], http[2]
+        lines.append(f'http = [{{api = "atol", login = "{login}", password_hash = "{hashed}"}}]')
     for index, address in enumerate(addresses):
         lines += ["", "[[registers]]", f'id = "kkt-{index}"', f'tenant = "{tenant}"']
         lines += ['protocol = "shtrih"', f'address = "{address}"']
@@ -233,6 +246,7 @@ class ServiceFolder:
     endpoint: str
     keys: ClientKeys
     tenant: str
+    http: str = ""  # the HTTP door's base URL, when it has one
 
     @property
     def config(self) -> Path:
@@ -249,9 +263,12 @@ class ServiceFolder:
 
 
 @contextmanager
-def service_folder(addresses: Sequence[str], *, tenant: str = "shop") -> Iterator[ServiceFolder]:
+def service_folder(
+    addresses: Sequence[str], *, tenant: str = "shop", http: tuple[str, str] | None = None
+) -> Iterator[ServiceFolder]:
     """A temporary folder with a kassa.toml over the registers at ``addresses``, fresh CURVE
-    keys and a free port; removed, journal and all, when the block ends.
+    keys and a free port; removed, journal and all, when the block ends. With ``http``
+    (an ATOL login and its password hash), an [http] door on another free port too.
 
     The journal is SQLite at its default, ``synchronous=FULL``: every acknowledged job is on
     disk before its answer leaves.
@@ -261,14 +278,17 @@ def service_folder(addresses: Sequence[str], *, tenant: str = "shop") -> Iterato
         server_public, server_secret = zmq.curve_keypair()
         client_public, client_secret = zmq.curve_keypair()
         write_certificate(folder / "server", server_public, server_secret)
-        port = free_ports(1)
+        port = free_ports(2 if http else 1)
+        door = None if http is None else (port + 1, *http)
         setup = ServiceFolder(
             folder,
             f"tcp://127.0.0.1:{port}",
             ClientKeys(server_public, client_public, client_secret),
             tenant,
+            "" if door is None else f"http://127.0.0.1:{door[0]}",
         )
-        setup.config.write_text(_service_toml(folder, port, tenant, client_public, addresses))
+        text = _service_toml(folder, port, tenant, client_public, addresses, door)
+        setup.config.write_text(text)
         yield setup
 
 
@@ -303,14 +323,20 @@ def start_service(setup: ServiceFolder, profile: Path | None = None) -> subproce
 
 @contextmanager
 def kassa_service(
-    addresses: Sequence[str], *, tenant: str = "shop", profile: Path | None = None
+    addresses: Sequence[str],
+    *,
+    tenant: str = "shop",
+    profile: Path | None = None,
+    http: tuple[str, str] | None = None,
 ) -> Iterator[ServiceProcess]:
     """``kassa serve --config`` over the registers at ``addresses`` (:func:`service_folder`),
     stopped when the block ends. With ``profile``, it runs under cProfile (:func:`start_service`).
     """
-    with service_folder(addresses, tenant=tenant) as setup:
+    with service_folder(addresses, tenant=tenant, http=http) as setup:
         process = start_service(setup, profile)
         try:
-            yield ServiceProcess(process.pid, setup.endpoint, setup.keys, tenant, setup.journal)
+            yield ServiceProcess(
+                process.pid, setup.endpoint, setup.keys, tenant, setup.journal, setup.http
+            )
         finally:
             stop_child(process)

@@ -42,6 +42,7 @@ BENCHMARKS: dict[str, str] = {
     "faults": "benchmarks.faults",
     "crash": "benchmarks.crash",
     "intake": "benchmarks.intake",
+    "http": "benchmarks.http_intake",
     "e2e": "benchmarks.e2e",
     "sim": "benchmarks.sim",
 }

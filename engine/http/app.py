@@ -11,13 +11,18 @@ Each API (ATOL v5, KOMTET v2; payment notifications to come) is a class with ``r
 is the union of their documents (:mod:`engine.http.openapi`). The door owns no fiscal logic: an
 API reads its format onto the receipt model, calls the engine, and answers in its own shapes.
 A body over the service's size limit is refused (413) from its Content-Length, unread.
+
+A request no route takes (an unknown path: 404; a method the path lacks: 405 with Allow) is
+answered in JSON too, in the error shape of the API whose prefix the path has
+(:attr:`HttpDoor.shapes`), else in the door's own ``{"error": {code, text, path}}``, so that a
+client never meets Starlette's plain text.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -25,6 +30,7 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -105,6 +111,16 @@ def json_response(
     )
 
 
+#: How an API words a refusal of its own: (request, HTTP status, text, headers) → the answer.
+Refuser = Callable[[Request, int, str, Mapping[str, str]], Response]
+
+
+def door_refusal(request: Request, status: int, text: str, headers: Mapping[str, str]) -> Response:
+    """The door's own error shape, for paths that are no API's."""
+    body = {"error": {"code": status, "text": text, "path": request.url.path}}
+    return json_response(body, status, headers)
+
+
 class Api(Protocol):
     """One HTTP API of the door: its routes and its part of the OpenAPI document."""
 
@@ -143,6 +159,9 @@ class HttpDoor:
         self.komtet = KomtetApi(self)
         self.payments = PaymentsApi(self)
         self.apis: list[Api] = [self.atol, self.komtet, self.payments]
+        #: Path prefix → how the API under it words the door's refusals (unknown path, method).
+        self.shapes: dict[str, Refuser] = {}
+        self.atol.register_shape()
 
     def on_event(self, event: JobEvent) -> None:
         """The engine's notification hook: a job that ended may have a callback due."""
@@ -160,7 +179,22 @@ class HttpDoor:
         routes: list[BaseRoute] = [Route("/openapi.json", openapi, methods=["GET"])]
         for api in self.apis:
             routes.extend(api.routes())
-        return Starlette(routes=routes)
+        handlers: Any = {HTTPException: self._unrouted}  # Starlette's type is invariant
+        return Starlette(routes=routes, exception_handlers=handlers)
+
+    async def _unrouted(self, request: Request, exc: Exception) -> Response:
+        """404 and 405 (and any HTTPException a route raises) in the shape of the path's API."""
+        assert isinstance(exc, HTTPException)
+        path, headers = request.url.path, dict(exc.headers or {})
+        if exc.status_code == 405:
+            text = f"{request.method} {path}: the path takes {headers.get('Allow', 'none')}"
+        elif exc.status_code == 404:
+            text = f"{path}: no such path"
+        else:
+            text = f"{path}: {exc.detail}"
+        prefixes = [p for p in self.shapes if path == p or path.startswith(p.rstrip("/") + "/")]
+        refuse = self.shapes[max(prefixes, key=len)] if prefixes else door_refusal
+        return refuse(request, exc.status_code, text, headers)
 
     def stop(self) -> None:
         """Stop taking connections; requests in progress get GRACE seconds to finish."""

@@ -46,6 +46,8 @@ code  HTTP    when
 41    415     a Content-Type other than application/json (charset utf-8 if any)
 0     429     over the tenant's request rate, or its queue is full: Retry-After says when
 40    413     a body over the service's limit (engine/limits.py), refused unread
+40    404     a path under /possystem/v5 that is no route of the API
+40    405     a method the path does not take (Allow lists those it does)
 50    500     a fault of Kassa's own, logged
 ====  ======  =============================================================================
 
@@ -193,6 +195,17 @@ class AtolApi:
                 methods=["POST"],
             ),
         ]
+
+    def register_shape(self) -> None:
+        """Refusals of unknown paths and methods under PREFIX are ATOL's too (code 40)."""
+
+        def refuse(request: Request, status: int, text: str, headers: Any) -> Response:
+            refusal = Refusal(40, text, http=status)
+            answer = self._refused(request, refusal)
+            answer.headers.update(headers)
+            return answer
+
+        self.door.shapes[PREFIX] = refuse
 
     def openapi(self) -> dict[str, Any]:
         from engine.http.openapi import atol_document

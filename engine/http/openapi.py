@@ -237,6 +237,7 @@ _TOKEN_HEADER = {
     "description": "from getToken (a token query parameter is taken too)",
 }
 _GROUP = {"name": "group_code", "in": "path", "required": True, "schema": {"type": "string"}}
+_TEXT = {"type": "string", "minLength": 1}
 _RETRY = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}}
 
 
@@ -266,8 +267,8 @@ def atol_document() -> dict[str, Any]:
         "type": "object",
         "required": ["login", "pass"],
         "properties": {
-            "login": {"type": "string"},
-            "pass": {"type": "string"},
+            "login": _TEXT,
+            "pass": _TEXT,
             "source": {"type": "string"},
         },
     }
@@ -284,6 +285,18 @@ def atol_document() -> dict[str, Any]:
                     "responses": {
                         "200": _json(_ref("AtolTokenResponse"), "the token"),
                         **_refusals("AtolTokenResponse", 400, 401, 413, 415, 429, 500),
+                    },
+                },
+                "get": {
+                    "summary": "ATOL v5: a token for 24 hours, asked as older clients do",
+                    "operationId": "atolGetTokenByQuery",
+                    "parameters": [
+                        {"name": "login", "in": "query", "required": True, "schema": _TEXT},
+                        {"name": "pass", "in": "query", "required": True, "schema": _TEXT},
+                    ],
+                    "responses": {
+                        "200": _json(_ref("AtolTokenResponse"), "the token"),
+                        **_refusals("AtolTokenResponse", 400, 401, 429, 500),
                     },
                 },
             },
@@ -333,7 +346,7 @@ def atol_document() -> dict[str, Any]:
                             "name": "uuid",
                             "in": "path",
                             "required": True,
-                            "schema": {"type": "string"},
+                            "schema": {"type": "string", "format": "uuid"},
                         },
                     ],
                     "responses": {
