@@ -226,7 +226,7 @@ class RegisterRow:
     protocol: str
     address: str
     fn_number: str | None = None  # 1041 of the ФН last seen in it
-    state: str = "unknown"  # ready | out | exhausted | unknown
+    state: str = "unknown"  # ready | out | exhausted | journal_behind | unknown
 
 
 @attrs.frozen

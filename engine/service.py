@@ -50,6 +50,7 @@ from engine.engine import (
     Conflict,
     Engine,
     JobEvent,
+    JournalBehind,
     NotCancellable,
     SubmitError,
     UnknownGroup,
@@ -664,6 +665,8 @@ def _submit_error(exc: SubmitError, entry: SubmitArgs, prefix: str) -> dict[str,
         return error_dict("busy", str(exc), retry_after=exc.retry_after)
     if isinstance(exc, UnknownGroup):
         return error_dict("bad_request", "no register group of that name", f"{prefix}group")
+    if isinstance(exc, JournalBehind):
+        return error_dict("unavailable", str(exc))
     _internal("submit", "?", exc)
     return error_dict("internal", "an internal error; it has been logged")
 
