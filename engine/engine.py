@@ -274,7 +274,15 @@ class Engine:
     async def _start(self) -> None:
         for tenant in self.config.tenants:
             await self.journal.save_tenant(tenant.id, tenant.name)
+        # A register held at the last run stays held until its connect says otherwise: a
+        # restart must not open its tenant's intake to a journal that is still behind.
+        held = {
+            row.id: row for row in await self.journal.registers() if row.state == "journal_behind"
+        }
         for register in self.config.registers:
+            row = held.get(register.id)
+            if row is not None:
+                self._behind.setdefault(register.tenant, set()).add(register.id)
             await self.journal.save_register(
                 RegisterRow(
                     register.id,
@@ -282,6 +290,7 @@ class Engine:
                     register.group,
                     register.protocol,
                     register.address,
+                    *(() if row is None else (row.fn_number, row.state)),
                 )
             )
         # A restart: what was accepted goes back to its queue; what was sent is resolved by

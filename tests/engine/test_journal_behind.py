@@ -143,7 +143,8 @@ async def test_more_unknown_documents_than_a_crash_leaves_hold_a_register(
 async def test_a_held_register_does_not_take_jobs_accepted_before(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    """Jobs a journal queued before its register was found ahead stay queued, unsent."""
+    """Jobs a journal queued before its register was found ahead stay queued, unsent; and
+    after a restart, its tenant's submits are refused before the register is looked at."""
     async with open_memory_fleet(1) as fleet:
         await _fiscalize(fleet_config(fleet, tmp_path / "journal.db"), ["order-1"])
         config = fleet_config(fleet, tmp_path / "new.db")
@@ -153,6 +154,10 @@ async def test_a_held_register_does_not_take_jobs_accepted_before(
             assert engine.registers["kkt-0"].state == "journal_behind"
             job = await engine.journal.job(queued.id)
             assert job is not None and job.state is JobState.QUEUED
+        async with Engine.open(config) as engine:  # a restart keeps the tenant's intake shut
+            with pytest.raises(JournalBehind):
+                await engine.submit("shop", "order-2", samples.card_sale())
+            assert await _connected(engine) == "journal_behind"
         assert _receipts(fleet) == 1
 
 
