@@ -555,6 +555,39 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_journal_check(args: argparse.Namespace) -> int:
+    """The full check of a journal file (``PRAGMA integrity_check``), which a start skips."""
+    from engine.journal import JournalError, check
+
+    try:
+        print(f"{args.journal}: sound; {check(Path(args.journal))}")
+    except JournalError as exc:
+        _fail(str(exc))
+    return 0
+
+
+def _cmd_journal_adopt(args: argparse.Namespace) -> int:
+    """Let a journal start over on a used ФН: the way out an engine names when it holds a
+    register whose ФН holds receipts the journal does not know."""
+    from engine.journal import JournalError, adopt
+
+    if not args.fn.isdigit():
+        _fail(f"--fn: expected the ФН's number (digits), got {args.fn!r}")
+    if args.last_fd < 1:
+        _fail(f"--last-fd: expected an FD number of at least 1, got {args.last_fd}")
+    try:
+        known = adopt(Path(args.journal), args.fn, args.last_fd)
+    except JournalError as exc:
+        _fail(str(exc))
+    before = "nothing of it" if known is None else f"FD {known}"
+    print(
+        f"{args.journal}: ФН {args.fn} adopted at FD {args.last_fd} (the journal knew {before}); "
+        "its register takes jobs once the engine looks at it again. Receipts it signed before "
+        "are not in this journal: their external_ids are not recognised."
+    )
+    return 0
+
+
 #: The shipped receipt the hint of ``kassa serve --demo`` submits: a card sale at VAT 22 %.
 DEMO_SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "kassa-sell-card.json"
 
@@ -1384,6 +1417,29 @@ def build_parser() -> argparse.ArgumentParser:
     kassa_serve.set_defaults(handler=_cmd_serve)
 
     _add_client_commands(commands, receipt_commands)
+
+    journal = commands.add_parser("journal", help="check a journal file, or adopt a used ФН")
+    journal_commands = journal.add_subparsers(
+        dest="journal_command", required=True, metavar="ACTION"
+    )
+    journal_check = journal_commands.add_parser(
+        "check", help="the full integrity check of a journal (a start runs the quick one)"
+    )
+    journal_check.add_argument("journal", metavar="JOURNAL", help="the journal file")
+    journal_check.set_defaults(handler=_cmd_journal_check)
+    journal_adopt = journal_commands.add_parser(
+        "adopt",
+        help="let the journal start over on a ФН whose receipts it does not know "
+        "(their external_ids are then not recognised)",
+    )
+    journal_adopt.add_argument("journal", metavar="JOURNAL", help="the journal file")
+    journal_adopt.add_argument(
+        "--fn", required=True, help="the ФН's number (1041), as the engine said"
+    )
+    journal_adopt.add_argument(
+        "--last-fd", type=int, required=True, help="its last FD, as the engine said"
+    )
+    journal_adopt.set_defaults(handler=_cmd_journal_adopt)
 
     bench = commands.add_parser("bench", help="run a benchmark from benchmarks/")
     bench.add_argument("name", help=f"one of: all, {', '.join(BENCHMARKS)}")

@@ -21,6 +21,12 @@ take no jobs, and a watcher probes the journal with growing waits until a commit
 Nothing in flight is lost meanwhile: a commit is all or nothing, so a job is either journaled
 in its old state (back to its queue, or in doubt if the register may have signed it, for
 recovery to settle from the ФН once the journal is back) or in its new one.
+
+A register whose ФН holds receipts the journal does not know is held (``journal_behind``): the
+journal has forgotten jobs (emptied, replaced, or restored from an older copy), so an
+external_id it forgot could be signed twice. The register takes no jobs and its tenant's
+submits are refused until an operator puts the right journal back or adopts the ФН
+(``kassa journal adopt``); it is looked at again every ``probe_max``.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import datetime as dt
 import json
 import logging
 import math
+import shlex
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -61,7 +68,7 @@ from engine.journal import (
     RegisterRow,
     SqliteJournal,
 )
-from engine.recovery import ArchiveReader, mark
+from engine.recovery import ArchiveReader, mark, unknown_receipt
 from engine.reports import (
     OperationsReport,
     ReceiptRecord,
@@ -111,6 +118,14 @@ class UnknownTenant(SubmitError):
 class UnknownGroup(SubmitError):
     code = "unknown_group"
     path = "group"
+
+
+class JournalBehind(SubmitError):
+    """A register of the tenant holds receipts the journal does not know: nothing is accepted,
+    so that no forgotten external_id is signed twice and no job goes into a journal that an
+    operator may yet put aside."""
+
+    code = "unavailable"
 
 
 class NotCancellable(Exception):
@@ -229,6 +244,10 @@ class _Outage:
     back: trio.Event = attrs.Factory(trio.Event)  # set once a commit succeeds again
 
 
+class _UnknownReceipts(Exception):
+    """The register's ФН holds receipts the journal does not know: it must not take jobs."""
+
+
 class Engine:
     """An open engine; see the module docstring. Create it with :meth:`open`."""
 
@@ -255,6 +274,8 @@ class Engine:
             t.id: ShiftKeeper(config, t, journal, self._keeper_alert(t.id)) for t in config.tenants
         }
         self._pending: dict[str, int] = dict.fromkeys(self.tenants, 0)
+        #: Each tenant's registers held because the journal is behind their ФН.
+        self._behind: dict[str, set[str]] = {}
         self._waiters: dict[str, trio.Event] = {}
         self.alerts: deque[Event] = deque(maxlen=1000)
         self._outage: _Outage | None = None
@@ -305,7 +326,15 @@ class Engine:
     async def _start(self) -> None:
         for tenant in self.config.tenants:
             await self.journal.save_tenant(tenant.id, tenant.name)
+        # A register held at the last run stays held until its connect says otherwise: a
+        # restart must not open its tenant's intake to a journal that is still behind.
+        held = {
+            row.id: row for row in await self.journal.registers() if row.state == "journal_behind"
+        }
         for register in self.config.registers:
+            row = held.get(register.id)
+            if row is not None:
+                self._behind.setdefault(register.tenant, set()).add(register.id)
             await self.journal.save_register(
                 RegisterRow(
                     register.id,
@@ -313,6 +342,7 @@ class Engine:
                     register.group,
                     register.protocol,
                     register.address,
+                    *(() if row is None else (row.fn_number, row.state)),
                 )
             )
         # A restart: what was accepted goes back to its queue; what was sent is resolved by
@@ -565,6 +595,12 @@ class Engine:
     def _checked(self, tenant: str, receipt: Receipt, group: str) -> bytes:
         if tenant not in self.tenants:
             raise UnknownTenant(f"unknown tenant {tenant!r}")
+        held = self._behind.get(tenant)
+        if held:
+            raise JournalBehind(
+                f"the journal is behind the ФН of register {', '.join(sorted(held))}: nothing "
+                "is accepted until an operator settles it"
+            )
         if (tenant, group) not in self._groups:
             raise UnknownGroup(f"tenant {tenant!r} has no register group {group!r}")
         problems = check_receipt(
@@ -852,6 +888,11 @@ class Engine:
             except _RegisterGone as exc:
                 await self._mark(register, "exhausted", str(exc))
                 wait = self.config.probe_max
+            except _UnknownReceipts as exc:
+                if register.state != "journal_behind":
+                    log.error("%s", exc)
+                await self._mark(register, "journal_behind", str(exc))
+                wait = self.config.probe_max
             except RegisterRefused as exc:
                 await self._mark(register, "out", f"refused a service command: {exc}")
             except JournalUnavailable:  # the register is fine: the journal is not
@@ -906,9 +947,39 @@ class Engine:
             await self._read_registration(register, driver, status.fn_number)
         await keeper.adopt(register, driver, status)
         await self._recover(register, driver)
+        await self._compare_with_journal(register, driver, status.fn_number, status.last_fd)
         await keeper.maintain(register, driver, await driver.status())
         if register.state != "ready":
             await self._mark(register, "ready", f"ФН {status.fn_number}, last FD {status.last_fd}")
+
+    async def _compare_with_journal(
+        self, register: RegisterView, driver: RegisterDriver, fn_number: str, last_fd: int
+    ) -> None:
+        """Hold the register if its ФН holds receipts the journal does not know.
+
+        Runs after recovery has settled the in-doubt jobs: what a sound journal may still not
+        know are the shift reports a crash kept it from journaling. FD 1 is the registration
+        report, so a new ФН holds nothing unknown.
+        """
+        tenant, register_id = register.config.tenant, register.config.id
+        known = await self.journal.last_fd(fn_number) or 1
+        why = None
+        if last_fd > known:
+            why = await unknown_receipt(ArchiveReader(driver), known + 1, last_fd)
+        if why is None:
+            self._behind.get(tenant, set()).discard(register_id)
+            return
+        self._behind.setdefault(tenant, set()).add(register_id)
+        journal = shlex.quote(str(self.config.journal))
+        raise _UnknownReceipts(
+            f"register {register_id}: its ФН {fn_number} holds FD {known + 1}–{last_fd}, which "
+            f"the journal {self.config.journal} does not know, and {why}. The journal is behind "
+            "the register (emptied, replaced or restored from an older copy), so a receipt it "
+            "forgot could be made twice: the register takes no jobs and tenant "
+            f"{tenant}'s submits are refused. Put the right journal back; or, if this journal "
+            f"is to start over on this ФН, run: kassa journal adopt {journal} --fn {fn_number} "
+            f"--last-fd {last_fd}"
+        )
 
     async def _read_registration(
         self, register: RegisterView, driver: RegisterDriver, fn_number: str
@@ -1134,7 +1205,7 @@ class Engine:
                 state,
             )
         )
-        if state in ("out", "exhausted") and was != state:
+        if state in ("out", "exhausted", "journal_behind") and was != state:
             await self._alert(f"alert.register_{state}", message, register=register)
         else:
             await self._event(f"register.{state}", message, register, None)
@@ -1207,6 +1278,7 @@ __all__ = [
     "EngineConfig",
     "Health",
     "JobEvent",
+    "JournalBehind",
     "NotCancellable",
     "ReceiptJsonError",
     "RegisterConfig",

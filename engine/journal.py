@@ -26,12 +26,20 @@ A commit is all or nothing for its group: when the store cannot commit (a full d
 error, a read-only file) every request of the group hears :class:`JournalUnavailable` and none
 of them is kept; the writer thread lives on, and the next group tries again. :meth:`probe`
 is the smallest durable write, for whoever waits to learn that commits work again.
+
+Dedupe is only as good as the journal's memory, so a journal is checked before it is used
+(:func:`open_checked`): a new one is made beside its path and moved into place whole, so an
+empty file is never Kassa's; an empty, damaged or foreign file is refused with its path named.
+The registers' ФН are the other memory: the engine compares each with the journal when it
+connects (see ``engine.engine``), and ``adopted`` keeps the ФН an operator let a journal start
+over on (:func:`adopt`, ``kassa journal adopt``).
 """
 
 from __future__ import annotations
 
 import enum
 import hashlib
+import os
 import queue
 import sqlite3
 import threading
@@ -96,6 +104,10 @@ class JournalUnavailable(JournalError):
     def __init__(self, cause: str) -> None:
         self.cause = cause
         super().__init__(f"commit failed: {cause}")
+
+
+class JournalUnusable(JournalError):
+    """The journal file cannot be used as it is; the message names its path and why."""
 
 
 class DuplicateDocument(JournalError):
@@ -274,7 +286,7 @@ class RegisterRow:
     protocol: str
     address: str
     fn_number: str | None = None  # 1041 of the ФН last seen in it
-    state: str = "unknown"  # ready | out | exhausted | unknown
+    state: str = "unknown"  # ready | out | exhausted | journal_behind | unknown
 
 
 @attrs.frozen
@@ -386,6 +398,11 @@ CREATE TABLE IF NOT EXISTS probes (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     probed REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS adopted (
+    fn_number TEXT PRIMARY KEY,
+    last_fd INTEGER NOT NULL,
+    adopted_at REAL NOT NULL
+);
 """
 
 #: SQLite's primary result codes that say the store, not the statement, failed: busy, locked,
@@ -406,6 +423,15 @@ def _describe(exc: BaseException) -> str:
     name = getattr(exc, "sqlite_errorname", None)
     return f"{exc} ({name})" if name else f"{type(exc).__name__}: {exc}"
 
+
+#: ``PRAGMA application_id`` of a Kassa journal ("Kass"): an SQLite file with another id is
+#: another program's.
+APPLICATION_ID = 0x4B617373
+#: ``PRAGMA user_version``: the schema this Kassa writes. Version 0 is a journal from before
+#: versions (no ``adopted``, ``deliveries`` or ``probes`` table); it is upgraded when opened.
+SCHEMA_VERSION = 1
+#: Tables added since version 0: a version-0 journal may lack them.
+_ADDED_SINCE_0 = frozenset({"adopted", "deliveries", "probes"})
 
 _JOB_COLUMNS = (
     "id, tenant, external_id, body, state, register_id, error, created, updated, fd_before"
@@ -486,11 +512,7 @@ class SqliteJournal:
                 cls.waiting -= 1
 
     def _connect(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=FULL")
-        connection.executescript(_SCHEMA)
-        return connection
+        return open_checked(self.path)
 
     # --- the writer thread ------------------------------------------------------------------------
 
@@ -836,14 +858,16 @@ class SqliteJournal:
         return await self._run(work)
 
     async def last_fd(self, fn_number: str) -> int | None:
-        """The highest FD number of ``fn_number`` the journal holds (receipts and shift reports)."""
+        """The highest FD number of ``fn_number`` the journal knows: its receipts and shift
+        reports, or the FD an operator adopted the ФН at."""
 
         def work(connection: sqlite3.Connection) -> int | None:
             row = connection.execute(
                 "SELECT MAX(fd) FROM (SELECT MAX(fd_number) AS fd FROM results WHERE fn_number = ?"
                 " UNION ALL SELECT MAX(MAX(COALESCE(open_fd, 0)), MAX(COALESCE(close_fd, 0))) "
-                "FROM shifts WHERE fn_number = ?)",
-                (fn_number, fn_number),
+                "FROM shifts WHERE fn_number = ? "
+                "UNION ALL SELECT last_fd FROM adopted WHERE fn_number = ?)",
+                (fn_number, fn_number, fn_number),
             ).fetchone()
             return None if row[0] in (None, 0) else int(row[0])
 
@@ -1003,3 +1027,222 @@ def _move(
         updated=now,
         fd_before=job.fd_before if fd_before is None else fd_before,
     )
+
+
+# --- opening and checking the file ------------------------------------------------------------
+
+
+def open_checked(path: Path, *, full: bool = False) -> sqlite3.Connection:
+    """The journal at ``path`` as a connection in WAL mode with ``synchronous=FULL``.
+
+    A missing file becomes a new journal. An existing one must be a whole Kassa journal: an
+    empty file, a file that is not SQLite, a damaged one (``PRAGMA quick_check``, or the full
+    ``integrity_check`` with ``full``) or another program's database is refused with a
+    :class:`JournalUnusable` naming ``path``. A version-0 journal is upgraded.
+    """
+    if not os.path.lexists(path):
+        _create(path)
+    elif not path.exists():
+        raise JournalUnusable(f"the journal {path} is a link to a file that does not exist")
+    elif path.is_dir():
+        raise JournalUnusable(f"the journal {path} is a folder, not a file")
+    elif path.stat().st_size == 0:
+        raise JournalUnusable(
+            f"the journal {path} is an empty file (0 bytes). Kassa never leaves one (it makes a "
+            "new journal whole), so the journal that was here has been emptied: put it back; "
+            "or, to start a new journal, remove the file (a register whose ФН holds receipts "
+            "the new journal does not know will take no jobs until adopted)"
+        )
+    try:
+        connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise _cannot_open(path, exc) from None
+    try:
+        _check(connection, path, full)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=FULL")
+    except sqlite3.Error as exc:
+        connection.close()
+        raise _cannot_open(path, exc) from None
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _create(path: Path) -> None:
+    """Make a new journal beside ``path`` and move it there whole.
+
+    A crash leaves no journal or a whole one, never an empty file that could pass for a new
+    journal where a used one was.
+    """
+    fresh = path.with_name(f"{path.name}.new")
+    if path.parent.is_dir():  # else connecting says that the folder is missing
+        for leftover in (fresh, Path(f"{fresh}-wal"), Path(f"{fresh}-shm")):
+            leftover.unlink(missing_ok=True)  # a crash's, before its rename
+    try:
+        connection = sqlite3.connect(fresh, isolation_level=None)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.executescript(_SCHEMA)
+            connection.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        finally:
+            connection.close()  # the last connection: its WAL is checkpointed and removed
+        _fsync(fresh)
+        os.rename(fresh, path)
+        _fsync(path.parent)
+    except sqlite3.Error as exc:
+        raise _cannot_open(path, exc) from None
+    except OSError as exc:
+        raise JournalUnusable(f"cannot create the journal {path}: {exc.strerror or exc}") from None
+
+
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _cannot_open(path: Path, exc: sqlite3.Error) -> JournalUnusable:
+    """SQLite's error with the path and, where it can be told, the reason."""
+    folder = path.parent
+    if not folder.is_dir():
+        why = f"its folder {folder} does not exist"
+    elif not os.access(folder, os.W_OK | os.X_OK):
+        why = f"its folder {folder} is not writable"
+    elif path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        why = "the file is not readable and writable"
+    else:
+        why = str(exc)
+    return JournalUnusable(f"cannot open the journal {path}: {why}")
+
+
+def _check(connection: sqlite3.Connection, path: Path, full: bool) -> None:
+    """Refuse a damaged or foreign file; upgrade a version-0 journal."""
+    try:
+        application_id = connection.execute("PRAGMA application_id").fetchone()[0]
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        problems = [
+            row[0]
+            for row in connection.execute(f"PRAGMA {'integrity_check' if full else 'quick_check'}")
+        ]
+        tables = _tables(connection)
+    except sqlite3.DatabaseError as exc:
+        if "not a database" in str(exc):
+            raise JournalUnusable(f"the journal {path} is not an SQLite database") from None
+        raise JournalUnusable(
+            f"the journal {path} is damaged: {exc}; put back a sound copy"
+        ) from None
+    if problems != ["ok"]:
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        raise JournalUnusable(
+            f"the journal {path} is damaged: {problems[0]}{more}; put back a sound copy"
+        )
+    if application_id not in (0, APPLICATION_ID):
+        raise JournalUnusable(
+            f"the journal {path} is not a Kassa journal: it is another program's SQLite "
+            f"database (application id {application_id:#x})"
+        )
+    if application_id == APPLICATION_ID and version > SCHEMA_VERSION:
+        raise JournalUnusable(
+            f"the journal {path} has schema version {version}, made by a newer Kassa; this one "
+            f"knows versions up to {SCHEMA_VERSION}"
+        )
+    expected = _expected_tables()
+    needed = (
+        expected
+        if application_id
+        else {name: columns for name, columns in expected.items() if name not in _ADDED_SINCE_0}
+    )
+    for name, columns in needed.items():
+        if tables.get(name) != columns:
+            what = "has no table" if name not in tables else "has another table"
+            raise JournalUnusable(
+                f"the journal {path} is not a Kassa journal: it {what} {name!r} "
+                f"({', '.join(c for c, _ in columns)})"
+            )
+    if application_id == 0 or version < SCHEMA_VERSION:
+        connection.executescript(_SCHEMA)
+        connection.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _tables(connection: sqlite3.Connection) -> dict[str, list[tuple[str, str]]]:
+    """Each table's (column, type) list."""
+    names = [
+        row[0]
+        for row in connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+    ]
+    return {
+        name: [(row[1], row[2]) for row in connection.execute(f"PRAGMA table_info({name!r})")]
+        for name in names
+    }
+
+
+def _expected_tables() -> dict[str, list[tuple[str, str]]]:
+    memory = sqlite3.connect(":memory:")
+    try:
+        memory.executescript(_SCHEMA)
+        return _tables(memory)
+    finally:
+        memory.close()
+
+
+def check(path: Path) -> str:
+    """Run the full check (``integrity_check``) on the journal at ``path``; what it holds."""
+    if not os.path.lexists(path):
+        raise JournalUnusable(f"there is no journal at {path}")
+    connection = open_checked(path, full=True)
+    try:
+        jobs = connection.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+        results = connection.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+    finally:
+        connection.close()
+    return f"{jobs} jobs, {results} signed documents, schema version {SCHEMA_VERSION}"
+
+
+def adopt(path: Path, fn_number: str, last_fd: int, *, now: float | None = None) -> int | None:
+    """Let the journal at ``path`` start over on ФН ``fn_number`` as of FD ``last_fd``.
+
+    An operator's decision, for a new journal on a used ФН: the ФН's documents up to
+    ``last_fd`` are taken as known, so its register takes jobs again; receipts made there
+    before are not in this journal, and their external_ids are not recognised. Returns the
+    last FD the journal knew of that ФН before (None: none).
+    """
+    if not os.path.lexists(path):
+        raise JournalUnusable(f"there is no journal at {path}")
+    connection = open_checked(path)
+    stamp = time.time() if now is None else now
+    try:
+        row = connection.execute(
+            "SELECT MAX(fd) FROM (SELECT MAX(fd_number) AS fd FROM results WHERE fn_number = ?"
+            " UNION ALL SELECT MAX(MAX(COALESCE(open_fd, 0)), MAX(COALESCE(close_fd, 0))) "
+            "FROM shifts WHERE fn_number = ? "
+            "UNION ALL SELECT last_fd FROM adopted WHERE fn_number = ?)",
+            (fn_number, fn_number, fn_number),
+        ).fetchone()
+        known = None if row[0] in (None, 0) else int(row[0])
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute(
+            "INSERT INTO adopted VALUES (?, ?, ?) ON CONFLICT (fn_number) DO UPDATE SET "
+            "last_fd = MAX(last_fd, excluded.last_fd), adopted_at = excluded.adopted_at",
+            (fn_number, last_fd, stamp),
+        )
+        connection.execute(
+            "INSERT INTO events (ts, kind, message) VALUES (?, ?, ?)",
+            (
+                stamp,
+                "journal.adopted",
+                f"ФН {fn_number} adopted at FD {last_fd} (the journal knew "
+                f"{'nothing of it' if known is None else f'FD {known}'})",
+            ),
+        )
+        connection.execute("COMMIT")
+    finally:
+        connection.close()
+    return known

@@ -13,6 +13,12 @@ The marker: tag 1192 (доп. реквизит чека, at most 16 characters) 
 digits of the job id when the receipt leaves 1192 unset; otherwise 1084 (доп. реквизит
 пользователя) carries the name ``kassa-job`` and the whole job id. A receipt that uses both
 has no room for it and is refused at intake.
+
+The same archive reads tell a journal that is behind its registers (:func:`unknown_receipt`):
+once in-doubt jobs are settled, the only documents a sound journal may not know are the shift
+reports a crash kept it from journaling; a receipt it does not know means that it has forgotten
+jobs. The marker carries the job id, not the tenant or the external_id, so such a receipt
+cannot be matched to the external_id it was submitted under.
 """
 
 from __future__ import annotations
@@ -21,13 +27,21 @@ from collections.abc import Mapping
 
 import attrs
 
-from engine.drivers.base import RegisterDriver
+from engine.drivers.base import RegisterDriver, RegisterRefused
 from protocols.documents.ffd import FiscalizedReceipt, decode_receipt
 from protocols.documents.model import Receipt, UserProp
 from protocols.errors import ProtocolError
 
 MARKER_NAME = "kassa-job"  # 1085 name of the 1084 marker
 MARKER_LENGTH = 16  # 1192 is at most 16 characters
+#: Document codes of receipts: кассовый чек (3), БСО (4) and their corrections (31, 41).
+RECEIPT_DOCUMENTS = frozenset({3, 4, 31, 41})
+#: Other documents a ФН signs: registration (1, 11), shift reports (2, 5), the settlement
+#: report (21), closing the ФН (6), the OFD's confirmation (7), marking notices (81–84).
+REPORT_DOCUMENTS = frozenset({1, 11, 2, 21, 5, 6, 7, 81, 82, 83, 84})
+#: The most documents the journal does not know that are read at a connect. A sound journal
+#: misses a shift report or two at most; a larger gap of reports only is not one.
+UNKNOWN_READ_LIMIT = 32
 
 
 def has_room_for_marker(receipt: Receipt) -> bool:
@@ -94,3 +108,44 @@ class ArchiveReader:
             if signed is not None and carries(signed.receipt, job_id, sent):
                 return Found(fd_number, document, signed)
         return None
+
+
+async def unknown_receipt(reader: ArchiveReader, first: int, last: int) -> str | None:
+    """Why FDs ``first`` … ``last``, which the journal does not know, may hold a receipt, or
+    None when they are all reports.
+
+    Read from the newest back, at most :data:`UNKNOWN_READ_LIMIT` of them; a document that
+    cannot be read or told apart counts as a receipt.
+    """
+    for fd_number in range(last, max(first, last - UNKNOWN_READ_LIMIT + 1) - 1, -1):
+        try:
+            document, signed = await reader.document(fd_number)
+        except RegisterRefused as exc:
+            return f"FD {fd_number} cannot be read ({exc})"
+        code = int.from_bytes(document[:2], "little") if len(document) >= 4 else None
+        if code in REPORT_DOCUMENTS:
+            continue
+        if code not in RECEIPT_DOCUMENTS:
+            return f"FD {fd_number} is not a document Kassa can tell apart"
+        marker = None if signed is None else _marker(signed.receipt)
+        if marker is None:
+            return f"FD {fd_number} is a receipt without Kassa's job marker"
+        return f"FD {fd_number} is a receipt of Kassa job {marker}"
+    if last - first + 1 > UNKNOWN_READ_LIMIT:
+        return f"{last - first + 1} documents are more than a crash leaves unjournaled"
+    return None
+
+
+def _marker(receipt: Receipt) -> str | None:
+    """The job marker a signed receipt carries, if it reads as one."""
+    prop = receipt.user_prop
+    if prop is not None and prop.name == MARKER_NAME:
+        return prop.value
+    marker = receipt.additional_prop
+    if marker is not None and len(marker) == MARKER_LENGTH:
+        try:
+            int(marker, 16)
+        except ValueError:
+            return None
+        return marker
+    return None

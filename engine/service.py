@@ -52,6 +52,7 @@ from engine.engine import (
     Engine,
     Health,
     JobEvent,
+    JournalBehind,
     NotCancellable,
     SubmitError,
     Unavailable,
@@ -692,6 +693,8 @@ def _submit_error(exc: SubmitError, entry: SubmitArgs, prefix: str) -> dict[str,
         return _unavailable(exc)
     if isinstance(exc, UnknownGroup):
         return error_dict("bad_request", "no register group of that name", f"{prefix}group")
+    if isinstance(exc, JournalBehind):
+        return error_dict("unavailable", str(exc))
     _internal("submit", "?", exc)
     return error_dict("internal", INTERNAL)
 

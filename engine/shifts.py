@@ -47,7 +47,7 @@ class RegisterView:
     fn_number: str | None = None
     last_fd: int | None = None  # the last FD of this ФН the engine knows
     shift: OpenShift | None = None
-    state: str = "unknown"  # ready | out | exhausted | unknown
+    state: str = "unknown"  # ready | out | exhausted | journal_behind | unknown
     warnings: int = 0  # ФН warning flags already acted on
     #: 1062 of the registration report (FD 1) of the ФН ``tax_systems_of`` names: what the
     #: checks before fiscalization hold a receipt's 1055 against.
