@@ -16,7 +16,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -168,18 +168,30 @@ def emulator_fleet(
 
 @attrs.frozen
 class ServiceProcess:
-    """``kassa serve``: where its requests socket is and the one tenant's client keys."""
+    """``kassa serve``: where its requests socket is and its tenants' client keys."""
 
     pid: int
     endpoint: str
-    keys: ClientKeys
+    keys: ClientKeys  # the first tenant's
     tenant: str
     journal: Path
+    tenant_keys: Mapping[str, ClientKeys] = attrs.field(factory=dict)
+
+
+#: ``[limits]`` unless a benchmark says otherwise: it measures the engine, not the rate limits.
+UNLIMITED = {"rate": 1000000.0, "burst": 1000000, "queue": 1000000}
 
 
 def _service_toml(
-    folder: Path, port: int, tenant: str, client_public: bytes, addresses: Sequence[str]
+    folder: Path,
+    port: int,
+    tenants: Mapping[str, bytes],
+    addresses: Sequence[str],
+    limits: Mapping[str, float | int],
+    journal: Path,
 ) -> str:
+    """A kassa.toml: ``tenants`` maps each tenant to its client's public key; the registers
+    at ``addresses`` are the first tenant's."""
     # A daily close twelve hours away: none falls inside a benchmark run.
     close = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=12)).strftime("%H:%M")
     lines = [
@@ -187,21 +199,17 @@ def _service_toml(
         f'listen = "tcp://127.0.0.1:{port}"',
         'events_host = "127.0.0.1"',
         'secret_key_file = "server.key_secret"',
-        f'journal = "{folder / "journal.db"}"',
+        f'journal = "{journal}"',
         "",
-        "[limits]",  # the benchmark measures the engine, not the per-tenant rate limits
-        "rate = 1000000.0",
-        "burst = 1000000",
-        "queue = 1000000",
-        "",
-        "[[tenants]]",
-        f'id = "{tenant}"',
-        'timezone = "UTC"',
-        f'daily_close = "{close}"',
-        f'keys = ["{client_public.decode()}"]',
+        "[limits]",
+        *(f"{key} = {value!r}" for key, value in limits.items()),
     ]
+    for tenant, client_public in tenants.items():
+        lines += ["", "[[tenants]]", f'id = "{tenant}"', 'timezone = "UTC"']
+        lines += [f'daily_close = "{close}"', f'keys = ["{client_public.decode()}"]']
+    owner = next(iter(tenants))
     for index, address in enumerate(addresses):
-        lines += ["", "[[registers]]", f'id = "kkt-{index}"', f'tenant = "{tenant}"']
+        lines += ["", "[[registers]]", f'id = "kkt-{index}"', f'tenant = "{owner}"']
         lines += ['protocol = "shtrih"', f'address = "{address}"']
     return "\n".join(lines) + "\n"
 
@@ -226,22 +234,35 @@ def _kassa(arguments: list[str], profile: Path | None) -> list[str]:
 
 @contextmanager
 def kassa_service(
-    addresses: Sequence[str], *, tenant: str = "shop", profile: Path | None = None
+    addresses: Sequence[str],
+    *,
+    tenant: str = "shop",
+    profile: Path | None = None,
+    more_tenants: Sequence[str] = (),
+    limits: Mapping[str, float | int] = UNLIMITED,
+    journal: Path | None = None,
 ) -> Iterator[ServiceProcess]:
     """``kassa serve --config`` over the registers at ``addresses``, with fresh CURVE keys.
 
-    The journal is SQLite at its default, ``synchronous=FULL``: every acknowledged job is on
-    disk before its answer leaves. With ``profile``, the service runs under cProfile and
-    writes its statistics there when it stops.
+    The registers are ``tenant``'s; ``more_tenants`` get a key each and no registers. The
+    journal is SQLite at its default, ``synchronous=FULL``: every acknowledged job is on
+    disk before its answer leaves; ``journal`` names a file to serve (one filled beforehand),
+    else a new one in a temporary folder. With ``profile``, the service runs under cProfile
+    and writes its statistics there when it stops.
     """
     with tempfile.TemporaryDirectory(prefix="kassa-bench-serve-") as name:
         folder = Path(name)
         server_public, server_secret = zmq.curve_keypair()
-        client_public, client_secret = zmq.curve_keypair()
         write_certificate(folder / "server", server_public, server_secret)
+        keys: dict[str, ClientKeys] = {}
+        for each in (tenant, *more_tenants):
+            client_public, client_secret = zmq.curve_keypair()
+            keys[each] = ClientKeys(server_public, client_public, client_secret)
         port = free_ports(1)
         config = folder / "kassa.toml"
-        config.write_text(_service_toml(folder, port, tenant, client_public, addresses))
+        journal = journal or folder / "journal.db"
+        publics = {each: k.public for each, k in keys.items()}
+        config.write_text(_service_toml(folder, port, publics, addresses, limits, journal))
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         command = _kassa(["serve", "--config", str(config)], profile)
         log = folder / "serve.log"
@@ -260,9 +281,8 @@ def kassa_service(
                         f"kassa serve ended before serving (exit status {process.wait()}): "
                         f"{said[-1]}"
                     )
-            keys = ClientKeys(server_public, client_public, client_secret)
             yield ServiceProcess(
-                process.pid, f"tcp://127.0.0.1:{port}", keys, tenant, folder / "journal.db"
+                process.pid, f"tcp://127.0.0.1:{port}", keys[tenant], tenant, journal, keys
             )
         finally:
             stop_child(process)

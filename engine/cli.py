@@ -41,6 +41,7 @@ BENCHMARKS: dict[str, str] = {
     "emulator": "benchmarks.emulator_capacity",
     "faults": "benchmarks.faults",
     "intake": "benchmarks.intake",
+    "fairness": "benchmarks.fairness",
     "e2e": "benchmarks.e2e",
     "sim": "benchmarks.sim",
 }
