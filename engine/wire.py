@@ -20,8 +20,11 @@ job, its fiscal data and a receipt line.
 
 from __future__ import annotations
 
+import gc
 import math
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any, TypeAlias
 
@@ -314,6 +317,35 @@ _UNPACK_LIMITS: dict[str, Any] = {
 _ARRAY_HEADS = frozenset([*range(0x90, 0xA0), 0xDC, 0xDD])
 
 
+_collector = threading.Lock()
+_collector_pauses = 0  # decodes under way that paused the garbage collector
+_collector_was_enabled = False
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a request is built, in any thread.
+
+    A frame of many small arrays makes as many tracked objects, and their number sets off
+    full collections that hold the GIL for tens of milliseconds at a time: long enough to
+    stall the event loop while a worker thread decodes. Nothing msgpack builds can make a
+    reference cycle, so the collector has nothing to find there.
+    """
+    global _collector_pauses, _collector_was_enabled
+    with _collector:
+        if _collector_pauses == 0:
+            _collector_was_enabled = gc.isenabled()
+            gc.disable()
+        _collector_pauses += 1
+    try:
+        yield
+    finally:
+        with _collector:
+            _collector_pauses -= 1
+            if _collector_pauses == 0 and _collector_was_enabled:
+                gc.enable()
+
+
 def _unpack(frame: bytes, receipt_bytes: int | None = None) -> Any:
     """The value in ``frame``, a request's if ``receipt_bytes`` is given: then its values are
     counted (:func:`value_limit`) and receipts over ``receipt_bytes`` become :class:`Oversized`.
@@ -321,7 +353,8 @@ def _unpack(frame: bytes, receipt_bytes: int | None = None) -> Any:
     try:
         if receipt_bytes is None:
             return msgpack.unpackb(frame, **_UNPACK_LIMITS)
-        return _unpack_request(frame, receipt_bytes)
+        with _collector_paused():
+            return _unpack_request(frame, receipt_bytes)
     except WireError:
         raise
     except msgpack.StackError:
@@ -342,10 +375,25 @@ def _unpack_request(frame: bytes, receipt_bytes: int) -> Any:
     against :func:`value_limit` (an excess is ``too_deep`` at the argument being read), and
     that a receipt (``receipt``, or an entry of ``jobs``) over ``receipt_bytes`` is measured,
     skipped and left undecoded. The top level is walked in Python, the rest by msgpack.
+
+    Whatever was built of a request that fails is freed here, before the error leaves: its
+    traceback would otherwise keep it (up to a few hundred thousand objects) alive, for the
+    garbage collector to walk again and again.
     """
     budget = _Budget(len(frame))
     unpacker = msgpack.Unpacker(max_buffer_size=len(frame), **_UNPACK_LIMITS, **budget.hooks())
     unpacker.feed(frame)
+    try:
+        return _read_request(unpacker, frame, receipt_bytes, budget)
+    except Exception as exc:
+        failure = exc.with_traceback(None)
+    del unpacker  # with the containers it was building
+    raise failure
+
+
+def _read_request(
+    unpacker: msgpack.Unpacker, frame: bytes, receipt_bytes: int, budget: _Budget
+) -> Any:
     try:
         pairs = unpacker.read_map_header()
     except ValueError:  # not a map: read as any other frame, to be answered the same
@@ -381,9 +429,7 @@ def _unpack_request(frame: bytes, receipt_bytes: int) -> Any:
     return value
 
 
-def _measured(
-    unpacker: msgpack.Unpacker, frame: bytes, receipt_bytes: int, budget: _Budget
-) -> Any:
+def _measured(unpacker: msgpack.Unpacker, frame: bytes, receipt_bytes: int, budget: _Budget) -> Any:
     """The next value, or its :class:`Oversized` if it is over ``receipt_bytes``."""
     start = unpacker.tell()
     unpacker.skip()
