@@ -382,7 +382,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import zmq
 
     from engine.config import EngineConfig
-    from engine.service import Service, ServiceError, open_service
+    from engine.service import SWITCH_INTERVAL, Service, ServiceError, open_service
     from engine.service_config import (
         ConfigError,
         ServiceSettings,
@@ -392,6 +392,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     )
 
     logging.basicConfig(level=logging.INFO, format="kassa: %(levelname)s: %(message)s")
+    sys.setswitchinterval(SWITCH_INTERVAL)  # this process is the service's: see the constant
 
     async def until_signalled(
         settings: ServiceSettings, config: EngineConfig, announce: Callable[[Service], None]
