@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 import tempfile
 import time
 from collections import Counter
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 HEAVY, PINGER = "a", "b"
+_TICKS = os.sysconf("SC_CLK_TCK")
 FN_NUMBER = "9999078902003988"
 REGISTER = "kkt-0"
 #: Receipts per shift while filling the journal.
@@ -67,7 +69,7 @@ PING_GAP = 0.02
 #: ``report`` requests tenant a keeps in flight.
 REPORTS = 10
 #: Worst frames tenant a may have unanswered at once: it sends at its rate until then.
-BOMBS_IN_FLIGHT = 16
+BOMBS_IN_FLIGHT = 64
 #: Bytes of the worst frames, big and small: 1 MiB (a million empty arrays cost the decoder
 #: about a second before issue 17), and 8 KiB, the most a service decodes on its event loop.
 BOMB_SIZES = (1 << 20, 8 << 10)
@@ -193,6 +195,7 @@ class Phase:
     pings: list[float] = attrs.field(factory=list)
     unanswered_pings: int = 0
     ping_errors: Counter[str] = attrs.field(factory=Counter)
+    ping_halves: list[tuple[float, float]] = attrs.field(factory=list)  # there, back
     bombs_sent: int = 0
     bomb_answers: Counter[str] = attrs.field(factory=Counter)
     reports: list[float] = attrs.field(factory=list)
@@ -200,18 +203,21 @@ class Phase:
     seconds: float = 0.0
     loop_cpu: float = 0.0
     service_cpu: float = 0.0
+    threads: dict[str, float] = attrs.field(factory=dict)
 
 
 async def _pinger(client: TrioKassaClient, phase: Phase, until: float) -> None:
+    """Ping one at a time; each ping's time is split at the service's clock in its pong."""
     while trio.current_time() < until:
-        began = trio.current_time()
+        began, sent = trio.current_time(), time.time()
         with trio.move_on_at(until + REQUEST_TIMEOUT):
             try:
-                await client.ping()
+                pong = await client.ping()
             except KassaError as exc:
                 phase.ping_errors[exc.code] += 1
                 continue
             phase.pings.append(trio.current_time() - began)
+            phase.ping_halves.append((pong.time - sent, time.time() - pong.time))
             await trio.sleep(PING_GAP)
             continue
         phase.unanswered_pings += 1
@@ -271,6 +277,19 @@ async def _bomb_answers(pump: Pump, phase: Phase, in_flight: list[int]) -> None:
             phase.bomb_answers[code] += 1
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds of a process's threads so far, by thread name (``/proc/PID/task``)."""
+    spent: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        spent[name] = spent.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / _TICKS
+    return spent
+
+
 async def _phase(
     pid: int,
     pinger: TrioKassaClient,
@@ -283,6 +302,7 @@ async def _phase(
     phase = Phase()
     in_flight = [0]
     loop_before, cpu_before = main_thread_cpu_seconds(pid), cpu_seconds(pid)
+    threads_before = thread_cpu(pid)
     began = trio.current_time()
     until = began + seconds
     async with trio.open_nursery() as nursery:
@@ -307,6 +327,9 @@ async def _phase(
     phase.seconds = trio.current_time() - began
     phase.loop_cpu = main_thread_cpu_seconds(pid) - loop_before
     phase.service_cpu = cpu_seconds(pid) - cpu_before
+    phase.threads = {
+        name: spent - threads_before.get(name, 0.0) for name, spent in thread_cpu(pid).items()
+    }
     return phase
 
 
@@ -355,6 +378,8 @@ def _row(name: str, phase: Phase) -> dict[str, Any]:
         "ping_p50_ms": round(_percentile(phase.pings, 0.50) * ms, 2),
         "ping_p99_ms": round(_percentile(phase.pings, 0.99) * ms, 2),
         "ping_max_ms": round(max(phase.pings, default=0.0) * ms, 2),
+        "ping_there_p99_ms": round(_percentile([t for t, _ in phase.ping_halves], 0.99) * ms, 2),
+        "ping_back_p99_ms": round(_percentile([b for _, b in phase.ping_halves], 0.99) * ms, 2),
         "unanswered_pings": phase.unanswered_pings,
         "ping_errors": dict(sorted(phase.ping_errors.items())),
         "bombs_sent": phase.bombs_sent,
@@ -366,6 +391,11 @@ def _row(name: str, phase: Phase) -> dict[str, Any]:
         "seconds": round(phase.seconds, 2),
         "loop_cores": round(phase.loop_cpu / phase.seconds, 2),
         "service_cores": round(phase.service_cpu / phase.seconds, 2),
+        "thread_cores": {
+            name: round(spent / phase.seconds, 2)
+            for name, spent in sorted(phase.threads.items(), key=lambda item: -item[1])
+            if spent > 0
+        },
     }
 
 
