@@ -80,6 +80,7 @@ from engine.wire import (
     decode_request,
     encode_answer,
     encode_chunk,
+    encode_dropped,
     encode_error,
     encode_event,
     encode_wire_error,
@@ -127,8 +128,9 @@ SUBMIT_LANES = 32
 EVENT_BUFFER = 4_096
 #: Characters per streamed export answer.
 EXPORT_CHUNK = 64 * 1024
-#: Answers queued in the requests pump above which a streaming export waits.
-STREAM_BACKLOG = 2_000
+#: Seconds a streaming export waits for its client to read a chunk before it gives up (the
+#: chunks it could not send are then told as dropped).
+STREAM_STALL = 60.0
 #: libzmq's ZMQ_MAXMSGSIZE on the requests socket: a bigger frame is dropped with its connection,
 #: unanswered. It lies above any request limit a service may set (and CURVE's few bytes more),
 #: so every frame a Kassa client sends (they refuse more) gets an answer, ``too_large`` or not.
@@ -195,8 +197,8 @@ class _Reply:
     envelope: list[bytes]
     request_id: RequestId | None
 
-    def send(self, frame: bytes) -> None:
-        self.pump.send_nowait([*self.envelope, frame])
+    def send(self, frame: bytes, *, hold: bool = False) -> None:
+        self.pump.send_nowait([*self.envelope, frame], hold=hold)
 
     def ok(self, result: Mapping[str, Any]) -> None:
         self.send(encode_answer(self.request_id, result))
@@ -319,7 +321,18 @@ class Service:
         self.events_endpoints: dict[str, str] = {}
         self.engine: Engine | None = None  # the engine it serves, once running
         self.unauthenticated = 0  # messages dropped for want of a ZAP user id
+        self._requests: Pump | None = None
         self.internal_errors = 0
+
+    @property
+    def answers_sent(self) -> int:
+        """Answers handed to libzmq (notices of dropped answers included)."""
+        return 0 if self._requests is None else self._requests.sent
+
+    @property
+    def answers_dropped(self) -> int:
+        """Answers dropped because their connection left too many unread (each one told)."""
+        return 0 if self._requests is None else self._requests.dropped
 
     @property
     def events_dropped(self) -> dict[str, int]:
@@ -379,7 +392,8 @@ class Service:
                 zap_pump = Pump(zap)
                 await nursery.start(zap_pump.run)
                 nursery.start_soon(self._answer_zap, zap_pump)
-                requests = Pump(router, user_id=True, inbox_batches=4)
+                requests = Pump(router, user_id=True, inbox_batches=4, notice=encode_dropped)
+                self._requests = requests
                 await nursery.start(requests.run)
                 for tenant, pub in pubs.items():
                     pub_pump = Pump(pub)
@@ -616,16 +630,22 @@ class Service:
 
     async def _export(self, engine: Engine, tenant: str, args: ExportArgs, reply: _Reply) -> None:
         """Stream the export in answers of about EXPORT_CHUNK characters, each written in a
-        heavy thread (a chunk decodes a few hundred documents), pacing on the pump."""
+        heavy thread (a chunk decodes a few hundred documents), at the pace its client reads:
+        a chunk its connection has no room for is held, and the next waits for it."""
         assert reply.request_id is not None
         chunks = await engine.export(tenant, args.form, start=args.start, end=args.end)
+        peer, pump = reply.envelope[0], reply.pump
         seq, more = 0, True
         while more:
             text, more = await trio.to_thread.run_sync(_next_chunk, chunks, limiter=engine.heavy)
-            reply.send(encode_chunk(reply.request_id, seq, text, more))
+            reply.send(encode_chunk(reply.request_id, seq, text, more), hold=True)
             seq += 1
-            while more and reply.pump.pending > STREAM_BACKLOG:
-                await trio.sleep(0.005)
+            with trio.move_on_after(STREAM_STALL) as stall:
+                while more and pump.held(peer):
+                    await trio.sleep(0.005)
+            if stall.cancelled_caught:
+                pump.drop_held(peer)
+                return
 
     # --- submits ---------------------------------------------------------------------------
 

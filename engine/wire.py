@@ -859,6 +859,18 @@ def encode_wire_error(error: WireError) -> bytes:
     return encode_error(error.request_id, error.as_dict())
 
 
+def encode_dropped(count: int) -> bytes:
+    """The answer (``"id": null``) that tells a connection ``count`` answers to it were dropped:
+    it left more unread than the service queues for one connection."""
+    error = error_dict(
+        "dropped",
+        f"{count} answers to this connection were dropped: it left more unread than the "
+        "service queues for one connection",
+    )
+    error["dropped"] = count
+    return encode_error(None, error)
+
+
 def encode_chunk(request_id: RequestId, seq: int, chunk: str, more: bool) -> bytes:
     """One answer of a streamed result (``export``)."""
     return encode_answer(request_id, {"seq": seq, "chunk": chunk, "more": more})

@@ -764,6 +764,36 @@ def test_a_big_request_is_decoded_in_its_tenant_s_turn_off_the_loop(
     assert (answer["error"]["code"], answer["error"]["path"]) == ("bad_request", "pad")
 
 
+def test_answers_left_unread_past_the_high_water_marks_are_dropped_and_told(
+    kassa_service: Running, clients: Callable[..., Client]
+) -> None:
+    """3,000 answers of 7 KB each, none read until all are sent: about 2,000 fit (the
+    service's and the client's high-water marks), and the client is told of the rest."""
+    assert kassa_service.service is not None
+    service = kassa_service.service
+    client = clients(kassa_service.endpoint, A1)
+    total, name = 3_000, "x" * 7_000  # a bad_request quotes the unknown argument as its path
+    before = service.answers_sent + service.answers_dropped
+    for n in range(total):
+        client.send("ping", request_id=n, **{name: 1})
+    deadline = time.monotonic() + 30
+    while service.answers_sent + service.answers_dropped - before < total:
+        assert time.monotonic() < deadline, "the service did not answer in time"
+        time.sleep(0.05)
+    answered: set[int] = set()
+    notices: list[dict[str, Any]] = []
+    while (answer := client.recv(timeout=2)) is not None:
+        if answer["id"] is None:
+            notices.append(answer["error"])
+        else:
+            assert answer["error"]["path"] == name, answer["error"]["code"]
+            answered.add(answer["id"])
+    assert notices, f"{total - len(answered)} answers dropped without a word"
+    assert {notice["code"] for notice in notices} == {"dropped"}
+    assert len(answered) + sum(notice["dropped"] for notice in notices) == total
+    assert client.ok("ping")["pong"] is True  # and the connection goes on
+
+
 def test_rate_limiting_answers_with_retry_after(
     tmp_path: Path, clients: Callable[..., Client]
 ) -> None:
