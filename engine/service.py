@@ -26,10 +26,13 @@ Which task owns which socket (engineering.md §2: one task makes every libzmq ca
   overflows (counted; the journal is the truth and ``status`` answers from it).
 
 Answers go back through ``Pump.send_nowait`` from any task: the pump alone touches the socket.
-A request over the settings' size limits (:mod:`engine.limits`) is answered ``too_large`` at
-once, undecoded. Only a frame over SOCKET_CAP, above any limit a service may set, never reaches
-Kassa: libzmq drops it with its connection, unbuffered. Memory stays bounded: the pump's inbox,
-the work channel, each tenant's pending submits and event buffer, and the engine's per-tenant
+It never waits on one connection: an answer a connection has no room for (it left about 2,000
+unread) is dropped, and the connection is told how many in a ``dropped`` answer before its next
+one; an export's chunks wait for room instead, and the export with them. A request over the
+settings' size limits (:mod:`engine.limits`) is answered ``too_large`` at once, undecoded. Only
+a frame over SOCKET_CAP, above any limit a service may set, never reaches Kassa: libzmq drops it
+with its connection, unbuffered. Memory stays bounded in counts: the pump's inbox, each
+tenant's arrivals, work channel, pending submits and event buffer, and the engine's per-tenant
 queue. No request can stop the service: every exception becomes an ``internal`` answer, logged
 without keys or receipt contents.
 """
