@@ -16,7 +16,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -168,24 +168,31 @@ def emulator_fleet(
 
 @attrs.frozen
 class ServiceProcess:
-    """``kassa serve``: where its requests socket is and the one tenant's client keys."""
+    """``kassa serve``: where its requests socket is and its tenants' client keys."""
 
     pid: int
     endpoint: str
-    keys: ClientKeys
+    keys: ClientKeys  # the first tenant's
     tenant: str
     journal: Path
     http: str = ""  # the HTTP door's base URL, when it has one
+    tenant_keys: Mapping[str, ClientKeys] = attrs.field(factory=dict)
+
+
+#: ``[limits]`` unless a benchmark says otherwise: it measures the engine, not the rate limits.
+UNLIMITED = {"rate": 1000000.0, "burst": 1000000, "queue": 1000000}
 
 
 def _service_toml(
-    folder: Path,
     port: int,
-    tenant: str,
-    client_public: bytes,
+    tenants: Mapping[str, bytes],
     addresses: Sequence[str],
+    limits: Mapping[str, float | int],
+    journal: Path,
     http: tuple[int, str, str] | None = None,
 ) -> str:
+    """A kassa.toml: ``tenants`` maps each tenant to its client's public key; the registers
+    at ``addresses`` and the HTTP login are the first tenant's."""
     # A daily close twelve hours away: none falls inside a benchmark run.
     close = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=12)).strftime("%H:%M")
     lines = [
@@ -193,28 +200,24 @@ def _service_toml(
         f'listen = "tcp://127.0.0.1:{port}"',
         'events_host = "127.0.0.1"',
         'secret_key_file = "server.key_secret"',
-        f'journal = "{folder / "journal.db"}"',
+        f'journal = "{journal}"',
         "",
-        "[limits]",  # the benchmark measures the engine, not the per-tenant rate limits
-        "rate = 1000000.0",
-        "burst = 1000000",
-        "queue = 1000000",
-        "",
+        "[limits]",
+        *(f"{key} = {value!r}" for key, value in limits.items()),
     ]
     if http is not None:
-        lines += ["[http]", f'listen = "127.0.0.1:{http[0]}"', ""]
-    lines += [
-        "[[tenants]]",
-        f'id = "{tenant}"',
-        'timezone = "UTC"',
-        f'daily_close = "{close}"',
-        f'keys = ["{client_public.decode()}"]',
-    ]
-    if http is not None:
-        login, hashed = http[1], http[2]
-        lines.append(f'http = [{{api = "atol", login = "{login}", password_hash = "{hashed}"}}]')
+        lines += ["", "[http]", f'listen = "127.0.0.1:{http[0]}"']
+    owner = next(iter(tenants))
+    for tenant, client_public in tenants.items():
+        lines += ["", "[[tenants]]", f'id = "{tenant}"', 'timezone = "UTC"']
+        lines += [f'daily_close = "{close}"', f'keys = ["{client_public.decode()}"]']
+        if http is not None and tenant == owner:
+            login, hashed = http[1], http[2]
+            lines.append(
+                f'http = [{{api = "atol", login = "{login}", password_hash = "{hashed}"}}]'
+            )
     for index, address in enumerate(addresses):
-        lines += ["", "[[registers]]", f'id = "kkt-{index}"', f'tenant = "{tenant}"']
+        lines += ["", "[[registers]]", f'id = "kkt-{index}"', f'tenant = "{owner}"']
         lines += ['protocol = "shtrih"', f'address = "{address}"']
     return "\n".join(lines) + "\n"
 
@@ -244,9 +247,11 @@ class ServiceFolder:
 
     folder: Path
     endpoint: str
-    keys: ClientKeys
+    keys: ClientKeys  # the first tenant's
     tenant: str
     http: str = ""  # the HTTP door's base URL, when it has one
+    tenant_keys: Mapping[str, ClientKeys] = attrs.field(factory=dict)
+    journal_file: Path | None = None  # a journal elsewhere (one filled beforehand)
 
     @property
     def config(self) -> Path:
@@ -254,7 +259,7 @@ class ServiceFolder:
 
     @property
     def journal(self) -> Path:
-        return self.folder / "journal.db"
+        return self.journal_file or self.folder / "journal.db"
 
     @property
     def log(self) -> Path:
@@ -264,30 +269,44 @@ class ServiceFolder:
 
 @contextmanager
 def service_folder(
-    addresses: Sequence[str], *, tenant: str = "shop", http: tuple[str, str] | None = None
+    addresses: Sequence[str],
+    *,
+    tenant: str = "shop",
+    http: tuple[str, str] | None = None,
+    more_tenants: Sequence[str] = (),
+    limits: Mapping[str, float | int] = UNLIMITED,
+    journal: Path | None = None,
 ) -> Iterator[ServiceFolder]:
     """A temporary folder with a kassa.toml over the registers at ``addresses``, fresh CURVE
     keys and a free port; removed, journal and all, when the block ends. With ``http``
     (an ATOL login and its password hash), an [http] door on another free port too.
 
-    The journal is SQLite at its default, ``synchronous=FULL``: every acknowledged job is on
-    disk before its answer leaves.
+    The registers are ``tenant``'s; ``more_tenants`` get a key each and no registers. The
+    journal is SQLite at its default, ``synchronous=FULL``: every acknowledged job is on
+    disk before its answer leaves; ``journal`` names a file to serve (one filled beforehand),
+    else a new one in the folder.
     """
     with tempfile.TemporaryDirectory(prefix="kassa-bench-serve-") as name:
         folder = Path(name)
         server_public, server_secret = zmq.curve_keypair()
-        client_public, client_secret = zmq.curve_keypair()
         write_certificate(folder / "server", server_public, server_secret)
+        keys: dict[str, ClientKeys] = {}
+        for each in (tenant, *more_tenants):
+            client_public, client_secret = zmq.curve_keypair()
+            keys[each] = ClientKeys(server_public, client_public, client_secret)
         port = free_ports(2 if http else 1)
         door = None if http is None else (port + 1, *http)
         setup = ServiceFolder(
             folder,
             f"tcp://127.0.0.1:{port}",
-            ClientKeys(server_public, client_public, client_secret),
+            keys[tenant],
             tenant,
             "" if door is None else f"http://127.0.0.1:{door[0]}",
+            keys,
+            journal,
         )
-        text = _service_toml(folder, port, tenant, client_public, addresses, door)
+        publics = {each: k.public for each, k in keys.items()}
+        text = _service_toml(port, publics, addresses, limits, setup.journal, door)
         setup.config.write_text(text)
         yield setup
 
@@ -328,15 +347,33 @@ def kassa_service(
     tenant: str = "shop",
     profile: Path | None = None,
     http: tuple[str, str] | None = None,
+    more_tenants: Sequence[str] = (),
+    limits: Mapping[str, float | int] = UNLIMITED,
+    journal: Path | None = None,
 ) -> Iterator[ServiceProcess]:
-    """``kassa serve --config`` over the registers at ``addresses`` (:func:`service_folder`),
-    stopped when the block ends. With ``profile``, it runs under cProfile (:func:`start_service`).
+    """``kassa serve --config`` over the registers at ``addresses`` (:func:`service_folder`,
+    which says what the other arguments do), stopped when the block ends. With ``profile``, it
+    runs under cProfile (:func:`start_service`).
     """
-    with service_folder(addresses, tenant=tenant, http=http) as setup:
+    folder = service_folder(
+        addresses,
+        tenant=tenant,
+        http=http,
+        more_tenants=more_tenants,
+        limits=limits,
+        journal=journal,
+    )
+    with folder as setup:
         process = start_service(setup, profile)
         try:
             yield ServiceProcess(
-                process.pid, setup.endpoint, setup.keys, tenant, setup.journal, setup.http
+                process.pid,
+                setup.endpoint,
+                setup.keys,
+                tenant,
+                setup.journal,
+                setup.http,
+                setup.tenant_keys,
             )
         finally:
             stop_child(process)

@@ -43,6 +43,7 @@ BENCHMARKS: dict[str, str] = {
     "crash": "benchmarks.crash",
     "intake": "benchmarks.intake",
     "http": "benchmarks.http_intake",
+    "fairness": "benchmarks.fairness",
     "e2e": "benchmarks.e2e",
     "sim": "benchmarks.sim",
 }
@@ -394,7 +395,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         new_secret,
     )
     from engine.journal import JournalError
-    from engine.service import ServiceError
+    from engine.service import SWITCH_INTERVAL, ServiceError
     from engine.service_config import (
         ConfigError,
         HttpSettings,
@@ -406,6 +407,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     )
 
     logging.basicConfig(level=logging.INFO, format="kassa: %(levelname)s: %(message)s")
+    sys.setswitchinterval(SWITCH_INTERVAL)  # this process is the service's: see the constant
 
     async def until_signalled(loaded: LoadedConfig, announce: Callable[[Doors], None]) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

@@ -725,6 +725,16 @@ def _read_answer(frames: Sequence[bytes]) -> _Answer | None:
     return _Answer(value["id"], ok, value.get("result") if ok else value.get("error"))
 
 
+def _dropped(answer: _Answer) -> int:
+    """How many answers the service says it dropped for this connection (docs/protocol.md,
+    "Answers left unread"), in an answer without an id; 0 for any other answer."""
+    body = answer.body
+    if answer.id is not None or answer.ok or not isinstance(body, dict):
+        return 0
+    count = body.get("dropped")
+    return count if body.get("code") == "dropped" and type(count) is int and count > 0 else 0
+
+
 def _chunk(result: Any) -> tuple[int, str, bool]:
     r = _Read(result, "")
     return r.get("seq", int), r.get("chunk", str), r.get("more", bool)
@@ -873,6 +883,7 @@ class KassaClient:
         self._poller = zmq.Poller()
         self._backlog: deque[_Answer] = deque()
         self.reopened = 0  # sockets closed after a timeout, for tests
+        self.answers_dropped = 0  # the service's count of answers it could not send us
         self._open()  # a malformed endpoint is a ValueError here, not at the first request
 
     def __enter__(self) -> Self:
@@ -950,6 +961,9 @@ class KassaClient:
         while True:
             while self._backlog:
                 answer = self._backlog.popleft()
+                if _dropped(answer):  # answers the service could not send (ours: it times out)
+                    self.answers_dropped += _dropped(answer)
+                    continue
                 if answer.id == request_id or (answer.id is None and not answer.ok):
                     return answer.result()
                 # else: a late answer to an earlier request, dropped
@@ -1176,6 +1190,7 @@ class TrioKassaClient:
         self._watch = _LinkWatch()
         self._open = False
         self.dropped = 0  # answers that matched no request in flight, for tests
+        self.answers_dropped = 0  # the service's count of answers it could not send us
 
     @classmethod
     @asynccontextmanager
@@ -1215,6 +1230,12 @@ class TrioKassaClient:
                 answer = _read_answer(frames)
                 ours = answer is not None and type(answer.id) is int
                 waiter = self._waiting.get(answer.id) if answer is not None and ours else None
+                if answer is not None and _dropped(answer):
+                    # Which requests' answers were lost the service does not know: theirs
+                    # time out, and are retried where that is safe.
+                    self.answers_dropped += _dropped(answer)
+                    _log.warning("%s", answer.body.get("message"))
+                    continue
                 if answer is None or waiter is None:
                     self.dropped += 1  # late (its request timed out), unreadable, or id nil
                     if answer is not None and answer.id is None:

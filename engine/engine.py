@@ -32,6 +32,7 @@ submits are refused until an operator puts the right journal back or adopts the 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import math
@@ -230,6 +231,11 @@ def body_group(body: bytes) -> str:
     return str(json.loads(body)["group"])
 
 
+#: Worker threads that compute reports (and, for the service, decode big requests and write
+#: exports) at once: the CPU-heavy reads run off the event loop, where every request waits.
+HEAVY_THREADS = 2
+
+
 class _RegisterGone(Exception):
     """The register cannot serve (ФН exhausted): its worker stops taking jobs."""
 
@@ -288,6 +294,9 @@ class Engine:
         #: watcher queues them once the journal is back (a restart queues them anyway).
         self._unqueued: dict[str, Job] = {}
         self._unjournaled: list[Event] = []  # events raised while the journal was down
+        #: The threads of heavy reads: a report over thousands of receipts decodes each one
+        #: (about 0.1 ms apiece), which on the event loop would hold up every other request.
+        self.heavy = trio.CapacityLimiter(HEAVY_THREADS)
         for register in config.registers:
             if register.tenant not in self.tenants:
                 raise ValueError(f"register {register.id}: unknown tenant {register.tenant!r}")
@@ -788,7 +797,7 @@ class Engine:
         """The operations report of a tenant for [start, end), reconciled shift by shift.
 
         With no ``start`` it covers everything until ``end`` (by default now) and starts at
-        its first shift or receipt.
+        its first shift or receipt. It is computed in a :attr:`heavy` thread, off the loop.
         """
         end = self.config.wall_clock() + 1 if end is None else end
         with self._journaled():
@@ -805,9 +814,16 @@ class Engine:
                 )
                 for s in await self.journal.shifts(tenant, register_id)
             ]
-        return operations_report(
-            receipts, shifts, tenant=tenant, start=start, end=end, register_id=register_id
+        compute = functools.partial(
+            operations_report,
+            receipts,
+            shifts,
+            tenant=tenant,
+            start=start,
+            end=end,
+            register_id=register_id,
         )
+        return await trio.to_thread.run_sync(compute, limiter=self.heavy)
 
     async def export(
         self,

@@ -11,19 +11,28 @@ Which task owns which socket (engineering.md §2: one task makes every libzmq ca
   authentication requests from the key → tenant map (:func:`zap_reply`, pure);
 - the requests pump owns the ``ROUTER`` at ``listen`` (CURVE server, ZAP domain ``requests``).
   It hands batches of messages, each with its connection's ZAP ``User-Id`` (the tenant), to
-  the dispatcher, which decodes them (:mod:`engine.wire`), applies the tenant's token bucket,
-  answers the quick operations inline and hands the rest on: submits to their tenant's
-  submitter (one ``submit_many`` per group for whatever has gathered: one journal commit for
-  many jobs), everything else to a few workers through a bounded channel;
+  the dispatcher, which applies the tenant's token bucket before decoding anything (a request
+  over the rate costs a look at its first bytes), then takes the tenants' requests in turn,
+  a couple of milliseconds of the loop at a time. It decodes a small request
+  (:mod:`engine.wire`) and answers the quick operations inline, and hands the rest on: submits
+  to their tenant's submitter (one ``submit_many`` per group for whatever has gathered: one
+  journal commit for many jobs), everything else, and any request over INLINE_BYTES still
+  undecoded, to the tenant's own few workers through a bounded channel (full: ``busy``);
+- what costs CPU in proportion to a tenant's data (decoding a big request, computing a report,
+  writing an export) runs in one of the engine's ``heavy`` worker threads, one operation of a
+  tenant at a time: ten reports of one tenant take turns, and never hold up another's ping;
 - each tenant's pump owns its ``PUB`` (CURVE server, ZAP domain ``events:<tenant>``), fed from
   the engine's ``on_event`` hook through a bounded buffer that drops the oldest event when it
   overflows (counted; the journal is the truth and ``status`` answers from it).
 
 Answers go back through ``Pump.send_nowait`` from any task: the pump alone touches the socket.
-A request over the settings' size limits (:mod:`engine.limits`) is answered ``too_large`` at
-once, undecoded. Only a frame over SOCKET_CAP, above any limit a service may set, never reaches
-Kassa: libzmq drops it with its connection, unbuffered. Memory stays bounded: the pump's inbox,
-the work channel, each tenant's pending submits and event buffer, and the engine's per-tenant
+It never waits on one connection: an answer a connection has no room for (it left about 2,000
+unread) is dropped, and the connection is told how many in a ``dropped`` answer before its next
+one; an export's chunks wait for room instead, and the export with them. A request over the
+settings' size limits (:mod:`engine.limits`) is answered ``too_large`` at once, undecoded. Only
+a frame over SOCKET_CAP, above any limit a service may set, never reaches Kassa: libzmq drops it
+with its connection, unbuffered. Memory stays bounded in counts: the pump's inbox, each
+tenant's arrivals, work channel, pending submits and event buffer, and the engine's per-tenant
 queue. No request can stop the service: every exception becomes an ``internal`` answer, logged
 without keys or receipt contents. While the engine is degraded (its journal cannot commit) a
 submit, a cancel or a shift is answered ``unavailable`` with ``retry_after``, reads go on, and
@@ -36,8 +45,8 @@ import logging
 import time
 import traceback
 from collections import deque
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import attrs
@@ -60,7 +69,7 @@ from engine.engine import (
     ValidationFailed,
 )
 from engine.journal import Job
-from engine.limits import MAX_REQUEST_BYTES
+from engine.limits import MAX_REQUEST_BYTES, SizeLimits
 from engine.reports import render_receipt, render_report
 from engine.service_config import ServiceSettings
 from engine.tenancy import RateLimits
@@ -79,6 +88,7 @@ from engine.wire import (
     decode_request,
     encode_answer,
     encode_chunk,
+    encode_dropped,
     encode_error,
     encode_event,
     encode_wire_error,
@@ -86,6 +96,7 @@ from engine.wire import (
     fiscal_view,
     job_view,
     line_view,
+    peek_request_id,
     receipt_problems,
 )
 from transports.zmq_pump import Pump
@@ -95,10 +106,24 @@ log = logging.getLogger("kassa.service")
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"
 REQUESTS_DOMAIN = "requests"
 EVENTS_DOMAIN = "events:"
-#: Tasks that run the operations other than submits (status, receipt, report, export, ...).
-WORKERS = 8
-#: Work items waiting for a worker; beyond it the dispatcher waits and the pump's inbox fills.
-WORK_BACKLOG = 256
+#: Each tenant's tasks that run its operations other than submits (status, receipt, report,
+#: export, ...) and decode its big requests: one tenant's slow requests wait for its own.
+TENANT_WORKERS = 4
+#: A tenant's requests waiting for one of its workers; beyond it: busy at once.
+TENANT_BACKLOG = 256
+#: A tenant's requests received and not yet looked at; beyond it: busy at once, undecoded.
+TENANT_ARRIVALS = 4_096
+#: Bytes of a request decoded on the event loop as it arrives (a ping, a status, a submit of one
+#: receipt): at most 3,072 values (engine.wire.value_limit), a millisecond or so at worst. A
+#: bigger request is decoded in a worker thread, in its tenant's turn.
+INLINE_BYTES = 8 << 10
+#: Seconds of the loop the dispatcher spends on requests before it lets other tasks run.
+DISPATCH_SLICE = 0.002
+#: The GIL switch interval ``kassa serve`` sets (Python's default is 5 ms). While a worker thread
+#: computes a report or decodes a big request, the event loop waits for the GIL each time it
+#: comes back from libzmq or epoll, up to this long, several times per request: a ping answered
+#: in 6 ms (p50) and 34 ms (p99) with the default, 2.5 and 10 ms with this (kassa bench fairness).
+SWITCH_INTERVAL = 0.001
 #: Submit entries one tenant may have waiting for its submitter; beyond it: busy at once.
 MAX_PENDING_SUBMITS = 10_000
 #: Entries one submit round takes.
@@ -111,8 +136,9 @@ SUBMIT_LANES = 32
 EVENT_BUFFER = 4_096
 #: Characters per streamed export answer.
 EXPORT_CHUNK = 64 * 1024
-#: Answers queued in the requests pump above which a streaming export waits.
-STREAM_BACKLOG = 2_000
+#: Seconds a streaming export waits for its client to read a chunk before it gives up (the
+#: chunks it could not send are then told as dropped).
+STREAM_STALL = 60.0
 #: libzmq's ZMQ_MAXMSGSIZE on the requests socket: a bigger frame is dropped with its connection,
 #: unanswered. It lies above any request limit a service may set (and CURVE's few bytes more),
 #: so every frame a Kassa client sends (they refuse more) gets an answer, ``too_large`` or not.
@@ -162,8 +188,8 @@ class _Reply:
     envelope: list[bytes]
     request_id: RequestId | None
 
-    def send(self, frame: bytes) -> None:
-        self.pump.send_nowait([*self.envelope, frame])
+    def send(self, frame: bytes, *, hold: bool = False) -> None:
+        self.pump.send_nowait([*self.envelope, frame], hold=hold)
 
     def ok(self, result: Mapping[str, Any]) -> None:
         self.send(encode_answer(self.request_id, result))
@@ -177,9 +203,47 @@ class _Reply:
 
 @attrs.define
 class _Work:
-    tenant: str
-    request: Request
+    """A request for one of its tenant's workers: decoded, or its frame still to decode."""
+
     reply: _Reply
+    request: Request | None = None
+    frame: bytes = b""
+
+
+class _Arrivals:
+    """Requests received and not yet looked at, by tenant, taken one tenant after another.
+
+    Taking them in turn is what keeps a tenant that sends a thousand requests at once from
+    making the others wait behind them: each of the others' requests waits for at most one
+    request of every other tenant.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._queues: dict[str, deque[tuple[list[bytes], bytes]]] = {}
+        self._turns: deque[str] = deque()  # tenants with requests waiting, in turn
+        self.capacity = capacity
+
+    def __bool__(self) -> bool:
+        return bool(self._turns)
+
+    def add(self, tenant: str, envelope: list[bytes], frame: bytes) -> bool:
+        """Queue a request; False (and nothing queued) when its tenant has ``capacity``."""
+        queue = self._queues.setdefault(tenant, deque())
+        if len(queue) >= self.capacity:
+            return False
+        if not queue:
+            self._turns.append(tenant)
+        queue.append((envelope, frame))
+        return True
+
+    def take(self) -> tuple[str, list[bytes], bytes]:
+        """The next tenant's oldest request (there must be one)."""
+        tenant = self._turns.popleft()
+        queue = self._queues[tenant]
+        envelope, frame = queue.popleft()
+        if queue:
+            self._turns.append(tenant)
+        return tenant, envelope, frame
 
 
 @attrs.define
@@ -251,7 +315,7 @@ class Service:
         settings: ServiceSettings,
         tenants: Sequence[str],
         *,
-        workers: int = WORKERS,
+        workers: int = TENANT_WORKERS,
         event_buffer: int = EVENT_BUFFER,
         limits: RateLimits | None = None,
     ) -> None:
@@ -262,11 +326,24 @@ class Service:
         # Shared with the other doors when they serve together: one budget per tenant.
         self._buckets = limits or RateLimits(self.tenants, settings.rate, settings.burst)
         self._intakes = {t: _Intake() for t in self.tenants}
+        self._lanes: dict[str, trio.MemorySendChannel[_Work]] = {}
+        self._heavy: dict[str, trio.CapacityLimiter] = {}  # one heavy operation per tenant
         self.endpoint = ""  # the requests socket's endpoint once bound (the real port)
         self.events_endpoints: dict[str, str] = {}
         self.engine: Engine | None = None  # the engine it serves, once running
         self.unauthenticated = 0  # messages dropped for want of a ZAP user id
+        self._requests: Pump | None = None
         self.internal_errors = 0
+
+    @property
+    def answers_sent(self) -> int:
+        """Answers handed to libzmq (notices of dropped answers included)."""
+        return 0 if self._requests is None else self._requests.sent
+
+    @property
+    def answers_dropped(self) -> int:
+        """Answers dropped because their connection left too many unread (each one told)."""
+        return 0 if self._requests is None else self._requests.dropped
 
     @property
     def events_dropped(self) -> dict[str, int]:
@@ -326,7 +403,8 @@ class Service:
                 zap_pump = Pump(zap)
                 await nursery.start(zap_pump.run)
                 nursery.start_soon(self._answer_zap, zap_pump)
-                requests = Pump(router, user_id=True, inbox_batches=4)
+                requests = Pump(router, user_id=True, inbox_batches=4, notice=encode_dropped)
+                self._requests = requests
                 await nursery.start(requests.run)
                 for tenant, pub in pubs.items():
                     pub_pump = Pump(pub)
@@ -334,11 +412,14 @@ class Service:
                     zone = engine.tenants[tenant].timezone
                     nursery.start_soon(self._publish, tenant, zone, pub_pump)
                     nursery.start_soon(self._submitter, engine, tenant)
-                work_send, work_receive = trio.open_memory_channel[_Work](WORK_BACKLOG)
-                async with work_send, work_receive:
-                    for _ in range(self._workers):
-                        nursery.start_soon(self._worker, engine, work_receive.clone())
-                    nursery.start_soon(self._dispatch, engine, requests, work_send.clone())
+                for tenant in self.tenants:
+                    lane, work = trio.open_memory_channel[_Work](TENANT_BACKLOG)
+                    self._lanes[tenant] = lane
+                    self._heavy[tenant] = trio.CapacityLimiter(1)
+                    async with work:
+                        for _ in range(self._workers):
+                            nursery.start_soon(self._worker, engine, tenant, work.clone())
+                nursery.start_soon(self._dispatch, engine, requests)
                 task_status.started()
         finally:
             for socket in sockets:  # the servers first: while they live, ZAP must answer
@@ -378,54 +459,76 @@ class Service:
 
     # --- requests --------------------------------------------------------------------------
 
-    async def _dispatch(
-        self, engine: Engine, pump: Pump, work: trio.MemorySendChannel[_Work]
-    ) -> None:
-        async with work:
-            async for batch in pump.inbox:
-                now = trio.current_time()
-                later: list[_Work] = []
-                for message in batch:
-                    item = self._take(engine, pump, message, now)
-                    if item is not None:
-                        later.append(item)
-                for item in later:
-                    await work.send(item)
+    async def _dispatch(self, engine: Engine, pump: Pump) -> None:
+        """Take the pump's requests, tenant by tenant in turn, DISPATCH_SLICE of loop at a time.
 
-    def _take(self, engine: Engine, pump: Pump, message: list[bytes], now: float) -> _Work | None:
-        """Answer or route one message; returns the work a worker must do, if any."""
-        if len(message) < 3:
-            return None
-        *envelope, frame, user = message
-        tenant = user.decode("utf-8", "replace")
-        if tenant not in self._buckets:
-            self.unauthenticated += 1
-            return None
+        Every request is checked against its tenant's rate as it arrives, before anything of
+        it is decoded: one over the rate costs a look at its first bytes (for its id), however
+        large or malformed it is.
+        """
+        arrivals = _Arrivals(TENANT_ARRIVALS)
+        while True:
+            if not arrivals:
+                try:
+                    batch = await pump.inbox.receive()
+                except trio.EndOfChannel:
+                    return
+                self._arrive(pump, batch, arrivals)
+            with suppress(trio.WouldBlock, trio.EndOfChannel):
+                while True:  # whatever else has come meanwhile, to take turns with it
+                    self._arrive(pump, pump.inbox.receive_nowait(), arrivals)
+            deadline = time.perf_counter() + DISPATCH_SLICE
+            while arrivals and time.perf_counter() < deadline:
+                tenant, envelope, frame = arrivals.take()
+                self._take(engine, pump, tenant, envelope, frame)
+            await trio.lowlevel.checkpoint()
+
+    def _arrive(self, pump: Pump, batch: list[list[bytes]], arrivals: _Arrivals) -> None:
+        """Queue a batch's requests by tenant, or answer at once those that cannot wait."""
+        now = trio.current_time()
+        for message in batch:
+            if len(message) < 3:
+                continue
+            *envelope, frame, user = message
+            tenant = user.decode("utf-8", "replace")
+            if tenant not in self._buckets:
+                self.unauthenticated += 1
+                continue
+            wait = self._buckets.take(tenant, now)  # every request counts, readable or not
+            reply = _Reply(pump, envelope, None)
+            if len(envelope) > 2 or (len(envelope) == 2 and envelope[1] != b""):
+                reply.fail("bad_request", "expected one frame after an optional empty delimiter")
+            elif wait > 0:
+                reply.request_id = peek_request_id(frame)
+                reply.error(error_dict("rate_limited", "over the request rate", retry_after=wait))
+            elif not arrivals.add(tenant, envelope, frame):
+                reply.request_id = peek_request_id(frame)
+                reply.error(error_dict("busy", "too many requests waiting", retry_after=1.0))
+
+    def _take(
+        self, engine: Engine, pump: Pump, tenant: str, envelope: list[bytes], frame: bytes
+    ) -> None:
+        """Answer or route one request: decoded here if small, else by its tenant's worker."""
         reply = _Reply(pump, envelope, None)
-        wait = self._buckets.take(tenant, now)
-        if len(envelope) > 2 or (len(envelope) == 2 and envelope[1] != b""):
-            reply.fail("bad_request", "expected one frame after an optional empty delimiter")
-            return None
         try:
-            return self._route(engine, tenant, frame, wait, reply)
+            if INLINE_BYTES < len(frame) <= self.settings.sizes.request_bytes:
+                self._queue_work(tenant, _Work(reply, frame=frame))
+                return
+            try:
+                request = decode_request(frame, self.settings.sizes)
+            except WireError as exc:
+                reply.send(encode_wire_error(exc))
+                return
+            if self._route(engine, tenant, request, reply):
+                self._queue_work(tenant, _Work(reply, request))
         except Exception as exc:  # a bug: this request fails, the service goes on
             self.internal_errors += 1
             _internal("dispatch", tenant, exc)
             reply.fail("internal", INTERNAL)
-            return None
 
-    def _route(
-        self, engine: Engine, tenant: str, frame: bytes, wait: float, reply: _Reply
-    ) -> _Work | None:
-        try:
-            request = decode_request(frame, self.settings.sizes)
-        except WireError as exc:
-            reply.send(encode_wire_error(exc))
-            return None
+    def _route(self, engine: Engine, tenant: str, request: Request, reply: _Reply) -> bool:
+        """Answer the quick operations, queue the submits; True if a worker must run it."""
         reply.request_id = request.id
-        if wait > 0:
-            reply.error(error_dict("rate_limited", "over the request rate", retry_after=wait))
-            return None
         op = request.op
         if op == "ping":
             zone = engine.tenants[tenant].timezone
@@ -447,20 +550,49 @@ class Service:
         elif isinstance(request.args, SubmitBatchArgs):
             self._queue_submits(tenant, reply, request.args.jobs, batch=True)
         else:
-            return _Work(tenant, request, reply)
-        return None
+            return True
+        return False
 
-    async def _worker(self, engine: Engine, work: trio.MemoryReceiveChannel[_Work]) -> None:
+    def _queue_work(self, tenant: str, work: _Work) -> None:
+        try:
+            self._lanes[tenant].send_nowait(work)
+        except trio.WouldBlock:
+            if work.request is None:
+                work.reply.request_id = peek_request_id(work.frame)
+            work.reply.error(error_dict("busy", "too many requests waiting", retry_after=1.0))
+
+    async def _worker(
+        self, engine: Engine, tenant: str, work: trio.MemoryReceiveChannel[_Work]
+    ) -> None:
         async with work:
             async for item in work:
+                op = "decode" if item.request is None else item.request.op
                 try:
-                    await self._run(engine, item.tenant, item.request, item.reply)
+                    request = item.request
+                    if request is None:
+                        request = await self._decode(engine, tenant, item)
+                        if request is None or not self._route(engine, tenant, request, item.reply):
+                            continue
+                    op = request.op
+                    await self._run(engine, tenant, request, item.reply)
                 except Unavailable as exc:
                     item.reply.error(_unavailable(exc))
                 except Exception as exc:
                     self.internal_errors += 1
-                    _internal(item.request.op, item.tenant, exc)
+                    _internal(op, tenant, exc)
                     item.reply.fail("internal", INTERNAL)
+
+    async def _decode(self, engine: Engine, tenant: str, item: _Work) -> Request | None:
+        """Decode a big request in a worker thread, one of its tenant's at a time; None (and
+        the error answered) if it cannot be read."""
+        async with self._heavy[tenant]:
+            outcome = await trio.to_thread.run_sync(
+                _decode_or_error, item.frame, self.settings.sizes, limiter=engine.heavy
+            )
+        if isinstance(outcome, WireError):
+            item.reply.send(encode_wire_error(outcome))
+            return None
+        return outcome
 
     async def _run(self, engine: Engine, tenant: str, request: Request, reply: _Reply) -> None:
         args = request.args
@@ -482,14 +614,16 @@ class Service:
             if args.register is not None and not _owns(engine, tenant, args.register):
                 reply.fail("not_found", "no such register", "register")
                 return
-            report = await engine.report(
-                tenant, start=args.start, end=args.end, register_id=args.register
-            )
+            async with self._heavy[tenant]:
+                report = await engine.report(
+                    tenant, start=args.start, end=args.end, register_id=args.register
+                )
             view = attrs.asdict(report)
             text = render_report(report, engine.tenants[tenant].timezone)
             reply.ok({"text": text, "report": view})
         elif isinstance(args, ExportArgs):
-            await self._export(engine, tenant, args, reply)
+            async with self._heavy[tenant]:
+                await self._export(engine, tenant, args, reply)
         elif isinstance(args, CancelArgs):
             try:
                 job = await engine.cancel(tenant, args.job_id)
@@ -515,21 +649,23 @@ class Service:
             raise AssertionError(f"no worker for {request.op}")
 
     async def _export(self, engine: Engine, tenant: str, args: ExportArgs, reply: _Reply) -> None:
-        """Stream the export in answers of about EXPORT_CHUNK characters, pacing on the pump."""
+        """Stream the export in answers of about EXPORT_CHUNK characters, each written in a
+        heavy thread (a chunk decodes a few hundred documents), at the pace its client reads:
+        a chunk its connection has no room for is held, and the next waits for it."""
         assert reply.request_id is not None
         chunks = await engine.export(tenant, args.form, start=args.start, end=args.end)
-        seq, parts, size = 0, [], 0
-        for part in chunks:
-            parts.append(part)
-            size += len(part)
-            if size < EXPORT_CHUNK:
-                continue
-            reply.send(encode_chunk(reply.request_id, seq, "".join(parts), True))
-            seq, parts, size = seq + 1, [], 0
-            await trio.lowlevel.checkpoint()
-            while reply.pump.pending > STREAM_BACKLOG:
-                await trio.sleep(0.005)
-        reply.send(encode_chunk(reply.request_id, seq, "".join(parts), False))
+        peer, pump = reply.envelope[0], reply.pump
+        seq, more = 0, True
+        while more:
+            text, more = await trio.to_thread.run_sync(_next_chunk, chunks, limiter=engine.heavy)
+            reply.send(encode_chunk(reply.request_id, seq, text, more), hold=True)
+            seq += 1
+            with trio.move_on_after(STREAM_STALL) as stall:
+                while more and pump.held(peer):
+                    await trio.sleep(0.005)
+            if stall.cancelled_caught:
+                pump.drop_held(peer)
+                return
 
     # --- submits ---------------------------------------------------------------------------
 
@@ -730,6 +866,25 @@ def _answer_submits(work: _SubmitWork) -> None:
 
 
 # --- operations ---------------------------------------------------------------------------------
+
+
+def _decode_or_error(frame: bytes, sizes: SizeLimits) -> Request | WireError:
+    """:func:`decode_request` for a worker thread: its error as a value."""
+    try:
+        return decode_request(frame, sizes)
+    except WireError as exc:
+        return exc
+
+
+def _next_chunk(chunks: Iterator[str]) -> tuple[str, bool]:
+    """About EXPORT_CHUNK characters of an export, and whether more may follow."""
+    parts, size = [], 0
+    for part in chunks:
+        parts.append(part)
+        size += len(part)
+        if size >= EXPORT_CHUNK:
+            return "".join(parts), True
+    return "".join(parts), False
 
 
 def _registers(engine: Engine, tenant: str) -> list[dict[str, Any]]:

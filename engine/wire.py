@@ -4,8 +4,10 @@ Pure: no sockets, no clocks. :func:`decode_request` turns one frame into a :clas
 with typed arguments, or raises :class:`WireError` carrying the protocol's error code and the
 path of the argument at fault; it never raises anything else, on any input. The limits are
 checked before anything looks inside: the frame's size first (``too_large``, with nothing
-decoded but the id at its start), each receipt's size, msgpack's own size limits while
-unpacking, then the nesting depth, walked without recursion.
+decoded but the id at its start), each receipt's size, msgpack's own size limits and the count
+of values while unpacking (:func:`value_limit`: a frame of a million empty arrays costs the
+decoder about a second, one of real requests a few milliseconds), then the nesting depth,
+walked without recursion.
 
 Types are strict because the wire is where coercion would creep in: an integer must be an
 ``int`` (``True`` is not 1), money only ever an integer of kopecks inside a receipt, and a
@@ -18,8 +20,11 @@ job, its fiscal data and a receipt line.
 
 from __future__ import annotations
 
+import gc
 import math
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any, TypeAlias
 
@@ -45,6 +50,12 @@ VERSION = 1
 MAX_DEPTH = 32
 MAX_STRING = 1 << 20  # bytes of one str or bin
 MAX_ENTRIES = 10_000  # items of one array or map
+#: Bytes of request per msgpack value, on average, below which a request is refused: real
+#: requests take 7 bytes a value or more (the receipts of tests/protocols/corpus: 7 to 11), while
+#: a frame built to cost the decoder the most takes one (an empty array is one byte).
+BYTES_PER_VALUE = 4
+#: Values any request may hold, whatever its size.
+VALUES_FLOOR = 1_024
 MAX_REQUEST_ID = 2**63 - 1
 MAX_ID_LENGTH = 64
 MAX_BATCH = 1_000
@@ -230,18 +241,67 @@ def _kind(value: Any) -> str:
     return "an extension type"
 
 
-def _too_deep(value: Any) -> bool:
-    """Whether ``value`` nests more than MAX_DEPTH arrays and maps (walked without recursion)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
+def _too_deep(value: Any, depth: int = 1) -> bool:
+    """Whether ``value``, at ``depth``, nests arrays and maps deeper than MAX_DEPTH (walked
+    without recursion)."""
+    stack: list[tuple[Any, int]] = [(value, depth)]
     while stack:
         item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item
-        for child in children:
-            if isinstance(child, dict | list):
-                if depth >= MAX_DEPTH:
-                    return True
-                stack.append((child, depth + 1))
+        children = item.values() if type(item) is dict else item
+        if _CONTAINERS.isdisjoint(map(type, children)):  # at C speed: most hold scalars only
+            continue
+        if depth >= MAX_DEPTH:
+            return True
+        stack.extend((child, depth + 1) for child in children if type(child) in _CONTAINERS)
     return False
+
+
+_CONTAINERS = frozenset((dict, list))
+
+
+def value_limit(size: int) -> int:
+    """The most msgpack values (arrays, maps, keys and scalars) a request of ``size`` bytes
+    may hold: VALUES_FLOOR, and one per BYTES_PER_VALUE bytes."""
+    return VALUES_FLOOR + size // BYTES_PER_VALUE
+
+
+class _Budget:
+    """The values left to a request while msgpack builds it, spent through its hooks.
+
+    msgpack calls a hook as each array or map is complete, so decoding stops within one
+    container (at most MAX_ENTRIES entries) of the limit, before the rest of the frame is
+    built. The hooks are also where a decoder in a worker thread gives the GIL back.
+    """
+
+    __slots__ = ("left", "limit", "path", "request_id", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.limit = self.left = value_limit(size)
+        self.path = ""  # the argument being read
+        self.request_id: RequestId | None = None
+
+    def spend(self, count: int) -> None:
+        self.left -= count
+        if self.left < 0:
+            raise WireError(
+                "too_deep",
+                f"more than {self.limit} values in a request of {self.size} bytes "
+                f"(at most {VALUES_FLOOR} and one per {BYTES_PER_VALUE} bytes)",
+                self.path,
+                request_id=self.request_id,
+            )
+
+    def array(self, items: list[Any]) -> list[Any]:
+        self.spend(len(items))  # each value counts once, as an entry of its container
+        return items
+
+    def map(self, items: dict[Any, Any]) -> dict[Any, Any]:
+        self.spend(2 * len(items))
+        return items
+
+    def hooks(self) -> dict[str, Any]:
+        return {"list_hook": self.array, "object_hook": self.map}
 
 
 _UNPACK_LIMITS: dict[str, Any] = {
@@ -257,12 +317,44 @@ _UNPACK_LIMITS: dict[str, Any] = {
 _ARRAY_HEADS = frozenset([*range(0x90, 0xA0), 0xDC, 0xDD])
 
 
-def _unpack(frame: bytes, receipt_bytes: int | None = None) -> Any:
-    """The value in ``frame``; receipts over ``receipt_bytes`` become :class:`Oversized`."""
+_collector = threading.Lock()
+_collector_pauses = 0  # decodes under way that paused the garbage collector
+_collector_was_enabled = False
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a request is built, in any thread.
+
+    A frame of many small arrays makes as many tracked objects, and their number sets off
+    full collections that hold the GIL for tens of milliseconds at a time: long enough to
+    stall the event loop while a worker thread decodes. Nothing msgpack builds can make a
+    reference cycle, so the collector has nothing to find there.
+    """
+    global _collector_pauses, _collector_was_enabled
+    with _collector:
+        if _collector_pauses == 0:
+            _collector_was_enabled = gc.isenabled()
+            gc.disable()
+        _collector_pauses += 1
     try:
-        if receipt_bytes is None or len(frame) <= receipt_bytes:
+        yield
+    finally:
+        with _collector:
+            _collector_pauses -= 1
+            if _collector_pauses == 0 and _collector_was_enabled:
+                gc.enable()
+
+
+def _unpack(frame: bytes, receipt_bytes: int | None = None) -> Any:
+    """The value in ``frame``, a request's if ``receipt_bytes`` is given: then its values are
+    counted (:func:`value_limit`) and receipts over ``receipt_bytes`` become :class:`Oversized`.
+    """
+    try:
+        if receipt_bytes is None:
             return msgpack.unpackb(frame, **_UNPACK_LIMITS)
-        return _unpack_measured(frame, receipt_bytes)
+        with _collector_paused():
+            return _unpack_request(frame, receipt_bytes)
     except WireError:
         raise
     except msgpack.StackError:
@@ -278,47 +370,74 @@ def _unpack(frame: bytes, receipt_bytes: int | None = None) -> Any:
         raise WireError("bad_request", "not a msgpack value") from None
 
 
-def _unpack_measured(frame: bytes, receipt_bytes: int) -> Any:
-    """A request map as :func:`msgpack.unpackb` reads it, except that a receipt (``receipt``,
-    or an entry of ``jobs``) over ``receipt_bytes`` is measured, skipped and left undecoded.
+def _unpack_request(frame: bytes, receipt_bytes: int) -> Any:
+    """A request map as :func:`msgpack.unpackb` reads it, except that its values are counted
+    against :func:`value_limit` (an excess is ``too_deep`` at the argument being read), and
+    that a receipt (``receipt``, or an entry of ``jobs``) over ``receipt_bytes`` is measured,
+    skipped and left undecoded. The top level is walked in Python, the rest by msgpack.
 
-    For frames larger than one receipt only: the top level is walked in Python.
+    Whatever was built of a request that fails is freed here, before the error leaves: its
+    traceback would otherwise keep it (up to a few hundred thousand objects) alive, for the
+    garbage collector to walk again and again.
     """
-    unpacker = msgpack.Unpacker(max_buffer_size=len(frame), **_UNPACK_LIMITS)
+    budget = _Budget(len(frame))
+    unpacker = msgpack.Unpacker(max_buffer_size=len(frame), **_UNPACK_LIMITS, **budget.hooks())
     unpacker.feed(frame)
+    try:
+        return _read_request(unpacker, frame, receipt_bytes, budget)
+    except Exception as exc:
+        failure = exc.with_traceback(None)
+    del unpacker  # with the containers it was building
+    raise failure
+
+
+def _read_request(
+    unpacker: msgpack.Unpacker, frame: bytes, receipt_bytes: int, budget: _Budget
+) -> Any:
     try:
         pairs = unpacker.read_map_header()
     except ValueError:  # not a map: read as any other frame, to be answered the same
-        return msgpack.unpackb(frame, **_UNPACK_LIMITS)
+        return msgpack.unpackb(frame, **_UNPACK_LIMITS, **budget.hooks())
     if pairs > MAX_ENTRIES:
         raise ValueError("exceeds max_map_len")
+    budget.spend(2 * pairs)
+    measure = len(frame) > receipt_bytes  # else no receipt in it can be over
     value: dict[Any, Any] = {}
     for _ in range(pairs):
         key = unpacker.unpack()
         if not isinstance(key, str | bytes):
             raise TypeError("a map key that is not a string")
-        if key == "receipt":
-            value[key] = _measured(unpacker, frame, receipt_bytes)
-        elif key == "jobs" and frame[unpacker.tell()] in _ARRAY_HEADS:
+        budget.path = key if isinstance(key, str) else ""
+        if measure and key == "receipt":
+            value[key] = _measured(unpacker, frame, receipt_bytes, budget)
+        elif measure and key == "jobs" and frame[unpacker.tell()] in _ARRAY_HEADS:
             count = unpacker.read_array_header()
             if count > MAX_ENTRIES:
                 raise ValueError("exceeds max_array_len")
-            value[key] = [_measured(unpacker, frame, receipt_bytes) for _ in range(count)]
+            budget.spend(count)
+            jobs = []
+            for i in range(count):
+                budget.path = f"jobs[{i}]"
+                jobs.append(_measured(unpacker, frame, receipt_bytes, budget))
+            value[key] = jobs
         else:
             value[key] = unpacker.unpack()
+        if key == "id":
+            budget.request_id = _request_id(value[key])
     if unpacker.tell() != len(frame):
         raise ValueError("extra data after the map")
     return value
 
 
-def _measured(unpacker: msgpack.Unpacker, frame: bytes, receipt_bytes: int) -> Any:
+def _measured(unpacker: msgpack.Unpacker, frame: bytes, receipt_bytes: int, budget: _Budget) -> Any:
     """The next value, or its :class:`Oversized` if it is over ``receipt_bytes``."""
     start = unpacker.tell()
     unpacker.skip()
     size = unpacker.tell() - start
     if size > receipt_bytes:
         return Oversized(size, receipt_bytes)
-    return msgpack.unpackb(memoryview(frame)[start : start + size], **_UNPACK_LIMITS)
+    view = memoryview(frame)[start : start + size]
+    return msgpack.unpackb(view, **_UNPACK_LIMITS, **budget.hooks())
 
 
 def peek_request_id(frame: bytes) -> RequestId | None:
@@ -444,10 +563,14 @@ def decode_request(frame: bytes, limits: SizeLimits = DEFAULT_SIZES) -> Request:
     if not isinstance(value, dict):
         raise WireError("bad_request", f"expected a map, got {_kind(value)}")
     request_id = _request_id(value.get("id"))
-    if _too_deep(value):
-        raise WireError(
-            "too_deep", f"nesting deeper than {MAX_DEPTH} levels", request_id=request_id
-        )
+    for key, item in value.items():
+        if isinstance(item, dict | list) and _too_deep(item, 2):
+            raise WireError(
+                "too_deep",
+                f"nesting deeper than {MAX_DEPTH} levels",
+                key if isinstance(key, str) else "",
+                request_id=request_id,
+            )
     if request_id is None:
         raise WireError(
             "bad_request",
@@ -734,6 +857,18 @@ def encode_error(request_id: RequestId | None, error: Mapping[str, Any]) -> byte
 
 def encode_wire_error(error: WireError) -> bytes:
     return encode_error(error.request_id, error.as_dict())
+
+
+def encode_dropped(count: int) -> bytes:
+    """The answer (``"id": null``) that tells a connection ``count`` answers to it were dropped:
+    it left more unread than the service queues for one connection."""
+    error = error_dict(
+        "dropped",
+        f"{count} answers to this connection were dropped: it left more unread than the "
+        "service queues for one connection",
+    )
+    error["dropped"] = count
+    return encode_error(None, error)
 
 
 def encode_chunk(request_id: RequestId, seq: int, chunk: str, more: bool) -> bytes:

@@ -245,6 +245,9 @@ class StandIn:
                 (0, stale | {"id": None}),
                 (0, ok({"job": job_map(job_id, "stale")})),
             ]
+        if job_id == "job-after-drops":  # the service tells of 3 answers it dropped first
+            told = fail("dropped", "3 answers to this connection were dropped", dropped=3)
+            return [(0, told | {"id": None}), (0, ok({"job": job_map(job_id, "after-drops")}))]
         state = "failed" if job_id == "job-doomed" else "fiscalized"
         error = "register: paper out" if state == "failed" else None
         return [(delay, ok({"job": job_map(job_id, job_id[4:], state, error=error)}))]
@@ -690,6 +693,17 @@ async def test_trio_client_drops_a_late_answer_and_keeps_going(service: StandIn)
         await trio.sleep(0.4)
         assert client.dropped == 1
         assert (await client.ping()).tenant == "shop"
+
+
+async def test_a_notice_of_dropped_answers_is_counted_not_taken_for_an_answer(
+    service: StandIn,
+) -> None:
+    with KassaClient(service.endpoint, service.keys()) as client:
+        assert client.status(job_id="job-after-drops").id == "job-after-drops"
+        assert client.answers_dropped == 3
+    async with TrioKassaClient.open(service.endpoint, service.keys()) as trio_client:
+        assert (await trio_client.status(job_id="job-after-drops")).id == "job-after-drops"
+        assert (trio_client.answers_dropped, trio_client.dropped) == (3, 0)
 
 
 async def test_trio_client_with_a_refused_key_fails_fast() -> None:

@@ -29,6 +29,8 @@ import zmq.utils.z85
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import engine.engine as engine_module
+import engine.service as service_module
 from emulator.serve import MemoryFleet, open_memory_fleet
 from engine import samples
 from engine.cli import main as kassa
@@ -702,6 +704,95 @@ def test_pipelined_pings_each_come_back_once(
     elapsed = time.perf_counter() - started
     assert seen == set(range(total)) and elapsed < 20
     print(f"{total / elapsed:.0f} pings/s, 64 in flight, one process")
+
+
+def test_ten_reports_of_one_tenant_hold_up_nothing_of_another(
+    kassa_service: Running, clients: Callable[..., Client], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tenant a's reports are held in the report's computation, a seam that waits to be let
+    go: meanwhile tenant b is answered, a ping, a status, a report of its own."""
+    entered, release = threading.Event(), threading.Event()
+    compute = engine_module.operations_report
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        if kwargs["tenant"] == "a":
+            entered.set()
+            release.wait(30)
+        return compute(*args, **kwargs)
+
+    monkeypatch.setattr(engine_module, "operations_report", held)
+    a, b = clients(kassa_service.endpoint, A1), clients(kassa_service.endpoint, B1)
+    reports = [a.send("report", start=0, end=4e9) for _ in range(10)]
+    try:
+        assert entered.wait(10), "tenant a's report never started"
+        b.send("ping")
+        pong = b.recv(timeout=5)
+        assert pong is not None and pong["result"]["tenant"] == "b", pong
+        assert b.error("status", job_id="no-such-job")["code"] == "not_found"
+        assert "text" in b.ok("report", start=0, end=4e9)
+        assert not release.is_set() and a.recv(timeout=0.1) is None  # a's are still held
+    finally:
+        release.set()
+    answers = [a.recv() for _ in reports]
+    assert sorted(answer["id"] for answer in answers if answer and answer["ok"]) == reports
+
+
+def test_a_big_request_is_decoded_in_its_tenant_s_turn_off_the_loop(
+    kassa_service: Running, clients: Callable[..., Client], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request over INLINE_BYTES is decoded by a worker thread: held there, b goes on."""
+    entered, release = threading.Event(), threading.Event()
+    decode = service_module.decode_request
+
+    def held(frame: bytes, *args: Any) -> Any:
+        if len(frame) > service_module.INLINE_BYTES:
+            entered.set()
+            release.wait(30)
+        return decode(frame, *args)
+
+    monkeypatch.setattr(service_module, "decode_request", held)
+    a, b = clients(kassa_service.endpoint, A1), clients(kassa_service.endpoint, B1)
+    big = a.send("ping", pad="x" * (service_module.INLINE_BYTES + 1))
+    try:
+        assert entered.wait(10), "the big request was never decoded"
+        b.send("ping")
+        pong = b.recv(timeout=5)
+        assert pong is not None and pong["ok"], pong
+    finally:
+        release.set()
+    answer = a.recv()
+    assert answer is not None and answer["id"] == big
+    assert (answer["error"]["code"], answer["error"]["path"]) == ("bad_request", "pad")
+
+
+def test_answers_left_unread_past_the_high_water_marks_are_dropped_and_told(
+    kassa_service: Running, clients: Callable[..., Client]
+) -> None:
+    """3,000 answers of 7 KB each, none read until all are sent: about 2,000 fit (the
+    service's and the client's high-water marks), and the client is told of the rest."""
+    assert kassa_service.service is not None
+    service = kassa_service.service
+    client = clients(kassa_service.endpoint, A1)
+    total, name = 3_000, "x" * 7_000  # a bad_request quotes the unknown argument as its path
+    before = service.answers_sent + service.answers_dropped
+    for n in range(total):
+        client.send("ping", request_id=n, **{name: 1})
+    deadline = time.monotonic() + 30
+    while service.answers_sent + service.answers_dropped - before < total:
+        assert time.monotonic() < deadline, "the service did not answer in time"
+        time.sleep(0.05)
+    answered: set[int] = set()
+    notices: list[dict[str, Any]] = []
+    while (answer := client.recv(timeout=2)) is not None:
+        if answer["id"] is None:
+            notices.append(answer["error"])
+        else:
+            assert answer["error"]["path"] == name, answer["error"]["code"]
+            answered.add(answer["id"])
+    assert notices, f"{total - len(answered)} answers dropped without a word"
+    assert {notice["code"] for notice in notices} == {"dropped"}
+    assert len(answered) + sum(notice["dropped"] for notice in notices) == total
+    assert client.ok("ping")["pong"] is True  # and the connection goes on
 
 
 def test_rate_limiting_answers_with_retry_after(

@@ -19,8 +19,10 @@ from engine.journal import FiscalResult, Job, JobState
 from engine.limits import DEFAULT_SIZES, MAX_REQUEST_BYTES, MIN_BYTES, SizeLimits
 from engine.reports import ReceiptLine
 from engine.wire import (
+    BYTES_PER_VALUE,
     MAX_DEPTH,
     OPERATIONS,
+    VALUES_FLOOR,
     CancelArgs,
     ExportArgs,
     JobRef,
@@ -45,6 +47,7 @@ from engine.wire import (
     line_view,
     read_receipt,
     receipt_problems,
+    value_limit,
 )
 from protocols.documents.json_format import receipt_to_json
 from protocols.ingress import dump_json, to_atol_v5, to_komtet_task
@@ -137,6 +140,46 @@ def test_strings_arrays_and_maps_over_their_limits_are_too_deep() -> None:
     assert refused(frame(op="ping", junk=b"x" * ((1 << 20) + 1))).code == "too_deep"
     assert refused(frame(op="ping", junk=[0] * 10_001)).code == "too_deep"
     assert refused(frame(op="ping", junk={str(i): 0 for i in range(10_001)})).code == "too_deep"
+
+
+def padded(element: bytes, size: int) -> bytes:
+    """A ping of about ``size`` bytes whose ``pad`` is arrays of 10,000 ``element`` each."""
+    count = size // (10_000 * len(element))
+    array = b"\xdc" + (10_000).to_bytes(2, "big") + element * 10_000
+    head = b"\x84" + msgpack.packb("id") + msgpack.packb(7) + msgpack.packb("v") + b"\x01"
+    head += msgpack.packb("op") + msgpack.packb("ping") + msgpack.packb("pad")
+    return head + b"\xdc" + count.to_bytes(2, "big") + array * count
+
+
+@pytest.mark.parametrize("element", [b"\x90", b"\x80", b"\xc0", b"\x91\xc0"])
+def test_a_frame_of_a_million_tiny_values_is_refused_by_their_count(element: bytes) -> None:
+    """A megabyte of empty arrays took the decoder 0.6 s: it stops at one value per 4 bytes."""
+    data = padded(element, 1 << 20)
+    error = refused(data)
+    assert (error.code, error.path, error.request_id) == ("too_deep", "pad", 7)
+    limit = value_limit(len(data))
+    assert limit == VALUES_FLOOR + len(data) // BYTES_PER_VALUE
+    assert error.message == (
+        f"more than {limit} values in a request of {len(data)} bytes "
+        f"(at most {VALUES_FLOOR} and one per {BYTES_PER_VALUE} bytes)"
+    )
+    body = {"format": "kassa", "body": {"pad": [[]] * 5_000}}
+    batch = frame(op="submit_batch", jobs=[{"external_id": "a", "receipt": body}] * 5)
+    error = refused(batch)
+    assert (error.code, error.path, error.request_id) == ("too_deep", "jobs", 7)
+    measured = SizeLimits(receipt_bytes=16 << 10)  # the batch is larger: receipts one by one
+    error = refused_at(batch, measured)
+    assert (error.code, error.path, error.request_id) == ("too_deep", "jobs[1]", 7)
+
+
+def test_real_requests_hold_far_fewer_values_than_their_limit() -> None:
+    entry = {"external_id": "a", "receipt": {"format": "kassa", "body": kassa_body()}}
+    batch = decode_request(frame(op="submit_batch", jobs=[entry] * 1_000)).args
+    assert isinstance(batch, SubmitBatchArgs) and len(batch.jobs) == 1_000
+    assert all(isinstance(job, SubmitArgs) for job in batch.jobs)
+    assert decode_request(frame(op="ping")).op == "ping"
+    scalars = [0] * 1_000  # dense, but within the floor
+    assert refused(frame(op="ping", junk=scalars)).code == "bad_request"
 
 
 def test_map_keys_must_be_strings() -> None:

@@ -80,3 +80,52 @@ async def test_a_task_that_sends_while_the_pump_is_parked_wakes_it() -> None:
         router_socket.close()
         dealer_socket.close()
         context.term()
+
+
+async def test_a_peer_that_reads_nothing_loses_messages_with_a_notice_and_held_ones_wait() -> None:
+    """A ROUTER pump with ``notice``: 3,000 messages of 8 KiB to a peer that reads none of them
+    until all are sent; what does not fit is dropped and counted, the peer is told how many
+    before its next message, and the held ones (a stream) all arrive, in order."""
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    router = context.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    dealer = context.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    dealer.connect(f"tcp://127.0.0.1:{port}")
+    total, held = 3_000, 50
+    received: list[bytes] = []
+    try:
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                server = Pump(router, notice=lambda count: b"dropped %d" % count)
+                await nursery.start(server.run)
+                dealer.send(b"hello")
+                ((peer, _),) = await server.inbox.receive()
+                for n in range(total):
+                    server.send_nowait([peer, b"m%d:" % n + bytes(8192)])
+                for n in range(held):
+                    server.send_nowait([peer, b"h%d" % n], hold=True)
+                while server.pending or server.sent + server.dropped < total:
+                    await trio.sleep(0.01)
+                assert server.dropped > 0 and server.held(peer) > 0
+                quiet = 0
+                while quiet < 200:  # read until nothing more comes for a while
+                    try:
+                        received.append(dealer.recv(zmq.NOBLOCK))
+                        quiet = 0
+                    except zmq.Again:
+                        quiet += 1
+                        await trio.sleep(0.005)
+                assert server.held(peer) == 0
+                nursery.cancel_scope.cancel()
+    finally:
+        router.close()
+        dealer.close()
+        context.term()
+    plain = [m for m in received if m.startswith(b"m")]
+    notices = [int(m.split()[1]) for m in received if m.startswith(b"dropped")]
+    assert notices and len(plain) + sum(notices) == total
+    assert [m for m in received if m.startswith(b"h")] == [b"h%d" % n for n in range(held)]
+    numbers = [int(m[1:].split(b":")[0]) for m in plain]
+    assert numbers == sorted(numbers)  # what was not dropped came in the order it was sent
