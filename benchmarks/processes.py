@@ -16,7 +16,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -178,6 +178,33 @@ class ServiceProcess:
     http: str = ""  # the HTTP door's base URL, when it has one
 
 
+@attrs.frozen
+class HttpDoorSetup:
+    """What the HTTP door of a ``kassa serve`` under test takes beyond its ATOL login: extra
+    ``[http]`` keys (e.g. ``callback_backoff``), a KOMTET shop (shop id, secret) and a payment
+    hook (``[tenants.payments]`` keys: hook, secrets, settlement) with a fixed order template."""
+
+    options: Mapping[str, float | int | str] = attrs.field(factory=dict)
+    komtet: tuple[str, str] | None = None
+    payments: Mapping[str, str] | None = None
+
+
+#: The order template of a payment hook under test: a one-line order of the shop's receipts.
+PAYMENTS_TEMPLATE = """[tenants.payments.template]
+name = "Оплата заказа"
+vat = "vat22"
+subject = "commodity"
+inn = "7707083893"
+tax_system = "osn"
+place = "shop.kassa.example"
+email = "receipts@shop.kassa.example"
+"""
+
+
+def _toml_value(value: float | int | str) -> str:
+    return f'"{value}"' if isinstance(value, str) else repr(value)
+
+
 def _service_toml(
     folder: Path,
     port: int,
@@ -185,6 +212,7 @@ def _service_toml(
     client_public: bytes,
     addresses: Sequence[str],
     http: tuple[int, str, str] | None = None,
+    door: HttpDoorSetup = HttpDoorSetup(),
 ) -> str:
     # A daily close twelve hours away: none falls inside a benchmark run.
     close = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=12)).strftime("%H:%M")
@@ -202,7 +230,9 @@ def _service_toml(
         "",
     ]
     if http is not None:
-        lines += ["[http]", f'listen = "127.0.0.1:{http[0]}"', ""]
+        lines += ["[http]", f'listen = "127.0.0.1:{http[0]}"']
+        lines += [f"{key} = {_toml_value(value)}" for key, value in door.options.items()]
+        lines.append("")
     lines += [
         "[[tenants]]",
         f'id = "{tenant}"',
@@ -212,7 +242,15 @@ def _service_toml(
     ]
     if http is not None:
         login, hashed = http[1], http[2]
-        lines.append(f'http = [{{api = "atol", login = "{login}", password_hash = "{hashed}"}}]')
+        logins = [f'{{api = "atol", login = "{login}", password_hash = "{hashed}"}}']
+        if door.komtet is not None:
+            shop_id, secret = door.komtet
+            logins.append(f'{{api = "komtet", shop_id = "{shop_id}", secret = "{secret}"}}')
+        lines.append(f"http = [{', '.join(logins)}]")
+        if door.payments is not None:
+            lines.append("[tenants.payments]")
+            lines += [f"{key} = {_toml_value(value)}" for key, value in door.payments.items()]
+            lines.append(PAYMENTS_TEMPLATE)
     for index, address in enumerate(addresses):
         lines += ["", "[[registers]]", f'id = "kkt-{index}"', f'tenant = "{tenant}"']
         lines += ['protocol = "shtrih"', f'address = "{address}"']
@@ -264,11 +302,16 @@ class ServiceFolder:
 
 @contextmanager
 def service_folder(
-    addresses: Sequence[str], *, tenant: str = "shop", http: tuple[str, str] | None = None
+    addresses: Sequence[str],
+    *,
+    tenant: str = "shop",
+    http: tuple[str, str] | None = None,
+    door: HttpDoorSetup = HttpDoorSetup(),
 ) -> Iterator[ServiceFolder]:
     """A temporary folder with a kassa.toml over the registers at ``addresses``, fresh CURVE
     keys and a free port; removed, journal and all, when the block ends. With ``http``
-    (an ATOL login and its password hash), an [http] door on another free port too.
+    (an ATOL login and its password hash), an [http] door on another free port too, with
+    ``door``'s options, KOMTET shop and payment hook.
 
     The journal is SQLite at its default, ``synchronous=FULL``: every acknowledged job is on
     disk before its answer leaves.
@@ -279,15 +322,15 @@ def service_folder(
         client_public, client_secret = zmq.curve_keypair()
         write_certificate(folder / "server", server_public, server_secret)
         port = free_ports(2 if http else 1)
-        door = None if http is None else (port + 1, *http)
+        door_at = None if http is None else (port + 1, *http)
         setup = ServiceFolder(
             folder,
             f"tcp://127.0.0.1:{port}",
             ClientKeys(server_public, client_public, client_secret),
             tenant,
-            "" if door is None else f"http://127.0.0.1:{door[0]}",
+            "" if door_at is None else f"http://127.0.0.1:{door_at[0]}",
         )
-        text = _service_toml(folder, port, tenant, client_public, addresses, door)
+        text = _service_toml(folder, port, tenant, client_public, addresses, door_at, door)
         setup.config.write_text(text)
         yield setup
 
@@ -328,11 +371,12 @@ def kassa_service(
     tenant: str = "shop",
     profile: Path | None = None,
     http: tuple[str, str] | None = None,
+    door: HttpDoorSetup = HttpDoorSetup(),
 ) -> Iterator[ServiceProcess]:
     """``kassa serve --config`` over the registers at ``addresses`` (:func:`service_folder`),
     stopped when the block ends. With ``profile``, it runs under cProfile (:func:`start_service`).
     """
-    with service_folder(addresses, tenant=tenant, http=http) as setup:
+    with service_folder(addresses, tenant=tenant, http=http, door=door) as setup:
         process = start_service(setup, profile)
         try:
             yield ServiceProcess(
