@@ -220,8 +220,8 @@ def test_the_readme_s_payment_notifications_run_against_the_demo() -> None:
         hook_url = f"{credentials['http']}/notifications/{payments['hook']}"
         assert payments["urls"]["tbank"] == hook_url + "/tbank"
         steps = readme_session("HTTP: payment notifications")
-        words = ["export", "curl", "export", "curl", "curl", "export", "curl"]
-        assert [c.split()[0] for c, _ in steps] == words
+        programs = ["export", "curl", "export", "curl", "curl", "export", "curl"]
+        assert [c.split()[0] for c, _ in steps] == programs
         live = {
             "KASSA": credentials["http"],
             "HOOK": payments["hook"],
