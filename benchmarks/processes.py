@@ -183,6 +183,33 @@ class ServiceProcess:
 UNLIMITED = {"rate": 1000000.0, "burst": 1000000, "queue": 1000000}
 
 
+@attrs.frozen
+class HttpDoorSetup:
+    """What the HTTP door of a ``kassa serve`` under test takes beyond its ATOL login: extra
+    ``[http]`` keys (e.g. ``callback_backoff``), a KOMTET shop (shop id, secret) and a payment
+    hook (``[tenants.payments]`` keys: hook, secrets, settlement) with a fixed order template."""
+
+    options: Mapping[str, float | int | str] = attrs.field(factory=dict)
+    komtet: tuple[str, str] | None = None
+    payments: Mapping[str, str] | None = None
+
+
+#: The order template of a payment hook under test: a one-line order of the shop's receipts.
+PAYMENTS_TEMPLATE = """[tenants.payments.template]
+name = "Оплата заказа"
+vat = "vat22"
+subject = "commodity"
+inn = "7707083893"
+tax_system = "osn"
+place = "shop.kassa.example"
+email = "receipts@shop.kassa.example"
+"""
+
+
+def _toml_value(value: float | int | str) -> str:
+    return f'"{value}"' if isinstance(value, str) else repr(value)
+
+
 def _service_toml(
     port: int,
     tenants: Mapping[str, bytes],
@@ -190,6 +217,7 @@ def _service_toml(
     limits: Mapping[str, float | int],
     journal: Path,
     http: tuple[int, str, str] | None = None,
+    door: HttpDoorSetup = HttpDoorSetup(),
 ) -> str:
     """A kassa.toml: ``tenants`` maps each tenant to its client's public key; the registers
     at ``addresses`` and the HTTP login are the first tenant's."""
@@ -207,15 +235,22 @@ def _service_toml(
     ]
     if http is not None:
         lines += ["", "[http]", f'listen = "127.0.0.1:{http[0]}"']
+        lines += [f"{key} = {_toml_value(value)}" for key, value in door.options.items()]
     owner = next(iter(tenants))
     for tenant, client_public in tenants.items():
         lines += ["", "[[tenants]]", f'id = "{tenant}"', 'timezone = "UTC"']
         lines += [f'daily_close = "{close}"', f'keys = ["{client_public.decode()}"]']
         if http is not None and tenant == owner:
             login, hashed = http[1], http[2]
-            lines.append(
-                f'http = [{{api = "atol", login = "{login}", password_hash = "{hashed}"}}]'
-            )
+            logins = [f'{{api = "atol", login = "{login}", password_hash = "{hashed}"}}']
+            if door.komtet is not None:
+                shop_id, secret = door.komtet
+                logins.append(f'{{api = "komtet", shop_id = "{shop_id}", secret = "{secret}"}}')
+            lines.append(f"http = [{', '.join(logins)}]")
+            if door.payments is not None:
+                lines.append("[tenants.payments]")
+                lines += [f"{key} = {_toml_value(value)}" for key, value in door.payments.items()]
+                lines.append(PAYMENTS_TEMPLATE)
     for index, address in enumerate(addresses):
         lines += ["", "[[registers]]", f'id = "kkt-{index}"', f'tenant = "{owner}"']
         lines += ['protocol = "shtrih"', f'address = "{address}"']
@@ -276,10 +311,12 @@ def service_folder(
     more_tenants: Sequence[str] = (),
     limits: Mapping[str, float | int] = UNLIMITED,
     journal: Path | None = None,
+    door: HttpDoorSetup = HttpDoorSetup(),
 ) -> Iterator[ServiceFolder]:
     """A temporary folder with a kassa.toml over the registers at ``addresses``, fresh CURVE
     keys and a free port; removed, journal and all, when the block ends. With ``http``
-    (an ATOL login and its password hash), an [http] door on another free port too.
+    (an ATOL login and its password hash), an [http] door on another free port too, with
+    ``door``'s options, KOMTET shop and payment hook.
 
     The registers are ``tenant``'s; ``more_tenants`` get a key each and no registers. The
     journal is SQLite at its default, ``synchronous=FULL``: every acknowledged job is on
@@ -295,18 +332,18 @@ def service_folder(
             client_public, client_secret = zmq.curve_keypair()
             keys[each] = ClientKeys(server_public, client_public, client_secret)
         port = free_ports(2 if http else 1)
-        door = None if http is None else (port + 1, *http)
+        door_at = None if http is None else (port + 1, *http)
         setup = ServiceFolder(
             folder,
             f"tcp://127.0.0.1:{port}",
             keys[tenant],
             tenant,
-            "" if door is None else f"http://127.0.0.1:{door[0]}",
+            "" if door_at is None else f"http://127.0.0.1:{door_at[0]}",
             keys,
             journal,
         )
         publics = {each: k.public for each, k in keys.items()}
-        text = _service_toml(port, publics, addresses, limits, setup.journal, door)
+        text = _service_toml(port, publics, addresses, limits, setup.journal, door_at, door)
         setup.config.write_text(text)
         yield setup
 
@@ -350,6 +387,7 @@ def kassa_service(
     more_tenants: Sequence[str] = (),
     limits: Mapping[str, float | int] = UNLIMITED,
     journal: Path | None = None,
+    door: HttpDoorSetup = HttpDoorSetup(),
 ) -> Iterator[ServiceProcess]:
     """``kassa serve --config`` over the registers at ``addresses`` (:func:`service_folder`,
     which says what the other arguments do), stopped when the block ends. With ``profile``, it
@@ -362,6 +400,7 @@ def kassa_service(
         more_tenants=more_tenants,
         limits=limits,
         journal=journal,
+        door=door,
     )
     with folder as setup:
         process = start_service(setup, profile)

@@ -436,6 +436,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         password = new_password()  # printed once, below; only its hash is kept
         login = AtolLogin(tenant, tenant, hash_password(password))
         shop = KomtetShop(tenant, "1001", new_secret())  # printed once, below
+        payments = _demo_payments(tenant)  # its hook and secrets too
         now = datetime.datetime.now(ZoneInfo("Europe/Moscow")).replace(tzinfo=None, microsecond=0)
         async with (
             open_memory_fleet(2, start=now) as shtrih,
@@ -479,6 +480,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                 atol_logins={login.login: login},
                 komtet_shops={shop.shop_id: shop},
                 token_key=server_secret,
+                payments={payments.hook: payments},
             )
 
             def announce(doors: Doors) -> None:
@@ -498,6 +500,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                     "http": door.url,
                     "atol": {"login": login.login, "password": password, "group_code": "main"},
                     "komtet": {"shop_id": shop.shop_id, "secret": shop.secret, "queue_id": "main"},
+                    "payments": _demo_payments_credentials(payments, door.url),
                     "zmq": {
                         "endpoint": service.endpoint,
                         "server_key": str(server_file),
@@ -590,6 +593,50 @@ def _cmd_journal_adopt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_payments(tenant: str) -> PaymentSettings:
+    """The demo tenant's payment hook: fresh secrets for the three providers, prepayment first
+    (the two-receipt flow), and a one-line order template for payments without a receipt."""
+    import secrets
+
+    from engine.http.hooks import PaymentSettings
+    from protocols.documents.model import Company
+    from protocols.notifications.receipts import OrderTemplate
+
+    shop = Company(
+        inn="7707083893",
+        tax_system=1,  # ОСН
+        place="shop.kassa.example",
+        email="receipts@shop.kassa.example",
+    )
+    return PaymentSettings(
+        tenant,
+        secrets.token_urlsafe(18),
+        OrderTemplate("Оплата заказа", 11, 1, shop, contact="receipts@shop.kassa.example"),
+        prepayment=True,
+        yookassa_secret=secrets.token_urlsafe(18),
+        cloudpayments_secret=secrets.token_urlsafe(18),
+        tbank_password=secrets.token_urlsafe(12),
+    )
+
+
+def _demo_payments_credentials(payments: PaymentSettings, base: str) -> dict[str, Any]:
+    """What ``credentials.payments`` prints: the hook, each provider's secret and its URL."""
+    hook = f"{base}/notifications/{payments.hook}"
+    return {
+        "hook": payments.hook,
+        "yookassa_secret": payments.yookassa_secret,
+        "cloudpayments_secret": payments.cloudpayments_secret,
+        "tbank_password": payments.tbank_password,
+        "settlement": "prepayment" if payments.prepayment else "full",
+        "urls": {
+            "yookassa": f"{hook}/yookassa?secret={payments.yookassa_secret}",
+            "cloudpayments": f"{hook}/cloudpayments",
+            "tbank": f"{hook}/tbank",
+            "shipped": f"{base}/payments/{{provider}}/{{payment_id}}/shipped",
+        },
+    }
+
+
 #: The shipped receipt the hint of ``kassa serve --demo`` submits: a card sale at VAT 22 %.
 DEMO_SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "kassa-sell-card.json"
 
@@ -642,6 +689,7 @@ if TYPE_CHECKING:
 
     from engine.checks import RegisterProfile
     from engine.client import BatchEntry, JobInfo, KassaClient, KassaError, ReceiptInfo
+    from engine.http.hooks import PaymentSettings
     from protocols.validation import Problem
 
 EXIT_REFUSED = 1

@@ -6,7 +6,7 @@
     async with Engine.open(config, on_event=door.on_event) as engine:
         url = await nursery.start(door.run, engine)   # "http://127.0.0.1:8080"
 
-Each API (ATOL v5, KOMTET v2; payment notifications to come) is a class with ``routes``,
+Each API (ATOL v5, KOMTET v2, payment notifications) is a class with ``routes``,
 ``openapi`` and, if it sends callbacks, a renderer, mounted into the one app; ``/openapi.json``
 is the union of their documents (:mod:`engine.http.openapi`). The door owns no fiscal logic: an
 API reads its format onto the receipt model, calls the engine, and answers in its own shapes.
@@ -162,6 +162,8 @@ class HttpDoor:
         #: Path prefix → how the API under it words the door's refusals (unknown path, method).
         self.shapes: dict[str, Refuser] = {}
         self.atol.register_shape()
+        self.komtet.register_shape()
+        self.payments.register_shape()
 
     def on_event(self, event: JobEvent) -> None:
         """The engine's notification hook: a job that ended may have a callback due."""

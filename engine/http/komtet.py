@@ -154,6 +154,17 @@ class KomtetApi:
             Route(f"{PREFIX}/tasks/{{task_id}}", self._guarded(self.task_info), methods=["GET"]),
         ]
 
+    def register_shape(self) -> None:
+        """Refusals of unknown paths and methods under PREFIX are KOMTET's too."""
+
+        def refuse(request: Request, status: int, text: str, headers: Any) -> Response:
+            code = "request.not_found" if status == 404 else "request.method_not_allowed"
+            answer = _refused(Refusal(status, code if status in (404, 405) else "request", text))
+            answer.headers.update(headers)
+            return answer
+
+        self.door.shapes[PREFIX] = refuse
+
     def openapi(self) -> dict[str, Any]:
         from engine.http.openapi import komtet_document
 
@@ -202,7 +213,7 @@ class KomtetApi:
         given = request.headers.get("x-hmac-signature", "").strip().lower()
         if not given:
             raise Refusal(401, "auth.signature", "X-HMAC-Signature: required")
-        url = str(request.url)
+        url = signed_url(request)
         scheme, _, rest = url.partition("://")
         forms = [url, ("https" if scheme == "http" else "http") + "://" + rest]
         good = False
@@ -409,6 +420,18 @@ def _at(index: int, problems: Sequence[KomtetProblem]) -> list[KomtetProblem]:
         description = p.description.replace(f"{p.path}: ", f"{path}: ", 1)
         out.append(KomtetProblem(path, p.status, p.code, p.title, description, p.kassa_path))
     return out
+
+
+def signed_url(request: Request) -> str:
+    """The full URL as the client sent it, the one its SDK signed: the request target's bytes
+    as they came (percent-encoding and all), not Starlette's rebuilt URL, which decodes and
+    re-quotes the path."""
+    url = request.url  # the scheme and Host the client addressed
+    target = request.scope.get("raw_path") or url.path.encode()
+    query = request.scope.get("query_string") or b""
+    if query:
+        target += b"?" + query
+    return f"{url.scheme}://{url.netloc}{target.decode('latin-1')}"
 
 
 def _refused(refusal: Refusal) -> Response:

@@ -65,6 +65,8 @@ if TYPE_CHECKING:
     from engine.http.app import HttpDoor
 
 log = logging.getLogger("kassa.http.payments")
+#: The paths of these routes begin so.
+PREFIXES = ("/notifications", "/payments")
 
 
 class Answer(Exception):
@@ -98,6 +100,16 @@ class PaymentsApi:
                 methods=["POST"],
             ),
         ]
+
+    def register_shape(self) -> None:
+        """Refusals of unknown paths and methods under the notification and payment prefixes
+        are in these routes' shape, ``{"error": text}``."""
+
+        def refuse(request: Request, status: int, text: str, headers: Any) -> Response:
+            return json_response({"error": text}, status, headers)
+
+        for prefix in PREFIXES:
+            self.door.shapes[prefix] = refuse
 
     def openapi(self) -> dict[str, Any]:
         return payments_document()

@@ -5,6 +5,7 @@ takes and bodies over the limit however they are sent."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -17,15 +18,17 @@ import trio
 from engine.http.openapi import served
 from engine.limits import SizeLimits
 from tests.http.conftest import JSON, corpus, serving
+from tests.http.schemathesis_hooks import PLACEHOLDER
 from tests.http.test_atol import assert_error
-from tests.http.test_demo import start_demo
+from tests.http.test_demo import ROOT, start_demo
 
-#: What schemathesis checks: every built-in check of a response against the document, and the
-#: server's answers to methods and headers the document does not allow. Left out:
-#: positive_data_acceptance, which wants every schema-valid body accepted, while the document
-#: cannot carry all of 54-FZ's rules (the server's 400s name the fields it refuses).
-CHECKS = "all"
-EXCLUDED = "positive_data_acceptance"
+#: What schemathesis checks: every built-in check of a response against the document (all are on
+#: by default), and the server's answers to methods and headers the document does not allow.
+#: Left out: positive_data_acceptance, which wants every schema-valid body accepted, while the
+#: document cannot carry all of 54-FZ's rules (the server's 400s name the fields it refuses).
+#: The checks are set in the config file, not on the command line, where they would override
+#: the one operation's exemption below.
+CHECKS = "[checks]\npositive_data_acceptance.enabled = false\n"
 
 
 def test_schemathesis_finds_no_5xx_and_no_answer_outside_the_document(tmp_path: Path) -> None:
@@ -36,22 +39,43 @@ def test_schemathesis_finds_no_5xx_and_no_answer_outside_the_document(tmp_path: 
         login = {"login": atol["login"], "pass": atol["password"]}
         answer = httpx.post(f"{base}/possystem/v5/getToken", json=login, trust_env=False)
         token = answer.json()["token"]
-        # The generated requests go to the demo's group with a live token, so that they reach
-        # the receipt's checks and the engine rather than stop at authentication.
+        komtet, payments = credentials["komtet"], credentials["payments"]
+        # The generated requests go to the demo's group with a live token, to its KOMTET shop
+        # signed with its secret (tests/http/schemathesis_hooks.py) and to its payment hook, so
+        # that they reach the receipt's checks and the engine rather than stop at authentication.
+        # The notifications' own proofs (secret, Content-HMAC, Token) are not made: those are
+        # refused with 401, as the document says.
         config = tmp_path / "schemathesis.toml"
         config.write_text(
-            f'[parameters]\n"path.group_code" = "{atol["group_code"]}"\n'
+            CHECKS + "[parameters]\n"
+            f'"path.group_code" = "{atol["group_code"]}"\n'
             f'"header.Token" = "{token}"\n'
+            f'"path.queue_id" = "{komtet["queue_id"]}"\n'
+            f'"header.Authorization" = "{komtet["shop_id"]}"\n'
+            f'"header.X-HMAC-Signature" = "{PLACEHOLDER}"\n'
+            f'"path.hook" = "{payments["hook"]}"\n'
+            # multi-tasks answers each entry alone: a bad entry is an error in its slot of a
+            # 200, not a refusal of the request (README), so schema-violating data is "accepted".
+            "[[operations]]\n"
+            'include-operation-id = "komtetMultiTasks"\n'
+            "checks.negative_data_rejection.enabled = false\n"
         )
+        env = {
+            **os.environ,
+            "SCHEMATHESIS_HOOKS": "tests.http.schemathesis_hooks",
+            "KASSA_KOMTET_SECRET": komtet["secret"],
+            "PYTHONPATH": str(ROOT),
+        }
         run = subprocess.run(
             [
                 *(sys.executable, "-m", "schemathesis.cli", "--config-file", str(config)),
-                *("run", f"{base}/openapi.json", "--checks", CHECKS, "--exclude-checks", EXCLUDED),
+                *("run", f"{base}/openapi.json"),
                 *("--max-examples", "30", "--generation-deterministic", "--no-color"),
                 *("--phases", "examples,coverage,fuzzing,stateful", "--workers", "1"),
                 *("--request-timeout", "10"),
             ],
             cwd=tmp_path,
+            env=env,
             capture_output=True,
             text=True,
             timeout=120,
@@ -85,6 +109,22 @@ async def test_requests_no_route_takes_are_refused_in_json(tmp_path: Path) -> No
         put = await served.client.put("/possystem/v5/getToken", json={}, headers=JSON)
         assert_error(put, 405, 40, status=None)
         assert put.json()["token"] is None
+        # Under KOMTET's prefix: its {title, code, description}.
+        komtet = await served.client.get("/api/shop/v2/nothing/here")
+        assert komtet.status_code == 404, komtet.text
+        assert set(komtet.json()) == {"title", "code", "description"}, komtet.text
+        assert "/api/shop/v2/nothing/here" in komtet.json()["description"]
+        get_task = await served.client.get("/api/shop/v2/queues/main/task")
+        assert get_task.status_code == 405 and get_task.headers["Allow"] == "POST"
+        assert get_task.json()["code"] == "request.method_not_allowed", get_task.text
+        # Under the payments' prefixes: their {"error": text}.
+        for path in ("/notifications/x", "/payments/tbank/1/unknown"):
+            payments = await served.client.post(path)
+            assert payments.status_code == 404, payments.text
+            assert set(payments.json()) == {"error"} and path in payments.json()["error"]
+        get_hook = await served.client.get("/notifications/hook-0123456789abcdef/tbank")
+        assert get_hook.status_code == 405 and get_hook.headers["Allow"] == "POST"
+        assert set(get_hook.json()) == {"error"}, get_hook.text
         # Elsewhere: the door's own shape, naming the path.
         other = await served.client.get("/nowhere/at/all")
         assert other.status_code == 404

@@ -188,3 +188,105 @@ def test_the_readme_s_komtet_curl_session_runs_against_the_demo() -> None:
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    process.send_signal(signal.SIGINT)
+    try:
+        assert process.wait(20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_the_readme_s_payment_notifications_run_against_the_demo() -> None:
+    """One notification per provider and the shipment, as written: the demo's hook, secrets and
+    password stand in for the README's; then each receipt is fiscalized (``kassa status`` over
+    ZeroMQ), the shipment's prepayment being the T-Bank payment's own receipt."""
+    process, said = start_demo()
+    try:
+        credentials: dict[str, Any] = json.loads(said["credentials"])
+        payments = credentials["payments"]
+        assert set(payments) == {
+            "hook",
+            "yookassa_secret",
+            "cloudpayments_secret",
+            "tbank_password",
+            "settlement",
+            "urls",
+        }
+        assert payments["settlement"] == "prepayment"
+        hook_url = f"{credentials['http']}/notifications/{payments['hook']}"
+        assert payments["urls"]["tbank"] == hook_url + "/tbank"
+        steps = readme_session("HTTP: payment notifications")
+        programs = ["export", "curl", "export", "curl", "curl", "export", "curl"]
+        assert [c.split()[0] for c, _ in steps] == programs
+        live = {
+            "KASSA": credentials["http"],
+            "HOOK": payments["hook"],
+            "PASS": credentials["atol"]["password"],
+            "YOOKASSA": payments["yookassa_secret"],
+            "CP": payments["cloudpayments_secret"],
+            "TBANK": payments["tbank_password"],
+        }
+        env = {**os.environ}
+        jobs: dict[str, str] = {}
+        for command, shown in steps:
+            if command.startswith("export KASSA="):
+                words = dict(w.split("=", 1) for w in shlex.split(command)[1:])
+                assert set(words) == set(live) and words["KASSA"] == "http://127.0.0.1:8080"
+                env.update(live)
+                continue
+            if command.startswith("export "):  # evaluated by the shell, as a reader's is
+                name = command.split()[1].split("=", 1)[0]
+                done = subprocess.run(
+                    ["bash", "-c", f'{command} && printf %s "${name}"'],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                )
+                assert done.returncode == 0 and done.stdout, (command, done.stderr)
+                env[name] = done.stdout
+                continue
+            done = subprocess.run(
+                ["bash", "-c", command], env=env, cwd=ROOT, capture_output=True, text=True
+            )
+            assert done.returncode == 0, done.stderr
+            if not shown.startswith("{"):
+                assert done.stdout == shown, (command, done.stdout)  # T-Bank's OK
+                continue
+            answer, expected = json.loads(done.stdout), json.loads(shown)
+            assert set(answer) == set(expected), (command, answer)
+            if "code" in expected:
+                assert answer == expected == {"code": 0}
+            elif "prepayment" in expected:
+                assert answer["external_id"] == expected["external_id"] == "tbank:8742591:shipped"
+                jobs[answer["external_id"]] = answer["job"]
+                jobs["tbank:8742591:payment"] = answer["prepayment"]
+            else:
+                jobs["yookassa:2ecf1a3c-000f-5000-8000-1f0a8b3c7d10:payment"] = answer["job"]
+        assert len(jobs) == 3, jobs
+
+        zmq = credentials["zmq"]
+        status = [sys.executable, "-m", "engine.cli", "status", "--json"]
+        status += ["--server", zmq["endpoint"], "--server-key", zmq["server_key"]]
+        status += ["--key", zmq["client_key"]]
+        external_ids = [*jobs, "cloudpayments:1211506522:payment"]
+        for external_id in external_ids:
+            for _ in range(200):  # until the register has signed it
+                asked = subprocess.run(
+                    [*status, "--external-id", external_id],
+                    cwd=ROOT,
+                    capture_output=True,
+                    text=True,
+                )
+                assert asked.returncode == 0, asked.stderr
+                job = json.loads(asked.stdout)
+                if job["state"] not in ("accepted", "queued", "sent"):
+                    break
+                time.sleep(0.1)
+            assert job["state"] == "fiscalized", job
+            assert jobs.get(external_id, job["id"]) == job["id"], (external_id, job)
+    finally:
+        _stop(process)

@@ -195,6 +195,19 @@ async def test_tenants_see_only_their_own_queues_and_tasks(tmp_path: Path) -> No
         assert await served.engine.jobs_of("other") == []
 
 
+async def test_the_signature_is_over_the_url_as_sent_percent_encoding_and_all(
+    tmp_path: Path,
+) -> None:
+    """A path the client percent-encoded (here ü and a space) and a query string are signed as
+    they are sent: the signature holds, and the answer is the route's, not 401."""
+    async with komtet(tmp_path) as served:
+        unknown = await call(served, "GET", "api/shop/v2/tasks/%C3%BC%20x")
+        assert_error(unknown, 404, "task.not_found", "task_id")
+        assert "'ü x'" in unknown.json()["description"], unknown.text
+        queue = await call(served, "GET", "api/shop/v2/queues/main?fields=state%20id")
+        assert queue.status_code == 200, queue.text
+
+
 async def test_multi_tasks_answers_each_entry_alone(tmp_path: Path) -> None:
     async with komtet(tmp_path) as served:
         path = "api/shop/v2/queues/main/multi-tasks"
