@@ -59,6 +59,7 @@ from engine.export import export_csv, export_fns_json, export_jsonl
 from engine.journal import (
     FINAL_STATES,
     ConflictError,
+    Delivery,
     DuplicateDocument,
     Event,
     FiscalResult,
@@ -669,6 +670,11 @@ class Engine:
         """A tenant's jobs in id order, a page at a time (``after`` the last id seen)."""
         with self._journaled():
             return await self.journal.jobs_of(tenant, limit=limit, after=after)
+
+    async def deliveries(self, job: Job) -> list[Delivery]:
+        """The outbound deliveries (callbacks) of ``job``, one its tenant has read."""
+        with self._journaled():
+            return await self.journal.deliveries(job.id)
 
     async def result(self, tenant: str, job_id: str) -> FiscalResult | None:
         if await self.job(tenant, job_id) is None:

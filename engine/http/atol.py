@@ -71,7 +71,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from engine.engine import Busy, Conflict, Engine, SubmitError, ValidationFailed, body_group
+from engine.engine import (
+    Busy,
+    Conflict,
+    Engine,
+    SubmitError,
+    Unavailable,
+    ValidationFailed,
+    body_group,
+)
 from engine.http.app import TooLarge, json_bytes, json_response, read_body
 from engine.http.callbacks import Outgoing
 from engine.http.credentials import AtolLogin, TokenProblem, verify_password
@@ -224,6 +232,9 @@ class AtolApi:
             except TooLarge as exc:
                 what = over_limit("a body", exc.size, exc.limit)
                 return self._refused(request, Refusal(40, what, http=413))
+            except Unavailable as exc:  # a read while the journal cannot commit: try later
+                wait = Refusal(0, str(exc), http=503, retry_after=exc.retry_after)
+                return self._refused(request, wait)
             except Exception as exc:  # a bug: this request fails, the door goes on
                 self.door.internal_errors += 1
                 stack = "".join(traceback.format_tb(exc.__traceback__))
@@ -340,10 +351,9 @@ class AtolApi:
             raise _problems(problems or [_whole(exc)]) from None
         except Busy as exc:
             raise Refusal(0, str(exc), http=429, retry_after=exc.retry_after) from None
+        except Unavailable as exc:  # an engine that cannot commit now
+            raise Refusal(0, str(exc), http=503, retry_after=exc.retry_after) from None
         except SubmitError as exc:  # the engine's other refusals name their own path
-            retry = getattr(exc, "retry_after", None)  # an engine that cannot commit now
-            if retry is not None:
-                raise Refusal(0, str(exc), http=503, retry_after=retry) from None
             raise Refusal(13, f"{exc.path or '$'}: {exc}") from None
         if parsed.callback_url is not None:
             callbacks = self.door.callbacks
@@ -382,7 +392,7 @@ class AtolApi:
         job = await self.engine.job(login.tenant, job_id)
         if job is None or body_group(job.body) != group:
             raise Refusal(30, f'"{given}" не найден', uuid=given)
-        deliveries = await self.engine.journal.deliveries(job.id)
+        deliveries = await self.engine.deliveries(job)
         delivery = next((d for d in deliveries if d.kind == "atol"), None)
         body = await self.report_body(job, delivery)
         if delivery is not None:

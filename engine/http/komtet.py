@@ -7,7 +7,7 @@ secret are the tenant's (``kassa keys komtet NAME``; cloud-apis.md §2.2):
   print_queue_id, state: "new"}``, once the engine has journaled it;
 - ``POST …/queues/{queue}/multi-tasks`` an array of checks, journaled in one commit → an object
   of per-entry answers keyed by the entry's index (``"0"``, ``"1"``, …, in order): a task, or
-  an error ``{title, code, description}``;
+  an error ``{title, code, description}``; a 503 when the journal could take none of them;
 - ``GET /api/shop/v2/tasks/{id}`` → ``{id, external_id, print_queue_id, state,
   error_description, fiscal_data: {i, fn, t, n, fp, s}}`` (the FNS QR parameters); the
   callback POSTed to a task's ``callback_url`` when it ends is the same body;
@@ -41,7 +41,7 @@ HTTP  when
       fiscalized again
 429   over the tenant's request rate or queue: Retry-After says when
 500   a fault of Kassa's own, logged
-503   the engine cannot take jobs now: Retry-After says when
+503   the journal cannot commit (or read) now: Retry-After says when
 ====  =========================================================================================
 
 Assumptions where the reference is silent: the duplicate answer above (KOMTET documents none);
@@ -65,7 +65,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from engine.engine import Busy, Conflict, Engine, SubmitError, ValidationFailed, body_group
+from engine.engine import (
+    Busy,
+    Conflict,
+    Engine,
+    SubmitError,
+    Unavailable,
+    ValidationFailed,
+    body_group,
+)
 from engine.http.app import TooLarge, json_bytes, json_response, read_body
 from engine.http.callbacks import Outgoing
 from engine.http.credentials import KomtetShop, komtet_signature
@@ -182,6 +190,8 @@ class KomtetApi:
             except TooLarge as exc:
                 what = over_limit("a body", exc.size, exc.limit)
                 return _refused(Refusal(413, "request.too_large", f"$: {what}"))
+            except Unavailable as exc:  # a read while the journal cannot commit: try later
+                return _refused(unavailable(exc))
             except Exception as exc:  # a bug: this request fails, the door goes on
                 self.door.internal_errors += 1
                 stack = "".join(traceback.format_tb(exc.__traceback__))
@@ -287,6 +297,9 @@ class KomtetApi:
         jobs: list[tuple[str, Any]] = [(task.external_id, task.receipt) for _, task in parsed]
         before = time.time()
         results = await self.engine.submit_many(shop.tenant, jobs, group=group) if jobs else []
+        refused = [result for result in results if isinstance(result, Unavailable)]
+        if refused and len(refused) == len(results):  # nothing journaled: the whole, later
+            raise unavailable(refused[0])
         for (i, task), result in zip(parsed, results, strict=True):
             if isinstance(result, SubmitError):
                 refusal = await self._submit_refusal(result, shop, data[i], index=i)
@@ -324,9 +337,8 @@ class KomtetApi:
             return _refusal_of(problems if index is None else _at(index, problems))
         if isinstance(exc, Busy):
             return Refusal(429, "queue.full", f"$: {exc}", retry_after=exc.retry_after)
-        retry = getattr(exc, "retry_after", None)  # an engine that cannot commit now
-        if retry is not None:
-            return Refusal(503, "unavailable", f"$: {exc}", retry_after=retry)
+        if isinstance(exc, Unavailable):
+            return unavailable(exc)
         return Refusal(422, exc.code, f"{exc.path or '$'}: {exc}")
 
     def _duplicate(self, job: Job) -> Refusal:
@@ -432,6 +444,10 @@ def signed_url(request: Request) -> str:
     if query:
         target += b"?" + query
     return f"{url.scheme}://{url.netloc}{target.decode('latin-1')}"
+
+
+def unavailable(exc: Unavailable) -> Refusal:
+    return Refusal(503, "unavailable", f"$: {exc}", retry_after=exc.retry_after)
 
 
 def _refused(refusal: Refusal) -> Response:

@@ -351,7 +351,7 @@ def atol_document() -> dict[str, Any]:
                     ],
                     "responses": {
                         "200": _json(_ref("AtolReport"), "the report"),
-                        **_refusals("AtolOperationResponse", 400, 401, 429, 500),
+                        **_refusals("AtolOperationResponse", 400, 401, 429, 500, 503),
                     },
                 },
             },
@@ -529,7 +529,7 @@ def komtet_document() -> dict[str, Any]:
                             },
                             "each entry answered alone",
                         ),
-                        **_komtet_refusals(401, 404, 413, 422, 429, 500),
+                        **_komtet_refusals(401, 404, 413, 422, 429, 500, 503),
                     },
                 },
             },
@@ -569,7 +569,7 @@ def komtet_document() -> dict[str, Any]:
                     ],
                     "responses": {
                         "200": _json(_ref("KomtetTaskInfo"), "the task"),
-                        **_komtet_refusals(401, 404, 429, 500),
+                        **_komtet_refusals(401, 404, 429, 500, 503),
                     },
                 },
             },

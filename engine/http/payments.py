@@ -35,6 +35,7 @@ from engine.engine import (
     Conflict,
     Engine,
     SubmitError,
+    Unavailable,
     ValidationFailed,
     body_group,
     body_receipt,
@@ -126,6 +127,9 @@ class PaymentsApi:
                 return json_response({"error": exc.error}, exc.status, headers)
             except TooLarge as exc:
                 return json_response({"error": over_limit("a body", exc.size, exc.limit)}, 413)
+            except Unavailable as exc:  # a read while the journal cannot commit: try later
+                wait = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+                return json_response({"error": str(exc)}, 503, wait)
             except Exception as exc:  # a bug: this request fails, the door goes on
                 self.door.internal_errors += 1
                 stack = "".join(traceback.format_tb(exc.__traceback__))
@@ -224,10 +228,9 @@ class PaymentsApi:
             raise Answer(422, found) from None
         except Busy as exc:
             raise Answer(429, str(exc), retry_after=exc.retry_after) from None
+        except Unavailable as exc:
+            raise Answer(503, str(exc), retry_after=exc.retry_after) from None
         except SubmitError as exc:
-            retry = getattr(exc, "retry_after", None)
-            if retry is not None:
-                raise Answer(503, str(exc), retry_after=retry) from None
             raise Answer(422, f"{exc.path or '$'}: {exc}") from None
 
     # --- shipped ----------------------------------------------------------------------------
