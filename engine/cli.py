@@ -1089,35 +1089,9 @@ def _cmd_keys_new(args: argparse.Namespace) -> int:
 def _cmd_keys_atol(args: argparse.Namespace) -> int:
     """An ATOL login for the HTTP door as NAME.atol (owner-only): the password's scrypt hash,
     never the password, which is printed here once. ``--rotate`` gives it a new password."""
-    from engine.http.credentials import (
-        LOGIN,
-        CredentialError,
-        hash_password,
-        new_password,
-        read_credential,
-        write_atol_credential,
-    )
+    from engine.http.credentials import LOGIN, hash_password, new_password, write_atol_credential
 
-    name: str = args.name
-    if not name or name.startswith(".") or "/" in name or os.sep in name:
-        _fail(f"{name!r}: a credential name is a plain file name, like shop-web")
-    folder = Path(args.dir)
-    if not folder.is_dir():
-        _fail(f"--dir: {folder}: no such folder")
-    path = folder / f"{name}.atol"
-    login = args.login
-    if args.rotate:
-        if not path.is_file():
-            _fail(f"{path}: no such file to rotate; make it without --rotate")
-        try:
-            known = read_credential(path)
-        except CredentialError as exc:
-            _fail(str(exc))
-        if login is None:
-            login = known.get("login")
-    elif path.exists():
-        _fail(f"{path}: already exists; not overwritten (--rotate gives it a new password)")
-    login = name if login is None else login
+    path, login = _credential_file(args, "atol", "login", args.login, "password")
     if not isinstance(login, str) or not LOGIN.match(login):
         _fail(f"--login: {login!r}: use 1 to 64 letters, digits, '_', '.', '@' or '-'")
     password = new_password()
@@ -1135,17 +1109,12 @@ def _cmd_keys_atol(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_keys_komtet(args: argparse.Namespace) -> int:
-    """A KOMTET shop for the HTTP door as NAME.komtet, owner-only (0600): its shop_id and its
-    secret in plain text, since KOMTET's HMAC needs the secret itself. ``--rotate`` gives the
-    shop a new secret."""
-    from engine.http.credentials import (
-        SHOP_ID,
-        CredentialError,
-        new_secret,
-        read_credential,
-        write_komtet_credential,
-    )
+def _credential_file(
+    args: argparse.Namespace, suffix: str, key: str, given: str | None, renewed: str
+) -> tuple[Path, object]:
+    """NAME.suffix in --dir, and the identity (``key``) it is for: ``given``, else the file's
+    own on --rotate, else NAME. A new file never overwrites one; --rotate needs one."""
+    from engine.http.credentials import CredentialError, read_credential
 
     name: str = args.name
     if not name or name.startswith(".") or "/" in name or os.sep in name:
@@ -1153,8 +1122,8 @@ def _cmd_keys_komtet(args: argparse.Namespace) -> int:
     folder = Path(args.dir)
     if not folder.is_dir():
         _fail(f"--dir: {folder}: no such folder")
-    path = folder / f"{name}.komtet"
-    shop_id = args.shop_id
+    path = folder / f"{name}.{suffix}"
+    identity: object = given
     if args.rotate:
         if not path.is_file():
             _fail(f"{path}: no such file to rotate; make it without --rotate")
@@ -1162,11 +1131,20 @@ def _cmd_keys_komtet(args: argparse.Namespace) -> int:
             known = read_credential(path)
         except CredentialError as exc:
             _fail(str(exc))
-        if shop_id is None:
-            shop_id = known.get("shop_id")
+        if identity is None:
+            identity = known.get(key)
     elif path.exists():
-        _fail(f"{path}: already exists; not overwritten (--rotate gives it a new secret)")
-    shop_id = name if shop_id is None else shop_id
+        _fail(f"{path}: already exists; not overwritten (--rotate gives it a new {renewed})")
+    return path, name if identity is None else identity
+
+
+def _cmd_keys_komtet(args: argparse.Namespace) -> int:
+    """A KOMTET shop for the HTTP door as NAME.komtet, owner-only (0600): its shop_id and its
+    secret in plain text, since KOMTET's HMAC needs the secret itself. ``--rotate`` gives the
+    shop a new secret."""
+    from engine.http.credentials import SHOP_ID, new_secret, write_komtet_credential
+
+    path, shop_id = _credential_file(args, "komtet", "shop_id", args.shop_id, "secret")
     if not isinstance(shop_id, str) or not SHOP_ID.match(shop_id):
         _fail(f"--shop-id: {shop_id!r}: use 1 to 64 letters, digits, '_', '.' or '-'")
     secret = new_secret()
