@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+import traceback
+from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -35,10 +36,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from engine.engine import Engine, JobEvent
+from engine.engine import Engine, JobEvent, Unavailable
 from engine.http.callbacks import CallbackSender
 from engine.http.credentials import Tokens
-from engine.limits import DEFAULT_SIZES, SizeLimits
+from engine.limits import DEFAULT_SIZES, SizeLimits, over_limit
 from engine.service_config import HttpSettings
 from engine.tenancy import RateLimits
 
@@ -119,6 +120,42 @@ def door_refusal(request: Request, status: int, text: str, headers: Mapping[str,
     """The door's own error shape, for paths that are no API's."""
     body = {"error": {"code": status, "text": text, "path": request.url.path}}
     return json_response(body, status, headers)
+
+
+#: A refusal of what the door itself finds (a body over the limit 413, the engine unable to
+#: take work now 503 with its wait, a bug 500), made the API's own exception.
+Failure = Callable[[int, str, float | None], Exception]
+#: A handler of one route, and the endpoint the guard makes of it.
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def guarded(
+    door: HttpDoor,
+    handler: Handler,
+    own: type[Exception],
+    answer: Callable[[Request, Any], Response],
+    failure: Failure,
+) -> Handler:
+    """``handler`` with every refusal in its API's shape: its ``own`` exceptions answered by
+    ``answer``, and what the door finds made one of them by ``failure``. No exception leaves:
+    a bug is logged by its type and stack, never its message, and the door goes on."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except own as refusal:
+            return answer(request, refusal)
+        except TooLarge as exc:
+            return answer(request, failure(413, over_limit("a body", exc.size, exc.limit), None))
+        except Unavailable as exc:  # the journal cannot commit now: try later
+            return answer(request, failure(503, str(exc), exc.retry_after))
+        except Exception as exc:
+            door.internal_errors += 1
+            stack = "".join(traceback.format_tb(exc.__traceback__))
+            log.error("internal error in %s: %s\n%s", request.url.path, type(exc).__name__, stack)
+            return answer(request, failure(500, "a fault of Kassa's own, logged", None))
+
+    return endpoint
 
 
 class Api(Protocol):

@@ -61,7 +61,6 @@ import datetime as dt
 import logging
 import math
 import time
-import traceback
 import uuid
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -80,11 +79,10 @@ from engine.engine import (
     ValidationFailed,
     body_group,
 )
-from engine.http.app import TooLarge, json_bytes, json_response, read_body
+from engine.http.app import Handler, guarded, json_bytes, json_response, read_body
 from engine.http.callbacks import Outgoing
 from engine.http.credentials import AtolLogin, TokenProblem, verify_password
 from engine.journal import Delivery, Job, JobState
-from engine.limits import over_limit
 from engine.tenancy import TokenBucket
 from engine.times import zone
 from protocols.ingress import IngressError, check_atol_v5, load_json, parse_atol_v5
@@ -155,6 +153,12 @@ class Refusal(Exception):
         self.retry_after = retry_after
 
 
+def _door_failure(http: int, detail: str, retry_after: float | None) -> Refusal:
+    """What the door finds, in ATOL's codes: 40 a body over the limit, 0 try later, 50 a bug."""
+    code = {413: 40, 503: 0}.get(http, 50)
+    return Refusal(code, "" if code == 50 else detail, http=http, retry_after=retry_after)
+
+
 def error_object(code: int, text: str, kind: str = "system") -> dict[str, Any]:
     """ATOL's ``error``: a fresh error_id for support, the code, the text, the type."""
     return {"error_id": str(uuid.uuid4()), "code": code, "text": text, "type": kind}
@@ -222,27 +226,8 @@ class AtolApi:
 
     # --- the guard: every refusal in ATOL's shape -------------------------------------------
 
-    def _guarded(self, handler: Any) -> Any:
-        async def endpoint(request: Request) -> Response:
-            try:
-                answer: Response = await handler(request)
-                return answer
-            except Refusal as refusal:
-                return self._refused(request, refusal)
-            except TooLarge as exc:
-                what = over_limit("a body", exc.size, exc.limit)
-                return self._refused(request, Refusal(40, what, http=413))
-            except Unavailable as exc:  # a read while the journal cannot commit: try later
-                wait = Refusal(0, str(exc), http=503, retry_after=exc.retry_after)
-                return self._refused(request, wait)
-            except Exception as exc:  # a bug: this request fails, the door goes on
-                self.door.internal_errors += 1
-                stack = "".join(traceback.format_tb(exc.__traceback__))
-                path, kind = request.url.path, type(exc).__name__
-                log.error("internal error in %s: %s\n%s", path, kind, stack)
-                return self._refused(request, Refusal(50, http=500))
-
-        return endpoint
+    def _guarded(self, handler: Handler) -> Handler:
+        return guarded(self.door, handler, Refusal, self._refused, _door_failure)
 
     def _refused(self, request: Request, refusal: Refusal) -> Response:
         body: dict[str, Any] = {"error": error_object(refusal.code, refusal.text)}

@@ -55,7 +55,6 @@ import hmac
 import logging
 import math
 import time
-import traceback
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
@@ -74,11 +73,10 @@ from engine.engine import (
     ValidationFailed,
     body_group,
 )
-from engine.http.app import TooLarge, json_bytes, json_response, read_body
+from engine.http.app import Handler, guarded, json_bytes, json_response, read_body
 from engine.http.callbacks import Outgoing
 from engine.http.credentials import KomtetShop, komtet_signature
 from engine.journal import Delivery, Job, JobState
-from engine.limits import over_limit
 from protocols.ingress import IngressError, check_komtet_task, load_json, parse_komtet_task
 from protocols.ingress.komtet import REQUEST_TITLE, KomtetProblem, KomtetTask, komtet_error
 
@@ -180,26 +178,10 @@ class KomtetApi:
 
     # --- the guard: every refusal in KOMTET's shape -----------------------------------------
 
-    def _guarded(self, handler: Any) -> Any:
-        async def endpoint(request: Request) -> Response:
-            try:
-                answer: Response = await handler(request)
-                return answer
-            except Refusal as refusal:
-                return _refused(refusal)
-            except TooLarge as exc:
-                what = over_limit("a body", exc.size, exc.limit)
-                return _refused(Refusal(413, "request.too_large", f"$: {what}"))
-            except Unavailable as exc:  # a read while the journal cannot commit: try later
-                return _refused(unavailable(exc))
-            except Exception as exc:  # a bug: this request fails, the door goes on
-                self.door.internal_errors += 1
-                stack = "".join(traceback.format_tb(exc.__traceback__))
-                path, kind = request.url.path, type(exc).__name__
-                log.error("internal error in %s: %s\n%s", path, kind, stack)
-                return _refused(Refusal(500, "internal", "$: a fault of Kassa's own, logged"))
-
-        return endpoint
+    def _guarded(self, handler: Handler) -> Handler:
+        return guarded(
+            self.door, handler, Refusal, lambda _, refusal: _refused(refusal), _door_failure
+        )
 
     # --- authentication ---------------------------------------------------------------------
 
@@ -444,6 +426,12 @@ def signed_url(request: Request) -> str:
     if query:
         target += b"?" + query
     return f"{url.scheme}://{url.netloc}{target.decode('latin-1')}"
+
+
+def _door_failure(http: int, text: str, retry_after: float | None) -> Refusal:
+    """What the door finds, in KOMTET's shape."""
+    code = {413: "request.too_large", 503: "unavailable"}.get(http, "internal")
+    return Refusal(http, code, f"$: {text}", retry_after=retry_after)
 
 
 def unavailable(exc: Unavailable) -> Refusal:

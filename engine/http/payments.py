@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-import traceback
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -40,11 +39,10 @@ from engine.engine import (
     body_group,
     body_receipt,
 )
-from engine.http.app import TooLarge, json_response, read_body
+from engine.http.app import Handler, guarded, json_response, read_body
 from engine.http.credentials import TokenProblem
 from engine.http.hooks import PROVIDERS, PaymentSettings
 from engine.journal import Job, JobState
-from engine.limits import over_limit
 from protocols.documents.model import Receipt
 from protocols.notifications import (
     CarriedReceipt,
@@ -78,6 +76,13 @@ class Answer(Exception):
         self.status = status
         self.error = error
         self.retry_after = retry_after
+
+
+def _answered(request: Request, answer: Answer) -> Response:
+    headers = {}
+    if answer.retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(answer.retry_after)))
+    return json_response({"error": answer.error}, answer.status, headers)
 
 
 class PaymentsApi:
@@ -115,28 +120,8 @@ class PaymentsApi:
     def openapi(self) -> dict[str, Any]:
         return payments_document()
 
-    def _guarded(self, handler: Any) -> Any:
-        async def endpoint(request: Request) -> Response:
-            try:
-                answer: Response = await handler(request)
-                return answer
-            except Answer as exc:
-                headers = {}
-                if exc.retry_after is not None:
-                    headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
-                return json_response({"error": exc.error}, exc.status, headers)
-            except TooLarge as exc:
-                return json_response({"error": over_limit("a body", exc.size, exc.limit)}, 413)
-            except Unavailable as exc:  # a read while the journal cannot commit: try later
-                wait = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
-                return json_response({"error": str(exc)}, 503, wait)
-            except Exception as exc:  # a bug: this request fails, the door goes on
-                self.door.internal_errors += 1
-                stack = "".join(traceback.format_tb(exc.__traceback__))
-                log.error("internal error in payments: %s\n%s", type(exc).__name__, stack)
-                return json_response({"error": "a fault of Kassa's own, logged"}, 500)
-
-        return endpoint
+    def _guarded(self, handler: Handler) -> Handler:
+        return guarded(self.door, handler, Answer, _answered, Answer)
 
     def _rate(self, tenant: str) -> None:
         limits = self.door.limits
