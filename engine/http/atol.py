@@ -74,6 +74,7 @@ from engine.engine import (
     Busy,
     Conflict,
     Engine,
+    JournalBehind,
     SubmitError,
     Unavailable,
     ValidationFailed,
@@ -338,6 +339,8 @@ class AtolApi:
             raise Refusal(0, str(exc), http=429, retry_after=exc.retry_after) from None
         except Unavailable as exc:  # an engine that cannot commit now
             raise Refusal(0, str(exc), http=503, retry_after=exc.retry_after) from None
+        except JournalBehind as exc:  # held until an operator acts: no time to retry after
+            raise Refusal(0, str(exc), http=503) from None
         except SubmitError as exc:  # the engine's other refusals name their own path
             raise Refusal(13, f"{exc.path or '$'}: {exc}") from None
         if parsed.callback_url is not None:

@@ -68,6 +68,7 @@ from engine.engine import (
     Busy,
     Conflict,
     Engine,
+    JournalBehind,
     SubmitError,
     Unavailable,
     ValidationFailed,
@@ -321,6 +322,8 @@ class KomtetApi:
             return Refusal(429, "queue.full", f"$: {exc}", retry_after=exc.retry_after)
         if isinstance(exc, Unavailable):
             return unavailable(exc)
+        if isinstance(exc, JournalBehind):  # held until an operator acts: no Retry-After
+            return Refusal(503, "unavailable", f"$: {exc}")
         return Refusal(422, exc.code, f"{exc.path or '$'}: {exc}")
 
     def _duplicate(self, job: Job) -> Refusal:

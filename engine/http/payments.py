@@ -33,6 +33,7 @@ from engine.engine import (
     Busy,
     Conflict,
     Engine,
+    JournalBehind,
     SubmitError,
     Unavailable,
     ValidationFailed,
@@ -215,6 +216,8 @@ class PaymentsApi:
             raise Answer(429, str(exc), retry_after=exc.retry_after) from None
         except Unavailable as exc:
             raise Answer(503, str(exc), retry_after=exc.retry_after) from None
+        except JournalBehind as exc:  # held until an operator acts; the provider retries
+            raise Answer(503, str(exc)) from None
         except SubmitError as exc:
             raise Answer(422, f"{exc.path or '$'}: {exc}") from None
 

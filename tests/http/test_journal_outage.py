@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import trio
 
+from engine.engine import JournalBehind
 from engine.journal import SqliteJournal
 from tests.http.conftest import Served, corpus, serving
 from tests.http.test_komtet import SHOPS, call, sale
@@ -120,3 +121,31 @@ async def test_payment_notification_and_shipped_answer_503(tmp_path: Path) -> No
         await back(served)
         done = await served.client.post(url, json=tbank(DATA={"Source": "sbp"}))
         assert done.headers["X-Kassa-Job"] == paid.headers["X-Kassa-Job"]
+
+
+async def test_a_tenant_held_for_a_journal_behind_its_registers_gets_503_on_every_api(
+    tmp_path: Path,
+) -> None:
+    # The engine refuses a held tenant's submits (tests/engine/test_journal_behind.py); each
+    # API says 503, without Retry-After since only an operator ends the hold, not 4xx, which
+    # a payment system would take for a final refusal.
+    async def held(*args: Any, **kwargs: Any) -> Any:
+        raise JournalBehind("a register of the tenant holds receipts the journal does not know")
+
+    async with serving(tmp_path, komtet_shops=SHOPS, **hooks()) as served:
+        token = await served.token()
+        served.engine.submit = held  # type: ignore[method-assign]
+        answers = {
+            "atol": await served.sell(
+                corpus("atol-sell-prepayment.json", external_id="h-1"), token
+            ),
+            "komtet": await call(served, "POST", "api/shop/v2/queues/main/task", sale("h-2")),
+            "tbank": await served.client.post(
+                f"/notifications/{HOOK}/tbank", json=tbank(DATA={"Source": "sbp"})
+            ),
+        }
+        for api, answer in answers.items():
+            assert answer.status_code == 503, (api, answer.text)
+            assert "Retry-After" not in answer.headers, api
+        assert answers["komtet"].json()["code"] == "unavailable"
+        assert served.door.internal_errors == 0
