@@ -1109,6 +1109,29 @@ def _cmd_keys_atol(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_keys_cabinet(args: argparse.Namespace) -> int:
+    """A cabinet user as a ``[[tenants.users]]`` table to paste under its tenant in kassa.toml:
+    the login, the role and the scrypt hash of a new password, which is printed here once."""
+    from engine.http.credentials import LOGIN, hash_password, new_password
+
+    login: str = args.name
+    if not LOGIN.match(login):
+        _fail(f"{login!r}: a login is 1 to 64 letters, digits, '_', '.', '@' or '-'")
+    password = new_password()
+    print(f"# login: {login}")
+    print(f"# password: {password}")
+    print("[[tenants.users]]")
+    print(f'login = "{login}"')
+    print(f'role = "{args.role}"')
+    print(f'password_hash = "{hash_password(password)}"')
+    print(
+        "kassa: the password is shown only now. Paste the table under its tenant's [[tenants]] "
+        "in kassa.toml; a running service takes it when it starts again",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _credential_file(
     args: argparse.Namespace, suffix: str, key: str, given: str | None, renewed: str
 ) -> tuple[Path, object]:
@@ -1300,6 +1323,16 @@ def _add_client_commands(commands: Any, receipt_commands: Any) -> None:
         "--rotate", action="store_true", help="NAME.komtet exists: give it a new secret"
     )
     komtet.set_defaults(handler=_cmd_keys_komtet)
+    cabinet = keys_commands.add_parser(
+        "cabinet",
+        help="print a [[tenants.users]] table: a cabinet login, its role and a new password's "
+        "hash; the password is printed once",
+    )
+    cabinet.add_argument("name", metavar="NAME", help="the login")
+    cabinet.add_argument(
+        "--role", required=True, choices=("owner", "accountant", "cashier"), help="what it may do"
+    )
+    cabinet.set_defaults(handler=_cmd_keys_cabinet)
 
 
 def _receipt_show_argv(argv: Sequence[str] | None) -> list[str]:

@@ -67,6 +67,8 @@ from engine.journal import (
     JobState,
     Journal,
     JournalUnavailable,
+    ReceiptQuery,
+    ReceiptRow,
     RegisterRow,
     SqliteJournal,
 )
@@ -670,6 +672,18 @@ class Engine:
         """A tenant's jobs in id order, a page at a time (``after`` the last id seen)."""
         with self._journaled():
             return await self.journal.jobs_of(tenant, limit=limit, after=after)
+
+    async def receipts(self, tenant: str, query: ReceiptQuery) -> list[ReceiptRow]:
+        """A page of the tenant's jobs newest first, filtered (the cabinet's receipts list)."""
+        with self._journaled():
+            return await self.journal.receipts(tenant, query)
+
+    async def fiscalized(
+        self, tenant: str, *, start: float = 0.0, end: float = float("inf")
+    ) -> list[ReceiptRecord]:
+        """The tenant's signed receipts journaled in [start, end), as the ФН signed them."""
+        with self._journaled():
+            return await self.journal.fiscalized(tenant, start=start, end=end)
 
     async def deliveries(self, job: Job) -> list[Delivery]:
         """The outbound deliveries (callbacks) of ``job``, one its tenant has read."""

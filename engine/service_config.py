@@ -32,6 +32,11 @@
     keys = ["rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7", "keys/shop-web.key"]
     http = ["keys/shop-web.atol", "keys/shop-web.komtet"]   # kassa keys atol|komtet NAME
 
+    [[tenants.users]]                      # a cabinet user: kassa keys cabinet NAME --role ROLE
+    login = "anna"
+    role = "owner"                         # owner | accountant | cashier
+    password_hash = "scrypt$16384$8$1$..."
+
     [[registers]]
     id = "kkt-1"
     tenant = "shop"
@@ -63,6 +68,7 @@ import zmq
 import zmq.auth
 import zmq.utils.z85
 
+from engine.cabinet.users import ROLES, CabinetUser
 from engine.config import Connector, EngineConfig, RegisterConfig, TenantConfig
 from engine.connectors import PROTOCOLS, serial_connector, tcp_connector
 from engine.http.credentials import (
@@ -95,6 +101,7 @@ _TENANT_KEYS = (
     "http",
     "sell_failed_marking",
     "payments",
+    "users",
 )
 _HTTP_KEYS = (
     "listen",
@@ -150,6 +157,8 @@ class HttpSettings:
     callback_timeout: float = 10.0
     #: A tenant's notification hook → its payment settings (engine/http/hooks.py).
     payments: Mapping[str, PaymentSettings] = attrs.field(factory=dict, repr=False)
+    #: Cabinet login → its user (engine/cabinet), of whichever tenant.
+    cabinet_users: Mapping[str, CabinetUser] = attrs.field(factory=dict, repr=False)
 
 
 _HTTP_DEFAULTS = HttpSettings()
@@ -309,6 +318,7 @@ def parse_config(data: Mapping[str, Any], source: str, folder: Path) -> LoadedCo
     logins: dict[str, AtolLogin] = {}
     hooks: dict[str, PaymentSettings] = {}
     shops: dict[str, KomtetShop] = {}
+    users: dict[str, CabinetUser] = {}
     if not tenant_tables:
         raise top.error("tenants", "at least one [[tenants]] table is needed")
     for i, table in enumerate(tenant_tables):
@@ -333,6 +343,14 @@ def parse_config(data: Mapping[str, Any], source: str, folder: Path) -> LoadedCo
                     f"{logins[login.login].tenant!r}'s too; each login belongs to one tenant",
                 )
             logins[login.login] = login
+        for user in _cabinet_users(reader, tenant.id):
+            if user.login in users:
+                raise reader.error(
+                    "users",
+                    f"the cabinet login {user.login!r} belongs to tenant "
+                    f"{users[user.login].tenant!r} too; each login belongs to one tenant",
+                )
+            users[user.login] = user
         if "payments" in reader.table:
             try:
                 payments = read_payments(tenant.id, reader.table["payments"])
@@ -373,7 +391,12 @@ def parse_config(data: Mapping[str, Any], source: str, folder: Path) -> LoadedCo
     if "http" in top.table:
         http = _http(_Reader(source, top.value("http", dict), "http", _HTTP_KEYS), folder)
         http = attrs.evolve(
-            http, atol_logins=logins, komtet_shops=shops, token_key=secret, payments=hooks
+            http,
+            atol_logins=logins,
+            komtet_shops=shops,
+            token_key=secret,
+            payments=hooks,
+            cabinet_users=users,
         )
     return LoadedConfig(engine, settings, http)
 
@@ -450,6 +473,28 @@ def _http_credentials(r: _Reader, tenant: str, folder: Path) -> list[AtolLogin |
         except CredentialError as exc:
             raise r.error(where, f"{origin}: password_hash: {exc}") from None
         out.append(AtolLogin(tenant, login, hashed))
+    return out
+
+
+def _cabinet_users(r: _Reader, tenant: str) -> list[CabinetUser]:
+    """A tenant's ``[[tenants.users]]``: cabinet logins with their role and password hash."""
+    out: list[CabinetUser] = []
+    for j, entry in enumerate(r.value("users", list, [], "an array of [[tenants.users]]")):
+        user = _Reader(r.source, entry, r.where(f"users[{j}]"), ("login", "role", "password_hash"))
+        login = user.text("login")
+        if not LOGIN.match(login):
+            raise user.error("login", "expected 1 to 64 letters, digits, _.@-")
+        role = user.text("role")
+        if role not in ROLES:
+            raise user.error("role", f"expected one of {', '.join(ROLES)}, got {role!r}")
+        hashed = user.text("password_hash")
+        try:
+            check_hash(hashed)
+        except CredentialError as exc:
+            raise user.error("password_hash", str(exc)) from None
+        if any(u.login == login for u in out):
+            raise user.error("login", f"{login!r} is listed twice")
+        out.append(CabinetUser(tenant, login, role, hashed))
     return out
 
 

@@ -186,7 +186,8 @@ class HttpDoor:
         self.sizes = sizes
         self.limits = limits
         self.rate, self.burst = rate, burst  # for the tenants' buckets unless ``limits`` is given
-        self.tokens = Tokens(settings.token_key or _fresh_key())
+        key = settings.token_key or _fresh_key()
+        self.tokens = Tokens(key)
         self.engine: Engine | None = None  # the engine it serves, once running
         self.callbacks: CallbackSender | None = None
         self.url = ""  # the base URL once bound: http://127.0.0.1:8080
@@ -201,6 +202,10 @@ class HttpDoor:
         self.atol.register_shape()
         self.komtet.register_shape()
         self.payments.register_shape()
+        from engine.cabinet.app import Cabinet  # a peer of the APIs, on the same server
+
+        self.cabinet = Cabinet(self, key)
+        self.cabinet.register_shape()
 
     def on_event(self, event: JobEvent) -> None:
         """The engine's notification hook: a job that ended may have a callback due."""
@@ -218,6 +223,7 @@ class HttpDoor:
         routes: list[BaseRoute] = [Route("/openapi.json", openapi, methods=["GET"])]
         for api in self.apis:
             routes.extend(api.routes())
+        routes.extend(self.cabinet.routes())
         handlers: Any = {HTTPException: self._unrouted}  # Starlette's type is invariant
         return Starlette(routes=routes, exception_handlers=handlers)
 

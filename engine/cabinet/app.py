@@ -1,0 +1,539 @@
+"""The cabinet's pages under ``/cabinet`` of the HTTP door: login, dashboard, receipts.
+
+A peer of the API doors (DESIGN.md, "Front doors"): it reads the engine's API for the tenant of
+the signed-in user and owns no fiscal logic. Pages are Jinja2 templates with autoescape; every
+form carries the session's CSRF token and every POST is refused (403) without it. Whatever is
+another tenant's is answered 404, exactly like what does not exist, so that no id can be
+probed from another tenant's session.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlencode
+
+import attrs
+import jinja2
+import trio
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from engine.cabinet.users import (
+    RIGHTS,
+    ROLES,
+    CabinetUser,
+    LoginThrottle,
+    Session,
+    Sessions,
+    may,
+)
+from engine.engine import Busy, Engine, SubmitError, body_group, body_receipt
+from engine.http.credentials import hash_password, verify_password
+from engine.journal import JobState, ReceiptQuery
+from engine.reports import (
+    operation_label,
+    receipt_view,
+    roubles,
+    vat_label,
+)
+from engine.shifts import RegisterView
+from engine.times import zone
+from protocols.documents.model import Receipt
+
+if TYPE_CHECKING:
+    from engine.http.app import HttpDoor
+
+log = logging.getLogger("kassa.cabinet")
+
+PREFIX = "/cabinet"
+SESSION_COOKIE = "kassa_session"
+LOGIN_COOKIE = "kassa_login_csrf"  # the login form's double-submit token: no session yet
+PAGE_SIZE = 50
+#: A shift may stay open 24 hours (54-FZ); warn this long before.
+SHIFT_LIMIT = 24 * 3600
+SHIFT_WARNING = 22 * 3600
+STATES_RU = {
+    "accepted": "принят",
+    "queued": "в очереди",
+    "sent": "отправлен в ФН",
+    "in_doubt": "проверяется",
+    "fiscalized": "фискализирован",
+    "failed": "ошибка",
+    "resolved": "разрешён вручную",
+}
+PAYMENT_KINDS = (
+    ("cash", "наличными"),
+    ("electronic", "безналичными"),
+    ("prepaid", "предоплатой"),
+    ("credit", "постоплатой"),
+    ("provision", "встречным предоставлением"),
+)
+REFUNDS = {1: 2, 3: 4}  # приход → возврат прихода, расход → возврат расхода
+#: A fixed hash checked for an unknown login, so that a miss costs as long as a wrong password.
+_DECOY = hash_password(secrets.token_urlsafe(12))
+
+
+class Refusal(Exception):
+    """A page answered with an error page: its HTTP status and Russian text."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(status, text)
+        self.status = status
+        self.text = text
+
+
+Page = Callable[[Request, Session], Awaitable[Response]]
+
+
+def _money(kopecks: int | None) -> str:
+    return "—" if kopecks is None else roubles(kopecks).replace(".", ",")
+
+
+def _kopecks(text: str) -> int:
+    """Roubles typed in a filter («123,45» or «123.45») as kopecks; ValueError if not money."""
+    whole, _, part = text.strip().replace(",", ".").partition(".")
+    if not whole.isdigit() or (part and (not part.isdigit() or len(part) > 2)):
+        raise ValueError(text)
+    return int(whole) * 100 + int(part.ljust(2, "0") or 0)
+
+
+class Cabinet:
+    """The cabinet of one HTTP door; see the module docstring."""
+
+    def __init__(self, door: HttpDoor, key: bytes) -> None:
+        self.door = door
+        self.users: Mapping[str, CabinetUser] = door.settings.cabinet_users
+        self.sessions = Sessions(key)
+        self.throttle = LoginThrottle()
+        self.secure = door.settings.tls_cert is not None  # cookies only over TLS then
+        self.templates = jinja2.Environment(
+            loader=jinja2.PackageLoader("engine.cabinet", "templates"),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+        )
+        self.templates.filters["money"] = _money
+        self.templates.globals["prefix"] = PREFIX
+
+    # --- plumbing -------------------------------------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        assert self.door.engine is not None, "the door serves no engine yet"
+        return self.door.engine
+
+    def now(self) -> float:
+        return self.engine.config.wall_clock()
+
+    def render(self, name: str, code: int = 200, /, **values: Any) -> HTMLResponse:
+        html = self.templates.get_template(name).render(**values)
+        headers = {
+            "Cache-Control": "no-store",
+            "X-Frame-Options": "DENY",
+            "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'",
+            "Referrer-Policy": "same-origin",
+        }
+        return HTMLResponse(html, status_code=code, headers=headers)
+
+    def refusal(
+        self, request: Request, status: int, text: str, headers: Mapping[str, str]
+    ) -> Response:
+        """An error page (the door's unknown path or method under /cabinet, and Refusal)."""
+        response = self.render("error.html", status, status=status, text=text, session=None)
+        response.headers.update(headers)
+        return response
+
+    def register_shape(self) -> None:
+        self.door.shapes[PREFIX] = self.refusal
+
+    def _guarded(self, handler: Callable[[Request], Awaitable[Response]]) -> Any:
+        from engine.http.app import guarded
+
+        def answer(request: Request, refusal: Refusal) -> Response:
+            return self.refusal(request, refusal.status, refusal.text, {})
+
+        def failure(status: int, text: str, retry_after: float | None) -> Exception:
+            words = {413: "Слишком большой запрос.", 503: "Журнал временно недоступен, повторите."}
+            return Refusal(status, words.get(status, "Внутренняя ошибка, она записана в журнал."))
+
+        return guarded(self.door, handler, Refusal, answer, failure)
+
+    def session_of(self, request: Request) -> Session | None:
+        cookie = request.cookies.get(SESSION_COOKIE, "")
+        return self.sessions.read(cookie, self.users, self.now()) if cookie else None
+
+    def page(self, action: str, handler: Page, *, post: bool = False) -> Any:
+        """``handler`` for signed-in users whose role may do ``action``; a POST also needs the
+        session's CSRF token in its form."""
+
+        async def endpoint(request: Request) -> Response:
+            session = self.session_of(request)
+            if session is None:
+                if post:
+                    raise Refusal(403, "Сессия истекла: войдите снова.")
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                return RedirectResponse(f"{PREFIX}/login?{urlencode({'next': target})}", 303)
+            if not may(session.user.role, action):
+                raise Refusal(403, "Этот раздел недоступен вашей роли.")
+            if post:
+                form = await self.form(request)
+                if not self.sessions.csrf_ok(session, form.get("csrf", "")):
+                    raise Refusal(403, "Форма устарела или пришла с чужого сайта (CSRF).")
+                request.state.form = form
+            return await handler(request, session)
+
+        return self._guarded(endpoint)
+
+    async def form(self, request: Request) -> dict[str, str]:
+        """An urlencoded form under the door's request limit (last value of each field)."""
+        from engine.http.app import read_body
+
+        kind = request.headers.get("content-type", "").split(";")[0].strip()
+        if kind != "application/x-www-form-urlencoded":  # no form: so no CSRF token either
+            return {}
+        body = await read_body(request, self.door.sizes.request_bytes)
+        try:
+            fields = parse_qs(body.decode(), keep_blank_values=True, strict_parsing=False)
+        except UnicodeDecodeError:
+            raise Refusal(400, "Форма не в UTF-8.") from None
+        return {name: values[-1] for name, values in fields.items()}
+
+    def context(self, session: Session, **values: Any) -> dict[str, Any]:
+        return {
+            "session": session,
+            "csrf": self.sessions.csrf(session),
+            "may": lambda action: may(session.user.role, action),
+            **values,
+        }
+
+    def set_session(self, response: Response, session: Session | None) -> None:
+        if session is None:
+            response.delete_cookie(SESSION_COOKIE, path=PREFIX, secure=self.secure, httponly=True)
+            return
+        response.set_cookie(
+            SESSION_COOKIE,
+            session.cookie,
+            max_age=self.sessions.lifetime,
+            path=PREFIX,
+            secure=self.secure,
+            httponly=True,
+            samesite="lax",
+        )
+
+    # --- routes ---------------------------------------------------------------------------------
+
+    def routes(self) -> list[BaseRoute]:
+        async def root(request: Request) -> Response:
+            return RedirectResponse(f"{PREFIX}/dashboard", 303)
+
+        return [
+            Mount(
+                PREFIX,
+                routes=[
+                    Route("/", root, methods=["GET"]),
+                    Route("/login", self._guarded(self.login_page), methods=["GET"]),
+                    Route("/login", self._guarded(self.login), methods=["POST"]),
+                    Route(
+                        "/logout", self.page("dashboard", self.logout, post=True), methods=["POST"]
+                    ),
+                    Route("/dashboard", self.page("dashboard", self.dashboard), methods=["GET"]),
+                    Route("/receipts", self.page("receipts", self.receipts), methods=["GET"]),
+                    Route(
+                        "/receipts/{job_id}", self.page("receipts", self.receipt), methods=["GET"]
+                    ),
+                    Route(
+                        "/receipts/{job_id}/refund",
+                        self.page("refund", self.refund, post=True),
+                        methods=["POST"],
+                    ),
+                ],
+            )
+        ]
+
+    # --- login ----------------------------------------------------------------------------------
+
+    def _login_form(
+        self, next_path: str, status: int = 200, error: str = "", login: str = ""
+    ) -> Response:
+        token = secrets.token_urlsafe(24)
+        response = self.render(
+            "login.html", status, session=None, csrf=token, next=next_path, error=error, login=login
+        )
+        response.set_cookie(
+            LOGIN_COOKIE,
+            token,
+            max_age=3600,
+            path=f"{PREFIX}/login",
+            secure=self.secure,
+            httponly=True,
+            samesite="strict",
+        )
+        return response
+
+    async def login_page(self, request: Request) -> Response:
+        return self._login_form(_local(request.query_params.get("next", "")))
+
+    async def login(self, request: Request) -> Response:
+        form = await self.form(request)
+        next_path = _local(form.get("next", ""))
+        cookie = request.cookies.get(LOGIN_COOKIE, "")
+        given = form.get("csrf", "")
+        if not cookie or not hmac.compare_digest(cookie.encode(), given.encode()):
+            raise Refusal(403, "Форма входа устарела или пришла с чужого сайта (CSRF).")
+        login, password = form.get("login", "").strip(), form.get("password", "")
+        address = request.client.host if request.client else ""
+        now = self.now()
+        wait = self.throttle.retry_after(login, address, now)
+        if wait > 0:
+            response = self._login_form(
+                next_path, 429, f"Слишком много попыток. Повторите через {int(wait) + 1} с.", login
+            )
+            response.headers["Retry-After"] = str(int(wait) + 1)
+            return response
+        user = self.users.get(login)
+        hashed = user.password_hash if user is not None else _DECOY
+        # scrypt takes tens of milliseconds of CPU: off the event loop
+        good = await trio.to_thread.run_sync(verify_password, password, hashed)
+        if user is None or not good:
+            self.throttle.failed(login, address, now)
+            log.info("cabinet: a failed login for %r from %s", login, address)
+            return self._login_form(next_path, 401, "Неверный логин или пароль.", login)
+        self.throttle.succeeded(login)
+        session = self.sessions.issue(user, now)
+        response = RedirectResponse(next_path or f"{PREFIX}/dashboard", 303)
+        self.set_session(response, session)
+        response.delete_cookie(LOGIN_COOKIE, path=f"{PREFIX}/login")
+        return response
+
+    async def logout(self, request: Request, session: Session) -> Response:
+        response = RedirectResponse(f"{PREFIX}/login", 303)
+        self.set_session(response, None)
+        return response
+
+    # --- dashboard ------------------------------------------------------------------------------
+
+    async def dashboard(self, request: Request, session: Session) -> Response:
+        tenant = session.user.tenant
+        engine = self.engine
+        local = zone(engine.tenants[tenant].timezone)
+        now = self.now()
+        midnight = dt.datetime.combine(engine.today(tenant), dt.time(), local).timestamp()
+        records = await engine.fiscalized(tenant, start=midnight, end=now + 1)
+        views = await trio.to_thread.run_sync(
+            lambda: [receipt_view(r) for r in records], limiter=engine.heavy
+        )
+        by_operation: dict[str, dict[str, int]] = {}
+        for view in views:
+            label = operation_label(view.operation, view.document_code == 31)
+            sums = by_operation.setdefault(label, {"count": 0, "total": 0})
+            sums["count"] += 1
+            sums["total"] += view.total
+            for kind, _ in PAYMENT_KINDS:
+                sums[kind] = sums.get(kind, 0) + getattr(view.payments, kind)
+        registers = [
+            _register_card(r, now) for r in engine.registers.values() if r.config.tenant == tenant
+        ]
+        return self.render(
+            "dashboard.html",
+            **self.context(
+                session,
+                day=engine.today(tenant),
+                count=len(views),
+                by_operation=by_operation,
+                kinds=PAYMENT_KINDS,
+                registers=registers,
+            ),
+        )
+
+    # --- receipts -------------------------------------------------------------------------------
+
+    async def receipts(self, request: Request, session: Session) -> Response:
+        tenant = session.user.tenant
+        params = request.query_params
+        local = zone(self.engine.tenants[tenant].timezone)
+        problems: list[str] = []
+        query = ReceiptQuery(limit=PAGE_SIZE + 1)
+        changes: dict[str, Any] = {}
+        for name, field in (("from", "start"), ("to", "end")):
+            text = params.get(name, "").strip()
+            if text:
+                try:
+                    day = dt.date.fromisoformat(text)
+                except ValueError:
+                    problems.append(f"{name}: ожидалась дата ГГГГ-ММ-ДД, получено {text!r}")
+                    continue
+                if field == "end":
+                    day += dt.timedelta(days=1)  # «по» includes that day
+                changes[field] = dt.datetime.combine(day, dt.time(), local).timestamp()
+        state = params.get("status", "").strip()
+        if state:
+            if state in STATES_RU:
+                changes["state"] = state
+            else:
+                problems.append(f"status: нет статуса {state!r}")
+        external_id = params.get("external_id", "").strip()
+        if external_id:
+            changes["external_id"] = external_id
+        total = params.get("sum", "").strip()
+        if total:
+            try:
+                changes["total"] = _kopecks(total)
+            except ValueError:
+                problems.append(
+                    f"sum: ожидалась сумма в рублях, например 150,00; получено {total!r}"
+                )
+        fd = params.get("fd", "").strip()
+        if fd:
+            if fd.isdigit() and len(fd) <= 10:
+                changes["fd_number"] = int(fd)
+            else:
+                problems.append(f"fd: ожидался номер ФД, получено {fd!r}")
+        before = params.get("before", "")
+        if before:
+            moment, _, job_id = before.partition(":")
+            try:
+                changes["before"] = (float(moment), job_id)
+            except ValueError:
+                problems.append("before: не курсор страницы")
+        rows = (
+            [] if problems else await self.engine.receipts(tenant, attrs.evolve(query, **changes))
+        )
+        more = len(rows) > PAGE_SIZE
+        rows = rows[:PAGE_SIZE]
+        filters = {
+            k: params.get(k, "") for k in ("from", "to", "status", "external_id", "sum", "fd")
+        }
+        next_url = ""
+        if more:
+            last = rows[-1]
+            cursor = f"{last.created!r}:{last.job_id}"
+            next_url = "?" + urlencode(
+                {**{k: v for k, v in filters.items() if v}, "before": cursor}
+            )
+        lines = [
+            {
+                "row": row,
+                "accepted": _moment(row.created, local),
+                "state": STATES_RU.get(row.state, row.state),
+                "operation": "" if row.operation is None else operation_label(row.operation),
+            }
+            for row in rows
+        ]
+        return self.render(
+            "receipts.html",
+            **self.context(
+                session,
+                lines=lines,
+                filters=filters,
+                states=STATES_RU,
+                problems=problems,
+                next_url=next_url,
+                first_page=not before,
+            ),
+        )
+
+    async def receipt(self, request: Request, session: Session) -> Response:
+        tenant = session.user.tenant
+        job_id = str(request.path_params["job_id"])
+        job = await self.engine.job(tenant, job_id)
+        if job is None:  # another tenant's job is as absent as a missing one
+            raise Refusal(404, "Чек не найден.")
+        view = await self.engine.receipt_view(tenant, job_id)
+        local = zone(self.engine.tenants[tenant].timezone)
+        submitted: Receipt | None = None
+        if view is None:
+            submitted = body_receipt(job.body)
+        refundable = (
+            view is not None
+            and view.document_code == 3
+            and view.operation in REFUNDS
+            and may(session.user.role, "refund")
+        )
+        return self.render(
+            "receipt.html",
+            **self.context(
+                session,
+                job=job,
+                state=STATES_RU.get(job.state.value, job.state.value),
+                accepted=_moment(job.created, local),
+                view=view,
+                submitted=submitted,
+                operation=operation_label,
+                vat=vat_label,
+                kinds=PAYMENT_KINDS,
+                refundable=refundable,
+                # the branded receipt (engine/render) is embedded here once it exists
+                branded_html=None,
+            ),
+        )
+
+    async def refund(self, request: Request, session: Session) -> Response:
+        """A refund of a signed receipt in one action: the same lines, ``refund-of-<job id>``."""
+        tenant = session.user.tenant
+        job_id = str(request.path_params["job_id"])
+        job = await self.engine.job(tenant, job_id)
+        if job is None:
+            raise Refusal(404, "Чек не найден.")
+        if job.state is not JobState.FISCALIZED:
+            raise Refusal(409, "Вернуть можно только фискализированный чек.")
+        receipt = body_receipt(job.body)
+        if type(receipt) is not Receipt or receipt.operation not in REFUNDS:
+            raise Refusal(409, "Этот чек нельзя вернуть одним действием.")
+        refund = attrs.evolve(receipt, operation=REFUNDS[receipt.operation])
+        try:
+            new = await self.engine.submit(
+                tenant, f"refund-of-{job.id}", refund, group=body_group(job.body)
+            )
+        except Busy:
+            raise Refusal(503, "Очередь касс переполнена, повторите позже.") from None
+        except SubmitError as exc:
+            raise Refusal(422, f"Возврат не принят: {exc}") from None
+        return RedirectResponse(f"{PREFIX}/receipts/{new.id}", 303)
+
+
+def _moment(unix: float, local: dt.tzinfo) -> str:
+    return dt.datetime.fromtimestamp(unix, local).strftime("%d.%m.%Y %H:%M:%S")
+
+
+def _local(path: str) -> str:
+    """A ``next`` path only if it stays in the cabinet: never an open redirect."""
+    if path.startswith(PREFIX + "/") and not path.startswith("//") and "\\" not in path:
+        return path
+    return ""
+
+
+def _register_card(register: RegisterView, now: float) -> dict[str, Any]:
+    """One register on the dashboard with what needs a person's eye."""
+    warnings: list[str] = []
+    if register.state != "ready":
+        warnings.append(f"касса не готова: {register.state}")
+    age: float | None = None
+    if register.shift is not None:
+        age = max(0.0, now - register.shift.opened_wall)
+        if age >= SHIFT_LIMIT:
+            warnings.append("смена открыта дольше 24 часов: закройте её")
+        elif age >= SHIFT_WARNING:
+            warnings.append("смене скоро 24 часа")
+    if register.warnings:
+        warnings.append(f"ФН сообщает предупреждения (флаги {register.warnings:#04x})")
+    return {
+        "id": register.config.id,
+        "group": register.config.group,
+        "state": register.state,
+        "fn_number": register.fn_number,
+        "last_fd": register.last_fd,
+        "shift": register.shift,
+        "shift_age": None if age is None else f"{int(age // 3600)} ч {int(age % 3600 // 60)} мин",
+        # not exposed by the engine yet: shown as unknown, never guessed
+        "fn_expiry": None,
+        "ofd_backlog": None,
+        "warnings": warnings,
+    }
+
+
+__all__ = ["PREFIX", "RIGHTS", "ROLES", "Cabinet", "Refusal"]
