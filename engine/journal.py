@@ -416,6 +416,7 @@ CREATE TABLE IF NOT EXISTS results (
     UNIQUE (fn_number, fd_number)
 );
 CREATE INDEX IF NOT EXISTS results_by_time ON results (fiscalized_at);
+CREATE INDEX IF NOT EXISTS results_by_fd ON results (fd_number);
 CREATE TABLE IF NOT EXISTS deliveries (
     job_id TEXT NOT NULL,
     kind TEXT NOT NULL,
@@ -552,6 +553,7 @@ class SqliteJournal:
         connection.execute(
             "CREATE INDEX IF NOT EXISTS jobs_by_tenant_time ON jobs (tenant, created, id)"
         )
+        connection.execute("CREATE INDEX IF NOT EXISTS results_by_fd ON results (fd_number)")
         return connection
 
     # --- the writer thread ------------------------------------------------------------------------
@@ -768,8 +770,8 @@ class SqliteJournal:
         if query.total is not None:
             where.append("json_extract(j.body, '$.receipt.total') = ?")
             args.append(query.total)
-        if query.fd_number is not None:
-            where.append("r.fd_number = ?")
+        if query.fd_number is not None:  # led by the results_by_fd index: a few rows to sort
+            where.append("j.id IN (SELECT job_id FROM results WHERE fd_number = ?)")
             args.append(query.fd_number)
         if query.before is not None:
             where.append("(j.created < ? OR (j.created = ? AND j.id < ?))")
