@@ -421,6 +421,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     async def demo(folder: Path) -> None:
         from emulator.serve import MemoryFleet, open_memory_fleet
+        from engine.cabinet.users import CabinetUser
         from engine.config import RegisterConfig, TenantConfig
         from engine.connectors import driver_for
         from engine.drivers.base import RegisterDriver
@@ -436,6 +437,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         password = new_password()  # printed once, below; only its hash is kept
         login = AtolLogin(tenant, tenant, hash_password(password))
         shop = KomtetShop(tenant, "1001", new_secret())  # printed once, below
+        owner_password = new_password()  # the cabinet's demo owner: printed once, below
+        owner = CabinetUser(tenant, "owner", "owner", hash_password(owner_password))
         payments = _demo_payments(tenant)  # its hook and secrets too
         now = datetime.datetime.now(ZoneInfo("Europe/Moscow")).replace(tzinfo=None, microsecond=0)
         async with (
@@ -481,6 +484,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                 komtet_shops={shop.shop_id: shop},
                 token_key=server_secret,
                 payments={payments.hook: payments},
+                cabinet_users={owner.login: owner},
             )
 
             def announce(doors: Doors) -> None:
@@ -501,6 +505,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                     "atol": {"login": login.login, "password": password, "group_code": "main"},
                     "komtet": {"shop_id": shop.shop_id, "secret": shop.secret, "queue_id": "main"},
                     "payments": _demo_payments_credentials(payments, door.url),
+                    "cabinet": {
+                        "url": f"{door.url}/cabinet/",
+                        "login": owner.login,
+                        "password": owner_password,
+                    },
                     "zmq": {
                         "endpoint": service.endpoint,
                         "server_key": str(server_file),
