@@ -31,6 +31,11 @@
     sell_failed_marking = false            # a marking code the ФН refuses fails the receipt
     keys = ["rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7", "keys/shop-web.key"]
     http = ["keys/shop-web.atol", "keys/shop-web.komtet"]   # kassa keys atol|komtet NAME
+    [tenants.branding]                     # its receipts' look (engine/render/branding.py)
+    logo = "brand/logo.png"                # PNG or SVG; colours "#RRGGBB"; all keys optional
+    primary = "#1f4e79"
+    accent = "#e8f0f8"
+    footer = "Спасибо за покупку!"
 
     [[registers]]
     id = "kkt-1"
@@ -76,6 +81,7 @@ from engine.http.credentials import (
 )
 from engine.http.hooks import HookError, PaymentSettings, read_payments
 from engine.limits import DEFAULT_SIZES, SizeLimits
+from engine.render.branding import Branding, BrandingError, read_branding
 from protocols.documents.vat import TaxTable
 from protocols.taxes import DEFAULT_TAX_TABLES, TAX_TABLES
 
@@ -95,6 +101,7 @@ _TENANT_KEYS = (
     "http",
     "sell_failed_marking",
     "payments",
+    "branding",
 )
 _HTTP_KEYS = (
     "listen",
@@ -150,6 +157,8 @@ class HttpSettings:
     callback_timeout: float = 10.0
     #: A tenant's notification hook → its payment settings (engine/http/hooks.py).
     payments: Mapping[str, PaymentSettings] = attrs.field(factory=dict, repr=False)
+    #: A tenant → how its receipts look (engine/render); a tenant not here gets the plain look.
+    branding: Mapping[str, Branding] = attrs.field(factory=dict, repr=False)
 
 
 _HTTP_DEFAULTS = HttpSettings()
@@ -308,6 +317,7 @@ def parse_config(data: Mapping[str, Any], source: str, folder: Path) -> LoadedCo
     clients: dict[bytes, str] = {}
     logins: dict[str, AtolLogin] = {}
     hooks: dict[str, PaymentSettings] = {}
+    brandings: dict[str, Branding] = {}
     shops: dict[str, KomtetShop] = {}
     if not tenant_tables:
         raise top.error("tenants", "at least one [[tenants]] table is needed")
@@ -341,6 +351,11 @@ def parse_config(data: Mapping[str, Any], source: str, folder: Path) -> LoadedCo
             if payments.hook in hooks:
                 raise reader.error("payments.hook", "another tenant's hook too; make it unique")
             hooks[payments.hook] = payments
+        if "branding" in reader.table:
+            try:
+                brandings[tenant.id] = read_branding(reader.table["branding"], folder)
+            except BrandingError as exc:
+                raise reader.error(f"branding.{exc.path}".rstrip("."), exc.message) from None
         for key in keys:
             if key in clients:
                 raise ConfigError(
@@ -373,7 +388,12 @@ def parse_config(data: Mapping[str, Any], source: str, folder: Path) -> LoadedCo
     if "http" in top.table:
         http = _http(_Reader(source, top.value("http", dict), "http", _HTTP_KEYS), folder)
         http = attrs.evolve(
-            http, atol_logins=logins, komtet_shops=shops, token_key=secret, payments=hooks
+            http,
+            atol_logins=logins,
+            komtet_shops=shops,
+            token_key=secret,
+            payments=hooks,
+            branding=brandings,
         )
     return LoadedConfig(engine, settings, http)
 
