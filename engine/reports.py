@@ -724,6 +724,7 @@ class ReceiptLine:
     payment_method: int  # 1214
     payment_subject: int  # 1212
     marking: str | None  # 1163: the code's kind and value, if the item is marked
+    marking_check: int | None = None  # 2106 результат проверки сведений о товаре (bits)
 
 
 @attrs.frozen
@@ -762,6 +763,8 @@ class ReceiptView:
     qr: str
     correction_type: int | None = None  # 1173
     correction_basis: CorrectionBasis | None = None  # 1174
+    fns_site: str | None = None  # 1060 адрес сайта ФНС, where the document carries it
+    ofd_inn: str | None = None  # 1017 ИНН ОФД, where the document carries it
 
 
 _LEGACY_RATES = {tag: rate for rate, tag in LEGACY_TOTAL_TAGS.items()}
@@ -806,6 +809,7 @@ def receipt_view(record: ReceiptRecord) -> ReceiptView:
             if item.marking is None
             else f"{_PRODUCT_CODE_NAMES.get(item.marking.kind, item.marking.kind)} "
             f"{item.marking.code}",
+            marking_check=None if item.marking is None else item.marking.check_result,
         )
         for i, item in enumerate(receipt.items, start=1)
     )
@@ -833,7 +837,14 @@ def receipt_view(record: ReceiptRecord) -> ReceiptView:
         qr=record.qr,
         correction_type=None if correction is None else correction.correction_type,
         correction_basis=None if correction is None else correction.basis,
+        fns_site=_text_tag(decoded.document.fields, 1060),
+        ofd_inn=_text_tag(decoded.document.fields, 1017),
     )
+
+
+def _text_tag(fields: TagMap, tag: int) -> str | None:
+    value = fields.get(tag)
+    return value.strip() or None if isinstance(value, str) else None
 
 
 _PAYMENT_NAMES = (

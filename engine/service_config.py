@@ -31,6 +31,11 @@
     sell_failed_marking = false            # a marking code the ФН refuses fails the receipt
     keys = ["rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7", "keys/shop-web.key"]
     http = ["keys/shop-web.atol", "keys/shop-web.komtet"]   # kassa keys atol|komtet NAME
+    [tenants.branding]                     # its receipts' look (engine/render/branding.py)
+    logo = "brand/logo.png"                # PNG or SVG; colours "#RRGGBB"; all keys optional
+    primary = "#1f4e79"
+    accent = "#e8f0f8"
+    footer = "Спасибо за покупку!"
 
     [[tenants.users]]                      # a cabinet user: kassa keys cabinet NAME --role ROLE
     login = "anna"
@@ -82,6 +87,7 @@ from engine.http.credentials import (
 )
 from engine.http.hooks import HookError, PaymentSettings, read_payments
 from engine.limits import DEFAULT_SIZES, SizeLimits
+from engine.render.branding import Branding, BrandingError, read_branding
 from protocols.documents.vat import TaxTable
 from protocols.taxes import DEFAULT_TAX_TABLES, TAX_TABLES
 
@@ -102,6 +108,7 @@ _TENANT_KEYS = (
     "sell_failed_marking",
     "payments",
     "users",
+    "branding",
 )
 _HTTP_KEYS = (
     "listen",
@@ -159,6 +166,8 @@ class HttpSettings:
     payments: Mapping[str, PaymentSettings] = attrs.field(factory=dict, repr=False)
     #: Cabinet login → its user (engine/cabinet), of whichever tenant.
     cabinet_users: Mapping[str, CabinetUser] = attrs.field(factory=dict, repr=False)
+    #: A tenant → how its receipts look (engine/render); a tenant not here gets the plain look.
+    branding: Mapping[str, Branding] = attrs.field(factory=dict, repr=False)
 
 
 _HTTP_DEFAULTS = HttpSettings()
@@ -317,6 +326,7 @@ def parse_config(data: Mapping[str, Any], source: str, folder: Path) -> LoadedCo
     clients: dict[bytes, str] = {}
     logins: dict[str, AtolLogin] = {}
     hooks: dict[str, PaymentSettings] = {}
+    brandings: dict[str, Branding] = {}
     shops: dict[str, KomtetShop] = {}
     users: dict[str, CabinetUser] = {}
     if not tenant_tables:
@@ -359,6 +369,11 @@ def parse_config(data: Mapping[str, Any], source: str, folder: Path) -> LoadedCo
             if payments.hook in hooks:
                 raise reader.error("payments.hook", "another tenant's hook too; make it unique")
             hooks[payments.hook] = payments
+        if "branding" in reader.table:
+            try:
+                brandings[tenant.id] = read_branding(reader.table["branding"], folder)
+            except BrandingError as exc:
+                raise reader.error(f"branding.{exc.path}".rstrip("."), exc.message) from None
         for key in keys:
             if key in clients:
                 raise ConfigError(
@@ -397,6 +412,7 @@ def parse_config(data: Mapping[str, Any], source: str, folder: Path) -> LoadedCo
             token_key=secret,
             payments=hooks,
             cabinet_users=users,
+            branding=brandings,
         )
     return LoadedConfig(engine, settings, http)
 

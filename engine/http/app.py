@@ -6,10 +6,11 @@
     async with Engine.open(config, on_event=door.on_event) as engine:
         url = await nursery.start(door.run, engine)   # "http://127.0.0.1:8080"
 
-Each API (ATOL v5, KOMTET v2, payment notifications) is a class with ``routes``,
-``openapi`` and, if it sends callbacks, a renderer, mounted into the one app; ``/openapi.json``
-is the union of their documents (:mod:`engine.http.openapi`). The door owns no fiscal logic: an
-API reads its format onto the receipt model, calls the engine, and answers in its own shapes.
+Each API (ATOL v5, KOMTET v2, payment notifications, the receipts' public links) is a class
+with ``routes``, ``openapi`` and, if it sends callbacks, a renderer, mounted into the one app;
+``/openapi.json`` is the union of their documents (:mod:`engine.http.openapi`). The door owns
+no fiscal logic: an API reads its format onto the receipt model, calls the engine, and answers
+in its own shapes.
 A body over the service's size limit is refused (413) from its Content-Length, unread.
 
 A request no route takes (an unknown path: 404; a method the path lacks: 405 with Allow) is
@@ -181,6 +182,7 @@ class HttpDoor:
         from engine.http.atol import AtolApi  # the APIs import the door's helpers from here
         from engine.http.komtet import KomtetApi
         from engine.http.payments import PaymentsApi
+        from engine.http.receipts import ReceiptLinks
 
         self.settings = settings
         self.sizes = sizes
@@ -196,7 +198,9 @@ class HttpDoor:
         self.atol = AtolApi(self)
         self.komtet = KomtetApi(self)
         self.payments = PaymentsApi(self)
-        self.apis: list[Api] = [self.atol, self.komtet, self.payments]
+        #: The receipts' public links (``/r/TOKEN``), for the cabinet and the e-mails to give.
+        self.receipt_links = ReceiptLinks(self, key)
+        self.apis: list[Api] = [self.atol, self.komtet, self.payments, self.receipt_links]
         #: Path prefix → how the API under it words the door's refusals (unknown path, method).
         self.shapes: dict[str, Refuser] = {}
         self.atol.register_shape()
@@ -206,6 +210,7 @@ class HttpDoor:
 
         self.cabinet = Cabinet(self, key)
         self.cabinet.register_shape()
+        self.receipt_links.register_shape()
 
     def on_event(self, event: JobEvent) -> None:
         """The engine's notification hook: a job that ended may have a callback due."""

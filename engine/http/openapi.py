@@ -588,8 +588,11 @@ def komtet_document() -> dict[str, Any]:
 def served() -> dict[str, Any]:
     """The document a door with every API of this checkout serves."""
     from engine.http.payments import payments_document
+    from engine.http.receipts import receipt_links_document
 
-    return document([atol_document(), komtet_document(), payments_document()])
+    return document(
+        [atol_document(), komtet_document(), payments_document(), receipt_links_document()]
+    )
 
 
 def text(spec: Mapping[str, Any]) -> str:
