@@ -467,8 +467,11 @@ class Cabinet:
                 vat=vat_label,
                 kinds=PAYMENT_KINDS,
                 refundable=refundable,
-                # the branded receipt (engine/render) is embedded here once it exists
-                branded_html=None,
+                # the buyer's branded receipt (engine/render) by its public link
+                links={
+                    kind or "html": self.door.receipt_links.link(tenant, job.id, kind)
+                    for kind in ("", "png", "pdf")
+                },
             ),
         )
 

@@ -106,6 +106,13 @@ async def test_a_receipt_page_shows_its_lines_and_fiscal_data(tmp_path: Path) ->
             assert "безналичными" in text
             assert 'id="fd">' in text and "ФП" in text and "t=" in text  # the FNS QR string
             assert "фискализирован" in text
+            # the buyer's branded receipt, by its public link, in each form
+            links = re.findall(r'href="(/r/[^"]+)"', text)
+            assert len(links) == 3, links
+            for link in links:
+                shown = await served.client.get(link)
+                assert shown.status_code == 200, link
+            assert "Наушники беспроводные" in (await served.client.get(links[0])).text
             for guessed in (theirs, "0" * 32, "not-an-id"):  # another tenant's is as absent
                 answer = await client.get(f"/cabinet/receipts/{guessed}")
                 assert answer.status_code == 404
