@@ -13,7 +13,7 @@ import datetime as dt
 import hmac
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode
 
@@ -21,7 +21,7 @@ import attrs
 import jinja2
 import trio
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Mount, Route
 
 from engine.cabinet.users import (
@@ -75,6 +75,16 @@ PAYMENT_KINDS = (
     ("provision", "встречным предоставлением"),
 )
 REFUNDS = {1: 2, 3: 4}  # приход → возврат прихода, расход → возврат расхода
+#: The forms of a download: engine.export's name → (its label, the file's extension and type).
+EXPORT_FORMS = {
+    "csv": ("CSV для таблиц", "csv", "text/csv; charset=utf-8"),
+    "jsonl": ("JSON Lines", "jsonl", "application/x-ndjson; charset=utf-8"),
+    "fns": ("ФНС-JSON", "fns.jsonl", "application/x-ndjson; charset=utf-8"),
+}
+#: Characters of an export written per heavy-thread call: a few hundred documents.
+EXPORT_CHUNK = 64 * 1024
+#: The longest period a page or download covers at once: bounds a request's work.
+MAX_PERIOD_DAYS = 366
 #: A fixed hash checked for an unknown login, so that a miss costs as long as a wrong password.
 _DECOY = hash_password(secrets.token_urlsafe(12))
 
@@ -250,6 +260,10 @@ class Cabinet:
                         "/receipts/{job_id}/refund",
                         self.page("refund", self.refund, post=True),
                         methods=["POST"],
+                    ),
+                    Route("/exports", self.page("exports", self.exports), methods=["GET"]),
+                    Route(
+                        "/exports", self.page("exports", self.download, post=True), methods=["POST"]
                     ),
                 ],
             )
@@ -497,6 +511,96 @@ class Cabinet:
         except SubmitError as exc:
             raise Refusal(422, f"Возврат не принят: {exc}") from None
         return RedirectResponse(f"{PREFIX}/receipts/{new.id}", 303)
+
+    # --- exports --------------------------------------------------------------------------------
+
+    def _export_page(
+        self, session: Session, values: Mapping[str, str], problems: list[str], code: int = 200
+    ) -> Response:
+        today = self.engine.today(session.user.tenant).isoformat()
+        filters = {
+            "from": values.get("from", "") or today,
+            "to": values.get("to", "") or today,
+            "form": values.get("form", "") or "csv",
+        }
+        return self.render(
+            "exports.html",
+            code,
+            **self.context(session, filters=filters, forms=EXPORT_FORMS, problems=problems),
+        )
+
+    async def exports(self, request: Request, session: Session) -> Response:
+        return self._export_page(session, {}, [])
+
+    async def download(self, request: Request, session: Session) -> Response:
+        """The tenant's signed receipts of the period as a file, streamed as it is written."""
+        tenant = session.user.tenant
+        form: dict[str, str] = request.state.form
+        local = zone(self.engine.tenants[tenant].timezone)
+        kind = form.get("form", "")
+        problems: list[str] = []
+        if kind not in EXPORT_FORMS:
+            problems.append(f"form: ожидался один из {', '.join(EXPORT_FORMS)}, получено {kind!r}")
+        period = _period(form, local, self.engine.today(tenant), problems)
+        if problems or period is None:
+            return self._export_page(session, form, problems, 422)
+        (first, last), (start, end) = period
+        chunks = await self.engine.export(tenant, kind, start=start, end=end)
+        heavy = self.engine.heavy
+
+        async def body() -> AsyncIterator[bytes]:
+            more = True
+            while more:
+                text, more = await trio.to_thread.run_sync(_next_chunk, chunks, limiter=heavy)
+                if text:
+                    yield text.encode()
+
+        _, extension, media = EXPORT_FORMS[kind]
+        name = f"kassa-{tenant}-{first.isoformat()}-{last.isoformat()}.{extension}"
+        headers = {
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store",
+        }
+        return StreamingResponse(body(), media_type=media, headers=headers)
+
+
+def _next_chunk(chunks: Iterator[str]) -> tuple[str, bool]:
+    """About EXPORT_CHUNK characters of an export, and whether more may follow."""
+    parts, size = [], 0
+    for part in chunks:
+        parts.append(part)
+        size += len(part)
+        if size >= EXPORT_CHUNK:
+            return "".join(parts), True
+    return "".join(parts), False
+
+
+def _period(
+    values: Mapping[str, str], local: dt.tzinfo, today: dt.date, problems: list[str]
+) -> tuple[tuple[dt.date, dt.date], tuple[float, float]] | None:
+    """The days «с» ``from`` «по» ``to`` (both included, today when blank) and their
+    [start, end) in Unix time at the tenant's midnight; None, with ``problems``, if bad."""
+    days: list[dt.date] = []
+    for name in ("from", "to"):
+        text = values.get(name, "").strip()
+        try:
+            days.append(dt.date.fromisoformat(text) if text else today)
+        except ValueError:
+            problems.append(f"{name}: ожидалась дата ГГГГ-ММ-ДД, получено {text!r}")
+    if len(days) < 2:
+        return None
+    first, last = days
+    if last < first:
+        problems.append("to: дата «по» раньше даты «с»")
+        return None
+    if (last - first).days >= MAX_PERIOD_DAYS:
+        problems.append(f"to: период длиннее {MAX_PERIOD_DAYS} дней, разбейте его")
+        return None
+
+    def midnight(day: dt.date) -> float:
+        return dt.datetime.combine(day, dt.time(), local).timestamp()
+
+    return (first, last), (midnight(first), midnight(last + dt.timedelta(days=1)))
 
 
 def _moment(unix: float, local: dt.tzinfo) -> str:

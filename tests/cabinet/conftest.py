@@ -1,7 +1,8 @@
 """The cabinet live on 127.0.0.1: the HTTP door of tests/http/conftest.py with cabinet users.
 
-Tenant ``shop`` has an owner and a cashier, tenant ``other`` an owner; each test logs in over
-real HTTP as a browser would: it reads the login form's CSRF token and posts it back.
+Tenant ``shop`` has an owner (anna), a cashier (kira) and an accountant (lena), tenant ``other``
+an owner (oleg); each test logs in over real HTTP as a browser would: it reads the login form's
+CSRF token and posts it back.
 """
 
 from __future__ import annotations
@@ -21,11 +22,17 @@ from engine.journal import Job
 from engine.samples import card_sale
 from tests.http.conftest import Served, serving
 
-PASSWORDS = {"anna": "anna-pass-1", "kira": "kira-pass-2", "oleg": "oleg-pass-3"}
+PASSWORDS = {
+    "anna": "anna-pass-1",
+    "kira": "kira-pass-2",
+    "oleg": "oleg-pass-3",
+    "lena": "lena-pass-4",
+}
 USERS = {
     "anna": CabinetUser("shop", "anna", "owner", hash_password("anna-pass-1", n=1 << 10)),
     "kira": CabinetUser("shop", "kira", "cashier", hash_password("kira-pass-2", n=1 << 10)),
     "oleg": CabinetUser("other", "oleg", "owner", hash_password("oleg-pass-3", n=1 << 10)),
+    "lena": CabinetUser("shop", "lena", "accountant", hash_password("lena-pass-4", n=1 << 10)),
 }
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
