@@ -33,6 +33,7 @@ from engine.cabinet.users import (
     Sessions,
     may,
 )
+from engine.drivers.base import DriverError, LinkLost
 from engine.engine import Busy, Engine, SubmitError, body_group, body_receipt
 from engine.http.credentials import hash_password, verify_password
 from engine.journal import JobState, ReceiptQuery
@@ -83,6 +84,13 @@ EXPORT_FORMS = {
 }
 #: Characters of an export written per heavy-thread call: a few hundred documents.
 EXPORT_CHUNK = 64 * 1024
+#: What a shift button did, by the code its redirect names: no text travels in the URL.
+SHIFT_NOTICES = {
+    "opened": "Смена открыта.",
+    "closed": "Смена закрыта.",
+    "was-open": "Смена уже была открыта.",
+    "was-closed": "Смена уже была закрыта.",
+}
 #: The longest period a page or download covers at once: bounds a request's work.
 MAX_PERIOD_DAYS = 366
 #: A fixed hash checked for an unknown login, so that a miss costs as long as a wrong password.
@@ -259,6 +267,12 @@ class Cabinet:
                     Route(
                         "/receipts/{job_id}/refund",
                         self.page("refund", self.refund, post=True),
+                        methods=["POST"],
+                    ),
+                    Route("/registers", self.page("shifts", self.registers), methods=["GET"]),
+                    Route(
+                        "/registers/{register_id}/shift",
+                        self.page("shifts", self.shift, post=True),
                         methods=["POST"],
                     ),
                     Route("/exports", self.page("exports", self.exports), methods=["GET"]),
@@ -511,6 +525,61 @@ class Cabinet:
         except SubmitError as exc:
             raise Refusal(422, f"Возврат не принят: {exc}") from None
         return RedirectResponse(f"{PREFIX}/receipts/{new.id}", 303)
+
+    # --- registers and shifts -------------------------------------------------------------------
+
+    def _registers_page(
+        self, session: Session, *, notice: str = "", error: str = "", code: int = 200
+    ) -> Response:
+        tenant, now = session.user.tenant, self.now()
+        cards = [
+            _register_card(r, now)
+            for r in self.engine.registers.values()
+            if r.config.tenant == tenant
+        ]
+        return self.render(
+            "registers.html",
+            code,
+            **self.context(session, registers=cards, notice=notice, error=error),
+        )
+
+    async def registers(self, request: Request, session: Session) -> Response:
+        params = request.query_params
+        notice = SHIFT_NOTICES.get(params.get("done", ""), "")
+        register_id = params.get("register", "")
+        if notice and register_id in self.engine.registers:
+            notice = f"{register_id}: {notice}"
+        return self._registers_page(session, notice=notice)
+
+    async def shift(self, request: Request, session: Session) -> Response:
+        """Open or close a register's shift by hand: the engine's shift command, as
+        ``kassa shift`` sends it; what the register answers is shown in Russian."""
+        tenant = session.user.tenant
+        register_id = str(request.path_params["register_id"])
+        action = request.state.form.get("action", "")
+        register = self.engine.registers.get(register_id)
+        if register is None or register.config.tenant != tenant:
+            raise Refusal(404, "Касса не найдена.")
+        if action not in ("open", "close"):
+            raise Refusal(400, f"action: ожидалось open или close, получено {action!r}")
+        command = self.engine.open_shift if action == "open" else self.engine.close_shift
+        try:
+            changed = await command(tenant, register_id)
+        except KeyError:
+            raise Refusal(404, "Касса не найдена.") from None
+        except LinkLost:
+            error = f"{register_id}: касса сейчас не на связи, повторите позже."
+            return self._registers_page(session, error=error, code=503)
+        except DriverError as exc:
+            return self._registers_page(
+                session, error=f"{register_id}: касса отказала: {exc}", code=502
+            )
+        if action == "open":
+            done = "opened" if changed else "was-open"
+        else:
+            done = "closed" if changed else "was-closed"
+        query = urlencode({"done": done, "register": register_id})
+        return RedirectResponse(f"{PREFIX}/registers?{query}", 303)
 
     # --- exports --------------------------------------------------------------------------------
 

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 
+import attrs
+import trio
+
+from emulator.serve import MemoryFleet, open_memory_fleet
 from engine.journal import JobState
 from tests.cabinet.conftest import cabinet, csrf_of, login, sell
-from tests.http.conftest import Served
+from tests.http.conftest import Served, moscow_now
 
 
 async def _shop_and_other(served: Served) -> tuple[list[str], str]:
@@ -57,3 +62,71 @@ async def test_an_export_downloads_the_tenants_receipts_as_a_file(tmp_path: Path
             form = {"from": today, "to": today, "form": "jsonl", "csrf": csrf_of(page)}
             theirs_only = await client.post("/cabinet/exports", data=form)
             assert theirs in theirs_only.text and all(m not in theirs_only.text for m in mine)
+
+
+def _shift_cell(page: str, register_id: str) -> str:
+    row = re.search(rf'data-id="{register_id}">.*?<td class="shift">([^<]*)</td>', page, re.S)
+    assert row is not None, page
+    return row[1]
+
+
+async def test_a_shift_is_closed_and_opened_by_hand_on_the_tenants_register(
+    tmp_path: Path,
+) -> None:
+    async with cabinet(tmp_path) as served:
+        await _shop_and_other(served)  # the sales opened a shift on each register
+        engine = served.engine
+        shift = engine.registers["kkt-0"].shift
+        assert shift is not None
+        async with login(served, "kira") as client:
+            page = await client.get("/cabinet/registers")
+            assert page.status_code == 200 and 'href="/cabinet/registers"' in page.text
+            assert _shift_cell(page.text, "kkt-0") == f"№ {shift.number}"
+            assert "other-0" not in page.text
+            token = csrf_of(page)
+            url = "/cabinet/registers/kkt-0/shift"
+            assert (await client.post(url, data={"action": "close"})).status_code == 403
+            closed = await client.post(url, data={"action": "close", "csrf": token})
+            assert closed.status_code == 303
+            assert engine.registers["kkt-0"].shift is None
+            page = await client.get(closed.headers["location"])
+            assert "kkt-0: Смена закрыта." in page.text
+            assert _shift_cell(page.text, "kkt-0") == "закрыта"
+            again = await client.post(
+                url, data={"action": "close", "csrf": token}, follow_redirects=True
+            )
+            assert "Смена уже была закрыта." in again.text
+            opened = await client.post(url, data={"action": "open", "csrf": token})
+            assert opened.status_code == 303
+            page = await client.get(opened.headers["location"])
+            assert "kkt-0: Смена открыта." in page.text
+            assert _shift_cell(page.text, "kkt-0") == f"№ {shift.number + 1}"
+            bad = await client.post(url, data={"action": "reboot", "csrf": token})
+            assert bad.status_code == 400
+            for guessed in ("other-0", "kkt-9"):  # another tenant's register is as absent
+                answer = await client.post(
+                    f"/cabinet/registers/{guessed}/shift", data={"action": "close", "csrf": token}
+                )
+                assert answer.status_code == 404 and "Касса не найдена" in answer.text
+        theirs = engine.registers["other-0"].shift
+        assert theirs is not None  # untouched by shop's users
+
+
+@attrs.frozen
+class _Unplugged(MemoryFleet):
+    """A fleet whose registers' cables are out: every connection is refused."""
+
+    async def connect(self, index: int) -> trio.abc.Stream:
+        raise OSError("connection refused: the cable is out")
+
+
+async def test_a_shift_command_to_a_register_not_connected_says_so(tmp_path: Path) -> None:
+    async with open_memory_fleet(2, start=moscow_now()) as fleet:
+        unplugged = _Unplugged(fleet.registers, fleet._nursery)
+        async with cabinet(tmp_path, fleet=unplugged) as served, login(served, "anna") as client:
+            page = await client.get("/cabinet/registers")
+            answer = await client.post(
+                "/cabinet/registers/kkt-0/shift", data={"action": "open", "csrf": csrf_of(page)}
+            )
+            assert answer.status_code == 503
+            assert "kkt-0: касса сейчас не на связи" in answer.text
