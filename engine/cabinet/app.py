@@ -38,6 +38,9 @@ from engine.engine import Busy, Engine, SubmitError, body_group, body_receipt
 from engine.http.credentials import hash_password, verify_password
 from engine.journal import JobState, ReceiptQuery
 from engine.reports import (
+    PAYMENT_FIELDS,
+    OperationsReport,
+    ReceiptRecord,
     operation_label,
     receipt_view,
     roubles,
@@ -46,6 +49,7 @@ from engine.reports import (
 from engine.shifts import RegisterView
 from engine.times import zone
 from protocols.documents.model import Receipt
+from protocols.errors import ProtocolError
 
 if TYPE_CHECKING:
     from engine.http.app import HttpDoor
@@ -91,6 +95,15 @@ SHIFT_NOTICES = {
     "was-open": "Смена уже была открыта.",
     "was-closed": "Смена уже была закрыта.",
 }
+#: Operations that bring money in (приход, возврат расхода), as the report nets them.
+INCOME = frozenset({1, 4})
+RECONCILIATION_RU = {
+    "match": "сходится с ФН",
+    "mismatch": "расходится с ФН",
+    "open": "смена открыта",
+}
+#: The chart's size in SVG units: a bar per day across CHART_WIDTH.
+CHART_WIDTH, CHART_HEIGHT = 700, 160
 #: The longest period a page or download covers at once: bounds a request's work.
 MAX_PERIOD_DAYS = 366
 #: A fixed hash checked for an unknown login, so that a miss costs as long as a wrong password.
@@ -275,6 +288,7 @@ class Cabinet:
                         self.page("shifts", self.shift, post=True),
                         methods=["POST"],
                     ),
+                    Route("/reports", self.page("reports", self.reports), methods=["GET"]),
                     Route("/exports", self.page("exports", self.exports), methods=["GET"]),
                     Route(
                         "/exports", self.page("exports", self.download, post=True), methods=["POST"]
@@ -581,6 +595,47 @@ class Cabinet:
         query = urlencode({"done": done, "register": register_id})
         return RedirectResponse(f"{PREFIX}/registers?{query}", 303)
 
+    # --- reports --------------------------------------------------------------------------------
+
+    async def reports(self, request: Request, session: Session) -> Response:
+        """The operations report of whole days (today by default): by operation and payment
+        kind, by shift, and by day with a bar chart of the day's net sum."""
+        tenant = session.user.tenant
+        engine = self.engine
+        local = zone(engine.tenants[tenant].timezone)
+        params = request.query_params
+        problems: list[str] = []
+        period = _period(params, local, engine.today(tenant), problems)
+        report: OperationsReport | None = None
+        days: list[dict[str, Any]] = []
+        if period is not None:
+            (first, last), (start, end) = period
+            report = await engine.report(tenant, start=start, end=end)
+            records = await engine.fiscalized(tenant, start=start, end=end)
+            days = await trio.to_thread.run_sync(
+                _by_day, records, first, last, local, limiter=engine.heavy
+            )
+            filters = {"from": first.isoformat(), "to": last.isoformat()}
+        else:
+            filters = {k: params.get(k, "") for k in ("from", "to")}
+        shifts = [] if report is None else _shift_rows(report, local)
+        return self.render(
+            "reports.html",
+            200 if period is not None else 422,
+            **self.context(
+                session,
+                filters=filters,
+                problems=problems,
+                report=report,
+                net={f: report.totals.net(f) for f in PAYMENT_FIELDS} if report else {},
+                shifts=shifts,
+                days=days,
+                kinds=PAYMENT_KINDS,
+                chart=_chart(days),
+                chart_size=(CHART_WIDTH, CHART_HEIGHT),
+            ),
+        )
+
     # --- exports --------------------------------------------------------------------------------
 
     def _export_page(
@@ -631,6 +686,79 @@ class Cabinet:
             "Cache-Control": "no-store",
         }
         return StreamingResponse(body(), media_type=media, headers=headers)
+
+
+def _by_day(
+    records: list[ReceiptRecord], first: dt.date, last: dt.date, local: dt.tzinfo
+) -> list[dict[str, Any]]:
+    """Every day of the period with its receipts' count and net sums per payment field
+    (money in less money out, as the report nets them); undecodable records are left out,
+    as the report leaves them (it lists them as problems)."""
+    days: dict[dt.date, dict[str, Any]] = {}
+    day = first
+    while day <= last:
+        days[day] = {"day": day, "count": 0, **dict.fromkeys(PAYMENT_FIELDS, 0)}
+        day += dt.timedelta(days=1)
+    for record in records:
+        sums = days.get(dt.datetime.fromtimestamp(record.fiscalized_at, local).date())
+        if sums is None:
+            continue
+        try:
+            view = receipt_view(record)
+        except ProtocolError:
+            continue
+        sign = 1 if view.operation in INCOME else -1
+        sums["count"] += 1
+        sums["total"] += sign * view.total
+        for kind, _ in PAYMENT_KINDS:
+            sums[kind] += sign * getattr(view.payments, kind)
+    return list(days.values())
+
+
+def _shift_rows(report: OperationsReport, local: dt.tzinfo) -> list[dict[str, Any]]:
+    """A row per shift of the report, with its net sums."""
+    return [
+        {
+            "register_id": shift.register_id,
+            "fn_number": shift.fn_number,
+            "number": shift.shift_number,
+            "opened": "—" if shift.opened_at is None else _moment(shift.opened_at, local),
+            "closed": "—" if shift.closed_at is None else _moment(shift.closed_at, local),
+            "count": shift.totals.receipts,
+            **{f: shift.totals.net(f) for f in PAYMENT_FIELDS},
+            "reconciliation": RECONCILIATION_RU[shift.reconciliation.status],
+            "differences": shift.reconciliation.differences,
+        }
+        for register in report.registers
+        for shift in register.shifts
+    ]
+
+
+def _chart(days: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The bars of the SVG chart: each day's net sum as a height from the baseline, in SVG
+    units (money out, a negative net, drawn as its own colour); integers only, no floats of
+    money: the heights are drawing, the sums in the titles are exact."""
+    if not days:
+        return []
+    top = max(abs(d["total"]) for d in days) or 1
+    slot = CHART_WIDTH // len(days) or 1
+    bars = []
+    for i, day in enumerate(days):
+        height = abs(day["total"]) * (CHART_HEIGHT - 20) // top
+        bars.append(
+            {
+                "x": i * slot + slot // 10,
+                "y": CHART_HEIGHT - 20 - height,
+                "width": max(1, slot - slot // 5),
+                "height": height,
+                "out": day["total"] < 0,
+                "label": day["day"].strftime("%d.%m"),
+                "title": f"{day['day'].strftime('%d.%m.%Y')}: {_money(day['total'])} ₽",
+                "text_x": i * slot + slot // 2,
+                "show_label": len(days) <= 31 or i % (len(days) // 31 + 1) == 0,
+            }
+        )
+    return bars
 
 
 def _next_chunk(chunks: Iterator[str]) -> tuple[str, bool]:

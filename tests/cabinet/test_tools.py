@@ -7,6 +7,7 @@ tenant isolation: tenant ``shop``'s users never reach tenant ``other``'s data or
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import re
 from pathlib import Path
@@ -16,6 +17,9 @@ import trio
 
 from emulator.serve import MemoryFleet, open_memory_fleet
 from engine.journal import JobState
+from engine.reports import roubles
+from engine.samples import card_sale
+from engine.times import zone
 from tests.cabinet.conftest import cabinet, csrf_of, login, sell
 from tests.http.conftest import Served, moscow_now
 
@@ -130,3 +134,67 @@ async def test_a_shift_command_to_a_register_not_connected_says_so(tmp_path: Pat
             )
             assert answer.status_code == 503
             assert "kkt-0: касса сейчас не на связи" in answer.text
+
+
+def _cells(page: str, row: str) -> list[str]:
+    """The cells of the first table row that opens with ``row`` (its tag and attributes)."""
+    found = re.search(re.escape(row) + r"(.*?)</tr>", page, re.S)
+    assert found is not None, (row, page)
+    return re.findall(r"<t[dh][^>]*>([^<]*)", found[1])
+
+
+async def test_the_report_page_shows_the_engines_report_for_the_period(tmp_path: Path) -> None:
+    async with cabinet(tmp_path) as served:
+        engine = served.engine
+        await _shop_and_other(served)
+        refund = await engine.submit(
+            "shop", "refund-1", attrs.evolve(card_sale(50_000), operation=2), group="main"
+        )
+        assert (await engine.wait("shop", refund.id)).state is JobState.FISCALIZED
+        assert await engine.close_shift("shop", "kkt-0")
+        today = engine.today("shop")
+        local = zone(engine.tenants["shop"].timezone)
+        start = dt.datetime.combine(today, dt.time(), local).timestamp()
+        end = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), local).timestamp()
+        report = await engine.report("shop", start=start, end=end)
+        assert report.totals.receipts == 3 and len(report.totals.operations) == 2
+        async with login(served, "kira") as client:
+            assert (await client.get("/cabinet/reports")).status_code == 403
+        async with login(served, "lena") as client:
+            page = await client.get("/cabinet/reports")  # today by default
+            assert page.status_code == 200 and 'href="/cabinet/reports"' in page.text
+            text = page.text
+            same = await client.get(
+                "/cabinet/reports", params={"from": today.isoformat(), "to": today.isoformat()}
+            )
+            assert _cells(same.text, '<tr id="net">') == _cells(text, '<tr id="net">')
+        kinds = ("total", "cash", "electronic", "prepaid", "credit", "provision")
+        for line in report.totals.operations:
+            cells = _cells(text, f'data-operation="{line.operation}" data-correction="0">')
+            assert cells[1:] == [
+                str(line.count),
+                *(roubles(getattr(line, k)).replace(".", ",") for k in kinds),
+            ]
+        net = [roubles(report.totals.net(k)).replace(".", ",") for k in kinds]
+        assert _cells(text, '<tr id="net">')[1:] == [str(report.totals.receipts), *net]
+        assert _cells(text, f'<tr class="day" data-day="{today.isoformat()}">')[1:] == ["3", *net]
+        (shift,) = report.registers[0].shifts
+        cells = _cells(text, f'data-register="kkt-0" data-number="{shift.shift_number}">')
+        assert cells[5:8] == ["3", net[0], net[1]] and "сходится с ФН" in cells[-1]
+        assert text.count('<rect class="bar"') == 1
+        assert "5855,00" not in text and "other-0" not in text  # the other tenant's sale
+        async with login(served, "lena") as client:
+            week = await client.get(
+                "/cabinet/reports",
+                params={
+                    "from": (today - dt.timedelta(days=6)).isoformat(),
+                    "to": today.isoformat(),
+                },
+            )
+            assert week.text.count('<rect class="bar"') == 7
+            assert _cells(week.text, '<tr id="net">') == _cells(text, '<tr id="net">')
+            bad = await client.get("/cabinet/reports", params={"from": "2026-02-30"})
+            assert bad.status_code == 422 and "ожидалась дата" in bad.text
+        async with login(served, "oleg") as client:
+            theirs_page = (await client.get("/cabinet/reports")).text
+            assert "5855,00" in theirs_page and "kkt-0" not in theirs_page
