@@ -35,6 +35,7 @@ from engine.cabinet.users import (
 )
 from engine.drivers.base import DriverError, LinkLost
 from engine.engine import Busy, Engine, SubmitError, body_group, body_receipt
+from engine.export import ExportError
 from engine.http.credentials import hash_password, verify_password
 from engine.journal import JobState, ReceiptQuery
 from engine.reports import (
@@ -673,9 +674,16 @@ class Cabinet:
         heavy = self.engine.heavy
 
         async def body() -> AsyncIterator[bytes]:
+            # A document that does not decode ends an FNS-JSON export midway (ExportError):
+            # the headers are sent, so the connection is cut, and the browser shows the
+            # download as failed rather than a file that looks whole.
             more = True
             while more:
-                text, more = await trio.to_thread.run_sync(_next_chunk, chunks, limiter=heavy)
+                try:
+                    text, more = await trio.to_thread.run_sync(_next_chunk, chunks, limiter=heavy)
+                except ExportError as exc:
+                    log.warning("cabinet: the %s export of %s stopped: %s", kind, tenant, exc)
+                    raise
                 if text:
                     yield text.encode()
 

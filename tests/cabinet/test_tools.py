@@ -10,9 +10,12 @@ import csv
 import datetime as dt
 import io
 import re
+import sqlite3
 from pathlib import Path
 
 import attrs
+import httpx
+import pytest
 import trio
 
 from emulator.serve import MemoryFleet, open_memory_fleet
@@ -198,3 +201,21 @@ async def test_the_report_page_shows_the_engines_report_for_the_period(tmp_path:
         async with login(served, "oleg") as client:
             theirs_page = (await client.get("/cabinet/reports")).text
             assert "5855,00" in theirs_page and "kkt-0" not in theirs_page
+
+
+async def test_an_export_cut_by_a_damaged_document_fails_the_download_not_the_door(
+    tmp_path: Path,
+) -> None:
+    async with cabinet(tmp_path) as served:
+        mine, _ = await _shop_and_other(served)
+        with sqlite3.connect(tmp_path / "journal.db") as db:  # a damaged journal row
+            db.execute("UPDATE results SET document = x'00' WHERE job_id = ?", (mine[1],))
+        today = served.engine.today("shop").isoformat()
+        async with login(served, "anna") as client:
+            page = await client.get("/cabinet/exports")
+            form = {"from": today, "to": today, "form": "fns", "csrf": csrf_of(page)}
+            with pytest.raises(httpx.HTTPError):  # cut midway, never a file that looks whole
+                await client.post("/cabinet/exports", data=form)
+            assert (await client.get("/cabinet/exports")).status_code == 200
+            rows = await client.post("/cabinet/exports", data={**form, "form": "csv"})
+            assert rows.status_code == 200 and mine[1] in rows.text and mine[0] in rows.text
