@@ -142,7 +142,7 @@ async def test_a_refusing_server_gets_the_e_mail_once_after_a_retry(tmp_path: Pa
             uid = (await served.sell(sale(email="buyer@example.com"), token)).json()["uuid"]
             done = await until_state(served, uid, "email", DeliveryState.DELIVERED)
             await trio.sleep(0.3)  # time enough for a wrong second message
-    assert done.attempts == 2 and "451" in (done.last_error or "451")
+    assert done.attempts == 2 and done.last_error == ""
     assert mailbox.tries == 2 and len(mailbox.messages) == 1
 
 
