@@ -288,6 +288,7 @@ class DeliveryState(enum.Enum):
     PENDING = "pending"  # to be sent once its job is final, at or after next_at
     DELIVERED = "delivered"  # the receiver took it (HTTP 2xx)
     DEAD = "dead"  # every attempt failed; the job shows it and an alert was raised
+    SKIPPED = "skipped"  # nothing to send: a buyer's e-mail or SMS of a job without a receipt
 
 
 @attrs.frozen

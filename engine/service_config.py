@@ -23,6 +23,17 @@
     callback_backoff = 5.0                 # seconds before the first retry; doubling
     callback_timeout = 10.0                # seconds one attempt may take
 
+    [smtp]                                 # the buyer's receipt by e-mail (1008); absent: none
+    host = "smtp.example.ru"
+    port = 587
+    security = "starttls"                  # starttls | ssl | none
+    user = "kassa@example.ru"              # absent: no login
+    password_file = "keys/smtp.password"
+    from = "Магазин <kassa@example.ru>"
+    link_base = "https://kassa.example.ru" # the public receipt link's base; absent: the door's
+    timeout = 30.0                         # seconds one SMTP session may take
+    attempts = 10                          # an e-mail is dead after this many failures
+
     [[tenants]]
     id = "shop"
     name = "Магазин"
@@ -118,6 +129,17 @@ _HTTP_KEYS = (
     "callback_backoff",
     "callback_timeout",
 )
+_SMTP_KEYS = (
+    "host",
+    "port",
+    "security",
+    "user",
+    "password_file",
+    "from",
+    "link_base",
+    "timeout",
+    "attempts",
+)
 _CREDENTIAL_KEYS = {
     "atol": ("api", "login", "password_hash"),
     "komtet": ("api", "shop_id", "secret"),
@@ -145,6 +167,21 @@ class ServiceSettings:
 
 
 @attrs.frozen
+class SmtpSettings:
+    """Where the buyers' receipt e-mails go out (engine/http/mail.py)."""
+
+    host: str
+    port: int = 587
+    security: str = "starttls"  # starttls | ssl | none
+    user: str = ""
+    password_file: Path | None = attrs.field(default=None, repr=False)
+    sender: str = "kassa@localhost"  # the From header
+    link_base: str = ""  # the public link's base URL; empty: the door's own
+    timeout: float = 30.0
+    attempts: int = 10
+
+
+@attrs.frozen
 class HttpSettings:
     """The HTTP side of a service (engine/http): where it listens, its TLS, who may log in,
     and how callbacks are retried. Its rate and sizes are the service's ``[limits]``."""
@@ -168,6 +205,8 @@ class HttpSettings:
     cabinet_users: Mapping[str, CabinetUser] = attrs.field(factory=dict, repr=False)
     #: A tenant → how its receipts look (engine/render); a tenant not here gets the plain look.
     branding: Mapping[str, Branding] = attrs.field(factory=dict, repr=False)
+    #: The buyers' e-mails; None: a receipt's e-mail 1008 is not sent.
+    smtp: SmtpSettings | None = None
 
 
 _HTTP_DEFAULTS = HttpSettings()
@@ -272,7 +311,9 @@ def load_config(path: str | Path) -> LoadedConfig:
 
 def parse_config(data: Mapping[str, Any], source: str, folder: Path) -> LoadedConfig:
     """The config of an already parsed TOML document (paths relative to ``folder``)."""
-    top = _Reader(source, dict(data), "", ("service", "limits", "http", "tenants", "registers"))
+    top = _Reader(
+        source, dict(data), "", ("service", "limits", "http", "smtp", "tenants", "registers")
+    )
     service = _Reader(source, top.value("service", dict), "service", _SERVICE_KEYS)
     limits = _Reader(source, top.value("limits", dict, {}), "limits", _LIMIT_KEYS)
     tenant_tables = top.value("tenants", list, what="an array of [[tenants]] tables")
@@ -414,7 +455,45 @@ def parse_config(data: Mapping[str, Any], source: str, folder: Path) -> LoadedCo
             cabinet_users=users,
             branding=brandings,
         )
+    if "smtp" in top.table:
+        if http is None:
+            raise top.error("smtp", "the receipts' e-mails need the [http] door for their links")
+        smtp = _smtp(_Reader(source, top.value("smtp", dict), "smtp", _SMTP_KEYS), folder)
+        http = attrs.evolve(http, smtp=smtp)
     return LoadedConfig(engine, settings, http)
+
+
+def _smtp(r: _Reader, folder: Path) -> SmtpSettings:
+    host = r.text("host")
+    if not _HOST.match(host):
+        raise r.error("host", f"expected a host name, got {host!r}")
+    port = r.value("port", int, 587)
+    if not 1 <= port <= 65535:
+        raise r.error("port", f"expected 1 to 65535, got {port}")
+    security = r.text("security", "starttls")
+    if security not in ("starttls", "ssl", "none"):
+        raise r.error("security", f"expected starttls, ssl or none, got {security!r}")
+    password = r.text("password_file", None)
+    password_file = None if password is None else _file(folder, password)
+    if password_file is not None and not password_file.is_file():
+        raise r.error("password_file", f"{password_file}: no such file")
+    attempts = r.value("attempts", int, 10)
+    if not 1 <= attempts <= 100:
+        raise r.error("attempts", f"expected 1 to 100, got {attempts}")
+    sender = r.text("from")
+    if "@" not in sender:
+        raise r.error("from", f"expected an e-mail address, got {sender!r}")
+    return SmtpSettings(
+        host=host,
+        port=port,
+        security=security,
+        user=r.text("user", ""),
+        password_file=password_file,
+        sender=sender,
+        link_base=r.text("link_base", ""),
+        timeout=_seconds(r, "timeout", 30.0),
+        attempts=attempts,
+    )
 
 
 def _http(r: _Reader, folder: Path) -> HttpSettings:

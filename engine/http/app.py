@@ -40,6 +40,7 @@ from starlette.routing import BaseRoute, Route
 from engine.engine import Engine, JobEvent, Unavailable
 from engine.http.callbacks import CallbackSender
 from engine.http.credentials import Tokens
+from engine.journal import Job
 from engine.limits import DEFAULT_SIZES, SizeLimits, over_limit
 from engine.service_config import HttpSettings
 from engine.tenancy import RateLimits
@@ -192,6 +193,10 @@ class HttpDoor:
         self.tokens = Tokens(key)
         self.engine: Engine | None = None  # the engine it serves, once running
         self.callbacks: CallbackSender | None = None
+        from engine.http.mail import LoggingSmsProvider, SmsProvider
+
+        #: Where a buyer's SMS (1008 a phone number) goes; logged unless a gateway is set.
+        self.sms: SmsProvider = LoggingSmsProvider()
         self.url = ""  # the base URL once bound: http://127.0.0.1:8080
         self.internal_errors = 0
         self._stop = trio.Event()
@@ -216,6 +221,25 @@ class HttpDoor:
         """The engine's notification hook: a job that ended may have a callback due."""
         if self.callbacks is not None:
             self.callbacks.on_event(event.job)
+
+    async def journal_deliveries(
+        self, job: Job, receipt: object, callback: tuple[str, str] | None = None
+    ) -> None:
+        """Journal what goes out once ``job`` is final: its API's callback (kind, url) and the
+        buyer's copy by its 1008 (an e-mail when ``[smtp]`` is set, else nothing; an SMS).
+
+        Call it before the next checkpoint after the submit that returned ``job``.
+        """
+        from engine.http.mail import buyer_contact
+
+        callbacks = self.callbacks
+        assert callbacks is not None
+        wanted = [callback] if callback is not None else []
+        buyer = buyer_contact(receipt)
+        if buyer is not None and (buyer[0] != "email" or self.settings.smtp is not None):
+            wanted.append(buyer)
+        if wanted:
+            await callbacks.add_all(job, wanted)
 
     def app(self) -> Starlette:
         from engine.http.openapi import document
@@ -265,6 +289,13 @@ class HttpDoor:
         )
         self.callbacks.renderers["atol"] = self.atol.render_callback
         self.callbacks.renderers["komtet"] = self.komtet.render_callback
+        from engine.http.mail import BuyerMail
+
+        mail = BuyerMail(self, settings.smtp, self.sms)
+        self.callbacks.transports["email"] = mail.email
+        self.callbacks.transports["sms"] = mail.text
+        if settings.smtp is not None:
+            self.callbacks.kind_attempts["email"] = settings.smtp.attempts
         config = Config()
         config.bind = [settings.listen]
         if settings.tls_cert is not None and settings.tls_key is not None:

@@ -343,11 +343,8 @@ class AtolApi:
             raise Refusal(0, str(exc), http=503) from None
         except SubmitError as exc:  # the engine's other refusals name their own path
             raise Refusal(13, f"{exc.path or '$'}: {exc}") from None
-        if parsed.callback_url is not None:
-            callbacks = self.door.callbacks
-            assert callbacks is not None
-            callbacks.watch(job)  # before any checkpoint: the job cannot have ended yet
-            await callbacks.add(job, "atol", parsed.callback_url)
+        callback = None if parsed.callback_url is None else ("atol", parsed.callback_url)
+        await self.door.journal_deliveries(job, parsed.receipt, callback)
         if job.created < before:  # the journal had it before this request came
             raise self._duplicate(job.id, parsed.external_id, group)
         zone_name = engine.tenants[tenant].timezone

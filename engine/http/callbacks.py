@@ -9,6 +9,9 @@ the body its API renders (ATOL's report, ...), and journals how it went: ``deliv
 else ``pending`` again after a doubling wait, and ``dead`` after the last attempt, with an
 ``alert.callback_dead`` event. It reads the journal, not memory, so a restart picks up every
 delivery where it stood; at most the one in flight at a crash is sent again.
+
+A kind that is not an HTTP callback has a :data:`Transport` instead (the buyer's e-mail and SMS,
+:mod:`engine.http.mail`): the same journal, retries, ``dead`` and restart, another wire.
 """
 
 from __future__ import annotations
@@ -43,6 +46,12 @@ class Outgoing:
 Renderer = Callable[[Job, Delivery], Awaitable[Outgoing]]
 
 
+#: A delivery sent by other means than an HTTP POST: one attempt, "" if it went out, SKIPPED
+#: if the job has nothing to send (journaled ``skipped``), else what went wrong.
+Transport = Callable[[Job, Delivery], Awaitable[str]]
+SKIPPED = "skip"
+
+
 def retry_wait(attempts: int, backoff: float) -> float:
     """Seconds before the next attempt after ``attempts`` failed ones: backoff, doubling."""
     return min(MAX_WAIT, backoff * float(2 ** min(attempts - 1, 30)))
@@ -66,6 +75,9 @@ class CallbackSender:
         self.timeout = timeout
         self.clock = clock  # unix time, the journal's
         self.renderers: dict[str, Renderer] = {}
+        self.transports: dict[str, Transport] = {}
+        #: A kind's own number of attempts (the e-mail's ``[smtp] attempts``), else ``attempts``.
+        self.kind_attempts: dict[str, int] = {}
         self._watched: set[str] = set()  # jobs with a pending delivery, not yet final
         self._wake = trio.Event()
         self.sent = 0  # attempts made, for tests and benchmarks
@@ -89,8 +101,20 @@ class CallbackSender:
 
     async def add(self, job: Job, kind: str, url: str) -> Delivery:
         """Journal a delivery of ``job`` (the first one of its kind stays) and watch it."""
+        (delivery,) = await self.add_all(job, [(kind, url)])
+        return delivery
+
+    async def add_all(self, job: Job, wanted: list[tuple[str, str]]) -> list[Delivery]:
+        """Journal several deliveries of ``job``, (kind, url) each, watching it once.
+
+        The job may end while they are written: its event then finds them half written, so
+        the sender is woken once more after the last one.
+        """
         self.watch(job)
-        return await self.journal.add_delivery(job.id, kind, url)
+        out = [await self.journal.add_delivery(job.id, kind, url) for kind, url in wanted]
+        if job.id not in self._watched:  # it ended (or was sent) meanwhile: look again
+            self._wake.set()
+        return out
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         for delivery in await self.journal.deliveries(state=DeliveryState.PENDING):
@@ -119,13 +143,17 @@ class CallbackSender:
         async with limiter:
             error = await self._post(client, delivery)
         self.sent += 1
-        if not error or delivery.attempts + 1 >= self.attempts:
+        limit = self.kind_attempts.get(delivery.kind, self.attempts)
+        if not error or error == SKIPPED or delivery.attempts + 1 >= limit:
             self._watched.discard(delivery.job_id)
+        if error == SKIPPED:
+            await self.journal.delivery_tried(delivery, DeliveryState.SKIPPED, 0.0, "no receipt")
+            return
         if not error:
             await self.journal.delivery_tried(delivery, DeliveryState.DELIVERED, 0.0, "")
             return
         attempts = delivery.attempts + 1
-        if attempts < self.attempts:
+        if attempts < limit:
             next_at = self.clock() + retry_wait(attempts, self.backoff)
             await self.journal.delivery_tried(delivery, DeliveryState.PENDING, next_at, error)
             return
@@ -148,6 +176,13 @@ class CallbackSender:
     async def _post(self, client: httpx.AsyncClient, delivery: Delivery) -> str:
         """One attempt: "" if the receiver took it, else what went wrong (no URL, no body)."""
         job = await self.journal.job(delivery.job_id)
+        transport = self.transports.get(delivery.kind)
+        if job is not None and transport is not None:
+            try:
+                return await transport(job, delivery)
+            except Exception as exc:  # a bug: the attempt fails, the sender goes on
+                log.exception("sending the %s delivery of job %s", delivery.kind, job.id)
+                return f"internal error {type(exc).__name__}"
         renderer = self.renderers.get(delivery.kind)
         if job is None or renderer is None:
             return f"nothing renders {delivery.kind!r} callbacks"

@@ -296,12 +296,8 @@ class KomtetApi:
         return json_response({str(i): answers[str(i)] for i in range(len(data))})
 
     async def _callback(self, job: Job, task: KomtetTask) -> None:
-        if task.callback_url is None:
-            return
-        callbacks = self.door.callbacks
-        assert callbacks is not None
-        callbacks.watch(job)  # before any checkpoint: the job cannot have ended yet
-        await callbacks.add(job, "komtet", task.callback_url)
+        callback = None if task.callback_url is None else ("komtet", task.callback_url)
+        await self.door.journal_deliveries(job, task.receipt, callback)
 
     async def _submit_refusal(
         self, exc: SubmitError, shop: KomtetShop, data: Any, *, index: int | None = None

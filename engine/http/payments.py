@@ -201,11 +201,11 @@ class PaymentsApi:
     async def _submit(self, tenant: str, external_id: str, receipt: Receipt, group: str) -> Job:
         engine = self.engine
         try:
-            return await engine.submit(tenant, external_id, receipt, group=group)
+            job = await engine.submit(tenant, external_id, receipt, group=group)
         except Conflict as exc:
-            job = await engine.job(tenant, exc.job_id)
-            assert job is not None
-            return job
+            known = await engine.job(tenant, exc.job_id)
+            assert known is not None
+            job = known
         except ValidationFailed as exc:
             found = "; ".join(f"{p.path}: {p.message}" for p in exc.problems)
             log.warning(
@@ -220,6 +220,8 @@ class PaymentsApi:
             raise Answer(503, str(exc)) from None
         except SubmitError as exc:
             raise Answer(422, f"{exc.path or '$'}: {exc}") from None
+        await self.door.journal_deliveries(job, receipt)  # the buyer's copy, by its 1008
+        return job
 
     # --- shipped ----------------------------------------------------------------------------
 
