@@ -13,7 +13,6 @@ another site cannot know it, and it needs no storage.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import re
@@ -21,6 +20,8 @@ import secrets
 from collections.abc import Mapping
 
 import attrs
+
+from engine.http.credentials import b64, unb64
 
 #: What each role may do; a page names the action it needs (see :data:`RIGHTS`).
 ROLES = ("owner", "accountant", "cashier")
@@ -66,14 +67,6 @@ class Session:
     cookie: str = attrs.field(repr=False)
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 class Sessions:
     """Issues and reads session cookies and their CSRF tokens; see the module docstring."""
 
@@ -84,12 +77,12 @@ class Sessions:
 
     def _mac(self, user: CabinetUser, expires: int, nonce: str) -> str:
         message = f"{user.login}\n{expires}\n{nonce}\n{user.password_hash}".encode()
-        return _b64(hmac.new(self._session_key, message, hashlib.sha256).digest()[:24])
+        return b64(hmac.new(self._session_key, message, hashlib.sha256).digest()[:24])
 
     def issue(self, user: CabinetUser, now: float) -> Session:
         expires = int(now) + self.lifetime
-        nonce = _b64(secrets.token_bytes(12))
-        cookie = f"{_b64(user.login.encode())}.{expires}.{nonce}.{self._mac(user, expires, nonce)}"
+        nonce = b64(secrets.token_bytes(12))
+        cookie = f"{b64(user.login.encode())}.{expires}.{nonce}.{self._mac(user, expires, nonce)}"
         return Session(user, expires, cookie)
 
     def read(self, cookie: str, users: Mapping[str, CabinetUser], now: float) -> Session | None:
@@ -98,7 +91,7 @@ class Sessions:
         if match is None:
             return None
         try:
-            login = _unb64(match[1]).decode()
+            login = unb64(match[1]).decode()
         except (ValueError, UnicodeDecodeError):
             return None
         user = users.get(login)
@@ -111,7 +104,7 @@ class Sessions:
 
     def csrf(self, session: Session) -> str:
         """The CSRF token every form of ``session`` carries."""
-        return _b64(hmac.new(self._csrf_key, session.cookie.encode(), hashlib.sha256).digest())
+        return b64(hmac.new(self._csrf_key, session.cookie.encode(), hashlib.sha256).digest())
 
     def csrf_ok(self, session: Session, token: str) -> bool:
         return hmac.compare_digest(self.csrf(session).encode(), token.encode())

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
@@ -112,6 +113,14 @@ def json_response(
         headers=dict(headers or {}),
         media_type="application/json; charset=utf-8",
     )
+
+
+def retry_after(seconds: float | None) -> dict[str, str]:
+    """The Retry-After header of a refusal that says when to try again: whole seconds, at
+    least one (HTTP has no fractions); none when it does not say."""
+    if seconds is None:
+        return {}
+    return {"Retry-After": str(max(1, math.ceil(seconds)))}
 
 
 #: How an API words a refusal of its own: (request, HTTP status, text, headers) → the answer.

@@ -59,7 +59,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 import time
 import uuid
 from decimal import Decimal
@@ -80,7 +79,7 @@ from engine.engine import (
     ValidationFailed,
     body_group,
 )
-from engine.http.app import Handler, guarded, json_bytes, json_response, read_body
+from engine.http.app import Handler, guarded, json_bytes, json_response, read_body, retry_after
 from engine.http.callbacks import Outgoing
 from engine.http.credentials import AtolLogin, TokenProblem, verify_password
 from engine.journal import Delivery, Job, JobState
@@ -237,9 +236,7 @@ class AtolApi:
         else:
             body = {"uuid": refusal.uuid, "status": refusal.status or "fail", **body}
         body["timestamp"] = timestamp(time.time())
-        headers = {}
-        if refusal.retry_after is not None:
-            headers["Retry-After"] = str(max(1, math.ceil(refusal.retry_after)))
+        headers = retry_after(refusal.retry_after)
         return json_response(body, refusal.http, headers)
 
     # --- authentication ---------------------------------------------------------------------

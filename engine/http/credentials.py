@@ -47,11 +47,12 @@ class CredentialError(Exception):
     """A credential file or hash that cannot be used; the message says what."""
 
 
-def _b64(data: bytes) -> str:
+def b64(data: bytes) -> str:
+    """Unpadded base64url: what tokens, cookies and links carry."""
     return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
 
 
-def _unb64(text: str) -> bytes:
+def unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
@@ -66,7 +67,7 @@ def hash_password(password: str, *, n: int = SCRYPT_N, salt: bytes | None = None
     digest = hashlib.scrypt(
         password.encode(), salt=salt, n=n, r=SCRYPT_R, p=SCRYPT_P, maxmem=1 << 26, dklen=32
     )
-    return f"scrypt${n}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(digest)}"
+    return f"scrypt${n}${SCRYPT_R}${SCRYPT_P}${b64(salt)}${b64(digest)}"
 
 
 def check_hash(text: str) -> None:
@@ -78,7 +79,7 @@ def check_hash(text: str) -> None:
     if n < 2 or n & (n - 1) or n > 1 << 20 or not 1 <= r <= 32 or not 1 <= p <= 16:
         raise CredentialError(f"scrypt parameters out of range: N={n}, r={r}, p={p}")
     try:
-        if len(_unb64(parts[4])) < 8 or len(_unb64(parts[5])) != 32:
+        if len(unb64(parts[4])) < 8 or len(unb64(parts[5])) != 32:
             raise CredentialError("the salt or the hash has the wrong length")
     except ValueError:
         raise CredentialError("the salt or the hash is not base64") from None
@@ -93,14 +94,14 @@ def verify_password(password: str, hashed: str) -> bool:
     _, n, r, p, salt, digest = hashed.split("$")
     given = hashlib.scrypt(
         password.encode(),
-        salt=_unb64(salt),
+        salt=unb64(salt),
         n=int(n),
         r=int(r),
         p=int(p),
         maxmem=1 << 27,
         dklen=32,
     )
-    return hmac.compare_digest(given, _unb64(digest))
+    return hmac.compare_digest(given, unb64(digest))
 
 
 @attrs.frozen
@@ -191,11 +192,11 @@ class Tokens:
 
     def _mac(self, login: AtolLogin, expires: int) -> str:
         message = f"{login.login}\n{expires}\n{login.password_hash}".encode()
-        return _b64(hmac.new(self._key, message, hashlib.sha256).digest()[:18])
+        return b64(hmac.new(self._key, message, hashlib.sha256).digest()[:18])
 
     def issue(self, login: AtolLogin, now: float) -> str:
         expires = int(now) + self.lifetime
-        return f"{_b64(login.login.encode())}.{expires}.{self._mac(login, expires)}"
+        return f"{b64(login.login.encode())}.{expires}.{self._mac(login, expires)}"
 
     def read(self, token: str, logins: dict[str, AtolLogin], now: float) -> AtolLogin:
         """The login a token was issued for; TokenProblem if none, or if it has expired."""
@@ -203,7 +204,7 @@ class Tokens:
         if match is None:
             raise TokenProblem("not a token of this service")
         try:
-            name = _unb64(match[1]).decode()
+            name = unb64(match[1]).decode()
         except (ValueError, UnicodeDecodeError):
             raise TokenProblem("not a token of this service") from None
         login = logins.get(name)

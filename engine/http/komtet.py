@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import math
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -74,7 +73,7 @@ from engine.engine import (
     ValidationFailed,
     body_group,
 )
-from engine.http.app import Handler, guarded, json_bytes, json_response, read_body
+from engine.http.app import Handler, guarded, json_bytes, json_response, read_body, retry_after
 from engine.http.callbacks import Outgoing
 from engine.http.credentials import KomtetShop, komtet_signature
 from engine.journal import Delivery, Job, JobState
@@ -438,7 +437,5 @@ def unavailable(exc: Unavailable) -> Refusal:
 
 
 def _refused(refusal: Refusal) -> Response:
-    headers = {}
-    if refusal.retry_after is not None:
-        headers["Retry-After"] = str(max(1, math.ceil(refusal.retry_after)))
+    headers = retry_after(refusal.retry_after)
     return json_response(refusal.body, refusal.http, headers)

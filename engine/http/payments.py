@@ -19,7 +19,6 @@ A refund without a carried receipt returns the payment's receipt when it refunds
 from __future__ import annotations
 
 import logging
-import math
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +39,7 @@ from engine.engine import (
     body_group,
     body_receipt,
 )
-from engine.http.app import Handler, guarded, json_response, read_body
+from engine.http.app import Handler, guarded, json_response, read_body, retry_after
 from engine.http.credentials import TokenProblem
 from engine.http.hooks import PROVIDERS, PaymentSettings
 from engine.journal import Job, JobState
@@ -80,9 +79,7 @@ class Answer(Exception):
 
 
 def _answered(request: Request, answer: Answer) -> Response:
-    headers = {}
-    if answer.retry_after is not None:
-        headers["Retry-After"] = str(max(1, math.ceil(answer.retry_after)))
+    headers = retry_after(answer.retry_after)
     return json_response({"error": answer.error}, answer.status, headers)
 
 

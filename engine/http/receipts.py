@@ -16,7 +16,6 @@ import binascii
 import hashlib
 import hmac
 import html
-import math
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -26,7 +25,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from engine.http.app import guarded
+from engine.http.app import guarded, retry_after
+from engine.http.credentials import b64
 from engine.render import PLAIN, receipt_page, render_html, render_pdf, render_png
 
 if TYPE_CHECKING:
@@ -70,14 +70,8 @@ def _page(status: int, text: str, headers: Mapping[str, str]) -> Response:
 
 
 def _refused(_: Request, refusal: LinkRefusal) -> Response:
-    headers = {}
-    if refusal.retry_after is not None:
-        headers["Retry-After"] = str(max(1, math.ceil(refusal.retry_after)))
+    headers = retry_after(refusal.retry_after)
     return _page(refusal.status, refusal.text, headers)
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 class ReceiptLinks:
@@ -93,7 +87,7 @@ class ReceiptLinks:
 
     def token(self, tenant: str, job_id: str) -> str:
         """The unguessable token of a tenant's receipt."""
-        return _b64(self._mac(tenant, job_id) + f"{tenant}\n{job_id}".encode())
+        return b64(self._mac(tenant, job_id) + f"{tenant}\n{job_id}".encode())
 
     def link(self, tenant: str, job_id: str, kind: str = "") -> str:
         """The receipt's path on the door: ``/r/TOKEN`` or ``/r/TOKEN.png`` / ``.pdf``."""
