@@ -8,7 +8,9 @@ the service's nursery, takes every pending delivery whose job is final from the 
 the body its API renders (ATOL's report, ...), and journals how it went: ``delivered`` on a 2xx,
 else ``pending`` again after a doubling wait, and ``dead`` after the last attempt, with an
 ``alert.callback_dead`` event. It reads the journal, not memory, so a restart picks up every
-delivery where it stood; at most the one in flight at a crash is sent again.
+delivery where it stood; at most the one in flight at a crash is sent again. A delivery kind
+other than an HTTP POST has a transport of its own (``transports``): the buyer's e-mail and SMS
+of :mod:`engine.http.mail` go out by the same journal, retries and ``dead`` state.
 
 A kind that is not an HTTP callback has a :data:`Transport` instead (the buyer's e-mail and SMS,
 :mod:`engine.http.mail`): the same journal, retries, ``dead`` and restart, another wire.
