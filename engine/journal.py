@@ -274,7 +274,12 @@ class Journal(Protocol):
     async def next_delivery_at(self) -> float | None: ...
 
     async def delivery_tried(
-        self, delivery: Delivery, state: DeliveryState, next_at: float, error: str
+        self,
+        delivery: Delivery,
+        state: DeliveryState,
+        next_at: float,
+        error: str,
+        alert: Event | None = None,
     ) -> Delivery: ...
 
     async def deliveries(
@@ -843,18 +848,31 @@ class SqliteJournal:
         return await self._run(work)
 
     async def delivery_tried(
-        self, delivery: Delivery, state: DeliveryState, next_at: float, error: str
+        self,
+        delivery: Delivery,
+        state: DeliveryState,
+        next_at: float,
+        error: str,
+        alert: Event | None = None,
     ) -> Delivery:
-        """Journal one attempt: delivered, dead, or pending again from ``next_at``."""
+        """Journal one attempt: delivered, dead, or pending again from ``next_at``.
+
+        ``alert`` (a dead delivery's) commits with the new state, so no reader ever sees a
+        dead delivery without its alert, nor a crash leave one.
+        """
         now = time.time()
         attempts = delivery.attempts + 1
-        await self._run(
-            lambda c: c.execute(
+
+        def work(connection: sqlite3.Connection) -> None:
+            connection.execute(
                 "UPDATE deliveries SET state = ?, attempts = ?, next_at = ?, last_error = ?, "
                 "updated = ? WHERE job_id = ? AND kind = ?",
                 (state.value, attempts, next_at, error, now, delivery.job_id, delivery.kind),
             )
-        )
+            if alert is not None:
+                _insert_event(connection, alert)
+
+        await self._run(work)
         return attrs.evolve(
             delivery,
             state=state,
@@ -956,20 +974,7 @@ class SqliteJournal:
         return await self._run(work)
 
     async def record_event(self, event: Event) -> None:
-        await self._run(
-            lambda c: c.execute(
-                "INSERT INTO events (ts, kind, tenant, register_id, job_id, message) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    event.ts,
-                    event.kind,
-                    event.tenant,
-                    event.register_id,
-                    event.job_id,
-                    event.message,
-                ),
-            )
-        )
+        await self._run(lambda c: _insert_event(c, event))
 
     async def events(self, kind: str | None = None, tenant: str | None = None) -> list[Event]:
         """Events in order; ``kind`` matches a prefix (``alert.`` gives every alert)."""
@@ -1053,6 +1058,14 @@ def _wake(group: list[_Request]) -> None:
 def _one_job(connection: sqlite3.Connection, where: str, args: tuple[Any, ...]) -> Job | None:
     row = connection.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {where}", args).fetchone()
     return None if row is None else _job(row)
+
+
+def _insert_event(connection: sqlite3.Connection, event: Event) -> None:
+    connection.execute(
+        "INSERT INTO events (ts, kind, tenant, register_id, job_id, message) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (event.ts, event.kind, event.tenant, event.register_id, event.job_id, event.message),
+    )
 
 
 def _accept(connection: sqlite3.Connection, tenant: str, external_id: str, body: bytes) -> Accepted:

@@ -159,21 +159,19 @@ class CallbackSender:
             next_at = self.clock() + retry_wait(attempts, self.backoff)
             await self.journal.delivery_tried(delivery, DeliveryState.PENDING, next_at, error)
             return
-        await self.journal.delivery_tried(delivery, DeliveryState.DEAD, 0.0, error)
         job = await self.journal.job(delivery.job_id)
         message = (
             f"the {delivery.kind} callback of job {delivery.job_id} failed {attempts} times, "
             f"the last with {error}; it is not tried again"
         )
         log.warning("%s", message)
-        await self.journal.record_event(
-            Event(
-                "alert.callback_dead",
-                message,
-                tenant=None if job is None else job.tenant,
-                job_id=delivery.job_id,
-            )
+        alert = Event(
+            "alert.callback_dead",
+            message,
+            tenant=None if job is None else job.tenant,
+            job_id=delivery.job_id,
         )
+        await self.journal.delivery_tried(delivery, DeliveryState.DEAD, 0.0, error, alert)
 
     async def _post(self, client: httpx.AsyncClient, delivery: Delivery) -> str:
         """One attempt: "" if the receiver took it, else what went wrong (no URL, no body)."""
