@@ -286,6 +286,12 @@ class Journal(Protocol):
         self, job_id: str | None = None, state: DeliveryState | None = None
     ) -> list[Delivery]: ...
 
+    async def put_record(self, record: TenantRecord) -> None: ...
+
+    async def drop_record(self, tenant: str, kind: str, key: str) -> bool: ...
+
+    async def records(self, kind: str, tenant: str | None = None) -> list[TenantRecord]: ...
+
 
 class DeliveryState(enum.Enum):
     """Where an outbound delivery of a job's outcome stands (a callback, later an e-mail)."""
@@ -341,6 +347,21 @@ class ShiftRow:
     closed_at: float | None = None
     close_fd: int | None = None
     close_document: bytes | None = None  # the report as the ФН signed it
+
+
+@attrs.frozen
+class TenantRecord:
+    """One thing a tenant keeps in its cabinet (a product, its branding, an API key), as JSON.
+
+    The journal is the service's one durable store, so what a merchant edits in the cabinet
+    lives beside its receipts and moves with them; each owner module gives ``value`` its shape.
+    """
+
+    tenant: str
+    kind: str  # whose: "product", "branding", "credential", ...
+    key: str  # unique within (tenant, kind)
+    value: str  # JSON text
+    updated: float = attrs.field(factory=time.time)
 
 
 @attrs.frozen
@@ -439,6 +460,14 @@ CREATE TABLE IF NOT EXISTS probes (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     probed REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS tenant_records (
+    tenant TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (kind, tenant, key)
+);
 CREATE TABLE IF NOT EXISTS adopted (
     fn_number TEXT PRIMARY KEY,
     last_fd INTEGER NOT NULL,
@@ -470,9 +499,10 @@ def _describe(exc: BaseException) -> str:
 APPLICATION_ID = 0x4B617373
 #: ``PRAGMA user_version``: the schema this Kassa writes. Version 0 is a journal from before
 #: versions (no ``adopted``, ``deliveries`` or ``probes`` table); it is upgraded when opened.
-SCHEMA_VERSION = 1
-#: Tables added since version 0: a version-0 journal may lack them.
-_ADDED_SINCE_0 = frozenset({"adopted", "deliveries", "probes"})
+#: Version 2 added ``tenant_records``.
+SCHEMA_VERSION = 2
+#: The tables each version added: a journal of an older version may lack them.
+_ADDED_IN = {1: frozenset({"adopted", "deliveries", "probes"}), 2: frozenset({"tenant_records"})}
 
 _JOB_COLUMNS = (
     "id, tenant, external_id, body, state, register_id, error, created, updated, fd_before"
@@ -897,6 +927,43 @@ class SqliteJournal:
 
         return await self._run(work)
 
+    # --- what tenants keep in the cabinet ---------------------------------------------------------
+
+    async def put_record(self, record: TenantRecord) -> None:
+        """Write ``record``, replacing the one with its (tenant, kind, key)."""
+        await self._run(
+            lambda c: c.execute(
+                "INSERT OR REPLACE INTO tenant_records (tenant, kind, key, value, updated) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (record.tenant, record.kind, record.key, record.value, record.updated),
+            )
+        )
+
+    async def drop_record(self, tenant: str, kind: str, key: str) -> bool:
+        """Remove a record; whether there was one."""
+        dropped: int = await self._run(
+            lambda c: (
+                c.execute(
+                    "DELETE FROM tenant_records WHERE tenant = ? AND kind = ? AND key = ?",
+                    (tenant, kind, key),
+                ).rowcount
+            )
+        )
+        return dropped > 0
+
+    async def records(self, kind: str, tenant: str | None = None) -> list[TenantRecord]:
+        """Every record of ``kind``, of one tenant or of all, by tenant and key."""
+
+        def work(connection: sqlite3.Connection) -> list[TenantRecord]:
+            rows = connection.execute(
+                "SELECT tenant, kind, key, value, updated FROM tenant_records "
+                "WHERE kind = ? AND (? IS NULL OR tenant = ?) ORDER BY tenant, key",
+                (kind, tenant, tenant),
+            )
+            return [TenantRecord(*row) for row in rows]
+
+        return await self._run(work)
+
     # --- tenants, registers, shifts, events ---------------------------------------------------
 
     async def save_tenant(self, tenant: str, name: str = "") -> None:
@@ -1247,11 +1314,10 @@ def _check(connection: sqlite3.Connection, path: Path, full: bool) -> None:
             f"knows versions up to {SCHEMA_VERSION}"
         )
     expected = _expected_tables()
-    needed = (
-        expected
-        if application_id
-        else {name: columns for name, columns in expected.items() if name not in _ADDED_SINCE_0}
+    newer = frozenset().union(
+        *(names for added, names in _ADDED_IN.items() if added > (version if application_id else 0))
     )
+    needed = {name: columns for name, columns in expected.items() if name not in newer}
     for name, columns in needed.items():
         if tables.get(name) != columns:
             what = "has no table" if name not in tables else "has another table"

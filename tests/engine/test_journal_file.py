@@ -17,6 +17,7 @@ from engine.journal import (
     SCHEMA_VERSION,
     JournalUnusable,
     SqliteJournal,
+    TenantRecord,
     adopt,
     check,
 )
@@ -151,9 +152,8 @@ def test_kassa_journal_check_and_adopt(tmp_path: Path, capsys: pytest.CaptureFix
     path = tmp_path / "journal.db"
     trio.run(_open, path)
     assert kassa(["journal", "check", str(path)]) == 0
-    assert (
-        capsys.readouterr().out == f"{path}: sound; 1 jobs, 0 signed documents, schema version 1\n"
-    )
+    sound = f"{path}: sound; 1 jobs, 0 signed documents, schema version {SCHEMA_VERSION}\n"
+    assert capsys.readouterr().out == sound
     assert kassa(["journal", "adopt", str(path), "--fn", "9999078900000001", "--last-fd", "7"]) == 0
     assert "ФН 9999078900000001 adopted at FD 7" in capsys.readouterr().out
     assert kassa(["journal", "adopt", str(path), "--fn", "x", "--last-fd", "7"]) == 2
@@ -205,3 +205,31 @@ def test_kassa_serve_names_a_journal_it_cannot_use(tmp_path: Path, case: str) ->
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.startswith("kassa: error: ") and str(journal) in done.stderr, done.stderr
+
+
+def test_a_version_1_journal_gains_the_cabinet_records_and_keeps_its_jobs(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    trio.run(_open, path)
+    connection = sqlite3.connect(path)
+    connection.executescript("DROP TABLE tenant_records; PRAGMA user_version = 1;")
+    connection.close()
+
+    async def reopen() -> None:
+        async with SqliteJournal.open(path) as journal:
+            assert await journal.job_by_external_id("shop", "order-1") is not None
+            assert await journal.records("product") == []
+            await journal.put_record(TenantRecord("shop", "product", "tea", '{"price": 100}', 1.0))
+            await journal.put_record(TenantRecord("shop", "product", "tea", '{"price": 120}', 2.0))
+            await journal.put_record(TenantRecord("cafe", "product", "tea", '{"price": 90}', 3.0))
+            assert await journal.records("product", "shop") == [
+                TenantRecord("shop", "product", "tea", '{"price": 120}', 2.0)
+            ]
+            assert [r.tenant for r in await journal.records("product")] == ["cafe", "shop"]
+            assert await journal.drop_record("shop", "product", "tea")
+            assert not await journal.drop_record("shop", "product", "tea")
+            assert [r.tenant for r in await journal.records("product")] == ["cafe"]
+
+    trio.run(reopen)
+    connection = sqlite3.connect(path)
+    assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    connection.close()
