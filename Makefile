@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PACKAGES := engine protocols transports emulator benchmarks
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint typecheck pytest browser bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,26 @@ lint: $(VENV)/.kassa-dev
 typecheck: $(VENV)/.kassa-dev
 	$(BIN)/mypy $(PACKAGES)
 
-pytest: $(VENV)/.kassa-dev
+pytest: $(VENV)/.kassa-dev browser
 	$(BIN)/pytest
+
+# tests/browser drive Debian's Chromium through Playwright (a pip package that needs no browser
+# download, which cannot work here). Install chromium where we may, as root with apt-get; where
+# we may not, the browser tests skip with one line that says why.
+CHROMIUM := /usr/bin/chromium
+browser:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "make: installing Debian's chromium for the browser tests"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 \
+	    || { apt-get update -qq >/dev/null 2>&1 \
+	         && apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; } \
+	    || echo "make: could not install chromium; the browser tests will skip"; \
+	  else \
+	    echo "make: no $(CHROMIUM), and no root apt-get to install it; the browser tests will skip"; \
+	  fi; \
+	fi
 
 test: lint typecheck pytest
 

@@ -485,6 +485,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                 token_key=server_secret,
                 payments={payments.hook: payments},
                 cabinet_users={owner.login: owner},
+                smtp=_demo_smtp(args.smtp),
             )
 
             def announce(doors: Doors) -> None:
@@ -540,6 +541,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             say(f"kassa: serving HTTP on {doors.http.url}")
 
     try:
+        if args.smtp and not args.demo:
+            _fail("--smtp is for --demo; a config sets its [smtp] section")
         if args.demo:
             with tempfile.TemporaryDirectory(prefix="kassa-serve-") as folder:
                 trio.run(demo, Path(folder))
@@ -600,6 +603,16 @@ def _cmd_journal_adopt(args: argparse.Namespace) -> int:
         "are not in this journal: their external_ids are not recognised."
     )
     return 0
+
+
+def _demo_smtp(address: str | None) -> SmtpSettings | None:
+    """The demo's outgoing mail: plain SMTP to a local mail catcher, or none."""
+    from engine.service_config import SmtpSettings
+
+    if address is None:
+        return None
+    host, _, port = address.rpartition(":")
+    return SmtpSettings(host, int(port), security="none", sender="demo@kassa.localhost")
 
 
 def _demo_payments(tenant: str) -> PaymentSettings:
@@ -699,6 +712,7 @@ if TYPE_CHECKING:
     from engine.checks import RegisterProfile
     from engine.client import BatchEntry, JobInfo, KassaClient, KassaError, ReceiptInfo
     from engine.http.hooks import PaymentSettings
+    from engine.service_config import SmtpSettings
     from protocols.validation import Problem
 
 EXIT_REFUSED = 1
@@ -1483,6 +1497,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="the HTTP door's address (default: the config's [http], or 127.0.0.1:8080); "
         "port 0 takes a free one",
+    )
+    kassa_serve.add_argument(
+        "--smtp",
+        type=_http_address,
+        metavar="HOST:PORT",
+        help="with --demo: send the buyers' receipt e-mails (1008) through this SMTP server, "
+        "plain and without a login (a local mail catcher)",
     )
     kassa_serve.set_defaults(handler=_cmd_serve)
 
