@@ -30,7 +30,7 @@ from starlette.routing import BaseRoute, Route
 from engine.cabinet.app import PREFIX, STATES_RU, Cabinet, Refusal
 from engine.cabinet.users import Session
 from engine.engine import Busy, SubmitError, ValidationFailed
-from engine.journal import FINAL_STATES, TenantRecord
+from engine.journal import FINAL_STATES, JournalUnavailable, TenantRecord
 from engine.render import qr_code
 from protocols.documents.model import Client, Company, Item, Marking, Payments, Receipt
 from protocols.documents.vat import vat_amount
@@ -206,7 +206,7 @@ def read_seller(form: Mapping[str, str]) -> tuple[Seller | None, list[str]]:
     return Seller(inn=inn, tax_system=int(system), place=place, name=name), []
 
 
-def read_marking(text: str) -> Marking:
+def read_marking(text: str, *, piece: bool = True) -> Marking:
     """The marking code (КМ, 2000) of a GS1 DataMatrix as the scanner typed it: 1163 is its
     head before the first GS, 2115 is derived from the whole code, as the API doors read
     ``gs1m``; the engine's checks judge its structure. ValueError if not ASCII."""
@@ -218,7 +218,8 @@ def read_marking(text: str) -> Marking:
         code=scanned.split(_GS, 1)[0],
         control_code=marking_control_code(scanned.encode("ascii")),
         scanned=scanned,
-        planned_status=1,  # 2003: штучный товар реализован
+        # 2003: штучный товар реализован (1) or мерный товар в стадии реализации (2)
+        planned_status=1 if piece else 2,
     )
 
 
@@ -266,7 +267,8 @@ def sale(
                 )
                 continue
             try:
-                marking = read_marking(line.code)
+                piece = product.measure == int(MeasureUnit.PIECE)
+                marking = read_marking(line.code, piece=piece)
             except ValueError:
                 problems.append(
                     f"Код маркировки ({field}) для «{product.name}»: только латиница, цифры и "
@@ -378,8 +380,14 @@ class CataloguePages:
 
     # --- storage --------------------------------------------------------------------------------
 
+    async def _records(self, kind: str, tenant: str) -> list[TenantRecord]:
+        try:
+            return await self.cabinet.engine.journal.records(kind, tenant)
+        except JournalUnavailable:
+            raise Refusal(503, "Журнал временно недоступен, повторите.") from None
+
     async def products(self, tenant: str) -> list[Product]:
-        records = await self.cabinet.engine.journal.records(PRODUCT, tenant)
+        records = await self._records(PRODUCT, tenant)
         return sorted((Product.of(r) for r in records), key=lambda p: p.name.casefold())
 
     async def product_of(self, tenant: str, product_id: str) -> Product:
@@ -391,12 +399,15 @@ class CataloguePages:
         raise Refusal(404, "Товар не найден.")
 
     async def seller_of(self, tenant: str) -> Seller | None:
-        records = await self.cabinet.engine.journal.records(SELLER, tenant)
+        records = await self._records(SELLER, tenant)
         return Seller(**json.loads(records[0].value)) if records else None
 
     async def _put(self, tenant: str, kind: str, key: str, value: str) -> None:
         record = TenantRecord(tenant, kind, key, value, self.cabinet.now())
-        await self.cabinet.engine.journal.put_record(record)
+        try:
+            await self.cabinet.engine.journal.put_record(record)
+        except JournalUnavailable:
+            raise Refusal(503, "Журнал временно недоступен, изменение не сохранено.") from None
 
     # --- the catalogue --------------------------------------------------------------------------
 
@@ -467,7 +478,10 @@ class CataloguePages:
     async def remove(self, request: Request, session: Session) -> Response:
         tenant = session.user.tenant
         product = await self.product_of(tenant, str(request.path_params["product_id"]))
-        await self.cabinet.engine.journal.drop_record(tenant, PRODUCT, product.id)
+        try:
+            await self.cabinet.engine.journal.drop_record(tenant, PRODUCT, product.id)
+        except JournalUnavailable:
+            raise Refusal(503, "Журнал временно недоступен, товар не удалён.") from None
         return RedirectResponse(f"{PREFIX}/catalogue", 303)
 
     async def seller(self, request: Request, session: Session) -> Response:
@@ -633,10 +647,11 @@ class CataloguePages:
         if job is None:
             raise Refusal(404, "Чек не найден.")
         address = request.state.form.get("email", "").strip()
+        callbacks = self.cabinet.door.callbacks
         problem = ""
         if not _EMAIL.match(address) or len(address) > 64:
             problem = f"E-mail (email): ожидался адрес вида name@example.ru, получено {address!r}."
-        elif self.cabinet.door.settings.smtp is None or self.cabinet.door.callbacks is None:
+        elif self.cabinet.door.settings.smtp is None or callbacks is None:
             problem = "E-mail (email): отправка писем не настроена в сервисе (нет [smtp])."
         else:
             sent = [d for d in await engine.deliveries(job) if d.kind == "email"]
@@ -645,9 +660,12 @@ class CataloguePages:
                     f"E-mail (email): этот чек уже отправляется на "
                     f"{sent[0].url.removeprefix('mailto:')}; второй адрес не принимается."
                 )
-        if problem:
+        if problem or callbacks is None:
             return await self._result_page(session, job_id, problems=[problem], code=422)
-        await self.cabinet.door.callbacks.add(job, "email", f"mailto:{address}")  # type: ignore[union-attr]
+        try:
+            await callbacks.add(job, "email", f"mailto:{address}")
+        except JournalUnavailable:
+            raise Refusal(503, "Журнал временно недоступен, письмо не поставлено.") from None
         return RedirectResponse(f"{PREFIX}/cashier/{job.id}?sent=1", 303)
 
 
