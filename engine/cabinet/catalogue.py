@@ -611,7 +611,7 @@ class CataloguePages:
         deliveries = [d for d in await engine.deliveries(job) if d.kind in ("email", "sms")]
         qr = ""
         if view is not None:
-            qr = markupsafe.Markup(qr_code(view.qr).svg_inline(scale=4, border=2))
+            qr = markupsafe.Markup(qr_code(view.qr).svg_inline(scale=4, border=2, omitsize=True))
         response = self.cabinet.render(
             "sale.html",
             code,
