@@ -260,6 +260,8 @@ class Cabinet:
     # --- routes ---------------------------------------------------------------------------------
 
     def routes(self) -> list[BaseRoute]:
+        from engine.cabinet.catalogue import CataloguePages  # it builds on this module
+
         async def root(request: Request) -> Response:
             return RedirectResponse(f"{PREFIX}/dashboard", 303)
 
@@ -294,6 +296,7 @@ class Cabinet:
                     Route(
                         "/exports", self.page("exports", self.download, post=True), methods=["POST"]
                     ),
+                    *CataloguePages(self).routes(),
                 ],
             )
         ]

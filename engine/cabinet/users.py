@@ -35,6 +35,7 @@ RIGHTS: Mapping[str, frozenset[str]] = {
     "credentials": frozenset({"owner"}),
     "branding": frozenset({"owner"}),
     "catalogue": frozenset({"owner", "accountant"}),
+    "sell": frozenset(ROLES),  # the mobile cashier page
 }
 #: A session lives 12 hours: a working day, then log in again.
 SESSION_LIFETIME = 12 * 3600
