@@ -272,7 +272,7 @@ def test_branding_is_read_from_kassa_toml_with_a_path_for_each_mistake(tmp_path:
         "accent = 5\n": "tenants[0].branding.accent: expected a string, got int",
         'colour = "#000000"\n': "tenants[0].branding.colour: unknown key",
         'logo = "missing.png"\n': "tenants[0].branding.logo: ",
-        'logo = "logo.gif"\n': "tenants[0].branding.logo: expected a PNG or SVG image",
+        'logo = "logo.gif"\n': "tenants[0].branding.logo: expected a PNG, JPEG or SVG image",
         f'footer = "{"x" * 1001}"\n': "tenants[0].branding.footer: 1001 characters",
     }
     for text, message in mistakes.items():
