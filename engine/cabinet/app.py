@@ -44,6 +44,7 @@ from engine.reports import (
     PAYMENT_FIELDS,
     OperationsReport,
     ReceiptRecord,
+    ReceiptView,
     operation_label,
     receipt_view,
     roubles,
@@ -269,7 +270,8 @@ class Cabinet:
     # --- routes ---------------------------------------------------------------------------------
 
     def routes(self) -> list[BaseRoute]:
-        from engine.cabinet.branding import BrandingPages  # it builds on this module
+        from engine.cabinet.branding import BrandingPages  # they build on this module
+        from engine.cabinet.correction import CorrectionForm
 
         async def root(request: Request) -> Response:
             return RedirectResponse(f"{PREFIX}/dashboard", 303)
@@ -306,6 +308,7 @@ class Cabinet:
                         "/exports", self.page("exports", self.download, post=True), methods=["POST"]
                     ),
                     *BrandingPages(self).routes(),
+                    *CorrectionForm(self).routes(),
                 ],
             )
         ]
@@ -522,6 +525,7 @@ class Cabinet:
                 vat=vat_label,
                 kinds=PAYMENT_KINDS,
                 refundable=refundable,
+                correction=_correction_form(view, session),
                 # the buyer's branded receipt (engine/render) by its public link
                 links={
                     kind or "html": self.door.receipt_links.link(tenant, job.id, kind)
@@ -733,6 +737,15 @@ def _multipart(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str
         except UnicodeDecodeError:
             raise Refusal(400, "Форма не в UTF-8.") from None
     return fields, files
+
+
+def _correction_form(view: ReceiptView | None, session: Session) -> dict[str, Any] | None:
+    """The correction form of a signed receipt, for the roles that may issue one."""
+    from engine.cabinet.correction import CorrectionForm
+
+    if view is None or not may(session.user.role, "correction"):
+        return None
+    return CorrectionForm.context(view, CorrectionForm.prefill(view), [])
 
 
 def _by_day(
