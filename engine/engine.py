@@ -71,6 +71,7 @@ from engine.journal import (
     ReceiptRow,
     RegisterRow,
     SqliteJournal,
+    TenantRecord,
 )
 from engine.recovery import ArchiveReader, mark, unknown_receipt
 from engine.reports import (
@@ -695,6 +696,21 @@ class Engine:
             return None
         with self._journaled():
             return await self.journal.result(job_id)
+
+    async def tenant_records(self, tenant: str, kind: str) -> list[TenantRecord]:
+        """What the tenant keeps of ``kind`` (its branding, …), as the cabinet saved it."""
+        with self._journaled():
+            return await self.journal.records(kind, tenant)
+
+    async def put_tenant_record(self, record: TenantRecord) -> None:
+        """Save what a tenant edited in the cabinet, replacing its (tenant, kind, key)."""
+        with self._journaled():
+            await self.journal.put_record(record)
+
+    async def drop_tenant_record(self, tenant: str, kind: str, key: str) -> bool:
+        """Forget one of a tenant's records; whether there was one."""
+        with self._journaled():
+            return await self.journal.drop_record(tenant, kind, key)
 
     async def wait(self, tenant: str, job_id: str) -> Job:
         """The job once it is final (fiscalized, failed or resolved)."""

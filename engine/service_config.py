@@ -43,7 +43,8 @@
     keys = ["rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7", "keys/shop-web.key"]
     http = ["keys/shop-web.atol", "keys/shop-web.komtet"]   # kassa keys atol|komtet NAME
     [tenants.branding]                     # its receipts' look (engine/render/branding.py)
-    logo = "brand/logo.png"                # PNG or SVG; colours "#RRGGBB"; all keys optional
+    name = "Кофейня «Зерно»"               # over the title; the cabinet's branding overrides
+    logo = "brand/logo.png"                # PNG, JPEG or SVG; colours "#RRGGBB"; all optional
     primary = "#1f4e79"
     accent = "#e8f0f8"
     footer = "Спасибо за покупку!"

@@ -10,6 +10,8 @@ probed from another tenant's session.
 from __future__ import annotations
 
 import datetime as dt
+import email.parser
+import email.policy
 import hmac
 import logging
 import secrets
@@ -42,6 +44,7 @@ from engine.reports import (
     PAYMENT_FIELDS,
     OperationsReport,
     ReceiptRecord,
+    ReceiptView,
     operation_label,
     receipt_view,
     roubles,
@@ -222,10 +225,17 @@ class Cabinet:
         return self._guarded(endpoint)
 
     async def form(self, request: Request) -> dict[str, str]:
-        """An urlencoded form under the door's request limit (last value of each field)."""
+        """An urlencoded or multipart form under the door's request limit (last value of each
+        field); a multipart form's files go to ``request.state.files`` (name → bytes)."""
         from engine.http.app import read_body
 
-        kind = request.headers.get("content-type", "").split(";")[0].strip()
+        request.state.files = {}
+        header = request.headers.get("content-type", "")
+        kind = header.split(";")[0].strip()
+        if kind == "multipart/form-data":
+            body = await read_body(request, self.door.sizes.request_bytes)
+            parts, request.state.files = _multipart(header, body)
+            return parts
         if kind != "application/x-www-form-urlencoded":  # no form: so no CSRF token either
             return {}
         body = await read_body(request, self.door.sizes.request_bytes)
@@ -260,7 +270,9 @@ class Cabinet:
     # --- routes ---------------------------------------------------------------------------------
 
     def routes(self) -> list[BaseRoute]:
-        from engine.cabinet.catalogue import CataloguePages  # it builds on this module
+        from engine.cabinet.branding import BrandingPages  # they build on this module
+        from engine.cabinet.catalogue import CataloguePages
+        from engine.cabinet.correction import CorrectionForm
 
         async def root(request: Request) -> Response:
             return RedirectResponse(f"{PREFIX}/dashboard", 303)
@@ -297,6 +309,8 @@ class Cabinet:
                         "/exports", self.page("exports", self.download, post=True), methods=["POST"]
                     ),
                     *CataloguePages(self).routes(),
+                    *BrandingPages(self).routes(),
+                    *CorrectionForm(self).routes(),
                 ],
             )
         ]
@@ -513,6 +527,7 @@ class Cabinet:
                 vat=vat_label,
                 kinds=PAYMENT_KINDS,
                 refundable=refundable,
+                correction=_correction_form(view, session),
                 # the buyer's branded receipt (engine/render) by its public link
                 links={
                     kind or "html": self.door.receipt_links.link(tenant, job.id, kind)
@@ -697,6 +712,42 @@ class Cabinet:
             "Cache-Control": "no-store",
         }
         return StreamingResponse(body(), media_type=media, headers=headers)
+
+
+def _multipart(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str, bytes]]:
+    """A multipart/form-data body's fields and files, read with the standard library's MIME
+    parser (the door has no python-multipart); a part with a file name is a file."""
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+    )
+    fields: dict[str, str] = {}
+    files: dict[str, bytes] = {}
+    if not message.is_multipart():
+        raise Refusal(400, "Форма multipart не читается.")
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str):
+            continue
+        raw = part.get_payload(decode=True)
+        data = raw if isinstance(raw, bytes) else b""
+        if part.get_filename() is not None:
+            if data:  # an empty file input sends an empty part: no file chosen
+                files[name] = data
+            continue
+        try:
+            fields[name] = data.decode()
+        except UnicodeDecodeError:
+            raise Refusal(400, "Форма не в UTF-8.") from None
+    return fields, files
+
+
+def _correction_form(view: ReceiptView | None, session: Session) -> dict[str, Any] | None:
+    """The correction form of a signed receipt, for the roles that may issue one."""
+    from engine.cabinet.correction import CorrectionForm
+
+    if view is None or not may(session.user.role, "correction"):
+        return None
+    return CorrectionForm.context(view, CorrectionForm.prefill(view), [])
 
 
 def _by_day(

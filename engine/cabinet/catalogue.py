@@ -381,10 +381,8 @@ class CataloguePages:
     # --- storage --------------------------------------------------------------------------------
 
     async def _records(self, kind: str, tenant: str) -> list[TenantRecord]:
-        try:
-            return await self.cabinet.engine.journal.records(kind, tenant)
-        except JournalUnavailable:
-            raise Refusal(503, "Журнал временно недоступен, повторите.") from None
+        # A journal that cannot answer is the engine's Unavailable: the guard answers 503.
+        return await self.cabinet.engine.tenant_records(tenant, kind)
 
     async def products(self, tenant: str) -> list[Product]:
         records = await self._records(PRODUCT, tenant)
@@ -404,10 +402,7 @@ class CataloguePages:
 
     async def _put(self, tenant: str, kind: str, key: str, value: str) -> None:
         record = TenantRecord(tenant, kind, key, value, self.cabinet.now())
-        try:
-            await self.cabinet.engine.journal.put_record(record)
-        except JournalUnavailable:
-            raise Refusal(503, "Журнал временно недоступен, изменение не сохранено.") from None
+        await self.cabinet.engine.put_tenant_record(record)
 
     # --- the catalogue --------------------------------------------------------------------------
 
@@ -478,10 +473,7 @@ class CataloguePages:
     async def remove(self, request: Request, session: Session) -> Response:
         tenant = session.user.tenant
         product = await self.product_of(tenant, str(request.path_params["product_id"]))
-        try:
-            await self.cabinet.engine.journal.drop_record(tenant, PRODUCT, product.id)
-        except JournalUnavailable:
-            raise Refusal(503, "Журнал временно недоступен, товар не удалён.") from None
+        await self.cabinet.engine.drop_tenant_record(tenant, PRODUCT, product.id)
         return RedirectResponse(f"{PREFIX}/catalogue", 303)
 
     async def seller(self, request: Request, session: Session) -> Response:

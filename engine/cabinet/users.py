@@ -29,6 +29,7 @@ RIGHTS: Mapping[str, frozenset[str]] = {
     "dashboard": frozenset(ROLES),
     "receipts": frozenset(ROLES),  # the list and a receipt's page
     "refund": frozenset({"owner", "accountant", "cashier"}),
+    "correction": frozenset({"owner", "accountant"}),  # чек коррекции from a receipt's page
     "reports": frozenset({"owner", "accountant"}),
     "exports": frozenset({"owner", "accountant"}),
     "shifts": frozenset({"owner", "accountant", "cashier"}),

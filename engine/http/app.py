@@ -193,6 +193,7 @@ class HttpDoor:
         from engine.http.komtet import KomtetApi
         from engine.http.payments import PaymentsApi
         from engine.http.receipts import ReceiptLinks
+        from engine.render.brands import Brandings
 
         self.settings = settings
         self.sizes = sizes
@@ -214,6 +215,8 @@ class HttpDoor:
         self.payments = PaymentsApi(self)
         #: The receipts' public links (``/r/TOKEN``), for the cabinet and the e-mails to give.
         self.receipt_links = ReceiptLinks(self, key)
+        #: Each tenant's branding of its receipts: the cabinet's over kassa.toml's.
+        self.brandings = Brandings(settings.branding)
         self.apis: list[Api] = [self.atol, self.komtet, self.payments, self.receipt_links]
         #: Path prefix → how the API under it words the door's refusals (unknown path, method).
         self.shapes: dict[str, Refuser] = {}

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Protocol
 import trio
 
 from engine.http.callbacks import SKIPPED as SKIP
-from engine.render import PLAIN, receipt_page, render_html, render_pdf
+from engine.render import receipt_page, render_html, render_pdf
 from engine.service_config import SmtpSettings
 
 if TYPE_CHECKING:
@@ -159,7 +159,7 @@ class BuyerMail:
             return SKIP
         engine = self.door.engine
         assert engine is not None
-        branding = self.door.settings.branding.get(job.tenant, PLAIN)
+        branding = await self.door.brandings.of(engine, job.tenant)
         page = receipt_page(view, engine.tenants[job.tenant].timezone, branding)
         pdf = await trio.to_thread.run_sync(render_pdf, page, limiter=engine.heavy)
         to = delivery.url.removeprefix("mailto:")

@@ -5,7 +5,7 @@ A buyer gets a receipt by a link, with no login, so the token is the only lock: 
 secret key, with the tenant and job id beside it. That needs no storage, outlives a restart
 (kassa.toml's key is the service's), and cannot be made for a receipt without the key: a guessed
 or altered token, or one for a job that has no receipt, is answered 404, all alike. The pages
-are made by :mod:`engine.render` in the tenant's branding (kassa.toml ``[tenants.branding]``);
+are made by :mod:`engine.render` in the tenant's branding (engine/render/brands.py);
 PNG and PDF are drawn in the engine's heavy-read threads, off the event loop.
 """
 
@@ -27,7 +27,7 @@ from starlette.routing import BaseRoute, Route
 
 from engine.http.app import guarded, retry_after
 from engine.http.credentials import b64
-from engine.render import PLAIN, receipt_page, render_html, render_pdf, render_png
+from engine.render import receipt_page, render_html, render_pdf, render_png
 
 if TYPE_CHECKING:
     from engine.engine import Engine
@@ -137,7 +137,7 @@ class ReceiptLinks:
         view = await engine.receipt_view(tenant, job_id)
         if view is None:
             raise LinkRefusal(404, "Ссылка на чек неверна.")
-        branding = self.door.settings.branding.get(tenant, PLAIN)
+        branding = await self.door.brandings.of(engine, tenant)
         page = receipt_page(view, engine.tenants[tenant].timezone, branding)
         headers = dict(_HEADERS)
         if kind == "":

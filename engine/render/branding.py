@@ -1,11 +1,15 @@
-"""A tenant's branding of its receipts: logo, two colours and a footer, from kassa.toml.
+"""A tenant's branding of its receipts: a shop name, logo, two colours and a footer.
+
+It comes from kassa.toml, or from the cabinet's branding page, which overrides kassa.toml's
+(engine/render/brands.py answers which one a tenant has).
 
 ::
 
     [[tenants]]
     id = "shop"
     [tenants.branding]
-    logo = "brand/logo.png"        # a PNG or SVG file, relative to kassa.toml's folder
+    name = "Кофейня «Зерно»"       # the shop's name as the buyer knows it, over the title
+    logo = "brand/logo.png"        # a PNG, JPEG or SVG file, relative to kassa.toml's folder
     primary = "#1f4e79"            # headings and the total
     accent = "#e8f0f8"             # the header band and table stripes
     footer = "Спасибо за покупку! Скидка 5% по промокоду ЧЕК5"
@@ -24,15 +28,26 @@ from typing import Any
 
 import attrs
 
-__all__ = ["LOGO_BYTES", "PLAIN", "Branding", "BrandingError", "read_branding"]
+__all__ = [
+    "FOOTER_CHARS",
+    "LOGO_BYTES",
+    "NAME_CHARS",
+    "PLAIN",
+    "Branding",
+    "BrandingError",
+    "read_branding",
+]
 
 _COLOUR = re.compile(r"\A#[0-9A-Fa-f]{6}\Z")
-_KEYS = ("logo", "primary", "accent", "footer")
+_KEYS = ("name", "logo", "primary", "accent", "footer")
 #: A logo is shown on every receipt and inlined into its HTML: keep it small.
 LOGO_BYTES = 256 * 1024
 #: A footer longer than this is an essay, not an advertisement line.
 FOOTER_CHARS = 1000
+#: A shop's name is one heading line.
+NAME_CHARS = 100
 _PNG = b"\x89PNG\r\n\x1a\n"
+_JPEG = b"\xff\xd8\xff"
 
 
 class BrandingError(Exception):
@@ -52,10 +67,12 @@ def _colour(_: Any, attribute: attrs.Attribute[str], value: str) -> None:
 def _logo_type(logo: bytes) -> str:
     if logo.startswith(_PNG):
         return "image/png"
+    if logo.startswith(_JPEG):
+        return "image/jpeg"
     head = logo[:512].lstrip().lower()
     if head.startswith((b"<svg", b"<?xml")) and b"<svg" in logo[:4096].lower():
         return "image/svg+xml"
-    raise BrandingError("logo", "expected a PNG or SVG image")
+    raise BrandingError("logo", "expected a PNG, JPEG or SVG image")
 
 
 @attrs.frozen
@@ -66,6 +83,7 @@ class Branding:
     accent: str = attrs.field(default="#f2f2f2", validator=_colour)
     footer: str = ""
     logo: bytes | None = attrs.field(default=None, repr=False)
+    name: str = ""  # the shop's name shown over the title; 1048 stays in the seller's rows
 
     def __attrs_post_init__(self) -> None:
         if self.logo is not None:
@@ -74,10 +92,12 @@ class Branding:
             _logo_type(self.logo)
         if len(self.footer) > FOOTER_CHARS:
             raise BrandingError("footer", f"{len(self.footer)} characters, at most {FOOTER_CHARS}")
+        if len(self.name) > NAME_CHARS or "\n" in self.name:
+            raise BrandingError("name", f"one line of at most {NAME_CHARS} characters")
 
     @property
     def logo_type(self) -> str | None:
-        """The logo's media type: image/png or image/svg+xml (None without a logo)."""
+        """The logo's media type: image/png, image/jpeg or image/svg+xml (None without one)."""
         return None if self.logo is None else _logo_type(self.logo)
 
     def rgb(self, which: str) -> tuple[int, int, int]:
@@ -98,7 +118,7 @@ def read_branding(table: Mapping[str, Any], folder: Path) -> Branding:
         if key not in _KEYS:
             raise BrandingError(key, "unknown key")
     values: dict[str, Any] = {}
-    for key in ("primary", "accent", "footer"):
+    for key in ("name", "primary", "accent", "footer"):
         if key in table:
             if not isinstance(table[key], str):
                 raise BrandingError(key, f"expected a string, got {type(table[key]).__name__}")

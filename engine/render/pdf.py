@@ -91,7 +91,9 @@ def render_pdf(page: ReceiptPage) -> bytes:
     pdf.add_page()
     top = pdf.get_y()
     pdf.set_fill_color(*page.branding.rgb("accent"))
-    header_height = (22 if page.branding.logo is not None else 0) + 11
+    header_height = (
+        (22 if page.branding.logo is not None else 0) + (6 if page.branding.name else 0) + 11
+    )
     pdf.rect(0, 0, _WIDTH, top + header_height, style="F")
     pdf.set_fill_color(*primary)
     pdf.rect(0, top + header_height, _WIDTH, 0.8, style="F")
@@ -100,6 +102,8 @@ def render_pdf(page: ReceiptPage) -> bytes:
             io.BytesIO(page.branding.logo), x=_MARGIN, y=top, w=_INNER, h=20, keep_aspect_ratio=True
         )
         pdf.set_y(top + 22)
+    if page.branding.name:
+        pdf.text_block(page.branding.name, bold=True, size=10, colour=primary)
     pdf.text_block(page.title, bold=True, size=11, colour=primary)
     pdf.text_block(page.operation, bold=True, size=9)
     pdf.set_y(top + header_height + 2)

@@ -118,7 +118,7 @@ class _Canvas:
 
 
 def _logo(page: ReceiptPage) -> Image.Image | None:
-    if page.branding.logo is None or page.branding.logo_type != "image/png":
+    if page.branding.logo is None or page.branding.logo_type not in ("image/png", "image/jpeg"):
         return None
     logo = Image.open(io.BytesIO(page.branding.logo)).convert("RGBA")
     logo.thumbnail(_LOGO_BOX)
@@ -136,6 +136,10 @@ def _header(
 ) -> None:
     if logo is not None:
         canvas.image(logo, target)
+    if page.branding.name:
+        canvas.text(
+            page.branding.name, bold=True, size=24, fill=page.branding.rgb("primary"), centre=True
+        )
     canvas.text(page.title, bold=True, size=26, fill=page.branding.rgb("primary"), centre=True)
     canvas.text(page.operation, bold=True, size=22, centre=True)
 

@@ -263,8 +263,10 @@ def test_branding_is_read_from_kassa_toml_with_a_path_for_each_mistake(tmp_path:
     (tmp_path / "logo.png").write_bytes(logo_png())
     (tmp_path / "logo.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"/>')
     (tmp_path / "logo.gif").write_bytes(b"GIF89a....")
-    read = load(tmp_path, 'logo = "logo.png"\nprimary = "#102030"\nfooter = "Спасибо"\n')
-    assert read == Branding(primary="#102030", footer="Спасибо", logo=logo_png())
+    read = load(
+        tmp_path, 'name = "Зерно"\nlogo = "logo.png"\nprimary = "#102030"\nfooter = "Спасибо"\n'
+    )
+    assert read == Branding(primary="#102030", footer="Спасибо", logo=logo_png(), name="Зерно")
     svg = load(tmp_path, 'logo = "logo.svg"\n')
     assert svg is not None and svg.logo_type == "image/svg+xml"
     mistakes = {
@@ -272,8 +274,9 @@ def test_branding_is_read_from_kassa_toml_with_a_path_for_each_mistake(tmp_path:
         "accent = 5\n": "tenants[0].branding.accent: expected a string, got int",
         'colour = "#000000"\n': "tenants[0].branding.colour: unknown key",
         'logo = "missing.png"\n': "tenants[0].branding.logo: ",
-        'logo = "logo.gif"\n': "tenants[0].branding.logo: expected a PNG or SVG image",
+        'logo = "logo.gif"\n': "tenants[0].branding.logo: expected a PNG, JPEG or SVG image",
         f'footer = "{"x" * 1001}"\n': "tenants[0].branding.footer: 1001 characters",
+        f'name = "{"x" * 101}"\n': "tenants[0].branding.name: one line of at most 100",
     }
     for text, message in mistakes.items():
         with pytest.raises(ConfigError) as caught:
