@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Mount, Route
 
+from engine.cabinet.credentials import CredentialsPage
 from engine.cabinet.users import (
     RIGHTS,
     ROLES,
@@ -294,6 +295,7 @@ class Cabinet:
                     Route(
                         "/exports", self.page("exports", self.download, post=True), methods=["POST"]
                     ),
+                    *CredentialsPage(self).routes(),
                 ],
             )
         ]

@@ -26,6 +26,7 @@ import os
 import re
 import secrets
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 
 import attrs
@@ -198,7 +199,7 @@ class Tokens:
         expires = int(now) + self.lifetime
         return f"{b64(login.login.encode())}.{expires}.{self._mac(login, expires)}"
 
-    def read(self, token: str, logins: dict[str, AtolLogin], now: float) -> AtolLogin:
+    def read(self, token: str, logins: Mapping[str, AtolLogin], now: float) -> AtolLogin:
         """The login a token was issued for; TokenProblem if none, or if it has expired."""
         match = _TOKEN.match(token)
         if match is None:
