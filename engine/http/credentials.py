@@ -4,7 +4,8 @@ A tenant reaches the HTTP door with credentials kept next to its CURVE keys in k
 (``http = ["shop-web.atol"]``), made and rotated by ``kassa keys atol NAME``. A credential file
 holds the login and a scrypt hash of the password, never the password itself, so that a copied
 config gives no one a password they may have used elsewhere; the password is printed once,
-when it is made.
+when it is made. An owner may also make and revoke logins and shops in the cabinet
+(engine/keyring.py keeps them in the journal); the doors look them up there, live.
 
 ATOL's ``getToken`` trades login and password for a token valid 24 hours. A token here is the
 login, its expiry and an HMAC over both and the password's hash, keyed by the service's secret:
