@@ -318,8 +318,12 @@ class Service:
         workers: int = TENANT_WORKERS,
         event_buffer: int = EVENT_BUFFER,
         limits: RateLimits | None = None,
+        clients: Mapping[bytes, str] | None = None,
     ) -> None:
         self.settings = settings
+        #: CURVE public key → tenant, read by ZAP at each handshake: the keyring's live dict
+        #: when the doors serve together (engine/keyring.py), else kassa.toml's.
+        self.clients = settings.clients if clients is None else clients
         self.tenants = tuple(tenants)
         self._workers = workers
         self._feeds = {t: _EventFeed(event_buffer) for t in self.tenants}
@@ -431,7 +435,7 @@ class Service:
     # --- ZAP -------------------------------------------------------------------------------
 
     async def _answer_zap(self, pump: Pump) -> None:
-        clients = self.settings.clients
+        clients = self.clients  # changed in place by the keyring: one dict read per handshake
         async for batch in pump.inbox:
             for message in batch:
                 # [routing id, b"", version, request id, domain, address, identity, ...]

@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Mount, Route
 
+from engine.cabinet.credentials import CredentialsPage
 from engine.cabinet.users import (
     RIGHTS,
     ROLES,
@@ -311,6 +312,7 @@ class Cabinet:
                     *CataloguePages(self).routes(),
                     *BrandingPages(self).routes(),
                     *CorrectionForm(self).routes(),
+                    *CredentialsPage(self).routes(),
                 ],
             )
         ]

@@ -42,6 +42,7 @@ from engine.engine import Engine, JobEvent, Unavailable
 from engine.http.callbacks import CallbackSender
 from engine.http.credentials import Tokens
 from engine.journal import Job
+from engine.keyring import Keyring
 from engine.limits import DEFAULT_SIZES, SizeLimits, over_limit
 from engine.service_config import HttpSettings
 from engine.tenancy import RateLimits
@@ -188,6 +189,7 @@ class HttpDoor:
         *,
         rate: float = 200.0,
         burst: float = 400.0,
+        keyring: Keyring | None = None,
     ) -> None:
         from engine.http.atol import AtolApi  # the APIs import the door's helpers from here
         from engine.http.komtet import KomtetApi
@@ -196,6 +198,11 @@ class HttpDoor:
         from engine.render.brands import Brandings
 
         self.settings = settings
+        #: Who may log in, live (engine/keyring.py): kassa.toml's logins and shops with the
+        #: cabinet's changes; the ZeroMQ door shares it when the doors serve together.
+        self.keyring = keyring or Keyring(
+            atol_logins=settings.atol_logins, komtet_shops=settings.komtet_shops
+        )
         self.sizes = sizes
         self.limits = limits
         self.rate, self.burst = rate, burst  # for the tenants' buckets unless ``limits`` is given
@@ -289,6 +296,7 @@ class HttpDoor:
     async def run(self, engine: Engine, *, task_status: trio.TaskStatus[str]) -> None:
         """Serve until cancelled or stopped, with the callback sender beside the server."""
         self.engine = engine
+        await self.keyring.load(engine.journal, engine.tenants)  # done already behind open_doors
         if self.limits is None:
             self.limits = RateLimits(engine.tenants, self.rate, self.burst)
         settings = self.settings

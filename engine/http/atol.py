@@ -254,7 +254,7 @@ class AtolApi:
         if not token:
             raise Refusal(10, "no Token header", http=401)
         try:
-            login = self.door.tokens.read(token, dict(self.door.settings.atol_logins), time.time())
+            login = self.door.tokens.read(token, self.door.keyring.atol_logins, time.time())
         except TokenProblem as exc:
             raise Refusal(11 if exc.expired else 10, str(exc), http=401) from None
         self._rate(login.tenant)
@@ -279,7 +279,7 @@ class AtolApi:
         for key in ("login", "pass"):
             if not isinstance(fields.get(key), str) or not fields[key]:
                 raise Refusal(13, f"{key}: required, a string")
-        login = self.door.settings.atol_logins.get(fields["login"])
+        login = self.door.keyring.atol_logins.get(fields["login"])
         if login is not None:
             self._rate(login.tenant)
         else:

@@ -4,7 +4,8 @@ A tenant reaches the HTTP door with credentials kept next to its CURVE keys in k
 (``http = ["shop-web.atol"]``), made and rotated by ``kassa keys atol NAME``. A credential file
 holds the login and a scrypt hash of the password, never the password itself, so that a copied
 config gives no one a password they may have used elsewhere; the password is printed once,
-when it is made.
+when it is made. An owner may also make and revoke logins and shops in the cabinet
+(engine/keyring.py keeps them in the journal); the doors look them up there, live.
 
 ATOL's ``getToken`` trades login and password for a token valid 24 hours. A token here is the
 login, its expiry and an HMAC over both and the password's hash, keyed by the service's secret:
@@ -26,6 +27,7 @@ import os
 import re
 import secrets
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 
 import attrs
@@ -198,7 +200,7 @@ class Tokens:
         expires = int(now) + self.lifetime
         return f"{b64(login.login.encode())}.{expires}.{self._mac(login, expires)}"
 
-    def read(self, token: str, logins: dict[str, AtolLogin], now: float) -> AtolLogin:
+    def read(self, token: str, logins: Mapping[str, AtolLogin], now: float) -> AtolLogin:
         """The login a token was issued for; TokenProblem if none, or if it has expired."""
         match = _TOKEN.match(token)
         if match is None:

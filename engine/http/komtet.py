@@ -190,7 +190,7 @@ class KomtetApi:
         shop_id = request.headers.get("authorization", "").strip()
         if not shop_id:
             raise Refusal(401, "auth.missing", "Authorization: required, the shop id")
-        shop = self.door.settings.komtet_shops.get(shop_id)
+        shop = self.door.keyring.komtet_shops.get(shop_id)
         if shop is None:
             raise Refusal(401, "auth.unknown_shop", "Authorization: not a shop of this service")
         limits = self.door.limits
@@ -389,7 +389,7 @@ class KomtetApi:
     async def render_callback(self, job: Job, delivery: Delivery) -> Outgoing:
         body = json_bytes(await self.info_body(job))
         shops = sorted(
-            (s for s in self.door.settings.komtet_shops.values() if s.tenant == job.tenant),
+            (s for s in self.door.keyring.komtet_shops.values() if s.tenant == job.tenant),
             key=lambda s: s.shop_id,
         )
         headers = {}

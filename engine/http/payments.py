@@ -227,7 +227,7 @@ class PaymentsApi:
         if not token:
             raise Answer(401, "no Token header (POST /possystem/v5/getToken)")
         try:
-            login = self.door.tokens.read(token, dict(self.door.settings.atol_logins), time.time())
+            login = self.door.tokens.read(token, self.door.keyring.atol_logins, time.time())
         except TokenProblem as exc:
             raise Answer(401, str(exc)) from None
         tenant = login.tenant

@@ -91,8 +91,8 @@ async def test_the_owners_branding_shows_on_the_receipt_at_once_and_after_a_rest
             assert "Скидка 5% по промокоду ЧЕК5" in shown and "data:image/png" in shown
             image = Image.open(io.BytesIO((await s.client.get(png)).content))
             assert image.getpixel((2, 2)) == (232, 240, 248)
-            page = await client.get("/cabinet/branding")
-            reset = await client.post("/cabinet/branding/reset", data={"csrf": csrf_of(page)})
+            form = await client.get("/cabinet/branding")
+            reset = await client.post("/cabinet/branding/reset", data={"csrf": csrf_of(form)})
             assert reset.status_code == 303
             assert "из toml" in (await s.client.get(html)).text
 
