@@ -891,8 +891,8 @@ def _ofd_backlog(register: RegisterView, warnings: list[str], errors: list[str])
     text += f", первый от {oldest.strftime('%d.%m.%Y %H:%M')} ({days:.1f} дн.)"
     if days >= OFD_BLOCK_DAYS:
         errors.append(
-            f"документы не переданы в ОФД {days:.0f} дн.: ФН блокируется через "
-            f"{OFD_BLOCK_DAYS} дней; проверьте связь с ОФД"
+            f"документы не переданы в ОФД {days:.0f} дн.: ФН не формирует новые документы "
+            f"(более {OFD_BLOCK_DAYS} дней без передачи); восстановите связь с ОФД"
         )
     elif days >= OFD_ERROR_DAYS:
         errors.append(

@@ -80,6 +80,7 @@ async def test_an_expired_fn_is_an_error(tmp_path: Path) -> None:
     [
         (5, "warning", "документы не переданы в ОФД 5 дн.: проверьте связь с ОФД"),
         (27, "error", "документы не переданы в ОФД 27 дн.: через 3 дн. ФН перестанет"),
+        (31, "error", "документы не переданы в ОФД 31 дн.: ФН не формирует новые документы"),
     ],
 )
 async def test_an_old_ofd_backlog_warns_and_near_30_days_is_an_error(
