@@ -751,6 +751,18 @@ class AtolRegister:
             last_fd_number=fn.last_fd_number,
         ), 0
 
+    def _fn_expiry(self, r: c.GetFnExpiry) -> tuple[c.Answer, int]:
+        """срок действия ФН: the keys' last day, as the emulator's Shtrih FF03h answers it."""
+        fn = self.fn
+        expires = fn.key_expires
+        if expires is None:
+            raise FnModelError(ResultCode.WRONG_STATE, "the ФН is not registered: no keys yet")
+        return c.FnExpiry(
+            expires=expires.date(),
+            registrations_left=max(0, 30 - fn.registrations),
+            registrations_done=max(0, fn.registrations - 1),
+        ), 0
+
     def _document_info(self, r: c.GetDocumentInfo) -> tuple[c.Answer, int]:
         document = self.fn.read_document(r.number)
         self._selected = document
@@ -811,6 +823,7 @@ _HANDLERS: Mapping[type[c.Request], _Handler] = MappingProxyType(
         c.GetDocumentInfo: AtolRegister._document_info,
         c.ReadDocumentData: AtolRegister._document_data,
         c.GetFnStatus: AtolRegister._fn_status,
+        c.GetFnExpiry: AtolRegister._fn_expiry,
         c.WriteRequisite: AtolRegister._write_requisite,
         c.BeginMarkingCheck: AtolRegister._begin_marking_check,
         c.GetMarkingCheckStatus: AtolRegister._marking_status,

@@ -12,6 +12,8 @@ Choices where the reference is silent:
 - Port 0 serves every register on an ephemeral port; the printed lines say which.
 - Under MockClock the wall clock starts at :data:`START` so runs reproduce; on the real clock
   it starts at the local time.
+- A ФН registered before the start (:class:`FnSetup`) has no timer mark from then: its timer
+  check starts with the first command, as a register's clock since power-on would.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from emulator.faults import (
     run_schedule,
     serve_faulty_connection,
 )
-from emulator.fn import FiscalStorage
+from emulator.fn import FiscalStorage, FnLimits
 from emulator.ofd import OfdSender, OfdServer, WallClock
 from emulator.shtrih import ShtrihRegister
 from emulator.timing import RegisterTiming, model_named
@@ -53,6 +55,7 @@ __all__ = [
     "INN",
     "START",
     "FleetError",
+    "FnSetup",
     "MemoryFleet",
     "RegisterIdentity",
     "identity",
@@ -85,6 +88,26 @@ class RegisterIdentity:
     registration_number: str  # 1037 регистрационный номер ККТ
 
 
+def _not_negative(_: object, attribute: attrs.Attribute[dt.timedelta], value: dt.timedelta) -> None:
+    if value < dt.timedelta(0):
+        raise FleetError(f"{attribute.name}: the ФН cannot be registered after the start")
+
+
+@attrs.frozen
+class FnSetup:
+    """Where each emulated ФН is in its life at the start: tests and demos set a ФН near its
+    end (срок действия ФН) or with documents long unsent to the OFD.
+
+    ``registered_ago`` moves the registration (FD 1) before the start; the keys run
+    ``key_validity_months`` from it (15 or 36, registers.md §4.4). Unless
+    ``registration_sent``, FD 1 waits for the OFD from then, as a ФН out of touch would.
+    """
+
+    registered_ago: dt.timedelta = attrs.field(default=dt.timedelta(0), validator=_not_negative)
+    key_validity_months: int = 15
+    registration_sent: bool = False
+
+
 def identity(seed: int, index: int) -> RegisterIdentity:
     """The deterministic numbers of register ``index`` in a run with ``seed``."""
     fn_number = f"9999{seed % 10**6:06d}{index % 10**6:06d}"
@@ -103,15 +126,21 @@ def make_register(
     seed: int = 0,
     start: dt.datetime = START,
     taxes: str | None = None,
+    fn_setup: FnSetup = FnSetup(),
 ) -> Register:
     """A register with a registered ФН; call it inside trio (the clock starts now).
 
     ``taxes`` names the tax table of its firmware (:data:`TAX_TABLES`); the 2026 one by default.
+    ``fn_setup`` says when its ФН was registered and how long its keys last.
     """
     numbers = identity(seed, index)
-    fn = FiscalStorage(number=numbers.fn_number)
+    fn = FiscalStorage(
+        number=numbers.fn_number,
+        limits=FnLimits(key_validity_months=fn_setup.key_validity_months),
+    )
+    registered = fn_setup.registered_ago != dt.timedelta(0)
     fn.register(
-        start,
+        start - fn_setup.registered_ago,
         RegistrationReport(
             user_inn=INN,
             user='ООО "Касса-эмулятор"',
@@ -123,8 +152,10 @@ def make_register(
             address="г. Москва, ул. Эмуляторная, д. 1",
             ofd_inn="7709364346",
         ),
-        timer=0.0,
+        timer=None if registered else 0.0,
     )
+    if fn_setup.registration_sent:
+        fn.acknowledge(fn.last_fd_number)
     serial = int(numbers.kkt_serial)
     if protocol == "atol":
         atol_timing = AtolTiming(
@@ -233,6 +264,7 @@ async def serve_fleet(
     start: dt.datetime | None = None,
     announce: Callable[[str], None] = print,
     on_fault: Callable[[FaultEvent], None] | None = None,
+    fn_setup: FnSetup = FnSetup(),
     task_status: trio.TaskStatus[list[Register]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``registers`` registers on ``port`` … ``port + registers - 1`` until cancelled.
@@ -247,7 +279,14 @@ async def serve_fleet(
     begin = start if start is not None else dt.datetime.now().replace(microsecond=0)
     fleet: list[Register] = [
         make_register(
-            i, protocol=protocol, model=model, line=line, seed=seed, start=begin, taxes=taxes
+            i,
+            protocol=protocol,
+            model=model,
+            line=line,
+            seed=seed,
+            start=begin,
+            taxes=taxes,
+            fn_setup=fn_setup,
         )
         for i in range(registers)
     ]
@@ -328,6 +367,7 @@ async def open_memory_fleet(
     ofd: bool = False,
     faults: str | None = None,
     taxes: str | None = None,
+    fn_setup: FnSetup = FnSetup(),
 ) -> AsyncIterator[MemoryFleet]:
     """A fleet for MockClock runs: in-memory streams replace sockets; stops on exit.
 
@@ -337,7 +377,14 @@ async def open_memory_fleet(
     _check(protocol, registers, line, model, faults, taxes)
     fleet: tuple[Register, ...] = tuple(
         make_register(
-            i, protocol=protocol, model=model, line=line, seed=seed, start=start, taxes=taxes
+            i,
+            protocol=protocol,
+            model=model,
+            line=line,
+            seed=seed,
+            start=start,
+            taxes=taxes,
+            fn_setup=fn_setup,
         )
         for i in range(registers)
     )

@@ -314,11 +314,18 @@ def _cmd_emulator_serve(args: argparse.Namespace) -> int:
     The signals are taken explicitly: a process started in the background inherits SIGINT
     ignored, and a service manager stops with SIGTERM, and either must end the fleet cleanly.
     """
+    import datetime as dt
     import signal
 
     import trio
 
-    from emulator.serve import FleetError, serve_fleet
+    from emulator.serve import FleetError, FnSetup, serve_fleet
+
+    fn_setup = FnSetup(
+        registered_ago=dt.timedelta(days=args.fn_age),
+        key_validity_months=args.fn_months,
+        registration_sent=args.fn_sent,
+    )
 
     async def serve_until_signalled() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -334,6 +341,7 @@ def _cmd_emulator_serve(args: argparse.Namespace) -> int:
                         args.seed,
                         args.faults,
                         taxes=args.tax_table,
+                        fn_setup=fn_setup,
                         announce=lambda line: print(line, flush=True),
                         on_fault=lambda event: print(
                             f"fault at {event.at:.3f} s: register {event.register} "
@@ -1228,6 +1236,16 @@ def _seconds_option(text: str) -> float:
     return value
 
 
+def _days_option(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected days before the start, 0 or more")
+    return value
+
+
 def _service_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("the service")
@@ -1473,6 +1491,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--faults",
         help="faults to inject, e.g. 'drop:0.001,power-after:0.01,ofd-down@1h+6h' "
         "(the language is in emulator/faults.py); each is logged on stderr with its time",
+    )
+    serve.add_argument(
+        "--fn-age",
+        type=_days_option,
+        default=0,
+        metavar="DAYS",
+        help="each ФН was registered DAYS before the start (default 0): its keys end sooner, "
+        "and unless --fn-sent its registration report waits for the OFD since then",
+    )
+    serve.add_argument(
+        "--fn-months",
+        type=int,
+        choices=(15, 36),
+        default=15,
+        help="срок действия ключей ФН from registration, months (default 15)",
+    )
+    serve.add_argument(
+        "--fn-sent", action="store_true", help="the registration report reached the OFD"
     )
     serve.set_defaults(handler=_cmd_emulator_serve)
 

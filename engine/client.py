@@ -413,6 +413,14 @@ class RegisterInfo:
     protocol: str
     state: str
     fn_number: str | None
+    #: срок действия ФН (ISO date) and days left on the register's clock; None when unknown.
+    fn_expires: str | None = None
+    fn_days_left: int | None = None
+    #: Documents not yet sent to the OFD, and the oldest one's time (register clock, ISO) and
+    #: age in days; None when unknown. The ФН blocks at 30 days (registers.md §4.4).
+    ofd_unsent: int | None = None
+    ofd_oldest: str | None = None
+    ofd_oldest_days: float | None = None
 
 
 @attrs.frozen
@@ -458,9 +466,18 @@ def _registers(value: Any) -> list[RegisterInfo]:
                 r.get("protocol", str),
                 r.get("state", str),
                 r.get("fn_number", str, optional=True),
+                r.get("fn_expires", str, optional=True),
+                r.get("fn_days_left", int, optional=True),
+                r.get("ofd_unsent", int, optional=True),
+                r.get("ofd_oldest", str, optional=True),
+                _days(r.get("ofd_oldest_days", (int, float), optional=True)),
             )
         )
     return out
+
+
+def _days(value: float | None) -> float | None:
+    return None if value is None else float(value)
 
 
 # --- requests -----------------------------------------------------------------------------------

@@ -83,6 +83,9 @@ class EngineConfig:
     ofd_alert_after: dt.timedelta = dt.timedelta(days=7)
     #: An idle register is looked at this often (shift deadlines, ФН warnings, the OFD queue).
     maintenance_interval: float = 60.0
+    #: An idle register's срок действия ФН is read again after this long (s); shift open and
+    #: close read it too. It changes only with the ФН, so rarely is enough.
+    fn_expiry_interval: float = 600.0
     probe_interval: float = 1.0  # first wait before reconnecting to a register that failed
     probe_max: float = 60.0  # the wait doubles up to this
     #: While the journal cannot commit, it is probed after this wait, doubling up to the max.

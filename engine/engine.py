@@ -82,7 +82,7 @@ from engine.reports import (
     operations_report,
     receipt_view,
 )
-from engine.shifts import RegisterView, ShiftKeeper
+from engine.shifts import RegisterView, ShiftKeeper, fn_state
 from engine.signs import check_signed
 from engine.times import zone
 from protocols.documents.json_format import ReceiptJsonError, receipt_from_json, receipt_to_json
@@ -754,7 +754,7 @@ class Engine:
             group.put(waiting, at=place)
             raise
 
-    def register_states(self, tenant: str) -> list[dict[str, object]]:
+    def register_states(self, tenant: str) -> list[dict[str, Any]]:
         """The tenant's registers as the engine sees them now."""
         return [
             {
@@ -765,6 +765,7 @@ class Engine:
                 "fn_number": r.fn_number,
                 "shift_open": r.shift is not None,
                 "last_fd": r.last_fd,
+                **fn_state(r),
             }
             for r in self.registers.values()
             if r.config.tenant == tenant

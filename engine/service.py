@@ -892,7 +892,8 @@ def _next_chunk(chunks: Iterator[str]) -> tuple[str, bool]:
 
 
 def _registers(engine: Engine, tenant: str) -> list[dict[str, Any]]:
-    keys = ("id", "group", "protocol", "state", "fn_number")
+    keys: tuple[str, ...] = ("id", "group", "protocol", "state", "fn_number")
+    keys += ("fn_expires", "fn_days_left", "ofd_unsent", "ofd_oldest", "ofd_oldest_days")
     return [{k: r[k] for k in keys} for r in engine.register_states(tenant)]
 
 

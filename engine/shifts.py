@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable, Callable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import attrs
 import trio
 
 from engine.config import EngineConfig, RegisterConfig, TenantConfig
-from engine.drivers.base import MAX_SHIFT, RegisterDriver, RegisterStatus
+from engine.drivers.base import MAX_SHIFT, RegisterDriver, RegisterRefused, RegisterStatus
 from engine.journal import Job, Journal, ShiftRow
 
 Alert = Callable[[str, str], Awaitable[None]]  # (kind, message)
@@ -54,6 +55,15 @@ class RegisterView:
     tax_systems: int | None = None
     tax_systems_of: str | None = None
     ofd_alerted: dt.datetime | None = None  # register time of the last OFD alert
+    #: срок действия ФН (FF03h / A4 32) of ``fn_expires_of``; None until read, or when the
+    #: register cannot tell. Read on connecting, shift open and close, and while idle.
+    fn_expires: dt.date | None = None
+    fn_expires_of: str | None = None
+    fn_expires_read: float | None = None  # trio time of the last read (or refusal)
+    #: The OFD backlog (документы, не переданные в ОФД) at the last status look: how many,
+    #: and when the oldest was signed, on the register's clock (FF39h / A4 20).
+    ofd_unsent: int | None = None
+    ofd_oldest: dt.datetime | None = None
     driver: RegisterDriver | None = None  # the live connection, while there is one
     current: Job | None = None  # the job its worker holds, until it is journaled elsewhere
     lock: trio.Lock = attrs.Factory(trio.Lock)  # one user of the connection at a time
@@ -62,12 +72,48 @@ class RegisterView:
     def observe(self, status: RegisterStatus) -> None:
         self.fn_number = status.fn_number
         self._clock_at = (status.now, trio.current_time())
+        self.ofd_unsent = status.unsent
+        self.ofd_oldest = status.first_unsent if status.unsent else None
+
+    def fn_expiry(self) -> dt.date | None:
+        """срок действия ФН of the ФН in the register now; None when not (yet) known."""
+        return self.fn_expires if self.fn_expires_of == self.fn_number else None
+
+    def fn_days_left(self) -> int | None:
+        """Whole days from the register's today to the ФН's last day; negative once past."""
+        expires, now = self.fn_expiry(), self.register_now()
+        if expires is None or now is None:
+            return None
+        return (expires - now.date()).days
+
+    def ofd_oldest_age(self) -> dt.timedelta | None:
+        """How long the oldest unsent document has waited, on the register's clock."""
+        now = self.register_now()
+        if self.ofd_oldest is None or now is None:
+            return None
+        return max(dt.timedelta(0), now - self.ofd_oldest)
 
     def register_now(self) -> dt.datetime | None:
         if self._clock_at is None:
             return None
         seen, at = self._clock_at
         return seen + dt.timedelta(seconds=trio.current_time() - at)
+
+
+def fn_state(register: RegisterView) -> dict[str, Any]:
+    """The ФН's expiry and the OFD backlog as plain JSON values (``kassa``'s registers).
+
+    ``fn_expires`` is an ISO date, ``ofd_oldest`` an ISO time on the register's clock (its
+    local time, as 1012), ``ofd_oldest_days`` its age in days; None where not known.
+    """
+    expires, age = register.fn_expiry(), register.ofd_oldest_age()
+    return {
+        "fn_expires": None if expires is None else expires.isoformat(),
+        "fn_days_left": register.fn_days_left(),
+        "ofd_unsent": register.ofd_unsent,
+        "ofd_oldest": None if register.ofd_oldest is None else register.ofd_oldest.isoformat(),
+        "ofd_oldest_days": None if age is None else round(age / dt.timedelta(days=1), 2),
+    }
 
 
 class ShiftKeeper:
@@ -153,8 +199,10 @@ class ShiftKeeper:
     async def maintain(
         self, register: RegisterView, driver: RegisterDriver, status: RegisterStatus
     ) -> None:
-        """An idle look: close a shift that is due, act on warnings, watch the OFD queue."""
+        """An idle look: close a shift that is due, act on warnings, watch the OFD queue and
+        (every ``fn_expiry_interval``) the ФН's expiry."""
         await self.adopt(register, driver, status)
+        await self.read_fn_expiry(register, driver)
         new_warnings = status.fn_warnings & ~register.warnings
         register.warnings = status.fn_warnings
         if new_warnings:
@@ -178,6 +226,31 @@ class ShiftKeeper:
                     f"{days:.1f} days; the ФН blocks at 30",
                 )
 
+    async def read_fn_expiry(
+        self, register: RegisterView, driver: RegisterDriver, *, now: bool = False
+    ) -> None:
+        """Read срок действия ФН unless it is fresh: known for this ФН and read within
+        ``fn_expiry_interval`` (``now`` reads anyway). One command, off the receipt path.
+
+        A register that refuses the command keeps "unknown" (None) until the next interval:
+        the dashboard says so, nothing is guessed.
+        """
+        read = register.fn_expires_read
+        if (
+            not now
+            and read is not None
+            and register.fn_expires_of == register.fn_number
+            and trio.current_time() - read < self._config.fn_expiry_interval
+        ):
+            return
+        try:
+            expires: dt.date | None = await driver.fn_expiry()
+        except RegisterRefused:
+            expires = None
+        register.fn_expires = expires
+        register.fn_expires_of = register.fn_number
+        register.fn_expires_read = trio.current_time()
+
     async def open(self, register: RegisterView, driver: RegisterDriver) -> None:
         fd = await driver.open_shift()
         status = await driver.status()
@@ -195,6 +268,7 @@ class ShiftKeeper:
                 fd,
             )
         )
+        await self.read_fn_expiry(register, driver, now=True)  # journaled first: it may fail
 
     async def close(self, register: RegisterView, driver: RegisterDriver) -> None:
         shift = register.shift
@@ -215,3 +289,4 @@ class ShiftKeeper:
                 )
             )
             await self._journal.shift_closed(register.fn_number, shift.number, closed, fd, document)
+        await self.read_fn_expiry(register, driver, now=True)  # journaled first: it may fail

@@ -68,6 +68,14 @@ PAGE_SIZE = 50
 #: A shift may stay open 24 hours (54-FZ); warn this long before.
 SHIFT_LIMIT = 24 * 3600
 SHIFT_WARNING = 22 * 3600
+#: Warn this many days before срок действия ФН: the ФН's own flag 1051 (ключи ФП, ≤ 30 days,
+#: registers.md §3.3 table 9) warns at the same point.
+FN_EXPIRY_WARNING_DAYS = 30
+#: The oldest document not sent to the OFD: warn after 3 days; the ФН blocks new documents at
+#: 30 calendar days (ФН code 15h, registers.md §3.4 and §4.4, 54-FZ), so 25 is an error.
+OFD_WARNING_DAYS = 3
+OFD_ERROR_DAYS = 25
+OFD_BLOCK_DAYS = 30
 STATES_RU = {
     "accepted": "принят",
     "queued": "в очереди",
@@ -889,6 +897,9 @@ def _register_card(register: RegisterView, now: float) -> dict[str, Any]:
             warnings.append("смене скоро 24 часа")
     if register.warnings:
         warnings.append(f"ФН сообщает предупреждения (флаги {register.warnings:#04x})")
+    errors: list[str] = []
+    fn_expiry = _fn_expiry(register, warnings, errors)
+    ofd_backlog = _ofd_backlog(register, warnings, errors)
     return {
         "id": register.config.id,
         "group": register.config.group,
@@ -897,11 +908,56 @@ def _register_card(register: RegisterView, now: float) -> dict[str, Any]:
         "last_fd": register.last_fd,
         "shift": register.shift,
         "shift_age": None if age is None else f"{int(age // 3600)} ч {int(age % 3600 // 60)} мин",
-        # not exposed by the engine yet: shown as unknown, never guessed
-        "fn_expiry": None,
-        "ofd_backlog": None,
+        "fn_expiry": fn_expiry,  # None: not known, shown as such, never guessed
+        "ofd_backlog": ofd_backlog,
         "warnings": warnings,
+        "errors": errors,
     }
+
+
+def _fn_expiry(register: RegisterView, warnings: list[str], errors: list[str]) -> str | None:
+    """срок действия ФН with the days left on the register's clock, and its warning."""
+    expires, days = register.fn_expiry(), register.fn_days_left()
+    if expires is None:
+        return None
+    text = expires.strftime("%d.%m.%Y")
+    if days is None:
+        return text
+    if days < 0:
+        errors.append(f"срок действия ФН истёк {-days} дн. назад: замените ФН")
+        return f"{text} (истёк)"
+    if days == 0:
+        errors.append("срок действия ФН истекает сегодня: замените ФН")
+    elif days < FN_EXPIRY_WARNING_DAYS:
+        warnings.append(f"срок действия ФН истекает через {days} дн.: закажите замену ФН")
+    return f"{text} (осталось {days} дн.)"
+
+
+def _ofd_backlog(register: RegisterView, warnings: list[str], errors: list[str]) -> str | None:
+    """Документы, не переданные в ОФД: how many and how old the oldest, and its warning."""
+    count, oldest, age = register.ofd_unsent, register.ofd_oldest, register.ofd_oldest_age()
+    if count is None:
+        return None
+    if count == 0:
+        return "0"
+    text = f"{count} док."
+    if oldest is None or age is None:
+        return text
+    days = age / dt.timedelta(days=1)
+    text += f", первый от {oldest.strftime('%d.%m.%Y %H:%M')} ({days:.1f} дн.)"
+    if days >= OFD_BLOCK_DAYS:
+        errors.append(
+            f"документы не переданы в ОФД {days:.0f} дн.: ФН не формирует новые документы "
+            f"(более {OFD_BLOCK_DAYS} дней без передачи); восстановите связь с ОФД"
+        )
+    elif days >= OFD_ERROR_DAYS:
+        errors.append(
+            f"документы не переданы в ОФД {days:.0f} дн.: через "
+            f"{OFD_BLOCK_DAYS - days:.0f} дн. ФН перестанет формировать документы"
+        )
+    elif days >= OFD_WARNING_DAYS:
+        warnings.append(f"документы не переданы в ОФД {days:.0f} дн.: проверьте связь с ОФД")
+    return text
 
 
 __all__ = ["PREFIX", "RIGHTS", "ROLES", "Cabinet", "Refusal"]

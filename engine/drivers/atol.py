@@ -67,7 +67,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from functools import partial
 from typing import Any, Final, TypeVar
@@ -113,9 +113,11 @@ from protocols.atol.commands import (
     EnterMode,
     ErrorCode,
     ExitMode,
+    FnExpiry,
     FnStatus,
     GetDeviceStatus,
     GetDocumentInfo,
+    GetFnExpiry,
     GetFnStatus,
     GetMarkingCheckStatus,
     GetOfdExchangeStatus,
@@ -588,6 +590,12 @@ class AtolDriver:
         error, extended = _error_of(await self._task(request))
         if error not in (ErrorCode.NO_ERROR, ErrorCode.RECEIPT_CLOSED):
             raise await self._refusal(request, error, extended)
+
+    async def fn_expiry(self) -> date:
+        """A4 32 срок действия ФН (registers.md §2.3; layout assumed in
+        :mod:`protocols.atol.commands`): the keys' last day. Polled, never per receipt."""
+        answer = await self._call(GetFnExpiry(), FnExpiry)
+        return answer.expires
 
     async def read_document(self, fd_number: int) -> bytes:
         """A4 45 then A4 46: the document's TLV exactly as the ФН archived it."""

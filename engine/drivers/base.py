@@ -14,7 +14,7 @@ The two failure kinds are the heart of exactly-once fiscalization:
 from __future__ import annotations
 
 import enum
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Protocol
 
 import attrs
@@ -115,5 +115,7 @@ class RegisterDriver(Protocol):
     async def cancel_receipt(self) -> None: ...  # drop a receipt left open; none open is fine
 
     async def read_document(self, fd_number: int) -> bytes: ...
+
+    async def fn_expiry(self) -> date: ...  # срок действия ФН: the last day of its keys
 
     async def aclose(self) -> None: ...

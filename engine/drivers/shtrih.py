@@ -78,7 +78,7 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from functools import partial
 from typing import Final, TypeVar
@@ -635,6 +635,13 @@ class ShtrihDriver:
             answer = await self._answer(request, c.CancelReceiptAnswer)
             if isinstance(answer, c.ErrorAnswer) and answer.error != ErrorCode.NOT_IN_THIS_MODE:
                 raise await self._refusal(request, answer)
+
+    async def fn_expiry(self) -> date:
+        """FF03h Запрос срока действия ФН (registers.md §1.6): the keys' last day. Polled on
+        shift open and close and while idle, never per receipt."""
+        async with self._lock:
+            answer = await self._call(c.FnExpiry(password=self._password), c.FnExpiryAnswer)
+            return answer.expires
 
     async def read_document(self, fd_number: int) -> bytes:
         """FF3Ah, then FF3Bh until its length is read: the TLV exactly as the ФН archived it."""

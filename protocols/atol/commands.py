@@ -34,6 +34,9 @@ Layouts follow S6 (atol4j). Where the reference is silent this module assumes:
   1212, 1163, 1192, 1084 …). No public source shows its layout; :class:`WriteRequisite` says
   what is assumed.
 - A4 30 answers the ФН's own 30h status (S3) after ``55 00``, as A4 20 answers 20h's.
+- A4 32 (срок действия ФН; named in registers.md §2.3, bytes in no public source) answers the
+  ФН's own 32h data after ``55 00``: DATE YY MM DD, registrations left, registrations done
+  (registers.md §3.3, S3; the same five bytes Shtrih's FF03h answers).
 - Error codes 45h, 46h, 9Ah and D0h are not in the reference; they are numbered as on the older
   ATOL protocols, as the emulator answers them (see :class:`ErrorCode`).
 - Marking codes (FFD 1.2, Честный знак): no public source shows ATOL's bytes for the check of
@@ -53,7 +56,7 @@ from __future__ import annotations
 import enum
 import struct
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Self, TypeVar
 
@@ -81,9 +84,11 @@ __all__ = [
     "EnterMode",
     "ErrorCode",
     "ExitMode",
+    "FnExpiry",
     "FnStatus",
     "GetDeviceStatus",
     "GetDocumentInfo",
+    "GetFnExpiry",
     "GetFnStatus",
     "GetMarkingCheckStatus",
     "GetOfdExchangeStatus",
@@ -601,6 +606,40 @@ class DocumentData:
 
 
 _FN_STATUS = struct.Struct("<5B5B16sI")
+_FN_EXPIRY = struct.Struct("<5B")
+
+
+def _date(_: object, attribute: attrs.Attribute[date], value: date) -> None:
+    if type(value) is not date or value.year not in range(2000, 2256):
+        raise AtolError(f"{value!r} is not a date the wire's YY MM DD can carry", attribute.name)
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class FnExpiry:
+    """A4 32 answer: срок действия ФН, the ФН's 32h answer (S3, registers.md §3.3) after ``55 00``.
+
+    The keys' last day (DATE YY MM DD) and the re-registrations left and done; the layout
+    is assumed (see the module's notes), the fields are the ФН's.
+    """
+
+    expires: date = attrs.field(validator=_date)
+    registrations_left: int = attrs.field(validator=_byte)
+    registrations_done: int = attrs.field(validator=_byte)
+
+    def encode(self) -> bytes:
+        e = self.expires
+        return b"\x55\x00" + _FN_EXPIRY.pack(
+            e.year - 2000, e.month, e.day, self.registrations_left, self.registrations_done
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        yy, mo, dd, left, done = _FN_EXPIRY.unpack(_ok_body(data, "ФН expiry", _FN_EXPIRY.size))
+        try:
+            expires = date(2000 + yy, mo, dd)
+        except ValueError as exc:
+            raise AtolError(str(exc), "expires") from None
+        return cls(expires=expires, registrations_left=left, registrations_done=done)
 
 
 def _fn_number(_: object, attribute: attrs.Attribute[str], value: str) -> None:
@@ -770,6 +809,7 @@ Answer = (
     | DocumentInfo
     | DocumentData
     | FnStatus
+    | FnExpiry
     | MarkingCheckPending
     | MarkingCheckResult
     | MarkingDecision
@@ -783,6 +823,7 @@ def _fn_answer(
         | DocumentInfo
         | DocumentData
         | FnStatus
+        | FnExpiry
         | MarkingCheckResult
         | MarkingDecision
     ],
@@ -1096,6 +1137,17 @@ class GetFnStatus(Request):
         return _fn_answer(FnStatus, data)
 
 
+@attrs.frozen(kw_only=True, slots=True)
+class GetFnExpiry(Request):
+    """A4 32 срок действия ФН (the keys' last day); answers :class:`FnExpiry`."""
+
+    code: ClassVar[bytes] = b"\xa4\x32"
+
+    @classmethod
+    def decode_answer(cls, data: bytes) -> Answer:
+        return _fn_answer(FnExpiry, data)
+
+
 def _requisite_block(_: object, attribute: attrs.Attribute[bytes], value: bytes) -> None:
     if not isinstance(value, bytes) or not 0 < len(value) <= MAX_REQUISITE_BLOCK:
         raise AtolError(f"must be 1…{MAX_REQUISITE_BLOCK} bytes", attribute.name)
@@ -1238,6 +1290,7 @@ REQUESTS: Mapping[bytes, type[Request]] = {
         GetDocumentInfo,
         ReadDocumentData,
         GetFnStatus,
+        GetFnExpiry,
         WriteRequisite,
         BeginMarkingCheck,
         GetMarkingCheckStatus,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import socket
@@ -66,6 +67,22 @@ def short_status(port: int) -> tuple[bytes, bytes]:
         except TimeoutError:
             after = b""
         return payload, after
+
+
+def call(port: int, payload: bytes) -> bytes:
+    """One v1 command on a connection of its own: ENQ, the frame, ACK; the answer payload."""
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as sock:
+        sock.sendall(bytes((ENQ,)))
+        assert read_exactly(sock, 1) == bytes((NAK,))
+        body = bytes((len(payload),)) + payload
+        sock.sendall(bytes((STX,)) + body + bytes((lrc(body),)))
+        assert read_exactly(sock, 1) == bytes((ACK,))
+        head = read_exactly(sock, 2)
+        assert head[0] == STX
+        rest = read_exactly(sock, head[1] + 1)
+        assert lrc(head[1:] + rest[:-1]) == rest[-1]
+        sock.sendall(bytes((ACK,)))
+        return rest[:-1]
 
 
 def start(*args: str, protocol: str = "shtrih") -> tuple[subprocess.Popen[str], list[str]]:
@@ -133,6 +150,8 @@ def test_bad_arguments_exit_2() -> None:
         ["--protocol", "shtrih", "--port", "x"],
         ["--protocol", "atol", "--port", "1", "--faults", "drop:2"],
         ["--protocol", "atol", "--port", "1", "--tax-table", "nano-2026"],  # Shtrih-Nano's
+        ["--protocol", "shtrih", "--port", "1", "--fn-age", "-1"],  # registered later
+        ["--protocol", "shtrih", "--port", "1", "--fn-months", "12"],  # 15 or 36
     ):
         done = subprocess.run(
             [*KASSA, "emulator", "serve", *args],
@@ -151,6 +170,27 @@ def test_bad_arguments_exit_2() -> None:
         timeout=20,
     )
     assert faults.returncode == 2 and faults.stderr.count("\n") == 1
+
+
+def test_a_fn_late_in_its_life_reports_its_expiry() -> None:
+    """--fn-age 20: the keys end 20 days sooner; --fn-sent: FD 1 reached the OFD then.
+
+    (Without --fn-sent FD 1 would wait for the OFD, but the fleet's OFD takes it at once.)
+    """
+    port = free_ports(1)
+    options = ("--fn-age", "20", "--fn-months", "36", "--fn-sent")
+    proc, _ = start("--registers", "1", "--port", str(port), *options)
+    try:
+        expiry = call(port, bytes.fromhex("FF 03 1E 00 00 00"))  # FF03h, password 30
+        ofd = call(port, bytes.fromhex("FF 39 1E 00 00 00"))  # FF39h
+    finally:
+        if proc.poll() is None:
+            stop(proc)
+    registered = dt.date.today() - dt.timedelta(days=20)
+    assert expiry[:3] == b"\xff\x03\x00"
+    expires = dt.date(2000 + expiry[3], expiry[4], expiry[5])
+    assert expires.year == registered.year + 3 and expires.month == registered.month
+    assert ofd[:3] == b"\xff\x39\x00" and ofd[5:] == bytes(11)  # nothing waits
 
 
 def test_a_port_already_taken_is_one_line_and_exit_2() -> None:

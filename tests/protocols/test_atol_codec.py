@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -62,7 +62,9 @@ from protocols.atol.commands import (
     EnterMode,
     ErrorCode,
     ExitMode,
+    FnExpiry,
     FnStatus,
+    GetFnExpiry,
     GetFnStatus,
     GetMarkingCheckStatus,
     MarkingCheckPending,
@@ -167,6 +169,7 @@ REQUEST_STRATEGIES: dict[type[Request], st.SearchStrategy[Any]] = {
     GetDocumentInfo: st.builds(GetDocumentInfo, password=bcd(2), number=st.integers(0, 2**32 - 1)),
     ReadDocumentData: st.builds(ReadDocumentData, password=bcd(2)),
     GetFnStatus: st.builds(GetFnStatus, password=bcd(2)),
+    GetFnExpiry: st.builds(GetFnExpiry, password=bcd(2)),
     WriteRequisite: st.integers(1, 255).flatmap(
         lambda count: st.builds(
             WriteRequisite,
@@ -242,6 +245,12 @@ fn_statuses = st.builds(
     fn_number=st.text(alphabet="0123456789", min_size=16, max_size=16),
     last_fd_number=st.integers(0, 2**32 - 1),
 )
+fn_expiries = st.builds(
+    FnExpiry,
+    expires=st.dates(date(2000, 1, 1), date(2255, 12, 31)),
+    registrations_left=byte,
+    registrations_done=byte,
+)
 marking_results = st.builds(
     MarkingCheckResult,
     local_status=byte,
@@ -264,6 +273,7 @@ ANSWERS: dict[type[Request], st.SearchStrategy[Any]] = {
     GetDocumentInfo: document_infos | failed,
     ReadDocumentData: document_data | failed,
     GetFnStatus: fn_statuses | failed,
+    GetFnExpiry: fn_expiries | failed,
     GetMarkingCheckStatus: marking_pending | marking_results | failed,
     AcceptMarkingCode: marking_decisions | failed,
     DeclineMarkingCode: marking_decisions | failed,
@@ -277,6 +287,7 @@ ANSWER_CLASSES: list[tuple[Any, st.SearchStrategy[Any]]] = [
     (DocumentInfo, document_infos),
     (DocumentData, document_data),
     (FnStatus, fn_statuses),
+    (FnExpiry, fn_expiries),
     (MarkingCheckPending, marking_pending),
     (MarkingCheckResult, marking_results),
     (MarkingDecision, marking_decisions),

@@ -66,6 +66,11 @@ def test_every_method_of_the_blocking_client(service: Running) -> None:
         assert client.list_jobs(after=first.job.id).jobs == ()
         (register,) = client.registers()
         assert register.id == "kkt-0" and register.state == "ready"
+        # срок действия ФН and the OFD backlog, as the dashboard shows them
+        assert register.fn_expires is not None and register.fn_days_left is not None
+        assert register.fn_days_left > 30 and len(register.fn_expires) == 10
+        assert register.ofd_unsent is not None and register.ofd_unsent >= 0
+        assert (register.ofd_oldest is None) == (register.ofd_unsent == 0)
         assert client.shift("kkt-0", "close") is True  # the shift of the receipt above
         assert client.shift("kkt-0", "close") is False
         report = client.report(0, 4e9)

@@ -337,7 +337,10 @@ def test_every_operation_of_the_protocol(
     assert pong["time_zone"] == "Europe/Moscow"  # the tenant's, as every job says too
     registers = a.ok("registers")["registers"]
     assert [r["id"] for r in registers] == ["kkt-0"]
-    assert set(registers[0]) == {"id", "group", "protocol", "state", "fn_number"}
+    assert set(registers[0]) == {
+        *("id", "group", "protocol", "state", "fn_number", "fn_expires", "fn_days_left"),
+        *("ofd_unsent", "ofd_oldest", "ofd_oldest_days"),
+    }
     assert a.ok("events")["endpoint"].startswith("tcp://127.0.0.1:")
 
     first = a.ok("submit", external_id="every-1", receipt=kassa_receipt())
