@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PACKAGES := engine protocols transports emulator benchmarks
 
-.PHONY: demo test lint typecheck pytest browser bench clean
+.PHONY: demo test lint typecheck pytest browser screenshots bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ browser:
 	fi
 
 test: lint typecheck pytest
+
+# The README's pictures of the cabinet: the browser tests, saving each main page they open.
+screenshots: $(VENV)/.kassa-dev browser
+	KASSA_SCREENSHOTS=docs/screenshots $(BIN)/pytest -q tests/browser
 
 bench: $(VENV)/.kassa-dev
 	$(BIN)/kassa bench all

@@ -14,7 +14,7 @@ import os
 import shlex
 import string
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -417,9 +417,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="kassa: %(levelname)s: %(message)s")
     sys.setswitchinterval(SWITCH_INTERVAL)  # this process is the service's: see the constant
 
-    async def until_signalled(loaded: LoadedConfig, announce: Callable[[Doors], None]) -> None:
+    async def until_signalled(
+        loaded: LoadedConfig,
+        announce: Callable[[Doors], None],
+        prepare: Callable[[Doors], Awaitable[None]] | None = None,
+    ) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with open_doors(loaded) as doors:
+                if prepare is not None:
+                    await prepare(doors)
                 announce(doors)
                 async for _ in signals:
                     break
@@ -541,7 +547,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                 say(f"try: {shlex.join(command)}")
                 say("stop: Ctrl-C")
 
-            await until_signalled(LoadedConfig(config, settings, http), announce)
+            async def stock(doors: Doors) -> None:
+                from engine.cabinet.catalogue import stock_demo
+                from engine.samples import COMPANY
+
+                await stock_demo(doors.engine, tenant, COMPANY)
+
+            await until_signalled(LoadedConfig(config, settings, http), announce, stock)
 
     def serving(doors: Doors) -> None:
         say(f"kassa: serving on {doors.service.endpoint}")

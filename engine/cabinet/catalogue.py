@@ -29,14 +29,21 @@ from starlette.routing import BaseRoute, Route
 
 from engine.cabinet.app import PREFIX, STATES_RU, Cabinet, Refusal
 from engine.cabinet.users import Session
-from engine.engine import Busy, SubmitError, ValidationFailed
+from engine.engine import Busy, Engine, SubmitError, ValidationFailed
 from engine.journal import FINAL_STATES, JournalUnavailable, TenantRecord
 from engine.render import qr_code
 from protocols.documents.model import Client, Company, Item, Marking, Payments, Receipt
 from protocols.documents.vat import vat_amount
 from protocols.fiscal_sign import marking_control_code
 from protocols.inn import inn_is_valid
-from protocols.tlv.enums import MeasureUnit, OperationType, PaymentMethod, PaymentSubject, TaxSystem
+from protocols.tlv.enums import (
+    MeasureUnit,
+    OperationType,
+    PaymentMethod,
+    PaymentSubject,
+    TaxSystem,
+    VatRate,
+)
 
 PRODUCT, SELLER = "product", "seller"
 #: 1030 наименование предмета расчёта: at most 128 characters.
@@ -123,6 +130,9 @@ class Seller:
     tax_system: int
     place: str
     name: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(attrs.asdict(self), ensure_ascii=False, sort_keys=True)
 
     def company(self) -> Company:
         return Company(
@@ -481,17 +491,16 @@ class CataloguePages:
         seller, problems = read_seller(form)
         if seller is None:
             return await self._catalogue_page(session, problems=problems, values=form, code=422)
-        value = json.dumps(attrs.asdict(seller), ensure_ascii=False, sort_keys=True)
-        await self._put(session.user.tenant, SELLER, "main", value)
+        await self._put(session.user.tenant, SELLER, "main", seller.to_json())
         return RedirectResponse(f"{PREFIX}/catalogue", 303)
 
     # --- the cashier ----------------------------------------------------------------------------
 
     def _groups(self, tenant: str) -> list[str]:
+        """The tenant's register groups, "main" (the engine's default) first."""
         engine = self.cabinet.engine
-        return sorted(
-            {r.config.group for r in engine.registers.values() if r.config.tenant == tenant}
-        )
+        groups = {r.config.group for r in engine.registers.values() if r.config.tenant == tenant}
+        return sorted(groups, key=lambda group: (group != "main", group))
 
     async def _cashier_page(
         self,
@@ -674,3 +683,20 @@ def _product_values(product: Product) -> dict[str, str]:
         "subject": str(product.subject),
         "marked": "1" if product.marked else "",
     }
+
+
+#: What ``kassa serve --demo`` stocks its tenant with, so that its cashier page sells at once:
+#: a piece, a weighed item and marked goods, at 2026 rates.
+DEMO_PRODUCTS = (
+    Product("00000000000de001", "Кофе в зёрнах, 250 г", 45_000, int(VatRate.VAT22)),
+    Product("00000000000de002", "Сыр, кг", 98_000, int(VatRate.VAT10), int(MeasureUnit.KILOGRAM)),
+    Product("00000000000de003", "Кроссовки", 549_000, int(VatRate.VAT22), marked=True),
+)
+
+
+async def stock_demo(engine: Engine, tenant: str, company: Company) -> None:
+    """Give the demo tenant the seller of ``company`` and :data:`DEMO_PRODUCTS`."""
+    seller = Seller(company.inn, int(company.tax_system), company.place or "", company.name or "")
+    await engine.put_tenant_record(TenantRecord(tenant, SELLER, "main", seller.to_json()))
+    for product in DEMO_PRODUCTS:
+        await engine.put_tenant_record(TenantRecord(tenant, PRODUCT, product.id, product.to_json()))

@@ -92,7 +92,7 @@ async def test_an_old_ofd_backlog_warns_and_near_30_days_is_an_error(
     oldest = served.engine.registers["kkt-0"].ofd_oldest
     assert oldest is not None
     assert (
-        f'<td class="ofd-backlog">1 док., первый от {oldest:%d.%m.%Y %H:%M} ({days}.0 дн.)</td>'
+        f'<td class="ofd-backlog">1 док., первый от {oldest:%d.%m.%Y %H:%M} ({days} дн.)</td>'
         in row
     )
     assert f'<div class="{level}">{text}' in row
