@@ -15,7 +15,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,11 +26,11 @@ import httpx
 import pytest
 
 from tests.http.conftest import corpus
+from tests.http.test_demo import start_demo
 from tests.http.test_email import Mailbox, smtp_server
 
 #: Debian's Chromium; KASSA_CHROMIUM names another build of it.
 CHROMIUM = Path(os.environ.get("KASSA_CHROMIUM", "/usr/bin/chromium"))
-ROOT = Path(__file__).resolve().parents[2]
 
 try:
     from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -95,37 +94,9 @@ def mailbox() -> Iterator[tuple[Mailbox, int]]:
 
 @pytest.fixture(scope="module")
 def demo(mailbox: tuple[Mailbox, int]) -> Iterator[Demo]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "engine.cli",
-            "serve",
-            "--demo",
-            "--listen",
-            "tcp://127.0.0.1:*",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--smtp",
-            f"127.0.0.1:{mailbox[1]}",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    process, said = start_demo("--smtp", f"127.0.0.1:{mailbox[1]}", quiet=True)
     try:
-        assert process.stdout is not None
-        credentials: dict[str, Any] | None = None
-        deadline = time.monotonic() + 60
-        while credentials is None and time.monotonic() < deadline:
-            line = process.stdout.readline()
-            assert line, "kassa serve --demo ended before its credentials line"
-            if line.startswith("credentials: "):
-                credentials = json.loads(line.removeprefix("credentials: "))
-        assert credentials is not None, "no credentials line within 60 s"
-        yield Demo(process, credentials)
+        yield Demo(process, json.loads(said["credentials"]))
     finally:
         process.send_signal(signal.SIGINT)
         try:

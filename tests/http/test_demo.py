@@ -40,7 +40,11 @@ def readme_session(title: str = "HTTP: the ATOL Online v5 API") -> list[tuple[st
     return steps
 
 
-def start_demo() -> tuple[subprocess.Popen[str], dict[str, str]]:
+def start_demo(*extra: str, quiet: bool = False) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """``kassa serve --demo`` on free ports, and what it said before serving.
+
+    ``quiet`` drops its log: a long test that never reads it must not fill the pipe.
+    """
     process = subprocess.Popen(
         [
             sys.executable,
@@ -52,9 +56,10 @@ def start_demo() -> tuple[subprocess.Popen[str], dict[str, str]]:
             "tcp://127.0.0.1:*",
             "--http-listen",
             "127.0.0.1:0",
+            *extra,
         ],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL if quiet else subprocess.PIPE,
         text=True,
         cwd=ROOT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
