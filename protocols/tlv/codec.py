@@ -18,7 +18,11 @@ the Decimal carries, fixed widths padded with spaces, tags in the caller's order
 document is never re-encoded: :attr:`FiscalDocument.wire` is the exact bytes that were decoded.
 
 Speed: one pass over offsets into a single bytes buffer, with a decode plan per tag computed
-once from the dictionary, and tag paths built only on failure. Value bytes are sliced from the
+once from the dictionary. A clean input (every tag known, every value well formed, no unexpected
+repeat: nearly every document a register sends) takes a fast path with the value decoders
+inlined and string values sliced from one CP866 decode of the whole buffer; anything else is
+decoded again by the checked decoder, which alone reports errors and warnings, building tag
+paths only then. Value bytes are sliced from the
 bytes buffer rather than through a memoryview: for values of a few bytes a bytes slice is the
 cheaper of the two (measured here: 209 ns against 235 ns for a 4-byte integer).
 
@@ -304,17 +308,25 @@ class _Slow(Exception):
     """The fast path met something it leaves to the checked decoder."""
 
 
-def _fast_list(buf: bytes, start: int, end: int, depth: int) -> TagMap:
-    """Decode a clean TLV list in ``buf[start:end]``, or raise :class:`_Slow`."""
+def _fast_list(
+    buf: bytes,
+    text: str,
+    start: int,
+    end: int,
+    depth: int,
+    # bound once here rather than looked up on every call: a receipt has a call per item
+    plans: list[_FastPlan | None] = _FAST_PLANS,
+    unpack: Callable[[bytes, int], tuple[int, int]] = _HEADER.unpack_from,
+    u16: Callable[[bytes, int], tuple[int]] = _U16.unpack_from,
+    u32: Callable[[bytes, int], tuple[int]] = _U32.unpack_from,
+    bad_text: Callable[[str], object] = _BAD_TEXT.search,
+) -> TagMap:
+    """Decode a clean TLV list in ``buf[start:end]``, or raise :class:`_Slow`.
+
+    ``text`` is all of ``buf`` decoded as CP866, one character a byte: a string value is a
+    slice of it, which is cheaper than a decode call per string.
+    """
     out: TagMap = {}
-    plans = _FAST_PLANS
-    unpack = _HEADER.unpack_from
-    bad_text = _BAD_TEXT.search
-    u16 = _U16.unpack_from
-    u32 = _U32.unpack_from
-    charmap = codecs.charmap_decode
-    table = _CP866_TABLE
-    from_bytes = int.from_bytes
     pos = start
     while pos < end:
         tag, length = unpack(buf, pos)
@@ -337,18 +349,18 @@ def _fast_list(buf: bytes, start: int, end: int, depth: int) -> TagMap:
             elif length == 4:
                 value = u32(buf, a)[0]
             else:
-                value = from_bytes(buf[a:pos], "little")
+                value = int.from_bytes(buf[a:pos], "little")
         elif kind == _K_STRING:
-            value = charmap(buf[a:pos], None, table)[0]
+            value = text[a:pos]
             # isprintable() is false for TAB, LF, CR and U+00A0 too: those take the exact check
             if not value.isprintable() and bad_text(value) is not None:
                 raise _Slow
         elif kind == _K_STLV:
             if depth >= MAX_DEPTH:
                 raise _Slow
-            value = _fast_list(buf, a, pos, depth + 1)
+            value = _fast_list(buf, text, a, pos, depth + 1)
         elif kind == _K_FVLN:
-            value = Decimal(from_bytes(buf[a + 1 : pos], "little")).scaleb(-buf[a])
+            value = Decimal(int.from_bytes(buf[a + 1 : pos], "little")).scaleb(-buf[a])
         elif kind == _K_TIME:
             if length != 4:
                 raise _Slow
@@ -371,7 +383,8 @@ def _fast_list(buf: bytes, start: int, end: int, depth: int) -> TagMap:
 def _decode_fields(wire: bytes) -> tuple[TagMap, tuple[DecodeWarning, ...]]:
     """The fast path, or the checked decoder when the fast path declines."""
     try:
-        return _fast_list(wire, 0, len(wire), 0), ()
+        text = codecs.charmap_decode(wire, None, _CP866_TABLE)[0]
+        return _fast_list(wire, text, 0, len(wire), 0), ()
     except (_Slow, struct.error):
         warnings: list[DecodeWarning] = []
         fields = _decode_list(wire, 0, len(wire), 0, warnings)
