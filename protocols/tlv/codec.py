@@ -380,11 +380,16 @@ def _fast_list(
     return out
 
 
+def _fast_decode(wire: bytes) -> TagMap:
+    """The fast path over a whole input; raises :class:`_Slow` or :class:`struct.error`."""
+    text = codecs.charmap_decode(wire, None, _CP866_TABLE)[0]
+    return _fast_list(wire, text, 0, len(wire), 0)
+
+
 def _decode_fields(wire: bytes) -> tuple[TagMap, tuple[DecodeWarning, ...]]:
     """The fast path, or the checked decoder when the fast path declines."""
     try:
-        text = codecs.charmap_decode(wire, None, _CP866_TABLE)[0]
-        return _fast_list(wire, text, 0, len(wire), 0), ()
+        return _fast_decode(wire), ()
     except (_Slow, struct.error):
         warnings: list[DecodeWarning] = []
         fields = _decode_list(wire, 0, len(wire), 0, warnings)
