@@ -292,10 +292,12 @@ _KINDS = {
     FieldType.BYTES: _K_BYTES,
 }
 _FastPlan: TypeAlias = "tuple[int, int, int, bool]"
-#: (kind, min_length, max_length, repeats) indexed by tag; None for a tag not in the dictionary.
 #: The fast path's least lengths also cover what the value decoders check themselves.
 _FAST_MIN_LENGTH = {FieldType.BYTE: 1, FieldType.FVLN: 1, FieldType.UNIXTIME: 4}
-_FAST_PLANS: list[_FastPlan | None] = [None] * 0x10000
+#: A tag not in the dictionary: no length fits, so the fast path declines it.
+_UNKNOWN_FAST: _FastPlan = (_K_BYTES, 0x10000, 0, False)
+#: (kind, min_length, max_length, repeats) indexed by tag.
+_FAST_PLANS: list[_FastPlan] = [_UNKNOWN_FAST] * 0x10000
 for _tag, (_, _lo, _hi, _repeats) in _PLANS.items():
     _kind = TAGS[_tag].type
     _FAST_PLANS[_tag] = (_KINDS[_kind], max(_lo, _FAST_MIN_LENGTH.get(_kind, 0)), _hi, _repeats)
@@ -315,7 +317,7 @@ def _fast_list(
     end: int,
     depth: int,
     # bound once here rather than looked up on every call: a receipt has a call per item
-    plans: list[_FastPlan | None] = _FAST_PLANS,
+    plans: list[_FastPlan] = _FAST_PLANS,
     unpack: Callable[[bytes, int], tuple[int, int]] = _HEADER.unpack_from,
     u16: Callable[[bytes, int], tuple[int]] = _U16.unpack_from,
     u32: Callable[[bytes, int], tuple[int]] = _U32.unpack_from,
@@ -332,12 +334,9 @@ def _fast_list(
         tag, length = unpack(buf, pos)
         a = pos + 4
         pos = a + length
-        plan = plans[tag]
-        if plan is None or pos > end:
-            raise _Slow
-        kind, min_length, max_length, repeats = plan
+        kind, min_length, max_length, repeats = plans[tag]
         if length > max_length or length < min_length:
-            raise _Slow
+            raise _Slow  # also every tag not in the dictionary: see _UNKNOWN_FAST
         value: Scalar | TagMap
         if kind == _K_BYTE:
             value = buf[a]
@@ -377,11 +376,17 @@ def _fast_list(
             raise _Slow
         else:
             out[tag] = value
+    if pos != end:
+        raise _Slow  # the last value ran past the end: checked here, once, not per element
     return out
 
 
 def _fast_decode(wire: bytes) -> TagMap:
-    """The fast path over a whole input; raises :class:`_Slow` or :class:`struct.error`."""
+    """The fast path over a whole input.
+
+    It declines with :class:`_Slow`, or with :class:`struct.error` or :class:`IndexError` when a
+    value ran past the end of the input: that is found once a list ends, not per element.
+    """
     text = codecs.charmap_decode(wire, None, _CP866_TABLE)[0]
     return _fast_list(wire, text, 0, len(wire), 0)
 
@@ -390,7 +395,7 @@ def _decode_fields(wire: bytes) -> tuple[TagMap, tuple[DecodeWarning, ...]]:
     """The fast path, or the checked decoder when the fast path declines."""
     try:
         return _fast_decode(wire), ()
-    except (_Slow, struct.error):
+    except (_Slow, struct.error, IndexError):
         warnings: list[DecodeWarning] = []
         fields = _decode_list(wire, 0, len(wire), 0, warnings)
         return fields, tuple(warnings)

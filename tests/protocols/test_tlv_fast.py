@@ -45,7 +45,7 @@ def fast(wire: bytes) -> TagMap | None:
     """The fast path's answer, or None when it declines."""
     try:
         return _fast_decode(wire)
-    except (_Slow, struct.error):
+    except (_Slow, struct.error, IndexError):
         return None
 
 
