@@ -296,11 +296,19 @@ _FastPlan: TypeAlias = "tuple[int, int, int, bool]"
 _FAST_MIN_LENGTH = {FieldType.BYTE: 1, FieldType.FVLN: 1, FieldType.UNIXTIME: 4}
 #: A tag not in the dictionary: no length fits, so the fast path declines it.
 _UNKNOWN_FAST: _FastPlan = (_K_BYTES, 0x10000, 0, False)
-#: (kind, min_length, max_length, repeats) indexed by tag.
-_FAST_PLANS: list[_FastPlan] = [_UNKNOWN_FAST] * 0x10000
-for _tag, (_, _lo, _hi, _repeats) in _PLANS.items():
-    _kind = TAGS[_tag].type
-    _FAST_PLANS[_tag] = (_KINDS[_kind], max(_lo, _FAST_MIN_LENGTH.get(_kind, 0)), _hi, _repeats)
+
+
+def _fast_plans() -> list[_FastPlan]:
+    """(kind, min_length, max_length, repeats) indexed by tag: a list index beats a dict get."""
+    plans = [_UNKNOWN_FAST] * 0x10000
+    for tag, (_, min_length, max_length, repeats) in _PLANS.items():
+        kind = TAGS[tag].type
+        least = max(min_length, _FAST_MIN_LENGTH.get(kind, 0))
+        plans[tag] = (_KINDS[kind], least, max_length, repeats)
+    return plans
+
+
+_FAST_PLANS = _fast_plans()
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _CP866_TABLE = encodings.cp866.decoding_table
