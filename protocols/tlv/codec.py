@@ -22,9 +22,9 @@ once from the dictionary. A clean input (every tag known, every value well forme
 repeat: nearly every document a register sends) takes a fast path with the value decoders
 inlined and string values sliced from one CP866 decode of the whole buffer; anything else is
 decoded again by the checked decoder, which alone reports errors and warnings, building tag
-paths only then. Value bytes are sliced from the
-bytes buffer rather than through a memoryview: for values of a few bytes a bytes slice is the
-cheaper of the two (measured here: 209 ns against 235 ns for a 4-byte integer).
+paths only then. Value bytes are sliced from the bytes buffer rather than through a memoryview:
+for values of a few bytes a bytes slice is the cheaper of the two (measured here: 209 ns against
+235 ns for a 4-byte integer).
 
 Values: int (BYTE, UINT16, UINT32, VLN), :class:`~decimal.Decimal` (FVLN), str (STRING), a naive
 :class:`~datetime.datetime` of the register's local wall-clock time (UNIXTIME), bytes (BYTES and
