@@ -109,6 +109,34 @@ def side_by_side(
     return best
 
 
+def interleaved_best(
+    calls: Mapping[str, Callable[[], object]], seconds: float, batch_seconds: float = 0.005
+) -> dict[str, float]:
+    """The best rate of each call over many short batches, the calls taking turns.
+
+    For a ratio on a shared machine: a batch of a few milliseconds often runs undisturbed,
+    where a round of a tenth of a second rarely does, so the best batches of each side are
+    comparable. Batch sizes are fixed once, from a first rate of each call.
+    """
+    sizes = {
+        name: max(1, round(batch_seconds * rate(call, batch_seconds)))
+        for name, call in calls.items()
+    }
+    best = dict.fromkeys(calls, 0.0)
+    deadline = time.perf_counter() + seconds
+    while True:
+        for name, call in calls.items():
+            size = sizes[name]
+            start = time.perf_counter()
+            for _ in range(size):
+                call()
+            best[name] = max(best[name], size / (time.perf_counter() - start))
+        if _measurements is not None:
+            _measurements.update()
+        if time.perf_counter() >= deadline:
+            return best
+
+
 def machine() -> dict[str, Any]:
     """What the figures were measured on: CPU model, cores, Python."""
     cpu = platform.processor() or platform.machine()

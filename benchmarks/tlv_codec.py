@@ -3,6 +3,9 @@
 Kassa's codec is measured beside a straightforward reference decoder and encoder
 (:mod:`benchmarks.reference_tlv`, written the way most drivers write one) on the same document,
 in the same run; both must give the same fields and byte-identical TLV before anything is timed.
+The two sides take turns in batches of a few milliseconds and each keeps its best, so the ratios
+(``decode_over_reference``: Kassa's documents/s over the reference's, higher is better; issue 20
+asks for at least 3) hold on a shared machine where the absolute rates do not.
 """
 
 from __future__ import annotations
@@ -15,11 +18,14 @@ from benchmarks.common import (
     bar_figure,
     bench_arguments,
     format_table,
+    interleaved_best,
     report,
-    side_by_side,
 )
 from benchmarks.reference_tlv import reference_decode, reference_encode
 from protocols.tlv import TagMap, decode, decode_document, encode_document
+
+#: Issue 20: decode at least this many times as fast as the reference, on the same document.
+DECODE_TARGET = 3.0
 
 
 def ten_item_receipt() -> TagMap:
@@ -76,11 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     assert decode(wire).fields == reference_decode(wire)
     assert reference_encode({3: fields}) == wire
 
-    decode_rates = side_by_side(
+    decode_rates = interleaved_best(
         {"kassa": lambda: decode_document(wire), "reference": lambda: reference_decode(wire)},
         seconds,
     )
-    encode_rates = side_by_side(
+    encode_rates = interleaved_best(
         {
             "kassa": lambda: encode_document(3, fields),
             "reference": lambda: reference_encode({3: fields}),
@@ -103,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         Column("operation", "operation"),
         Column("kassa docs/s", "kassa", ",.0f"),
         Column("reference docs/s", "reference", ",.0f"),
-        Column("speed-up", "speedup", ".2f"),
+        Column("Kassa / reference", "speedup", ".2f"),
     ]
     title = f"10-item FFD 1.2 receipt, {len(wire)} bytes of TLV"
     figure = bar_figure(
@@ -118,8 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         "encode_per_s": round(kassa["encode"]),
         "reference_decode_per_s": round(reference["decode"]),
         "reference_encode_per_s": round(reference["encode"]),
-        "decode_speedup": round(speedup["decode"], 2),
-        "encode_speedup": round(speedup["encode"], 2),
+        "decode_over_reference": round(speedup["decode"], 2),
+        "encode_over_reference": round(speedup["encode"], 2),
+        "decode_target": DECODE_TARGET,
+        "decode_target_met": speedup["decode"] >= DECODE_TARGET,
     }
     report(args, "tlv", result, title + "\n" + format_table(rows, columns), figure)
     return 0

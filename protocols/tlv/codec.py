@@ -18,9 +18,13 @@ the Decimal carries, fixed widths padded with spaces, tags in the caller's order
 document is never re-encoded: :attr:`FiscalDocument.wire` is the exact bytes that were decoded.
 
 Speed: one pass over offsets into a single bytes buffer, with a decode plan per tag computed
-once from the dictionary, and tag paths built only on failure. Value bytes are sliced from the
-bytes buffer rather than through a memoryview: for values of a few bytes a bytes slice is the
-cheaper of the two (measured here: 209 ns against 235 ns for a 4-byte integer).
+once from the dictionary. A clean input (every tag known, every value well formed, no unexpected
+repeat: nearly every document a register sends) takes a fast path with the value decoders
+inlined and string values sliced from one CP866 decode of the whole buffer; anything else is
+decoded again by the checked decoder, which alone reports errors and warnings, building tag
+paths only then. Value bytes are sliced from the bytes buffer rather than through a memoryview:
+for values of a few bytes a bytes slice is the cheaper of the two (measured here: 209 ns against
+235 ns for a 4-byte integer).
 
 Values: int (BYTE, UINT16, UINT32, VLN), :class:`~decimal.Decimal` (FVLN), str (STRING), a naive
 :class:`~datetime.datetime` of the register's local wall-clock time (UNIXTIME), bytes (BYTES and
@@ -29,6 +33,8 @@ unknown tags), and a ``dict`` keyed by tag (STLV). Repeatable tags are always li
 
 from __future__ import annotations
 
+import codecs
+import encodings.cp866
 import re
 import struct
 from collections.abc import Callable, Mapping
@@ -267,12 +273,147 @@ def _decode_child(
     return value
 
 
+# --- the fast path -------------------------------------------------------------------------------
+# A clean document (known tags, lengths in range, good text, no unexpected repeat) is decoded by
+# one tight loop with the value decoders inlined: a function call per value was a third of the
+# time. Anything unusual raises _Slow, and the whole input is decoded again by _decode_list above,
+# so every error and warning, with its tag path, comes from that one checked decoder.
+
+_K_STLV, _K_BYTE, _K_UINT, _K_FVLN, _K_TIME, _K_STRING, _K_BYTES = range(7)
+_KINDS = {
+    FieldType.STLV: _K_STLV,
+    FieldType.BYTE: _K_BYTE,
+    FieldType.UINT16: _K_UINT,
+    FieldType.UINT32: _K_UINT,
+    FieldType.VLN: _K_UINT,
+    FieldType.FVLN: _K_FVLN,
+    FieldType.UNIXTIME: _K_TIME,
+    FieldType.STRING: _K_STRING,
+    FieldType.BYTES: _K_BYTES,
+}
+_FastPlan: TypeAlias = "tuple[int, int, int, bool]"
+#: The fast path's least lengths also cover what the value decoders check themselves.
+_FAST_MIN_LENGTH = {FieldType.BYTE: 1, FieldType.FVLN: 1, FieldType.UNIXTIME: 4}
+#: A tag not in the dictionary: no length fits, so the fast path declines it.
+_UNKNOWN_FAST: _FastPlan = (_K_BYTES, 0x10000, 0, False)
+
+
+def _fast_plans() -> list[_FastPlan]:
+    """(kind, min_length, max_length, repeats) indexed by tag: a list index beats a dict get."""
+    plans = [_UNKNOWN_FAST] * 0x10000
+    for tag, (_, min_length, max_length, repeats) in _PLANS.items():
+        kind = TAGS[tag].type
+        least = max(min_length, _FAST_MIN_LENGTH.get(kind, 0))
+        plans[tag] = (_KINDS[kind], least, max_length, repeats)
+    return plans
+
+
+_FAST_PLANS = _fast_plans()
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+_CP866_TABLE = encodings.cp866.decoding_table
+
+
+class _Slow(Exception):
+    """The fast path met something it leaves to the checked decoder."""
+
+
+def _fast_list(
+    buf: bytes,
+    text: str,
+    start: int,
+    end: int,
+    depth: int,
+    # bound once here rather than looked up on every call: a receipt has a call per item
+    plans: list[_FastPlan] = _FAST_PLANS,
+    unpack: Callable[[bytes, int], tuple[int, int]] = _HEADER.unpack_from,
+    u16: Callable[[bytes, int], tuple[int]] = _U16.unpack_from,
+    u32: Callable[[bytes, int], tuple[int]] = _U32.unpack_from,
+    bad_text: Callable[[str], object] = _BAD_TEXT.search,
+) -> TagMap:
+    """Decode a clean TLV list in ``buf[start:end]``, or raise :class:`_Slow`.
+
+    ``text`` is all of ``buf`` decoded as CP866, one character a byte: a string value is a
+    slice of it, which is cheaper than a decode call per string.
+    """
+    out: TagMap = {}
+    pos = start
+    while pos < end:
+        tag, length = unpack(buf, pos)
+        a = pos + 4
+        pos = a + length
+        kind, min_length, max_length, repeats = plans[tag]
+        if length > max_length or length < min_length:
+            raise _Slow  # also every tag not in the dictionary: see _UNKNOWN_FAST
+        value: Scalar | TagMap
+        if kind == _K_BYTE:
+            value = buf[a]
+        elif kind == _K_UINT:
+            if length == 2:
+                value = u16(buf, a)[0]
+            elif length == 1:
+                value = buf[a]
+            elif length == 4:
+                value = u32(buf, a)[0]
+            else:
+                value = int.from_bytes(buf[a:pos], "little")
+        elif kind == _K_STRING:
+            value = text[a:pos]
+            # isprintable() is false for TAB, LF, CR and U+00A0 too: those take the exact check
+            if not value.isprintable() and bad_text(value) is not None:
+                raise _Slow
+        elif kind == _K_STLV:
+            if depth >= MAX_DEPTH:
+                raise _Slow
+            value = _fast_list(buf, text, a, pos, depth + 1)
+        elif kind == _K_FVLN:
+            value = Decimal(int.from_bytes(buf[a + 1 : pos], "little")).scaleb(-buf[a])
+        elif kind == _K_TIME:
+            if length != 4:
+                raise _Slow
+            value = _EPOCH + timedelta(seconds=u32(buf, a)[0])
+        else:
+            value = buf[a:pos]
+        if repeats:
+            existing = out.get(tag)
+            if existing is None:
+                out[tag] = [value]
+            else:
+                existing.append(value)  # type: ignore[union-attr]
+        elif tag in out:
+            raise _Slow
+        else:
+            out[tag] = value
+    if pos != end:
+        raise _Slow  # the last value ran past the end: checked here, once, not per element
+    return out
+
+
+def _fast_decode(wire: bytes) -> TagMap:
+    """The fast path over a whole input.
+
+    It declines with :class:`_Slow`, or with :class:`struct.error` or :class:`IndexError` when a
+    value ran past the end of the input: that is found once a list ends, not per element.
+    """
+    text = codecs.charmap_decode(wire, None, _CP866_TABLE)[0]
+    return _fast_list(wire, text, 0, len(wire), 0)
+
+
+def _decode_fields(wire: bytes) -> tuple[TagMap, tuple[DecodeWarning, ...]]:
+    """The fast path, or the checked decoder when the fast path declines."""
+    try:
+        return _fast_decode(wire), ()
+    except (_Slow, struct.error, IndexError):
+        warnings: list[DecodeWarning] = []
+        fields = _decode_list(wire, 0, len(wire), 0, warnings)
+        return fields, tuple(warnings)
+
+
 def decode(data: bytes | bytearray | memoryview) -> Decoded:
     """Decode a list of TLVs: a whole document (one outer tag) or a fragment (an STLV value)."""
     wire = bytes(data)
-    warnings: list[DecodeWarning] = []
-    fields = _decode_list(wire, 0, len(wire), 0, warnings)
-    return Decoded(fields, wire, tuple(warnings))
+    fields, warnings = _decode_fields(wire)
+    return Decoded(fields, wire, warnings)
 
 
 def decode_document(data: bytes | bytearray | memoryview) -> FiscalDocument:
@@ -288,10 +429,10 @@ def decode_document(data: bytes | bytearray | memoryview) -> FiscalDocument:
             f"document declares {length} value bytes but {len(wire) - 4} follow the header",
             str(code),
         )
-    decoded = decode(wire)
-    body = decoded.fields[code]
+    fields, warnings = _decode_fields(wire)
+    body = fields[code]
     assert isinstance(body, dict)  # document codes are STLV in the dictionary
-    return FiscalDocument(code, body, wire, decoded.warnings)
+    return FiscalDocument(code, body, wire, warnings)
 
 
 # --- encoding -------------------------------------------------------------------------------------
