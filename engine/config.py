@@ -73,7 +73,7 @@ class RegisterConfig:
 class EngineConfig:
     """Everything :meth:`engine.Engine.open` needs."""
 
-    journal: Path
+    journal: Path | str  # an SQLite file, or a postgresql:// URL (engine.journal.open_journal)
     tenants: tuple[TenantConfig, ...]
     registers: tuple[RegisterConfig, ...]
     #: Close a shift this long before the ФН's 24-hour limit (registers.md §4).

@@ -70,8 +70,9 @@ from engine.journal import (
     ReceiptQuery,
     ReceiptRow,
     RegisterRow,
-    SqliteJournal,
     TenantRecord,
+    journal_name,
+    open_journal,
 )
 from engine.recovery import ArchiveReader, mark, unknown_receipt
 from engine.reports import (
@@ -321,7 +322,7 @@ class Engine:
         checkpoint: Checkpoint | None = None,
     ) -> AsyncIterator[Engine]:
         """Run an engine on ``config`` for the life of the block; its tasks end with it."""
-        async with SqliteJournal.open(config.journal) as journal, trio.open_nursery() as nursery:
+        async with open_journal(config.journal) as journal, trio.open_nursery() as nursery:
             engine = cls(
                 config,
                 journal,
@@ -1023,10 +1024,11 @@ class Engine:
             self._behind.get(tenant, set()).discard(register_id)
             return
         self._behind.setdefault(tenant, set()).add(register_id)
-        journal = shlex.quote(str(self.config.journal))
+        name = journal_name(self.config.journal)
+        journal = shlex.quote(name)
         raise _UnknownReceipts(
             f"register {register_id}: its ФН {fn_number} holds FD {known + 1}–{last_fd}, which "
-            f"the journal {self.config.journal} does not know, and {why}. The journal is behind "
+            f"the journal {name} does not know, and {why}. The journal is behind "
             "the register (emptied, replaced or restored from an older copy), so a receipt it "
             "forgot could be made twice: the register takes no jobs and tenant "
             f"{tenant}'s submits are refused. Put the right journal back; or, if this journal "

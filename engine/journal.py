@@ -49,6 +49,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 import trio
@@ -1189,6 +1190,50 @@ def _move(
         updated=now,
         fd_before=job.fd_before if fd_before is None else fd_before,
     )
+
+
+# --- which store ---------------------------------------------------------------------------------
+
+
+def is_url(target: str | Path) -> bool:
+    """Whether a configured journal names a PostgreSQL database rather than an SQLite file."""
+    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
+
+
+def safe_url(url: str) -> str:
+    """``url`` with its password hidden, for messages and logs."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        if ":" in user:
+            user = user.split(":", 1)[0] + ":***"
+        netloc = f"{user}@{host}"
+    query = "&".join(
+        "password=***" if item.startswith("password=") else item
+        for item in parts.query.split("&")
+        if item
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def journal_name(target: str | Path) -> str:
+    """The journal as messages name it: its file, or its URL without the password."""
+    return safe_url(str(target)) if is_url(target) else str(target)
+
+
+@asynccontextmanager
+async def open_journal(target: str | Path) -> AsyncIterator[Journal]:
+    """The journal at ``target`` for the life of the block: a ``postgresql://`` URL, or an
+    SQLite file (the embedded default). psycopg is imported only for a URL."""
+    if is_url(target):
+        from engine.journal_pg import PostgresJournal
+
+        async with PostgresJournal.open(str(target)) as journal:
+            yield journal
+    else:
+        async with SqliteJournal.open(target) as sqlite_journal:
+            yield sqlite_journal
 
 
 # --- opening and checking the file ------------------------------------------------------------

@@ -6,7 +6,7 @@
     listen = "tcp://0.0.0.0:5555"          # the requests socket (ROUTER)
     events_host = "10.0.0.2"               # tenants' PUB sockets: tcp://HOST:* , or "ipc:///run/kassa"
     secret_key_file = "keys/server.key_secret"   # the service's ZeroMQ certificate
-    journal = "/var/lib/kassa/journal.db"
+    journal = "/var/lib/kassa/journal.db"   # or "postgresql://kassa@db.local/kassa"
 
     [limits]
     rate = 200.0    # requests per second per tenant
@@ -98,6 +98,7 @@ from engine.http.credentials import (
     read_credential,
 )
 from engine.http.hooks import HookError, PaymentSettings, read_payments
+from engine.journal import is_url
 from engine.limits import DEFAULT_SIZES, SizeLimits
 from engine.render.branding import Branding, BrandingError, read_branding
 from protocols.documents.vat import TaxTable
@@ -342,7 +343,7 @@ def parse_config(data: Mapping[str, Any], source: str, folder: Path) -> LoadedCo
             z85_key(value.decode("ascii", "replace"))
         except ValueError as exc:
             raise service.error("secret_key_file", f"{secret_file}: {which} key: {exc}") from None
-    journal = _file(folder, service.text("journal"))
+    journal = _journal(folder, service.text("journal"))
     if "max_message" in service.table:  # it meant the request limit, which is shared now
         raise service.error("max_message", "moved: it is limits.request_bytes now")
 
@@ -603,6 +604,11 @@ def _komtet_shop(
     if not isinstance(secret, str) or len(secret) < 16:
         raise r.error(where, f"{origin}: secret: required, a string of at least 16 characters")
     return KomtetShop(tenant, shop_id, secret)
+
+
+def _journal(folder: Path, name: str) -> Path | str:
+    """An SQLite file beside the config, or a PostgreSQL URL kept as it is."""
+    return name if is_url(name) else _file(folder, name)
 
 
 def _file(folder: Path, name: str) -> Path:

@@ -1,16 +1,17 @@
-"""The SQLite journal on real files: durability, idempotency, group commit, the state machine."""
+"""The journal's contract, on each store (a real SQLite file; a real PostgreSQL server when one
+answers): durability, idempotency, group commit, the state machine, all-or-nothing commits."""
 
 from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
 import threading
 from collections.abc import Awaitable
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -26,94 +27,89 @@ from engine.journal import (
     JournalUnavailable,
     RegisterRow,
     ShiftRow,
-    SqliteJournal,
 )
+from tests.engine.conftest import Store
 
 
-async def test_a_job_is_kept_and_a_repeat_returns_it(tmp_path: Path) -> None:
-    path = tmp_path / "journal.db"
-    async with SqliteJournal.open(path) as journal:
+async def test_a_job_is_kept_and_a_repeat_returns_it(store: Store) -> None:
+    async with store.open() as journal:
         first = await journal.accept("shop", "order-1", b"receipt")
         again = await journal.accept("shop", "order-1", b"receipt")
         other_tenant = await journal.accept("cafe", "order-1", b"receipt")
     assert not first.duplicate and again.duplicate
     assert again.job.id == first.job.id and again.job.state is JobState.ACCEPTED
     assert other_tenant.job.id != first.job.id
-    async with SqliteJournal.open(path) as journal:  # reopened: it was durable
+    async with store.open() as journal:  # reopened: it was durable
         job = await journal.job_by_external_id("shop", "order-1")
     assert job is not None and job.id == first.job.id and job.body == b"receipt"
 
 
-async def test_a_repeat_with_another_body_names_the_conflict(tmp_path: Path) -> None:
-    async with SqliteJournal.open(tmp_path / "j.db") as journal:
-        first = await journal.accept("shop", "order-1", b"one")
-        with pytest.raises(ConflictError) as caught:
-            await journal.accept("shop", "order-1", b"two")
-        assert caught.value.job_id == first.job.id
-        assert "order-1" in str(caught.value)
-        batch = await journal.accept_many([("shop", "order-1", b"two"), ("shop", "o-2", b"x")])
-        assert isinstance(batch[0], ConflictError)
-        assert not isinstance(batch[1], ConflictError) and not batch[1].duplicate
+async def test_a_repeat_with_another_body_names_the_conflict(journal: Any) -> None:
+    first = await journal.accept("shop", "order-1", b"one")
+    with pytest.raises(ConflictError) as caught:
+        await journal.accept("shop", "order-1", b"two")
+    assert caught.value.job_id == first.job.id
+    assert "order-1" in str(caught.value)
+    batch = await journal.accept_many([("shop", "order-1", b"two"), ("shop", "o-2", b"x")])
+    assert isinstance(batch[0], ConflictError)
+    assert not isinstance(batch[1], ConflictError) and not batch[1].duplicate
 
 
-async def test_concurrent_jobs_share_commits(tmp_path: Path) -> None:
-    async with SqliteJournal.open(tmp_path / "j.db") as journal:
-        async with trio.open_nursery() as nursery:
-            for i in range(300):
-                nursery.start_soon(journal.accept, "shop", f"order-{i}", b"receipt")
-        assert journal.requests == 300
-        assert journal.commits < 150  # every fsync carried more than one job on average
-        assert len(await journal.jobs_in([JobState.ACCEPTED])) == 300
+async def test_concurrent_jobs_share_commits(journal: Any) -> None:
+    async with trio.open_nursery() as nursery:
+        for i in range(300):
+            nursery.start_soon(journal.accept, "shop", f"order-{i}", b"receipt")
+    assert journal.requests == 300
+    assert journal.commits < 150  # every fsync carried more than one job on average
+    assert len(await journal.jobs_in([JobState.ACCEPTED])) == 300
 
 
-async def test_the_state_machine_and_results(tmp_path: Path) -> None:
-    async with SqliteJournal.open(tmp_path / "j.db") as journal:
-        job = (await journal.accept("shop", "order-1", b"receipt")).job
-        with pytest.raises(JournalError, match="cannot move from accepted to fiscalized"):
-            await journal.move(job.id, JobState.FISCALIZED)
-        await journal.move(job.id, JobState.QUEUED)
-        sent = await journal.move(job.id, JobState.SENT, register_id="kkt-1")
-        assert sent.register_id == "kkt-1"
-        result = FiscalResult(
-            job_id=job.id,
-            register_id="kkt-1",
-            fn_number="9999078902003988",
-            fd_number=87,
-            fiscal_sign=bytes.fromhex("31046629765f"),
-            printed_sign=1713993311,
-            qr="t=20180222T1617&s=25.00&fn=9999078902003988&i=87&fp=1713993311&n=1",
-            document=b"\x03\x00\x00\x00",
-            fiscalized_at=1.0,
-        )
-        done = await journal.record_result(result, JobState.FISCALIZED)
-        assert done.state is JobState.FISCALIZED
-        assert await journal.result(job.id) == result
-        other = (await journal.accept("shop", "order-2", b"receipt")).job
-        await journal.move(other.id, JobState.QUEUED)
-        await journal.move(other.id, JobState.SENT, register_id="kkt-1")
-        clash = attrs.evolve(result, job_id=other.id)  # the same ФН and FD number again
-        with pytest.raises(DuplicateDocument, match=f"already the result of job {job.id}"):
-            await journal.record_result(clash, JobState.FISCALIZED)
-        assert (await journal.job(other.id)).state is JobState.SENT  # type: ignore[union-attr]
+async def test_the_state_machine_and_results(journal: Any) -> None:
+    job = (await journal.accept("shop", "order-1", b"receipt")).job
+    with pytest.raises(JournalError, match="cannot move from accepted to fiscalized"):
+        await journal.move(job.id, JobState.FISCALIZED)
+    await journal.move(job.id, JobState.QUEUED)
+    sent = await journal.move(job.id, JobState.SENT, register_id="kkt-1")
+    assert sent.register_id == "kkt-1"
+    result = FiscalResult(
+        job_id=job.id,
+        register_id="kkt-1",
+        fn_number="9999078902003988",
+        fd_number=87,
+        fiscal_sign=bytes.fromhex("31046629765f"),
+        printed_sign=1713993311,
+        qr="t=20180222T1617&s=25.00&fn=9999078902003988&i=87&fp=1713993311&n=1",
+        document=b"\x03\x00\x00\x00",
+        fiscalized_at=1.0,
+    )
+    done = await journal.record_result(result, JobState.FISCALIZED)
+    assert done.state is JobState.FISCALIZED
+    assert await journal.result(job.id) == result
+    other = (await journal.accept("shop", "order-2", b"receipt")).job
+    await journal.move(other.id, JobState.QUEUED)
+    await journal.move(other.id, JobState.SENT, register_id="kkt-1")
+    clash = attrs.evolve(result, job_id=other.id)  # the same ФН and FD number again
+    with pytest.raises(DuplicateDocument, match=f"already the result of job {job.id}"):
+        await journal.record_result(clash, JobState.FISCALIZED)
+    assert (await journal.job(other.id)).state is JobState.SENT  # type: ignore[union-attr]
 
 
-async def test_a_closed_journal_refuses_work(tmp_path: Path) -> None:
-    async with SqliteJournal.open(tmp_path / "j.db") as journal:
+async def test_a_closed_journal_refuses_work(store: Store) -> None:
+    async with store.open() as journal:
         pass
     with pytest.raises(JournalError, match="closed"):
         await journal.accept("shop", "x", b"")
 
 
-def test_acknowledged_jobs_survive_a_kill(tmp_path: Path) -> None:
+def test_acknowledged_jobs_survive_a_kill(store: Store) -> None:
     """A process that acknowledges jobs is killed with SIGKILL; every acknowledged job is there."""
-    path = tmp_path / "journal.db"
     script = textwrap.dedent(
         f"""
         import sys, trio
-        from engine.journal import SqliteJournal
+        from engine.journal import open_journal
 
         async def main():
-            async with SqliteJournal.open({str(path)!r}) as journal:
+            async with open_journal({str(store.target)!r}) as journal:
                 async def one(i):
                     await journal.accept("shop", f"order-{{i}}", b"receipt")
                     print(f"order-{{i}}", flush=True)
@@ -140,7 +136,7 @@ def test_acknowledged_jobs_survive_a_kill(tmp_path: Path) -> None:
     acknowledged.extend(line.strip() for line in child.stdout)
 
     async def check() -> set[str]:
-        async with SqliteJournal.open(path) as journal:
+        async with store.open() as journal:
             return {job.external_id for job in await journal.jobs_in([JobState.ACCEPTED])}
 
     kept = trio.run(check)
@@ -148,77 +144,73 @@ def test_acknowledged_jobs_survive_a_kill(tmp_path: Path) -> None:
     assert set(acknowledged) <= kept
 
 
-async def test_a_failed_commit_wakes_every_waiting_job_with_an_error(tmp_path: Path) -> None:
+async def test_a_failed_commit_wakes_every_waiting_job_with_an_error(store: Store) -> None:
     """A database that cannot be written (here: read-only) must not leave a submit hanging."""
-    path = tmp_path / "j.db"
-    async with SqliteJournal.open(path) as journal:
+    async with store.open() as journal:
         await journal.accept("shop", "order-1", b"receipt")
-    async with SqliteJournal.open(path) as journal:
-        await journal._run(lambda c: c.execute("PRAGMA query_only = ON"))
+    async with store.open() as journal:
+        await journal._run(store.read_only)  # type: ignore[attr-defined]
         with trio.fail_after(10), pytest.raises(JournalUnavailable, match="commit failed"):
             await journal.accept("shop", "order-2", b"receipt")
 
 
-async def test_registers_shifts_events_and_signed_receipts(tmp_path: Path) -> None:
-    path = tmp_path / "j.db"
-    async with SqliteJournal.open(path) as journal:
-        await journal.save_tenant("shop", "Магазин")
-        await journal.save_register(RegisterRow("kkt-1", "shop", "main", "shtrih", "tcp://x:1"))
-        await journal.save_register(
-            RegisterRow("kkt-1", "shop", "main", "shtrih", "tcp://x:1", "9999078902003988", "ready")
-        )
-        await journal.save_register(RegisterRow("kkt-2", "cafe", "main", "atol", "serial:/dev/x"))
-        assert [r.state for r in await journal.registers("shop")] == ["ready"]
-        fn = "9999078902003988"
-        await journal.shift_opened(ShiftRow("kkt-1", "shop", fn, 12, 100.0, 1023))
-        await journal.shift_opened(ShiftRow("kkt-1", "shop", fn, 12, 999.0, 9999))  # ignored
-        assert await journal.last_fd(fn) == 1023
-        job = (await journal.accept("shop", "o-1", b"r")).job
-        await journal.move(job.id, JobState.QUEUED)
-        sent = await journal.move(job.id, JobState.SENT, register_id="kkt-1", fd_before=1023)
-        assert sent.fd_before == 1023 and (await journal.job(job.id)).fd_before == 1023  # type: ignore[union-attr]
-        result = FiscalResult(
-            job.id, "kkt-1", fn, 1024, b"\x31\x04\x00\x00\x00\x01", 1, "q", b"d", 150.0
-        )
-        await journal.record_result(result, JobState.FISCALIZED)
-        await journal.shift_closed(fn, 12, 200.0, 1025, b"report")
-        assert await journal.last_fd(fn) == 1025
-        assert await journal.last_fd("0000000000000000") is None
-        (shift,) = await journal.shifts("shop")
-        assert (shift.opened_at, shift.open_fd, shift.close_fd, shift.close_document) == (
-            100.0,
-            1023,
-            1025,
-            b"report",
-        )
-        (record,) = await journal.fiscalized("shop", start=100.0, end=200.0)
-        assert (record.job_id, record.fd_number, record.external_id) == (job.id, 1024, "o-1")
-        assert await journal.fiscalized("shop", start=151.0) == []
-        assert await journal.fiscalized("cafe") == []
-        await journal.record_event(Event("alert.ofd_unsent", "late", 1.0, "shop", "kkt-1"))
-        await journal.record_event(Event("register.ready", "up", 2.0, "shop", "kkt-1"))
-        assert [e.kind for e in await journal.events("alert.")] == ["alert.ofd_unsent"]
-        assert len(await journal.events(tenant="shop")) == 2
-        assert [j.id for j in await journal.jobs_of("shop")] == [job.id]
-        assert await journal.jobs_of("cafe") == []
+async def test_registers_shifts_events_and_signed_receipts(journal: Any) -> None:
+    await journal.save_tenant("shop", "Магазин")
+    await journal.save_register(RegisterRow("kkt-1", "shop", "main", "shtrih", "tcp://x:1"))
+    await journal.save_register(
+        RegisterRow("kkt-1", "shop", "main", "shtrih", "tcp://x:1", "9999078902003988", "ready")
+    )
+    await journal.save_register(RegisterRow("kkt-2", "cafe", "main", "atol", "serial:/dev/x"))
+    assert [r.state for r in await journal.registers("shop")] == ["ready"]
+    fn = "9999078902003988"
+    await journal.shift_opened(ShiftRow("kkt-1", "shop", fn, 12, 100.0, 1023))
+    await journal.shift_opened(ShiftRow("kkt-1", "shop", fn, 12, 999.0, 9999))  # ignored
+    assert await journal.last_fd(fn) == 1023
+    job = (await journal.accept("shop", "o-1", b"r")).job
+    await journal.move(job.id, JobState.QUEUED)
+    sent = await journal.move(job.id, JobState.SENT, register_id="kkt-1", fd_before=1023)
+    assert sent.fd_before == 1023 and (await journal.job(job.id)).fd_before == 1023  # type: ignore[union-attr]
+    result = FiscalResult(
+        job.id, "kkt-1", fn, 1024, b"\x31\x04\x00\x00\x00\x01", 1, "q", b"d", 150.0
+    )
+    await journal.record_result(result, JobState.FISCALIZED)
+    await journal.shift_closed(fn, 12, 200.0, 1025, b"report")
+    assert await journal.last_fd(fn) == 1025
+    assert await journal.last_fd("0000000000000000") is None
+    (shift,) = await journal.shifts("shop")
+    assert (shift.opened_at, shift.open_fd, shift.close_fd, shift.close_document) == (
+        100.0,
+        1023,
+        1025,
+        b"report",
+    )
+    (record,) = await journal.fiscalized("shop", start=100.0, end=200.0)
+    assert (record.job_id, record.fd_number, record.external_id) == (job.id, 1024, "o-1")
+    assert await journal.fiscalized("shop", start=151.0) == []
+    assert await journal.fiscalized("cafe") == []
+    await journal.record_event(Event("alert.ofd_unsent", "late", 1.0, "shop", "kkt-1"))
+    await journal.record_event(Event("register.ready", "up", 2.0, "shop", "kkt-1"))
+    assert [e.kind for e in await journal.events("alert.")] == ["alert.ofd_unsent"]
+    assert len(await journal.events(tenant="shop")) == 2
+    assert [j.id for j in await journal.jobs_of("shop")] == [job.id]
+    assert await journal.jobs_of("cafe") == []
 
 
-async def test_a_batch_moves_in_one_commit(tmp_path: Path) -> None:
-    async with SqliteJournal.open(tmp_path / "j.db") as journal:
-        accepted = await journal.accept_many([("shop", f"o-{i}", b"r") for i in range(50)])
-        ids = [a.job.id for a in accepted if not isinstance(a, ConflictError)]
-        commits = journal.commits
-        moved = await journal.move_many(ids, JobState.QUEUED)
-        assert journal.commits == commits + 1
-        assert [j.id for j in moved] == ids and {j.state for j in moved} == {JobState.QUEUED}
-        with pytest.raises(JournalError, match="cannot move from queued to fiscalized"):
-            await journal.move_many(ids[:1], JobState.FISCALIZED)
-        assert (await journal.job(ids[0])).state is JobState.QUEUED  # type: ignore[union-attr]
+async def test_a_batch_moves_in_one_commit(journal: Any) -> None:
+    accepted = await journal.accept_many([("shop", f"o-{i}", b"r") for i in range(50)])
+    ids = [a.job.id for a in accepted if not isinstance(a, ConflictError)]
+    commits = journal.commits
+    moved = await journal.move_many(ids, JobState.QUEUED)
+    assert journal.commits == commits + 1
+    assert [j.id for j in moved] == ids and {j.state for j in moved} == {JobState.QUEUED}
+    with pytest.raises(JournalError, match="cannot move from queued to fiscalized"):
+        await journal.move_many(ids[:1], JobState.FISCALIZED)
+    assert (await journal.job(ids[0])).state is JobState.QUEUED  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("fault", ["at commit", "in a request"])
 async def test_a_commit_that_fails_keeps_none_of_its_group_and_the_writer_goes_on(
-    fault: str, tmp_path: Path
+    fault: str, store: Store
 ) -> None:
     """All or nothing per commit: a store failure in one request or at COMMIT fails the group.
 
@@ -227,12 +219,12 @@ async def test_a_commit_that_fails_keeps_none_of_its_group_and_the_writer_goes_o
     """
     hold, held = threading.Event(), threading.Event()
 
-    def blocker(_: sqlite3.Connection) -> None:
+    def blocker(_: object) -> None:
         held.set()
         hold.wait(10)
 
-    def io_error(_: sqlite3.Connection) -> None:
-        raise sqlite3.OperationalError("disk I/O error")
+    def io_error(_: object) -> None:
+        raise store.failure("disk I/O error")
 
     outcomes: dict[str, object] = {}
 
@@ -242,12 +234,13 @@ async def test_a_commit_that_fails_keeps_none_of_its_group_and_the_writer_goes_o
         except JournalError as exc:
             outcomes[name] = exc
 
-    async with SqliteJournal.open(tmp_path / "j.db") as journal:
+    journal: Any
+    async with store.open() as journal:
 
         def fail_commit(changes: int) -> None:
             if changes:  # not the blocker's own group, which writes nothing
                 journal.before_commit = None
-                raise sqlite3.OperationalError("database or disk is full")
+                raise store.failure("database or disk is full")
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(outcome, "blocker", journal._run(blocker))
