@@ -588,17 +588,17 @@ class PostgresJournal:
         cursor: Cursor | None = None
         try:
             cursor = self._live().cursor()
-            cursor.execute("BEGIN")
+            cursor.execute("BEGIN; SAVEPOINT request")
             for request in group:
-                cursor.execute("SAVEPOINT request")
                 try:
                     request.outcome = request.work(cursor)
                 except Exception as exc:
                     if _store_failure(exc):
                         raise
                     request.error = exc
-                    cursor.execute("ROLLBACK TO SAVEPOINT request")
-                cursor.execute("RELEASE SAVEPOINT request")
+                    cursor.execute("ROLLBACK TO SAVEPOINT request")  # and it stays for the next
+                else:  # one round trip: this request's savepoint ends and the next one's begins
+                    cursor.execute("RELEASE SAVEPOINT request; SAVEPOINT request")
             if self.before_commit is not None:
                 cursor.execute("SELECT pg_current_xact_id_if_assigned() IS NOT NULL")
                 wrote = cursor.fetchone()
@@ -1130,24 +1130,47 @@ def _last_fd(cursor: Cursor, fn_number: str) -> int | None:
 
 
 def _accept(cursor: Cursor, tenant: str, external_id: str, body: bytes) -> Accepted:
+    """One statement (one round trip): the new job inserted, or the first one read back."""
     digest = hashlib.sha256(body).digest()
     now = time.time()
     cursor.execute(
-        "INSERT INTO jobs VALUES (%s, %s, %s, %s, %s, %s, NULL, NULL, %s, %s, NULL) "
-        "ON CONFLICT (tenant, external_id) DO NOTHING",
-        (uuid.uuid4().hex, tenant, external_id, body, digest, JobState.ACCEPTED.value, now, now),
+        "WITH fresh AS (INSERT INTO jobs VALUES (%s, %s, %s, %s, %s, %s, NULL, NULL, %s, %s, NULL) "
+        f"ON CONFLICT (tenant, external_id) DO NOTHING RETURNING {_JOB_COLUMNS}, body_hash) "
+        f"SELECT {_JOB_COLUMNS}, body_hash, TRUE FROM fresh UNION ALL "
+        f"SELECT {_JOB_COLUMNS}, body_hash, FALSE FROM jobs WHERE tenant = %s AND external_id = %s "
+        "AND NOT EXISTS (SELECT 1 FROM fresh)",
+        (
+            uuid.uuid4().hex,
+            tenant,
+            external_id,
+            body,
+            digest,
+            JobState.ACCEPTED.value,
+            now,
+            now,
+            tenant,
+            external_id,
+        ),
     )
-    inserted = cursor.rowcount
+    row = cursor.fetchone()
+    if row is None:  # a concurrent writer's row, not yet visible to this statement: read again
+        row = (*_one_row(cursor, tenant, external_id), False)
+    job = _job(row)
+    inserted = bool(row[-1])
+    if not inserted and bytes(row[-2]) != digest:
+        raise ConflictError(tenant, external_id, job.id)
+    return Accepted(job, duplicate=not inserted)
+
+
+def _one_row(cursor: Cursor, tenant: str, external_id: str) -> tuple[Any, ...]:
     cursor.execute(
         f"SELECT {_JOB_COLUMNS}, body_hash FROM jobs WHERE tenant = %s AND external_id = %s",
         (tenant, external_id),
     )
     row = cursor.fetchone()
-    assert row is not None
-    job = _job(row)
-    if not inserted and bytes(row[-1]) != digest:
-        raise ConflictError(tenant, external_id, job.id)
-    return Accepted(job, duplicate=not inserted)
+    if row is None:
+        raise JournalError(f"external_id {external_id!r} of tenant {tenant!r} vanished")
+    return tuple(row)
 
 
 def _accept_or_conflict(
