@@ -3,8 +3,9 @@
 It mirrors :class:`~engine.journal.SqliteJournal` method for method. One writer thread owns
 one psycopg 3 connection (the synchronous API: there is no asyncio client under trio) and
 commits in groups: it drains every request that queued while the previous commit was on its
-way to the server and runs them in one transaction, each in its own savepoint, so many jobs
-share one WAL flush (``synchronous_commit`` stays on: a commit is durable when it returns).
+way to the server and runs them in one transaction (a request that fails is undone alone, by a
+savepoint), so many jobs share one WAL flush (``synchronous_commit`` stays on: a commit is
+durable when it returns).
 
 A store failure (the server gone, a dropped connection, a full disk, a read-only server) fails
 the whole group with :class:`~engine.journal.JournalUnavailable`, as on SQLite; the writer
@@ -580,25 +581,19 @@ class PostgresJournal:
         return self._connection
 
     def _commit(self, group: list[_Request]) -> None:
-        """Run a group in one transaction, each request in a savepoint; wake every task.
+        """Run a group in one transaction; every waiting task is woken, whatever happens.
 
         A request's own error is handed back to it alone; a store failure anywhere fails the
-        whole group, so a commit is all or nothing.
+        whole group, so a commit is all or nothing. PostgreSQL aborts a transaction at any
+        failed statement, so a request that fails needs a savepoint to be undone alone; a
+        savepoint costs a round trip, so the group runs without them first, and only a group
+        in which a request failed is run again from the start, each request in its savepoint.
         """
         cursor: Cursor | None = None
         try:
             cursor = self._live().cursor()
-            cursor.execute("BEGIN; SAVEPOINT request")
-            for request in group:
-                try:
-                    request.outcome = request.work(cursor)
-                except Exception as exc:
-                    if _store_failure(exc):
-                        raise
-                    request.error = exc
-                    cursor.execute("ROLLBACK TO SAVEPOINT request")  # and it stays for the next
-                else:  # one round trip: this request's savepoint ends and the next one's begins
-                    cursor.execute("RELEASE SAVEPOINT request; SAVEPOINT request")
+            if not self._attempt(cursor, group, careful=False):
+                self._attempt(cursor, group, careful=True)
             if self.before_commit is not None:
                 cursor.execute("SELECT pg_current_xact_id_if_assigned() IS NOT NULL")
                 wrote = cursor.fetchone()
@@ -621,6 +616,32 @@ class PostgresJournal:
             self.commits += 1
             self.requests += len(group)
             self._token.run_sync_soon(_wake, group)
+
+    @staticmethod
+    def _attempt(cursor: Cursor, group: list[_Request], *, careful: bool) -> bool:
+        """Run every request of ``group`` in a new transaction, left open for the commit.
+
+        Not ``careful``: at the first request that fails, roll back and say so (False).
+        ``careful``: each request in a savepoint, a failed one undone alone (always True).
+        A store failure is raised either way.
+        """
+        cursor.execute("BEGIN; SAVEPOINT request" if careful else "BEGIN")
+        for request in group:
+            request.outcome, request.error = None, None
+            try:
+                request.outcome = request.work(cursor)
+            except Exception as exc:
+                if _store_failure(exc):
+                    raise
+                if not careful:
+                    cursor.execute("ROLLBACK")
+                    return False
+                request.error = exc
+                cursor.execute("ROLLBACK TO SAVEPOINT request")  # and it stays for the next
+            else:
+                if careful:  # one round trip: this savepoint ends and the next one's begins
+                    cursor.execute("RELEASE SAVEPOINT request; SAVEPOINT request")
+        return True
 
     async def _run(self, work: Callable[[Cursor], T]) -> T:
         if self._closed:

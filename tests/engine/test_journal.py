@@ -110,14 +110,17 @@ def test_acknowledged_jobs_survive_a_kill(store: Store) -> None:
 
         async def main():
             async with open_journal({str(store.target)!r}) as journal:
+                in_flight = trio.Semaphore(512)  # many jobs at once, not a loop that only spawns
                 async def one(i):
-                    await journal.accept("shop", f"order-{{i}}", b"receipt")
-                    print(f"order-{{i}}", flush=True)
+                    try:
+                        await journal.accept("shop", f"order-{{i}}", b"receipt")
+                        print(f"order-{{i}}", flush=True)
+                    finally:
+                        in_flight.release()
                 async with trio.open_nursery() as nursery:
                     for i in range(100_000):
+                        await in_flight.acquire()
                         nursery.start_soon(one, i)
-                        if i % 50 == 49:
-                            await trio.sleep(0)
 
         trio.run(main)
         """
