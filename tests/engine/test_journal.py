@@ -3,13 +3,14 @@ answers): durability, idempotency, group commit, the state machine, all-or-nothi
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +20,18 @@ import trio
 
 from engine.journal import (
     ConflictError,
+    DeliveryState,
     DuplicateDocument,
     Event,
     FiscalResult,
     JobState,
     JournalError,
     JournalUnavailable,
+    ReceiptQuery,
     RegisterRow,
     ShiftRow,
+    TenantRecord,
+    adopt,
 )
 from tests.engine.conftest import Store
 
@@ -320,3 +325,98 @@ def test_a_size_limited_file_is_unavailable_until_it_may_grow(tmp_path: Path) ->
     acknowledged, kept, cause = done.stdout.split(maxsplit=2)
     assert int(acknowledged) == int(kept) > 0  # every acknowledged job, nothing else
     assert "SQLITE_IOERR" in cause or "SQLITE_FULL" in cause, cause
+
+
+async def test_deliveries_wait_for_a_final_job_and_a_dead_one_commits_with_its_alert(
+    journal: Any,
+) -> None:
+    job = (await journal.accept("shop", "o-1", b"r")).job
+    first = await journal.add_delivery(job.id, "atol", "http://x/cb")
+    again = await journal.add_delivery(job.id, "atol", "http://y/cb")  # a repeat keeps the first
+    assert again == first and first.state is DeliveryState.PENDING and first.attempts == 0
+    assert await journal.due_deliveries(10.0, 10) == []  # its job is not final yet
+    assert await journal.next_delivery_at() is None
+    await journal.move(job.id, JobState.FAILED, error="refused")
+    assert await journal.next_delivery_at() == 0.0
+    (due,) = await journal.due_deliveries(10.0, 10)
+    retry = await journal.delivery_tried(due, DeliveryState.PENDING, 50.0, "HTTP 502")
+    assert await journal.due_deliveries(10.0, 10) == [] and await journal.next_delivery_at() == 50.0
+    alert = Event("alert.callback_dead", "gave up", 60.0, "shop", job_id=job.id)
+    dead = await journal.delivery_tried(retry, DeliveryState.DEAD, 0.0, "HTTP 502", alert)
+    assert (dead.state, dead.attempts, dead.last_error) == (DeliveryState.DEAD, 2, "HTTP 502")
+    assert await journal.deliveries(job.id) == [dead]
+    assert await journal.deliveries(state=DeliveryState.DEAD) == [dead]
+    assert await journal.deliveries(state=DeliveryState.PENDING) == []
+    (event,) = await journal.events("alert.")
+    assert (event.job_id, event.message) == (job.id, "gave up")
+
+
+async def test_tenant_records_are_kept_per_tenant_and_replaced_by_key(journal: Any) -> None:
+    assert await journal.records("product") == []
+    await journal.put_record(TenantRecord("shop", "product", "tea", '{"price": 100}', 1.0))
+    await journal.put_record(TenantRecord("shop", "product", "tea", '{"price": 120}', 2.0))
+    await journal.put_record(TenantRecord("cafe", "product", "tea", '{"price": 90}', 3.0))
+    await journal.put_record(TenantRecord("shop", "branding", "main", "{}", 4.0))
+    assert await journal.records("product", "shop") == [
+        TenantRecord("shop", "product", "tea", '{"price": 120}', 2.0)
+    ]
+    assert [r.tenant for r in await journal.records("product")] == ["cafe", "shop"]
+    assert await journal.drop_record("shop", "product", "tea")
+    assert not await journal.drop_record("shop", "product", "tea")
+    assert [r.tenant for r in await journal.records("product")] == ["cafe"]
+
+
+async def test_the_receipts_list_filters_and_pages_newest_first(journal: Any) -> None:
+    def body(total: int, operation: int = 1) -> bytes:
+        return json.dumps({"receipt": {"total": total, "operation": operation}}).encode()
+
+    ids = []
+    for i, total in enumerate([1000, 2500, 1000, 700]):
+        ids.append((await journal.accept("shop", f"o-{i}", body(total, 1 + i % 2))).job.id)
+    await journal.accept("cafe", "o-0", body(1000))
+    await journal.move(ids[1], JobState.QUEUED)
+    await journal.move(ids[1], JobState.SENT, register_id="kkt-1")
+    fn = "9999078902003988"
+    result = FiscalResult(ids[1], "kkt-1", fn, 31, b"\x00" * 6, 7, "q", b"doc", 5.0)
+    await journal.record_result(result, JobState.FISCALIZED)
+
+    rows = await journal.receipts("shop", ReceiptQuery())
+    assert [r.external_id for r in rows] == ["o-3", "o-2", "o-1", "o-0"]
+    by_id = {r.external_id: r for r in rows}
+    assert (by_id["o-1"].total, by_id["o-1"].operation, by_id["o-1"].fd_number) == (2500, 2, 31)
+    assert by_id["o-0"].fd_number is None
+    assert {r.external_id for r in await journal.receipts("shop", ReceiptQuery(total=1000))} == {
+        "o-0",
+        "o-2",
+    }
+    (signed,) = await journal.receipts("shop", ReceiptQuery(fd_number=31))
+    assert (signed.state, signed.register_id, signed.fiscalized_at) == ("fiscalized", "kkt-1", 5.0)
+    assert await journal.receipts("shop", ReceiptQuery(state="failed")) == []
+    (named,) = await journal.receipts("shop", ReceiptQuery(external_id="o-3"))
+    assert named.total == 700
+    first = await journal.receipts("shop", ReceiptQuery(limit=2))
+    rest = await journal.receipts(
+        "shop", ReceiptQuery(limit=10, before=(first[-1].created, first[-1].job_id))
+    )
+    assert [r.job_id for r in first + rest] == [r.job_id for r in rows]
+
+
+async def test_last_fd_counts_adopted_fns_and_shift_reports(store: Store) -> None:
+    fn = "9999078902003988"
+    async with store.open() as journal:
+        await journal.shift_opened(ShiftRow("kkt-1", "shop", fn, 1, 1.0, 5))
+        assert await journal.last_fd(fn) == 5
+    adopt = _adopt(store)
+    assert adopt(fn, 40) == 5
+    assert adopt(fn, 30) == 40  # adopting never lowers what the journal knows
+    async with store.open() as journal:
+        assert await journal.last_fd(fn) == 40
+        assert [e.kind for e in await journal.events("journal.")] == ["journal.adopted"] * 2
+
+
+def _adopt(store: Store) -> Callable[[str, int], int | None]:
+    if store.name == "sqlite":
+        return lambda fn, fd: adopt(Path(store.target), fn, fd)
+    from engine.journal_pg import adopt as adopt_pg
+
+    return lambda fn, fd: adopt_pg(str(store.target), fn, fd)
