@@ -593,11 +593,19 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_journal_check(args: argparse.Namespace) -> int:
-    """The full check of a journal file (``PRAGMA integrity_check``), which a start skips."""
-    from engine.journal import JournalError, check
+    """The full check of a journal file (``PRAGMA integrity_check``), which a start skips; of a
+    PostgreSQL journal, the checks of a start (Kassa's, at this schema version)."""
+    from engine.journal import JournalError, check, is_url, journal_name, need_psycopg
 
     try:
-        print(f"{args.journal}: sound; {check(Path(args.journal))}")
+        if is_url(args.journal):
+            need_psycopg()
+            from engine import journal_pg
+
+            held = journal_pg.check(args.journal)
+        else:
+            held = check(Path(args.journal))
+        print(f"{journal_name(args.journal)}: sound; {held}")
     except JournalError as exc:
         _fail(str(exc))
     return 0
@@ -606,22 +614,69 @@ def _cmd_journal_check(args: argparse.Namespace) -> int:
 def _cmd_journal_adopt(args: argparse.Namespace) -> int:
     """Let a journal start over on a used ФН: the way out an engine names when it holds a
     register whose ФН holds receipts the journal does not know."""
-    from engine.journal import JournalError, adopt
+    from engine.journal import JournalError, adopt, is_url, journal_name, need_psycopg
 
     if not args.fn.isdigit():
         _fail(f"--fn: expected the ФН's number (digits), got {args.fn!r}")
     if args.last_fd < 1:
         _fail(f"--last-fd: expected an FD number of at least 1, got {args.last_fd}")
     try:
-        known = adopt(Path(args.journal), args.fn, args.last_fd)
+        if is_url(args.journal):
+            need_psycopg()
+            from engine import journal_pg
+
+            known = journal_pg.adopt(args.journal, args.fn, args.last_fd)
+        else:
+            known = adopt(Path(args.journal), args.fn, args.last_fd)
     except JournalError as exc:
         _fail(str(exc))
     before = "nothing of it" if known is None else f"FD {known}"
     print(
-        f"{args.journal}: ФН {args.fn} adopted at FD {args.last_fd} (the journal knew {before}); "
-        "its register takes jobs once the engine looks at it again. Receipts it signed before "
-        "are not in this journal: their external_ids are not recognised."
+        f"{journal_name(args.journal)}: ФН {args.fn} adopted at FD {args.last_fd} (the journal "
+        f"knew {before}); its register takes jobs once the engine looks at it again. Receipts "
+        "it signed before are not in this journal: their external_ids are not recognised."
     )
+    return 0
+
+
+def _postgres_url(value: str, what: str) -> str:
+    from engine.journal import is_url, need_psycopg
+
+    if not is_url(value):
+        _fail(f"{what}: expected a postgresql:// URL, got {value!r}")
+    need_psycopg()
+    return value
+
+
+def _cmd_journal_migrate(args: argparse.Namespace) -> int:
+    """Bring a PostgreSQL journal's schema to this Kassa's version (made new if empty)."""
+    from engine.journal import JournalError, journal_name
+
+    try:
+        url = _postgres_url(args.url, "URL")
+        from engine import journal_pg
+
+        before, after = journal_pg.migrate(url)
+    except JournalError as exc:
+        _fail(str(exc))
+    done = "already at" if before == after else f"migrated from version {before} to"
+    print(f"{journal_name(url)}: {done} schema version {after}")
+    return 0
+
+
+def _cmd_journal_copy(args: argparse.Namespace) -> int:
+    """Move an installation's SQLite journal into a new PostgreSQL journal, row for row."""
+    from engine.journal import JournalError, journal_name
+
+    try:
+        url = _postgres_url(args.url, "POSTGRES_URL")
+        from engine import journal_pg
+
+        counts = journal_pg.copy(Path(args.sqlite), url)
+    except JournalError as exc:
+        _fail(str(exc))
+    rows = ", ".join(f"{table} {count}" for table, count in counts.items())
+    print(f"{args.sqlite} copied into {journal_name(url)} and read back: {rows}")
     return 0
 
 
@@ -1557,21 +1612,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_client_commands(commands, receipt_commands)
 
-    journal = commands.add_parser("journal", help="check a journal file, or adopt a used ФН")
+    journal = commands.add_parser(
+        "journal",
+        help="check a journal, adopt a used ФН, migrate or copy a journal to PostgreSQL",
+    )
     journal_commands = journal.add_subparsers(
         dest="journal_command", required=True, metavar="ACTION"
     )
     journal_check = journal_commands.add_parser(
         "check", help="the full integrity check of a journal (a start runs the quick one)"
     )
-    journal_check.add_argument("journal", metavar="JOURNAL", help="the journal file")
+    journal_check.add_argument(
+        "journal", metavar="JOURNAL", help="the journal file, or its postgresql:// URL"
+    )
     journal_check.set_defaults(handler=_cmd_journal_check)
     journal_adopt = journal_commands.add_parser(
         "adopt",
         help="let the journal start over on a ФН whose receipts it does not know "
         "(their external_ids are then not recognised)",
     )
-    journal_adopt.add_argument("journal", metavar="JOURNAL", help="the journal file")
+    journal_adopt.add_argument(
+        "journal", metavar="JOURNAL", help="the journal file, or its postgresql:// URL"
+    )
     journal_adopt.add_argument(
         "--fn", required=True, help="the ФН's number (1041), as the engine said"
     )
@@ -1579,6 +1641,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--last-fd", type=int, required=True, help="its last FD, as the engine said"
     )
     journal_adopt.set_defaults(handler=_cmd_journal_adopt)
+    journal_migrate = journal_commands.add_parser(
+        "migrate", help="make or upgrade the schema of a PostgreSQL journal"
+    )
+    journal_migrate.add_argument("url", metavar="URL", help="postgresql://USER@HOST/DATABASE")
+    journal_migrate.set_defaults(handler=_cmd_journal_migrate)
+    journal_copy = journal_commands.add_parser(
+        "copy",
+        help="move an SQLite journal into a new PostgreSQL journal (every row, bytes as kept)",
+    )
+    journal_copy.add_argument("sqlite", metavar="SQLITE_FILE", help="the SQLite journal")
+    journal_copy.add_argument("url", metavar="POSTGRES_URL", help="the new journal's URL")
+    journal_copy.set_defaults(handler=_cmd_journal_copy)
 
     bench = commands.add_parser("bench", help="run a benchmark from benchmarks/")
     bench.add_argument("name", help=f"one of: all, {', '.join(BENCHMARKS)}")

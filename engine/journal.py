@@ -1222,11 +1222,22 @@ def journal_name(target: str | Path) -> str:
     return safe_url(str(target)) if is_url(target) else str(target)
 
 
+def need_psycopg() -> None:
+    """Refuse a PostgreSQL journal clearly where psycopg (the ``postgres`` extra) is missing."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise JournalUnusable(
+            "a postgresql:// journal needs psycopg 3: pip install 'kassa[postgres]'"
+        ) from None
+
+
 @asynccontextmanager
 async def open_journal(target: str | Path) -> AsyncIterator[Journal]:
     """The journal at ``target`` for the life of the block: a ``postgresql://`` URL, or an
     SQLite file (the embedded default). psycopg is imported only for a URL."""
     if is_url(target):
+        need_psycopg()
         from engine.journal_pg import PostgresJournal
 
         async with PostgresJournal.open(str(target)) as journal:

@@ -66,27 +66,32 @@ def _postgres_down() -> str | None:
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A migrated journal in a fresh schema of the test server, dropped afterwards: each test
-    has its own, so tests stay independent without a database each."""
+def empty_postgres() -> Iterator[str]:
+    """The URL of a fresh, empty schema on the test server, dropped afterwards: each test has
+    its own, so tests stay independent without the cost of a database each."""
     down = _postgres_down()
     if down is not None:
         pytest.skip(down)
     import psycopg
 
-    from engine.journal_pg import migrate
-
     schema = f"kassa_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(POSTGRES, autocommit=True) as admin:
         admin.execute(f"CREATE SCHEMA {schema}")
     separator = "&" if "?" in POSTGRES else "?"
-    url = f"{POSTGRES}{separator}options={quote(f'-csearch_path={schema}')}"
-    migrate(url)
     try:
-        yield url
+        yield f"{POSTGRES}{separator}options={quote(f'-csearch_path={schema}')}"
     finally:
         with psycopg.connect(POSTGRES, autocommit=True) as admin:
             admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def postgres_url(empty_postgres: str) -> str:
+    """A migrated journal in a fresh schema (``kassa journal migrate`` made it)."""
+    from engine.journal_pg import migrate
+
+    migrate(empty_postgres)
+    return empty_postgres
 
 
 def _sqlite_failure(message: str) -> Exception:
