@@ -46,8 +46,12 @@ class Store:
 _reachable: dict[str, str | None] = {}
 
 
-def _postgres_down() -> str | None:
-    """Why the PostgreSQL tests cannot run here (None: they can), asked once per session."""
+def postgres_down() -> str | None:
+    """Why the PostgreSQL tests cannot run here (None: they can), asked once per session.
+
+    Where none answers, test_journal_pg.py skips with this reason in one line, and the
+    journal's contract (the ``store`` fixture) runs on SQLite alone.
+    """
     if POSTGRES not in _reachable:
         try:
             import psycopg
@@ -59,8 +63,9 @@ def _postgres_down() -> str | None:
             _reachable[POSTGRES] = None
         except psycopg.Error as exc:
             _reachable[POSTGRES] = (
-                f"no PostgreSQL answers at {POSTGRES} (set KASSA_TEST_POSTGRES): "
-                f"{str(exc).strip().splitlines()[0]}"
+                f"no PostgreSQL answers at {POSTGRES} (set KASSA_TEST_POSTGRES), so the "
+                "journal's PostgreSQL tests (this file, and test_journal.py's [postgresql] "
+                f"cases) do not run: {str(exc).strip().splitlines()[0]}"
             )
     return _reachable[POSTGRES]
 
@@ -69,7 +74,7 @@ def _postgres_down() -> str | None:
 def empty_postgres() -> Iterator[str]:
     """The URL of a fresh, empty schema on the test server, dropped afterwards: each test has
     its own, so tests stay independent without the cost of a database each."""
-    down = _postgres_down()
+    down = postgres_down()
     if down is not None:
         pytest.skip(down)
     import psycopg
@@ -104,7 +109,14 @@ def _postgres_failure(message: str) -> Exception:
     return psycopg.OperationalError(message)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """The journal's contract on each store: PostgreSQL too wherever a server answers."""
+    if "store" in metafunc.fixturenames:
+        stores = ["sqlite"] if postgres_down() else ["sqlite", "postgresql"]
+        metafunc.parametrize("store", stores, indirect=True)
+
+
+@pytest.fixture
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
     """Each store the journal's contract holds on."""
     if request.param == "sqlite":

@@ -24,10 +24,13 @@ from engine.journal import (
     open_journal,
     safe_url,
 )
+from tests.engine.conftest import postgres_down
 
-psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed (the postgres extra)")
+if postgres_down():
+    pytest.skip(postgres_down() or "", allow_module_level=True)
+import psycopg
 
-from engine.journal_pg import SCHEMA_VERSION, PostgresJournal, copy  # noqa: E402
+from engine.journal_pg import SCHEMA_VERSION, PostgresJournal, copy
 
 
 def test_an_empty_database_is_refused_until_kassa_journal_migrate_makes_it(
