@@ -1,15 +1,16 @@
 """A journal that cannot commit: the engine degrades, loses nothing and recovers by itself.
 
-The engine runs on an emulated register in simulated time over a real SQLite journal whose
-commits fail on demand (the journal's ``before_commit`` fault hook raises SQLite's error, as a
-full disk or an I/O error would). A job the ФН signed whose result could not be journaled is
-in doubt: recovery finds it in the ФН once the journal is back, and nothing is signed twice.
+The engine runs on an emulated register in simulated time over a real journal (an SQLite file,
+and a PostgreSQL schema where a server answers) whose commits fail on demand: the journal's
+``before_commit`` fault hook raises the store's own error, as a full disk or an I/O error
+would. A job the ФН signed whose result could not be journaled is in doubt: recovery finds it
+in the ФН once the journal is back, and nothing is signed twice.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import trio
@@ -18,7 +19,8 @@ import trio.testing
 from emulator.serve import open_memory_fleet
 from engine import samples
 from engine.engine import Engine, Unavailable
-from engine.journal import Job, JobState, SqliteJournal
+from engine.journal import Job, JobState
+from tests.engine.conftest import Store
 from tests.engine.fleet import assert_exactly_once, fleet_config
 
 
@@ -26,8 +28,9 @@ class CommitFaults:
     """Fails the journal's commits that write once ``allowed`` more have passed (None: never
     fails); as on a full disk, a commit that only read goes through."""
 
-    def __init__(self, journal: SqliteJournal) -> None:
+    def __init__(self, journal: Any, failure: Callable[[str], Exception]) -> None:
         self.allowed: int | None = None
+        self.failure = failure
         self.refused = 0  # commits failed
         journal.before_commit = self
 
@@ -38,7 +41,7 @@ class CommitFaults:
             self.allowed -= 1
             return
         self.refused += 1
-        raise sqlite3.OperationalError("disk I/O error (injected)")
+        raise self.failure("disk I/O error (injected)")
 
 
 async def until(condition: object, what: str) -> None:
@@ -52,7 +55,7 @@ async def until(condition: object, what: str) -> None:
 
 @pytest.mark.parametrize("step", ["sending", "signed"])
 async def test_a_journal_that_fails_mid_job_degrades_the_engine_until_it_commits_again(
-    step: str, tmp_path: Path, autojump_clock: trio.testing.MockClock
+    step: str, store: Store, autojump_clock: trio.testing.MockClock
 ) -> None:
     """The journal fails as the second job is sent (its move to ``sent`` is lost: it goes
     back to its queue) or once the ФН signed it (its result is lost: it is in doubt)."""
@@ -69,9 +72,9 @@ async def test_a_journal_that_fails_mid_job_degrades_the_engine_until_it_commits
 
     receipt = samples.card_sale()
     async with open_memory_fleet(1) as fleet:
-        config = fleet_config(fleet, tmp_path / "j.db")
+        config = fleet_config(fleet, store.target)
         async with Engine.open(config, checkpoint=checkpoint) as engine:
-            faults = CommitFaults(engine.journal)  # type: ignore[arg-type]
+            faults = CommitFaults(engine.journal, store.failure)
             jobs = await engine.submit_many("shop", [(f"order-{i}", receipt) for i in range(4)])
             ids = [job.id for job in jobs if isinstance(job, Job)]
             assert len(ids) == 4, jobs
@@ -112,7 +115,7 @@ async def test_a_journal_that_fails_mid_job_degrades_the_engine_until_it_commits
 
 
 async def test_a_batch_answers_exactly_what_was_journaled(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock
+    store: Store, autojump_clock: trio.testing.MockClock
 ) -> None:
     """A batch whose commit fails keeps none of it: every entry is unavailable. A batch
     committed whose move to its queue fails is journaled: its jobs are answered ``accepted``
@@ -121,9 +124,9 @@ async def test_a_batch_answers_exactly_what_was_journaled(
     Faults are armed only while the register is idle, so that they hit the submits."""
     receipt = samples.card_sale()
     async with open_memory_fleet(1) as fleet:
-        config = fleet_config(fleet, tmp_path / "j.db")
+        config = fleet_config(fleet, store.target)
         async with Engine.open(config) as engine:
-            faults = CommitFaults(engine.journal)  # type: ignore[arg-type]
+            faults = CommitFaults(engine.journal, store.failure)
             ready: list[object] = []
 
             async def came_up() -> None:  # journaled last as it comes up: then it idles
