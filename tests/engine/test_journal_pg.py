@@ -4,6 +4,8 @@ test_journal.py; these tests skip, with one line saying why, where no server ans
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,7 +26,9 @@ from engine.journal import (
     open_journal,
     safe_url,
 )
+from engine.service_config import load_config
 from tests.engine.conftest import postgres_down
+from tests.engine.test_journal_file import _config
 
 if postgres_down():
     pytest.skip(postgres_down() or "", allow_module_level=True)
@@ -182,3 +186,20 @@ async def _everything(journal: object, job_id: str) -> list[object]:
         await j.fiscalized("shop"),  # type: ignore[attr-defined]
         await j.last_fd("9999078902003988"),  # type: ignore[attr-defined]
     ]
+
+
+def test_kassa_serve_on_an_empty_database_names_it_and_the_command_that_makes_it(
+    empty_postgres: str, tmp_path: Path
+) -> None:
+    """A real ``kassa serve`` whose kassa.toml names a PostgreSQL journal not migrated yet."""
+    config = _config(tmp_path, empty_postgres)  # type: ignore[arg-type]
+    assert load_config(config).engine.journal == empty_postgres
+    done = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "serve", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert empty_postgres in done.stderr and "kassa journal migrate" in done.stderr, done.stderr
