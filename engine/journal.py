@@ -8,8 +8,9 @@ concurrent jobs share one fsync (engineering.md §6.4 measured ~58k durable rows
 against ~2.6k/s with one ``to_thread`` call per row). trio tasks wait on a ``trio.Event`` that
 the writer sets through the run's ``TrioToken`` once the group is on disk.
 
-:class:`Journal` is the seam: a PostgreSQL journal for installations larger than one machine
-implements the same methods with the same group-commit design over psycopg's synchronous API.
+:class:`Journal` is the seam: the PostgreSQL journal (``engine.journal_pg``) for installations
+larger than one machine implements the same methods with the same group-commit design over
+psycopg's synchronous API; :func:`open_journal` opens either by what the config names.
 
 Job states (the job state machine)::
 
@@ -199,7 +200,9 @@ class FiscalResult:
 
 
 class Journal(Protocol):
-    """The durable store of jobs and results; SQLite now, PostgreSQL later."""
+    """The durable store of jobs and results: :class:`SqliteJournal`, or
+    ``engine.journal_pg.PostgresJournal`` (:func:`open_journal` picks by the configured target).
+    """
 
     async def accept(self, tenant: str, external_id: str, body: bytes) -> Accepted: ...
 

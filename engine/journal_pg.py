@@ -36,6 +36,7 @@ import attrs
 import psycopg
 import psycopg.errors
 import trio
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from engine.journal import (
     FINAL_STATES,
@@ -241,10 +242,29 @@ TABLES: dict[str, tuple[str, ...]] = {
 _MIGRATE_LOCK = 0x4B617373
 
 
+#: libpq settings a journal connection gets unless its URL says otherwise: a server that stops
+#: answering (a cut network, not a refused connection) fails the commit within about half a
+#: minute, as a dead disk would, so the engine degrades instead of waiting forever.
+_CONNECTION_DEFAULTS = {
+    "connect_timeout": "10",
+    "keepalives": "1",
+    "keepalives_idle": "10",
+    "keepalives_interval": "5",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "30000",  # ms: unacknowledged data on the wire this long
+}
+
+
+def _connect(url: str) -> psycopg.Connection[Any]:
+    given = conninfo_to_dict(url)
+    extra = {key: value for key, value in _CONNECTION_DEFAULTS.items() if key not in given}
+    return psycopg.connect(make_conninfo(url, **extra), autocommit=True)
+
+
 def connect(url: str) -> psycopg.Connection[Any]:
     """A connection in autocommit mode (transactions are begun and ended explicitly)."""
     try:
-        return psycopg.connect(url, autocommit=True, connect_timeout=10)
+        return _connect(url)
     except psycopg.Error as exc:
         raise JournalUnusable(
             f"cannot open the journal {safe_url(url)}: {_describe(exc)}"
@@ -577,7 +597,7 @@ class PostgresJournal:
             connection.close()
             self._connection = None
         self.reconnects += 1
-        self._connection = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+        self._connection = _connect(self.url)
         return self._connection
 
     def _commit(self, group: list[_Request]) -> None:
