@@ -287,11 +287,12 @@ def run(
     registers: int,
     progress: bool,
     idle_seconds: float = 1.0,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     """Start the fleet and the service, measure every mode, stop both; the result's fields."""
     with emulator_fleet(registers) as fleet:
         addresses = [f"tcp://127.0.0.1:{port}" for port in fleet.ports]
-        with kassa_service(addresses, tenant=TENANT) as service:
+        with kassa_service(addresses, tenant=TENANT, profile=profile) as service:
             started = time.perf_counter()
             rows, states, idle_cores = trio.run(
                 _measure,
@@ -375,6 +376,8 @@ def figure(rows: Sequence[dict[str, Any]], title: str) -> Figure:
 
 
 def _counts(text: str) -> list[int]:
+    if text.strip().lower() in ("", "none"):
+        return []  # none of that shape: profile the other alone
     try:
         values = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
@@ -398,6 +401,13 @@ def main(argv: list[str] | None = None) -> int:
         "--batches", type=_counts, default=[1, 4], help="batch requests in flight (default 1,4)"
     )
     parser.add_argument("--registers", type=int, default=2, help="emulated registers (default 2)")
+    parser.add_argument(
+        "--profile-service",
+        type=Path,
+        metavar="FILE",
+        help="run the service under cProfile and write its statistics to FILE "
+        "(with --single none or --batches none, one shape alone)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.jobs, args.seconds, args.batch = 40, 5.0, 10
@@ -407,8 +417,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--jobs, --registers and --seconds must be positive")
     both = [Mode(k) for k in args.single] + [Mode(k, args.batch) for k in args.batches]
     modes = list(dict.fromkeys(both))  # each once: a mode run twice would send repeats
+    if not modes:
+        parser.error("--single none and --batches none leave nothing to measure")
     idle = 0.3 if args.quick else 1.0
-    result = run(modes, args.jobs, args.seconds, args.registers, show_progress(args), idle)
+    result = run(
+        modes,
+        args.jobs,
+        args.seconds,
+        args.registers,
+        show_progress(args),
+        idle,
+        args.profile_service,
+    )
     rows = result["rows"]
     table = format_table(rows, COLUMNS)
     journal = result["journal"]

@@ -708,7 +708,7 @@ class SqliteJournal:
 
     async def move_many(self, job_ids: Sequence[str], to: JobState) -> list[Job]:
         """Move many jobs in one transaction (a batch just accepted goes to its queue at once)."""
-        return await self._run(lambda c: [_move(c, job_id, to, None, None) for job_id in job_ids])
+        return await self._run(lambda c: [_move_plain(c, job_id, to) for job_id in job_ids])
 
     async def record_result(
         self, result: FiscalResult, to: JobState, *, error: str | None = None
@@ -1143,14 +1143,17 @@ def _accept(connection: sqlite3.Connection, tenant: str, external_id: str, body:
         "INSERT OR IGNORE INTO jobs VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, NULL)",
         (job_id, tenant, external_id, body, digest, JobState.ACCEPTED.value, now, now),
     ).rowcount
+    if inserted:  # the row is exactly what was written: no need to read it back
+        job = Job(job_id, tenant, external_id, body, JobState.ACCEPTED, None, None, now, now)
+        return Accepted(job, duplicate=False)
     row = connection.execute(
         f"SELECT {_JOB_COLUMNS}, body_hash FROM jobs WHERE tenant = ? AND external_id = ?",
         (tenant, external_id),
     ).fetchone()
     job = _job(row)
-    if not inserted and row[-1] != digest:
+    if row[-1] != digest:
         raise ConflictError(tenant, external_id, job.id)
-    return Accepted(job, duplicate=not inserted)
+    return Accepted(job, duplicate=True)
 
 
 def _accept_or_conflict(
@@ -1189,6 +1192,26 @@ def _move(
         updated=now,
         fd_before=job.fd_before if fd_before is None else fd_before,
     )
+
+
+def _move_plain(connection: sqlite3.Connection, job_id: str, to: JobState) -> Job:
+    """:func:`_move` with no register, error or FD: one statement when the move is legal."""
+    rows = connection.execute(_MOVE_PLAIN[to], (to.value, time.time(), job_id)).fetchall()
+    if not rows:  # no such job, or an illegal move: _move names which
+        return _move(connection, job_id, to, None, None)
+    return _job(rows[0])
+
+
+def _move_statement(to: JobState) -> str:
+    """The UPDATE of :func:`_move_plain` to ``to``: legal only from its TRANSITIONS sources."""
+    sources = sorted(f"'{a.value}'" for a, b in TRANSITIONS if b is to)
+    return (
+        "UPDATE jobs SET state = ?, error = NULL, updated = ? WHERE id = ? AND state IN "
+        f"({', '.join(sources)}) RETURNING {_JOB_COLUMNS}"
+    )
+
+
+_MOVE_PLAIN = {to: _move_statement(to) for to in JobState}
 
 
 # --- opening and checking the file ------------------------------------------------------------
