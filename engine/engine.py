@@ -644,18 +644,19 @@ class Engine:
         try:
             body = encode_body(receipt, group)
         except Exception:  # a receipt too odd to encode is refused by its checks, as before
-            problems = check_receipt(receipt, profiles, today=today)
-            if problems:
-                raise ValidationFailed(problems) from None
+            odd = check_receipt(receipt, profiles, today=today)
+            if odd:
+                raise ValidationFailed(odd) from None
             raise
         key = (body, profiles, today)
-        problems = self._checks.get(key)
-        if problems is None:
+        remembered = self._checks.get(key)
+        if remembered is None:
             problems = tuple(check_receipt(receipt, profiles, today=today))
             self._checks[key] = problems
             if len(self._checks) > CHECK_MEMO:
                 self._checks.popitem(last=False)
         else:
+            problems = remembered
             self._checks.move_to_end(key)
         if problems:
             raise ValidationFailed(problems)
