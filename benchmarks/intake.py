@@ -161,11 +161,19 @@ async def _run_mode(
     seconds: float,
     body: Mapping[str, Any],
     prefix: str,
+    distinct: bool = False,
 ) -> Tally:
     """Send ``jobs`` jobs ``mode``'s way (or until ``seconds``), ``in_flight`` requests at once.
 
     The external ids are ``PREFIX-0`` … ``PREFIX-(jobs-1)``: new to the journal, every one.
+    With ``distinct``, each job's buyer (1008) is its own, so no two receipts are the same.
     """
+
+    def receipt(external_id: str) -> Mapping[str, Any]:
+        if not distinct:
+            return body
+        return {**body, "client": {"contact": f"{external_id}@buyer.example"}}
+
     tally = Tally()
     sent = 0
     deadline = trio.current_time() + seconds
@@ -180,9 +188,9 @@ async def _run_mode(
             answers: list[Submitted | KassaError]
             try:
                 if mode.batch == 1:
-                    answers = [await client.submit(ids[0], body)]
+                    answers = [await client.submit(ids[0], receipt(ids[0]))]
                 else:
-                    answers = await client.submit_batch(BatchEntry(e, body) for e in ids)
+                    answers = await client.submit_batch(BatchEntry(e, receipt(e)) for e in ids)
             except KassaError as exc:  # the whole request refused (busy, rate_limited, timeout)
                 answers = [exc] * count
             tally.latencies.append(time.perf_counter() - began)
@@ -240,6 +248,7 @@ async def _measure(
     seconds: float,
     progress: bool,
     idle_seconds: float,
+    distinct: bool = False,
 ) -> tuple[list[dict[str, Any]], list[str], float]:
     """Each mode's row, the registers' states when measuring began, the service's idle cores."""
     body = receipt_to_json(samples.card_sale())
@@ -256,7 +265,7 @@ async def _measure(
             for mode in bar:
                 bar.set_description(mode.label)
                 before = Clocks.now(service_pid)
-                tally = await _run_mode(client, mode, jobs, seconds, body, mode.key)
+                tally = await _run_mode(client, mode, jobs, seconds, body, mode.key, distinct)
                 spent = Clocks.now(service_pid) - before
                 rows.append(_row(mode, tally, spent, peak_rss_bytes(service_pid) // 1024))
                 bar.set_postfix(jobs_per_s=rows[-1]["jobs_per_s"])
@@ -288,6 +297,7 @@ def run(
     progress: bool,
     idle_seconds: float = 1.0,
     profile: Path | None = None,
+    distinct: bool = False,
 ) -> dict[str, Any]:
     """Start the fleet and the service, measure every mode, stop both; the result's fields."""
     with emulator_fleet(registers) as fleet:
@@ -304,6 +314,7 @@ def run(
                 seconds,
                 progress,
                 idle_seconds,
+                distinct,
             )
             measured = time.perf_counter() - started
             rss = peak_rss_bytes(service.pid) // 1024
@@ -315,6 +326,7 @@ def run(
         "registers": registers,
         "register_states": states,
         "receipt": "engine.samples.card_sale (2 lines, card), Kassa JSON",
+        "receipts": "distinct (a buyer 1008 of each job's own)" if distinct else "all the same",
         "transport": "ZeroMQ tcp://127.0.0.1, CURVE",
         "journal": journal,
         "measured_s": round(measured, 1),
@@ -402,6 +414,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--registers", type=int, default=2, help="emulated registers (default 2)")
     parser.add_argument(
+        "--distinct",
+        action="store_true",
+        help="give every job its own buyer (1008): no two receipts alike, so the engine's "
+        "memory of checked receipts never helps",
+    )
+    parser.add_argument(
         "--profile-service",
         type=Path,
         metavar="FILE",
@@ -428,12 +446,14 @@ def main(argv: list[str] | None = None) -> int:
         show_progress(args),
         idle,
         args.profile_service,
+        args.distinct,
     )
     rows = result["rows"]
     table = format_table(rows, COLUMNS)
     journal = result["journal"]
     states = ", ".join(f"{state} {n:,}" for state, n in journal["job_states"].items())
     table += (
+        f"\nreceipts: {result['receipts']}"
         f"\njournal: {journal['store']} {journal['journal_mode']}, synchronous=FULL; "
         f"{journal['jobs']:,} jobs after the run ({states})"
         f"\nservice: idle {result['service_idle_cores']:.2f} cores, peak RSS "
