@@ -9,6 +9,11 @@ card, as Kassa JSON). Each mode sends ``--jobs`` jobs, or stops at ``--seconds``
 - ``single ×K``: one ``submit`` per job, K requests in flight (K = 1 and 64);
 - ``batch B ×K``: ``submit_batch`` of B jobs per request (B = 100), K in flight (1 and 4).
 
+``--single none`` or ``--batches none`` leaves that shape out (to profile the other alone, with
+``--profile-service FILE``: the service under cProfile). With ``--distinct`` each job's receipt
+has its own buyer (1008): the engine remembers the checks of the receipts it saw last by body,
+so receipts all alike measure intake with that memory answering, distinct ones without it.
+
 For each mode: acked jobs/s and requests/s, the p50 and p99 latency of one request (send to
 answer), the service process's CPU time per acked job (utime + stime of /proc/PID/stat over
 the mode's wall time) and its peak resident memory so far (VmHWM of /proc/PID/status).
