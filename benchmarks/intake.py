@@ -9,6 +9,11 @@ card, as Kassa JSON). Each mode sends ``--jobs`` jobs, or stops at ``--seconds``
 - ``single ×K``: one ``submit`` per job, K requests in flight (K = 1 and 64);
 - ``batch B ×K``: ``submit_batch`` of B jobs per request (B = 100), K in flight (1 and 4).
 
+``--single none`` or ``--batches none`` leaves that shape out (to profile the other alone, with
+``--profile-service FILE``: the service under cProfile). With ``--distinct`` each job's receipt
+has its own buyer (1008): the engine remembers the checks of the receipts it saw last by body,
+so receipts all alike measure intake with that memory answering, distinct ones without it.
+
 For each mode: acked jobs/s and requests/s, the p50 and p99 latency of one request (send to
 answer), the service process's CPU time per acked job (utime + stime of /proc/PID/stat over
 the mode's wall time) and its peak resident memory so far (VmHWM of /proc/PID/status).
@@ -161,11 +166,19 @@ async def _run_mode(
     seconds: float,
     body: Mapping[str, Any],
     prefix: str,
+    distinct: bool = False,
 ) -> Tally:
     """Send ``jobs`` jobs ``mode``'s way (or until ``seconds``), ``in_flight`` requests at once.
 
     The external ids are ``PREFIX-0`` … ``PREFIX-(jobs-1)``: new to the journal, every one.
+    With ``distinct``, each job's buyer (1008) is its own, so no two receipts are the same.
     """
+
+    def receipt(external_id: str) -> Mapping[str, Any]:
+        if not distinct:
+            return body
+        return {**body, "client": {"contact": f"{external_id}@buyer.example"}}
+
     tally = Tally()
     sent = 0
     deadline = trio.current_time() + seconds
@@ -180,9 +193,9 @@ async def _run_mode(
             answers: list[Submitted | KassaError]
             try:
                 if mode.batch == 1:
-                    answers = [await client.submit(ids[0], body)]
+                    answers = [await client.submit(ids[0], receipt(ids[0]))]
                 else:
-                    answers = await client.submit_batch(BatchEntry(e, body) for e in ids)
+                    answers = await client.submit_batch(BatchEntry(e, receipt(e)) for e in ids)
             except KassaError as exc:  # the whole request refused (busy, rate_limited, timeout)
                 answers = [exc] * count
             tally.latencies.append(time.perf_counter() - began)
@@ -240,6 +253,7 @@ async def _measure(
     seconds: float,
     progress: bool,
     idle_seconds: float,
+    distinct: bool = False,
 ) -> tuple[list[dict[str, Any]], list[str], float]:
     """Each mode's row, the registers' states when measuring began, the service's idle cores."""
     body = receipt_to_json(samples.card_sale())
@@ -256,7 +270,7 @@ async def _measure(
             for mode in bar:
                 bar.set_description(mode.label)
                 before = Clocks.now(service_pid)
-                tally = await _run_mode(client, mode, jobs, seconds, body, mode.key)
+                tally = await _run_mode(client, mode, jobs, seconds, body, mode.key, distinct)
                 spent = Clocks.now(service_pid) - before
                 rows.append(_row(mode, tally, spent, peak_rss_bytes(service_pid) // 1024))
                 bar.set_postfix(jobs_per_s=rows[-1]["jobs_per_s"])
@@ -287,11 +301,13 @@ def run(
     registers: int,
     progress: bool,
     idle_seconds: float = 1.0,
+    profile: Path | None = None,
+    distinct: bool = False,
 ) -> dict[str, Any]:
     """Start the fleet and the service, measure every mode, stop both; the result's fields."""
     with emulator_fleet(registers) as fleet:
         addresses = [f"tcp://127.0.0.1:{port}" for port in fleet.ports]
-        with kassa_service(addresses, tenant=TENANT) as service:
+        with kassa_service(addresses, tenant=TENANT, profile=profile) as service:
             started = time.perf_counter()
             rows, states, idle_cores = trio.run(
                 _measure,
@@ -303,6 +319,7 @@ def run(
                 seconds,
                 progress,
                 idle_seconds,
+                distinct,
             )
             measured = time.perf_counter() - started
             rss = peak_rss_bytes(service.pid) // 1024
@@ -314,6 +331,7 @@ def run(
         "registers": registers,
         "register_states": states,
         "receipt": "engine.samples.card_sale (2 lines, card), Kassa JSON",
+        "receipts": "distinct (a buyer 1008 of each job's own)" if distinct else "all the same",
         "transport": "ZeroMQ tcp://127.0.0.1, CURVE",
         "journal": journal,
         "measured_s": round(measured, 1),
@@ -375,6 +393,8 @@ def figure(rows: Sequence[dict[str, Any]], title: str) -> Figure:
 
 
 def _counts(text: str) -> list[int]:
+    if text.strip().lower() in ("", "none"):
+        return []  # none of that shape: profile the other alone
     try:
         values = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
@@ -398,6 +418,19 @@ def main(argv: list[str] | None = None) -> int:
         "--batches", type=_counts, default=[1, 4], help="batch requests in flight (default 1,4)"
     )
     parser.add_argument("--registers", type=int, default=2, help="emulated registers (default 2)")
+    parser.add_argument(
+        "--distinct",
+        action="store_true",
+        help="give every job its own buyer (1008): no two receipts alike, so the engine's "
+        "memory of checked receipts never helps",
+    )
+    parser.add_argument(
+        "--profile-service",
+        type=Path,
+        metavar="FILE",
+        help="run the service under cProfile and write its statistics to FILE "
+        "(with --single none or --batches none, one shape alone)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.jobs, args.seconds, args.batch = 40, 5.0, 10
@@ -407,13 +440,25 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--jobs, --registers and --seconds must be positive")
     both = [Mode(k) for k in args.single] + [Mode(k, args.batch) for k in args.batches]
     modes = list(dict.fromkeys(both))  # each once: a mode run twice would send repeats
+    if not modes:
+        parser.error("--single none and --batches none leave nothing to measure")
     idle = 0.3 if args.quick else 1.0
-    result = run(modes, args.jobs, args.seconds, args.registers, show_progress(args), idle)
+    result = run(
+        modes,
+        args.jobs,
+        args.seconds,
+        args.registers,
+        show_progress(args),
+        idle,
+        args.profile_service,
+        args.distinct,
+    )
     rows = result["rows"]
     table = format_table(rows, COLUMNS)
     journal = result["journal"]
     states = ", ".join(f"{state} {n:,}" for state, n in journal["job_states"].items())
     table += (
+        f"\nreceipts: {result['receipts']}"
         f"\njournal: {journal['store']} {journal['journal_mode']}, synchronous=FULL; "
         f"{journal['jobs']:,} jobs after the run ({states})"
         f"\nservice: idle {result['service_idle_cores']:.2f} cores, peak RSS "

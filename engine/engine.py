@@ -37,7 +37,7 @@ import json
 import logging
 import math
 import shlex
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -236,6 +236,12 @@ def body_group(body: bytes) -> str:
     return str(json.loads(body)["group"])
 
 
+#: Receipts whose checks' outcome the engine remembers (by journaled body, registers' profiles
+#: and day): a shop that sells the same thing again and again (a ticket, a coffee, a vending
+#: slot) sends the same receipt, and its checks (about 150 µs: the register's commands are
+#: planned, the ФН's data encoded) are then a dictionary look-up. About 1 KiB each.
+CHECK_MEMO = 1024
+
 #: Worker threads that compute reports (and, for the service, decode big requests and write
 #: exports) at once: the CPU-heavy reads run off the event loop, where every request waits.
 HEAVY_THREADS = 2
@@ -302,6 +308,10 @@ class Engine:
         #: The threads of heavy reads: a report over thousands of receipts decodes each one
         #: (about 0.1 ms apiece), which on the event loop would hold up every other request.
         self.heavy = trio.CapacityLimiter(HEAVY_THREADS)
+        #: The problems (none: it passes) of the receipts checked last, see CHECK_MEMO.
+        self._checks: OrderedDict[
+            tuple[bytes, tuple[RegisterProfile, ...], dt.date], tuple[Problem, ...]
+        ] = OrderedDict()
         for register in config.registers:
             if register.tenant not in self.tenants:
                 raise ValueError(f"register {register.id}: unknown tenant {register.tenant!r}")
@@ -550,9 +560,11 @@ class Engine:
         """
         out: list[Job | SubmitError | None] = [None] * len(jobs)
         batch: list[tuple[int, str, bytes]] = []
+        known = (tenant, group) in self._groups and tenant in self.tenants
+        facts = self._check_facts(tenant, group) if known else None
         for i, (external_id, receipt) in enumerate(jobs):
             try:
-                batch.append((i, external_id, self._checked(tenant, receipt, group)))
+                batch.append((i, external_id, self._checked(tenant, receipt, group, facts)))
             except SubmitError as exc:
                 out[i] = exc
         try:
@@ -606,7 +618,19 @@ class Engine:
                     self._enqueue(job)
         return [answer for answer in out if answer is not None]
 
-    def _checked(self, tenant: str, receipt: Receipt, group: str) -> bytes:
+    def _checked(
+        self,
+        tenant: str,
+        receipt: Receipt,
+        group: str,
+        facts: tuple[tuple[RegisterProfile, ...], dt.date] | None = None,
+    ) -> bytes:
+        """The job body of ``receipt`` once it passes the checks; :class:`SubmitError` if not.
+
+        ``facts`` are the group's profiles and today, if the caller has them (a batch asks
+        once). The outcome is remembered by body: the body is what is fiscalized later
+        (:func:`body_receipt`), so two receipts with one body pass or fail alike.
+        """
         if tenant not in self.tenants:
             raise UnknownTenant(f"unknown tenant {tenant!r}")
         held = self._behind.get(tenant)
@@ -617,12 +641,31 @@ class Engine:
             )
         if (tenant, group) not in self._groups:
             raise UnknownGroup(f"tenant {tenant!r} has no register group {group!r}")
-        problems = check_receipt(
-            receipt, self.group_profiles(tenant, group), today=self.today(tenant)
-        )
+        profiles, today = facts or self._check_facts(tenant, group)
+        try:
+            body = encode_body(receipt, group)
+        except Exception:  # a receipt too odd to encode is refused by its checks, as before
+            odd = check_receipt(receipt, profiles, today=today)
+            if odd:
+                raise ValidationFailed(odd) from None
+            raise
+        key = (body, profiles, today)
+        remembered = self._checks.get(key)
+        if remembered is None:
+            problems = tuple(check_receipt(receipt, profiles, today=today))
+            self._checks[key] = problems
+            if len(self._checks) > CHECK_MEMO:
+                self._checks.popitem(last=False)
+        else:
+            problems = remembered
+            self._checks.move_to_end(key)
         if problems:
             raise ValidationFailed(problems)
-        return encode_body(receipt, group)
+        return body
+
+    def _check_facts(self, tenant: str, group: str) -> tuple[tuple[RegisterProfile, ...], dt.date]:
+        """What the checks of ``tenant``'s ``group`` depend on beside the receipt."""
+        return tuple(self.group_profiles(tenant, group)), self.today(tenant)
 
     def group_profiles(self, tenant: str, group: str) -> list[RegisterProfile]:
         """What the checks know of the registers of ``tenant``'s ``group``."""
