@@ -25,7 +25,6 @@ import hashlib
 import queue
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from decimal import Decimal
@@ -59,6 +58,7 @@ from engine.journal import (
     ShiftRow,
     SqliteJournal,
     TenantRecord,
+    new_job_id,
     open_checked,
     safe_url,
 )
@@ -703,7 +703,8 @@ class PostgresJournal:
         return await self._run(lambda c: _move(c, job_id, to, register_id, error, fd_before))
 
     async def move_many(self, job_ids: Sequence[str], to: JobState) -> list[Job]:
-        return await self._run(lambda c: [_move(c, job_id, to, None, None) for job_id in job_ids])
+        """Move many jobs in one transaction (a batch just accepted goes to its queue at once)."""
+        return await self._run(lambda c: [_move_plain(c, job_id, to) for job_id in job_ids])
 
     async def record_result(
         self, result: FiscalResult, to: JobState, *, error: str | None = None
@@ -1181,7 +1182,7 @@ def _accept(cursor: Cursor, tenant: str, external_id: str, body: bytes) -> Accep
         f"SELECT {_JOB_COLUMNS}, body_hash, FALSE FROM jobs WHERE tenant = %s AND external_id = %s "
         "AND NOT EXISTS (SELECT 1 FROM fresh)",
         (
-            uuid.uuid4().hex,
+            new_job_id(),
             tenant,
             external_id,
             body,
@@ -1250,3 +1251,17 @@ def _move(
         updated=now,
         fd_before=job.fd_before if fd_before is None else fd_before,
     )
+
+
+def _move_plain(cursor: Cursor, job_id: str, to: JobState) -> Job:
+    """:func:`_move` with no register, error or FD: one statement when the move is legal."""
+    sources = sorted(a.value for a, b in TRANSITIONS if b is to)
+    cursor.execute(
+        "UPDATE jobs SET state = %s, error = NULL, updated = %s WHERE id = %s "
+        f"AND state = ANY(%s) RETURNING {_JOB_COLUMNS}",
+        (to.value, time.time(), job_id, sources),
+    )
+    row = cursor.fetchone()
+    if row is None:  # no such job, or an illegal move: _move names which
+        return _move(cursor, job_id, to, None, None)
+    return _job(row)
