@@ -14,6 +14,7 @@ import email.parser
 import email.policy
 import hmac
 import logging
+import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -125,6 +126,18 @@ FAVICON = (
     '<path d="M3 1h10v13l-2-1.5-2 1.5-2-1.5-2 1.5-2-1.5z" fill="#234"/>'
     '<path d="M5 4h6M5 7h6M5 10h4" stroke="#fff" stroke-width="1.2"/></svg>'
 )
+_ROUBLES = re.compile(r"\A([0-9]{1,15})(?:[.,]([0-9]{1,2}))?\Z")
+#: The largest sum an FFD document holds (6 bytes of kopecks).
+MAX_KOPECKS = 2**48 - 1
+#: The days a filter or report may name.
+FIRST_DAY, LAST_DAY = dt.date(2000, 1, 1), dt.date(2999, 12, 31)
+#: The largest form body read: the biggest form (a correction's) is a few kilobytes.
+FORM_BYTES = 64 * 1024
+#: An upload page's (the branding's): a 256 KB logo, as a file part or base64, and its fields.
+UPLOAD_BYTES = 512 * 1024
+#: The most fields a form may have (parse_qs's max_num_fields; parts of a multipart form):
+#: the cashier's form has two a product (catalogue.MAX_PRODUCTS).
+FORM_FIELDS = 2048
 #: A fixed hash checked for an unknown login, so that a miss costs as long as a wrong password.
 _DECOY = hash_password(secrets.token_urlsafe(12))
 
@@ -146,11 +159,29 @@ def _money(kopecks: int | None) -> str:
 
 
 def _kopecks(text: str) -> int:
-    """Roubles typed in a filter («123,45» or «123.45») as kopecks; ValueError if not money."""
-    whole, _, part = text.strip().replace(",", ".").partition(".")
-    if not whole.isdigit() or (part and (not part.isdigit() or len(part) > 2)):
+    """Roubles typed in a filter («123,45» or «123.45») as kopecks; ValueError if not money.
+
+    ASCII digits only (``str.isdigit`` takes «١٠٠» too), and no more than a 6-byte FFD sum
+    holds, so that no typed amount reaches the journal or the register as an overflow.
+    """
+    match = _ROUBLES.match(text.strip())
+    if match is None:
         raise ValueError(text)
-    return int(whole) * 100 + int(part.ljust(2, "0") or 0)
+    kopecks = int(match[1]) * 100 + int((match[2] or "").ljust(2, "0"))
+    if kopecks > MAX_KOPECKS:
+        raise ValueError(text)
+    return kopecks
+
+
+def _day(text: str) -> dt.date:
+    """A date typed as ГГГГ-ММ-ДД, within the years a cash register lives; ValueError if not.
+
+    The bound keeps «по» + 1 day and the tenant's midnight away from ``date.max``.
+    """
+    day = dt.date.fromisoformat(text)
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ValueError(text)
+    return day
 
 
 class Cabinet:
@@ -217,9 +248,10 @@ class Cabinet:
         cookie = request.cookies.get(SESSION_COOKIE, "")
         return self.sessions.read(cookie, self.users, self.now()) if cookie else None
 
-    def page(self, action: str, handler: Page, *, post: bool = False) -> Any:
+    def page(self, action: str, handler: Page, *, post: bool = False, upload: bool = False) -> Any:
         """``handler`` for signed-in users whose role may do ``action``; a POST also needs the
-        session's CSRF token in its form."""
+        session's CSRF token in its form. Only an ``upload`` page takes multipart forms and
+        bodies above :data:`FORM_BYTES`."""
 
         async def endpoint(request: Request) -> Response:
             session = self.session_of(request)
@@ -231,7 +263,7 @@ class Cabinet:
             if not may(session.user.role, action):
                 raise Refusal(403, "Этот раздел недоступен вашей роли.")
             if post:
-                form = await self.form(request)
+                form = await self.form(request, upload=upload)
                 if not self.sessions.csrf_ok(session, form.get("csrf", "")):
                     raise Refusal(403, "Форма устарела или пришла с чужого сайта (CSRF).")
                 request.state.form = form
@@ -239,25 +271,36 @@ class Cabinet:
 
         return self._guarded(endpoint)
 
-    async def form(self, request: Request) -> dict[str, str]:
-        """An urlencoded or multipart form under the door's request limit (last value of each
-        field); a multipart form's files go to ``request.state.files`` (name → bytes)."""
+    async def form(self, request: Request, *, upload: bool = False) -> dict[str, str]:
+        """A form's fields (the last value of each); an ``upload`` page's multipart files go to
+        ``request.state.files`` (name → bytes).
+
+        The body is read under :data:`FORM_BYTES` (an upload page's: :data:`UPLOAD_BYTES`), so
+        that the login form, which anyone may post, cannot make the loop parse megabytes for
+        every tenant; an upload is parsed in a worker thread.
+        """
         from engine.http.app import read_body
 
         request.state.files = {}
         header = request.headers.get("content-type", "")
         kind = header.split(";")[0].strip()
         if kind == "multipart/form-data":
-            body = await read_body(request, self.door.sizes.request_bytes)
-            parts, request.state.files = _multipart(header, body)
+            if not upload:
+                raise Refusal(415, "Эта форма принимается только как urlencoded.")
+            body = await read_body(request, UPLOAD_BYTES)
+            parts, request.state.files = await trio.to_thread.run_sync(_multipart, header, body)
             return parts
         if kind != "application/x-www-form-urlencoded":  # no form: so no CSRF token either
             return {}
-        body = await read_body(request, self.door.sizes.request_bytes)
+        body = await read_body(request, UPLOAD_BYTES if upload else FORM_BYTES)
         try:
-            fields = parse_qs(body.decode(), keep_blank_values=True, strict_parsing=False)
+            text = body.decode()
         except UnicodeDecodeError:
             raise Refusal(400, "Форма не в UTF-8.") from None
+        if len(body) > FORM_BYTES:
+            fields = await trio.to_thread.run_sync(_parse_query, text)
+        else:
+            fields = _parse_query(text)
         return {name: values[-1] for name, values in fields.items()}
 
     def context(self, session: Session, **values: Any) -> dict[str, Any]:
@@ -445,7 +488,7 @@ class Cabinet:
             text = params.get(name, "").strip()
             if text:
                 try:
-                    day = dt.date.fromisoformat(text)
+                    day = _day(text)
                 except ValueError:
                     problems.append(f"{name}: ожидалась дата ГГГГ-ММ-ДД, получено {text!r}")
                     continue
@@ -736,9 +779,18 @@ class Cabinet:
         return StreamingResponse(body(), media_type=media, headers=headers)
 
 
+def _parse_query(text: str) -> dict[str, list[str]]:
+    try:
+        return parse_qs(text, keep_blank_values=True, max_num_fields=FORM_FIELDS)
+    except ValueError:  # more fields than max_num_fields
+        raise Refusal(400, f"В форме больше {FORM_FIELDS} полей.") from None
+
+
 def _multipart(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str, bytes]]:
     """A multipart/form-data body's fields and files, read with the standard library's MIME
     parser (the door has no python-multipart); a part with a file name is a file."""
+    if body.count(b"\r\n--") > FORM_FIELDS:  # each part opens with CRLF, then its boundary
+        raise Refusal(400, f"В форме больше {FORM_FIELDS} полей.")
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
         b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
     )
@@ -865,7 +917,7 @@ def _period(
     for name in ("from", "to"):
         text = values.get(name, "").strip()
         try:
-            days.append(dt.date.fromisoformat(text) if text else today)
+            days.append(_day(text) if text else today)
         except ValueError:
             problems.append(f"{name}: ожидалась дата ГГГГ-ММ-ДД, получено {text!r}")
     if len(days) < 2:

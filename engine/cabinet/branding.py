@@ -68,7 +68,9 @@ class BrandingPages:
         page = self.cabinet.page
         return [
             Route("/branding", page("branding", self.show), methods=["GET"]),
-            Route("/branding", page("branding", self.save, post=True), methods=["POST"]),
+            Route(
+                "/branding", page("branding", self.save, post=True, upload=True), methods=["POST"]
+            ),
             Route("/branding/reset", page("branding", self.reset, post=True), methods=["POST"]),
             Route("/branding/preview.png", page("branding", self.preview), methods=["GET"]),
         ]

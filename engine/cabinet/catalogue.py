@@ -46,6 +46,9 @@ from protocols.tlv.enums import (
 )
 
 PRODUCT, SELLER = "product", "seller"
+#: A tenant's catalogue is read whole for each page, and the cashier's form has two fields a
+#: product (app.FORM_FIELDS): a small shop's or a courier's list, not a warehouse's.
+MAX_PRODUCTS = 1000
 #: 1030 наименование предмета расчёта: at most 128 characters.
 NAME_LIMIT = 128
 #: A price of at most 10 000 000,00 ₽ a unit: beyond it is a typo, not a product.
@@ -270,14 +273,14 @@ def sale(
                     "отсканируйте или введите код."
                 )
                 continue
-            if line.quantity != 1:
+            piece = product.measure == int(MeasureUnit.PIECE)
+            if piece and line.quantity != 1:  # a weighed item's code is of its whole weight
                 problems.append(
                     f"Количество (qty_{product.id}) для «{product.name}»: один код маркировки — "
                     "одна единица товара, продайте по 1."
                 )
                 continue
             try:
-                piece = product.measure == int(MeasureUnit.PIECE)
                 marking = read_marking(line.code, piece=piece)
             except ValueError:
                 problems.append(
@@ -445,6 +448,8 @@ class CataloguePages:
     async def add(self, request: Request, session: Session) -> Response:
         form: dict[str, str] = request.state.form
         product, problems = read_product(form, secrets.token_hex(8))
+        if len(await self.products(session.user.tenant)) >= MAX_PRODUCTS:
+            product, problems = None, [f"В каталоге уже {MAX_PRODUCTS} товаров: удалите лишние."]
         if product is None:
             return await self._catalogue_page(session, problems=problems, values=form, code=422)
         await self._put(session.user.tenant, PRODUCT, product.id, product.to_json())
@@ -664,9 +669,15 @@ class CataloguePages:
         if problem or callbacks is None:
             return await self._result_page(session, job_id, problems=[problem], code=422)
         try:
-            await callbacks.add(job, "email", f"mailto:{address}")
+            kept = await callbacks.add(job, "email", f"mailto:{address}")
         except JournalUnavailable:
             raise Refusal(503, "Журнал временно недоступен, письмо не поставлено.") from None
+        if kept.url != f"mailto:{address}":  # another address won a race for the one e-mail
+            problem = (
+                f"E-mail (email): этот чек уже отправляется на "
+                f"{kept.url.removeprefix('mailto:')}; второй адрес не принимается."
+            )
+            return await self._result_page(session, job_id, problems=[problem], code=422)
         return RedirectResponse(f"{PREFIX}/cashier/{job.id}?sent=1", 303)
 
 

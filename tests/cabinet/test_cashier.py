@@ -251,3 +251,22 @@ async def test_products_and_sales_keep_to_their_tenant_and_roles(tmp_path: Path)
             )
             assert gone.status_code == 303
             assert (await accountant.get(f"/cabinet/catalogue/{coffee}")).status_code == 404
+
+
+async def test_a_weighed_marked_item_sells_by_weight_with_its_code(tmp_path: Path) -> None:
+    async with cabinet(tmp_path) as served, login(served, "anna") as client:
+        await _stock(client)
+        token = csrf_of(await client.get("/cabinet/catalogue"))
+        form = {"csrf": token, "name": "Сыр маркированный", "price": "1000,00", "vat": "2"}
+        form |= {"measure": "11", "subject": "1", "marked": "1"}
+        assert (await client.post("/cabinet/catalogue", data=form)).status_code == 303
+        listed = (await client.get("/cabinet/catalogue")).text
+        (cheese,) = re.findall(r'data-id="([0-9a-f]+)"><td>Сыр маркированный<', listed)
+        sold = await _sell(
+            client, **{f"qty_{cheese}": "0,5", f"marking_{cheese}": GOOD_CODE}, payment="cash"
+        )
+        job_id = await _fiscalized(served, sold)
+        view = await served.engine.receipt_view("shop", job_id)
+        assert view is not None and view.payments.cash == 50_000
+        (line,) = view.lines
+        assert line.quantity == Decimal("0.5") and line.marking is not None
