@@ -156,7 +156,7 @@ def _plan(spec: TagSpec) -> _Plan:
     if spec.type is FieldType.STLV:
         return None, 0, spec.max_length, spec.repeats
     min_length = _NATURAL_WIDTH.get(spec.type, 0)
-    if spec.type is FieldType.BYTES and spec.width is Width.EXACT:
+    if spec.width is Width.EXACT:  # bytes and text alike (1041, 1309 …): the encoder's rule too
         min_length = spec.max_length
     return _VALUE_DECODERS[spec.type], min_length, spec.max_length, spec.repeats
 

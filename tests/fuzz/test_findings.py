@@ -1,0 +1,49 @@
+"""Every finding `kassa fuzz` made and that was fixed, kept as a regression test.
+
+Each case is the minimised input from .fuzz/findings/TARGET, the property the target checks on
+it (it must now hold), and what the fixed decoder says about it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from fuzz.runner import replay
+from protocols.tlv import TlvError, decode, encode
+
+#: (target, minimised input, what was wrong)
+FINDINGS = [
+    (
+        "tlv",
+        # 1309 (КТ ЕГАИС-3.0) is text of exactly 14 characters; it came with 0.
+        "1d050000",
+        "an exact-width text field of the wrong length decoded, and then would not encode",
+    ),
+    (
+        "tlv",
+        # a receipt line with 1203 (ИНН кассира) of 2 characters: padded to 12 when re-encoded
+        "020408009de1afe0a5e1e1aeb3040200c409ff030200000113040200c409270402007d01",
+        "a short padded field: the property now compares it with its padding set aside",
+    ),
+]
+
+
+@pytest.mark.parametrize(("target", "data", "why"), FINDINGS, ids=[f[2] for f in FINDINGS])
+def test_the_fixed_finding_holds(target: str, data: str, why: str) -> None:
+    assert replay(target, bytes.fromhex(data)) is None, why
+
+
+def test_an_exact_width_text_of_another_length_is_refused_naming_the_tag() -> None:
+    with pytest.raises(TlvError) as refused:
+        decode(bytes.fromhex("1d050000"))
+    assert refused.value.path == "1309" and "exactly 14" in refused.value.reason
+    fourteen = "1" * 14
+    assert decode(encode({1309: fourteen})).fields == {1309: fourteen}
+
+
+def test_a_short_padded_text_comes_back_padded_and_then_stays_put() -> None:
+    """1203 (ИНН кассира) is padded to 12: the re-encoding is the fixed point, not the input."""
+    short = decode(bytes.fromhex("b3040200c409")).fields
+    padded = decode(encode(short)).fields
+    assert padded[1203] == str(short[1203]).ljust(12)
+    assert encode(padded) == encode(short)
