@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import pytest
 
+from emulator.shtrih import ShtrihRegister
 from fuzz.runner import replay
+from protocols.shtrih import ErrorCode, ShtrihError, decode_answer
 from protocols.tlv import TlvError, decode, encode
 
 #: (target, minimised input, what was wrong)
@@ -24,6 +26,29 @@ FINDINGS = [
         # a receipt line with 1203 (ИНН кассира) of 2 characters: padded to 12 when re-encoded
         "020408009de1afe0a5e1e1aeb3040200c409ff030200000113040200c409270402007d01",
         "a short padded field: the property now compares it with its padding set aside",
+    ),
+    (
+        "shtrih-commands",
+        # 11h FullStatusAnswer whose firmware date has the year byte FFh (2255)
+        "1100a51a0000000107ff390010270000000000000000000000000000000000000000000000000000"
+        "000000000000000000000023000000fffffb05ff00000000000000",
+        "a Shtrih date with a year byte over 99 decoded, and then would not encode",
+    ),
+    (
+        "emulator-shtrih",
+        "0000",  # one empty request payload
+        "the Shtrih register answered an empty payload with an IndexError",
+    ),
+    (
+        "tlv-reference",
+        # 1213 (ресурс ключей ФП) in 4 bytes: Kassa reads it, the naive reference cannot
+        "0b001000bd0404000c000000b504040009000000",
+        "the differential target compares only what both decoders read",
+    ),
+    (
+        "fn-host",
+        "00000000000000008c06",  # bytes then the end of the stream, then more events asked
+        "the harness asked a closed ФН link for events forever (ConnectionClosed repeats)",
     ),
 ]
 
@@ -47,3 +72,20 @@ def test_a_short_padded_text_comes_back_padded_and_then_stays_put() -> None:
     padded = decode(encode(short)).fields
     assert padded[1203] == str(short[1203]).ljust(12)
     assert encode(padded) == encode(short)
+
+
+def test_a_shtrih_year_byte_over_99_is_refused_naming_the_field() -> None:
+    answer = bytes.fromhex(FINDINGS[2][1])
+    with pytest.raises(ShtrihError) as refused:
+        decode_answer(answer)
+    assert refused.value.path.endswith("firmware_date"), refused.value.path
+    assert "2255" in refused.value.reason
+
+
+def test_the_shtrih_register_answers_an_empty_payload_with_bad_parameters() -> None:
+    from fuzz.targets import _register
+
+    register, _ = _register("shtrih")
+    assert isinstance(register, ShtrihRegister)
+    answer, _ = register.execute(b"")
+    assert answer == bytes((0, ErrorCode.BAD_PARAMETERS))
