@@ -46,6 +46,11 @@ FINDINGS = [
         "the differential target compares only what both decoders read",
     ),
     (
+        "atol-transport",
+        "fe0000ff00",  # a v3 frame with the reserved packet ID 0xFF
+        "a reserved packet ID decodes (the connection ignores it) but does not encode",
+    ),
+    (
         "fn-host",
         "00000000000000008c06",  # bytes then the end of the stream, then more events asked
         "the harness asked a closed ФН link for events forever (ConnectionClosed repeats)",
