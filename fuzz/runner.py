@@ -167,10 +167,13 @@ def run(
         reader = threading.Thread(target=_read, args=(worker, worker.process.stderr), daemon=True)
         reader.start()
         readers.append(reader)
+    shown = started
     try:
         while any(w.process.poll() is None for w in workers):
-            time.sleep(1.0)
-            progress(_line(name, workers, time.monotonic() - started))
+            time.sleep(0.1)
+            if time.monotonic() - shown >= 1.0:
+                shown = time.monotonic()
+                progress(_line(name, workers, shown - started))
             if any(w.crash for w in workers):
                 break
     except KeyboardInterrupt:
@@ -194,7 +197,7 @@ def run(
         for worker in workers
         if worker.crash is not None and worker.crash.exists()
     ]
-    return Outcome(
+    outcome = Outcome(
         target=name,
         engine=workers[0].engine,
         executions=sum(w.executions for w in workers),
@@ -204,6 +207,9 @@ def run(
         corpus=sum(1 for p in corpus.iterdir() if p.is_file()),
         findings=saved,
     )
+    with (root / "runs.jsonl").open("a") as ledger:  # the campaign's totals add these up
+        ledger.write(dumps(outcome) + "\n")
+    return outcome
 
 
 def _line(name: str, workers: list[_Worker], elapsed: float) -> str:
@@ -219,33 +225,59 @@ def _line(name: str, workers: list[_Worker], elapsed: float) -> str:
 def keep_finding(name: str, crash: Path, lines: list[str], findings: Path) -> Path:
     """Minimise a crashing input, then save it beside a .txt of its target and traceback."""
     kind = crash.name.split("-", 1)[0]  # crash, timeout, oom, slow-unit
-    minimised = crash.with_name(crash.name + ".min")
+    data = crash.read_bytes()
     if kind == "crash":
-        process = subprocess.run(
-            [
-                *(sys.executable, "-m", "fuzz.worker", name, "-minimize_crash=1"),
-                *(f"-max_total_time={MINIMISE_SECONDS}", f"-timeout={INPUT_TIMEOUT}"),
-                *(f"-exact_artifact_path={minimised}", str(crash)),
-            ],
-            capture_output=True,
-            text=True,
-            errors="replace",
-            env=_environment(),
-            check=False,
-        )
-        del process
-    data = (minimised if minimised.exists() else crash).read_bytes()
+        data = minimise(name, data)
     final = findings / f"{kind}-{hashlib.sha1(data).hexdigest()}"
     final.write_bytes(data)
-    for leftover in (crash, minimised):
-        if leftover.exists() and leftover != final:
-            leftover.unlink()
-    problem = replay(name, data) if kind == "crash" else _excerpt(lines)
+    if crash != final:
+        crash.unlink()
+    problem = replay(name, data) if kind == "crash" else None
     final.with_suffix(".txt").write_text(
         f"target: {name}\nkind: {kind}\ninput: {final.name} ({len(data)} bytes) {data[:64].hex()}\n"
         f"replay: kassa fuzz {name} --replay {final}\n\n{problem or _excerpt(lines)}"
     )
     return final
+
+
+def minimise(name: str, data: bytes, seconds: float = MINIMISE_SECONDS) -> bytes:
+    """The shortest, then plainest, input found that fails with the same exception type.
+
+    Delta debugging in this process (libFuzzer's -minimize_crash re-executes argv[0], which
+    under atheris is a module, not a program): drop halves, quarters … single bytes, then
+    zero the bytes that may be zero.
+    """
+    deadline = time.monotonic() + seconds
+    first = replay(name, data)
+    if first is None:
+        return data
+    kind = _exception(first)
+
+    def fails(candidate: bytes) -> bool:
+        problem = replay(name, candidate)
+        return problem is not None and _exception(problem) == kind
+
+    chunk = max(len(data) // 2, 1)
+    while chunk and time.monotonic() < deadline:
+        at, shrunk = 0, False
+        while at < len(data) and time.monotonic() < deadline:
+            candidate = data[:at] + data[at + chunk :]
+            if fails(candidate):
+                data, shrunk = candidate, True
+            else:
+                at += chunk
+        if not shrunk:
+            chunk //= 2
+    for at in range(len(data)):
+        if time.monotonic() >= deadline:
+            break
+        if data[at] and fails(data[:at] + b"\0" + data[at + 1 :]):
+            data = data[:at] + b"\0" + data[at + 1 :]
+    return data
+
+
+def _exception(problem: str) -> str:
+    return problem.rstrip().rsplit("\n", 1)[-1].split(":", 1)[0]
 
 
 def _excerpt(lines: list[str]) -> str:

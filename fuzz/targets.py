@@ -15,6 +15,7 @@ import contextlib
 import copy
 import datetime as dt
 import json
+import os
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from functools import cache
@@ -931,7 +932,20 @@ def _targets() -> dict[str, Target]:
     return {target.name: target for target in found}
 
 
+def check_selftest(data: bytes) -> None:
+    """A planted bug, for tests/fuzz only: any input that starts with 0xAB fails."""
+    if data[:1] == b"\xab":
+        raise Broken("the planted bug: an input starting with AB")
+
+
 @cache
 def targets() -> dict[str, Target]:
-    """Every byte-level target by name (the HTTP door is run by :mod:`fuzz.http`)."""
-    return _targets()
+    """Every byte-level target by name (the HTTP door is run by :mod:`fuzz.http`).
+
+    KASSA_FUZZ_SELFTEST=1 adds ``selftest``, a target with a planted bug, so that the tests
+    can watch a real finding go through libFuzzer, the minimiser and the report.
+    """
+    found = _targets()
+    if os.environ.get("KASSA_FUZZ_SELFTEST") == "1":
+        found["selftest"] = Target("selftest", "a planted bug", check_selftest, lambda: [b"\0"])
+    return found

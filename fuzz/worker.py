@@ -59,43 +59,67 @@ def fuzz_with_atheris(name: str, flags: list[str]) -> None:
 
 
 def fuzz_at_random(name: str, flags: list[str]) -> None:
-    """The fallback: random mutations of the corpus, with the same flags and outputs."""
+    """The fallback: random mutations of the corpus, with libFuzzer's flags and outputs."""
     check = _load(name)
     options = dict(flag[1:].split("=", 1) for flag in flags if flag.startswith("-"))
     dirs = [Path(flag) for flag in flags if not flag.startswith("-")]
-    runs = int(options.get("runs", "-1"))
-    deadline = time.monotonic() + float(options.get("max_total_time", "0") or "inf")
-    rng = random.Random(int(options.get("seed", "0")))
-    pool = [p.read_bytes() for d in dirs for p in sorted(d.rglob("*")) if p.is_file()] or [b""]
+    pool = [p.read_bytes() for d in dirs for p in sorted(d.rglob("*")) if p.is_file()]
+    seconds = float(options.get("max_total_time", "0")) or None
+    count, failing = mutate(
+        _counting(check),
+        pool,
+        int(options.get("runs", "-1")),
+        seconds,
+        int(options.get("seed", "0")),
+    )
+    if failing is not None:
+        prefix = options.get("artifact_prefix", "./")
+        path = f"{prefix}crash-{hashlib.sha1(failing).hexdigest()}"
+        Path(path).write_bytes(failing)
+        print(f"Test unit written to {path}", file=sys.stderr, flush=True)
+    print(f"stat::number_of_executed_units: {count}", file=sys.stderr, flush=True)
+    if failing is not None:
+        sys.exit(1)
+
+
+def mutate(
+    check: Callable[[bytes], None], pool: list[bytes], runs: int, seconds: float | None, seed: int
+) -> tuple[int, bytes | None]:
+    """(inputs run, the first that failed or None): seeds first, then random edits of them."""
+    rng = random.Random(seed)
+    deadline = time.monotonic() + (seconds if seconds is not None else float("inf"))
+    pool = list(pool) or [b""]
+    queue = list(pool)
     count = 0
-    counted = _counting(check)
     while count != runs and time.monotonic() < deadline:
-        data = bytearray(rng.choice(pool))
-        for _ in range(rng.randint(1, 8)):
-            at = rng.randint(0, len(data))
-            edit = rng.randint(0, 3)
-            if edit == 0 and data:
-                del data[min(at, len(data) - 1)]
-            elif edit == 1:
-                data[at:at] = bytes([rng.randint(0, 255)])
-            elif edit == 2 and data:
-                data[min(at, len(data) - 1)] = rng.randint(0, 255)
-            else:
-                data[at:at] = rng.choice(pool)[: rng.randint(0, 16)]
+        if queue:
+            data = bytearray(queue.pop())
+        else:
+            data = bytearray(rng.choice(pool))
+            for _ in range(rng.randint(1, 8)):
+                _edit(data, rng, pool)
         count += 1
         try:
-            counted(bytes(data))
+            check(bytes(data))
         except Exception:
             traceback.print_exc()
-            prefix = options.get("artifact_prefix", "./")
-            path = f"{prefix}crash-{hashlib.sha1(data).hexdigest()}"
-            Path(path).write_bytes(data)
-            print(f"Test unit written to {path}", file=sys.stderr, flush=True)
-            sys.exit(1)
+            return count, bytes(data)
         if len(pool) < 4096 and count % 97 == 0:
             pool.append(bytes(data))
-    print(f"Done {count} runs", file=sys.stderr)
-    print(f"stat::number_of_executed_units: {count}", file=sys.stderr, flush=True)
+    return count, None
+
+
+def _edit(data: bytearray, rng: random.Random, pool: list[bytes]) -> None:
+    at = rng.randint(0, len(data))
+    edit = rng.randint(0, 3)
+    if edit == 0 and data:
+        del data[min(at, len(data) - 1)]
+    elif edit == 1:
+        data[at:at] = bytes([rng.randint(0, 255)])
+    elif edit == 2 and data:
+        data[min(at, len(data) - 1)] = rng.randint(0, 255)
+    else:
+        data[at:at] = rng.choice(pool)[: rng.randint(0, 16)]
 
 
 def main() -> None:
