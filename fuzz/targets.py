@@ -535,6 +535,70 @@ def _wire_frame(reader: Reader) -> bytes:
 
 
 @cache
+def _wire_by_hypothesis() -> Callable[[bytes], object]:
+    """check_wire_structured's engine: hypothesis draws a request from libFuzzer's bytes.
+
+    The strategy knows the wire's shape (the version, an id, an op, each op's argument names
+    and a receipt body from the seeds), so most inputs reach an op's own reader instead of
+    stopping at msgpack or the envelope.
+    """
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from engine.wire import OPERATIONS, WireError, decode_request
+
+    scalars = (
+        st.none()
+        | st.booleans()
+        | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+        | st.floats(allow_nan=True)
+        | st.text(max_size=80)
+        | st.binary(max_size=40)
+        | st.sampled_from(["main", "sell", "atol_v5", "komtet", "kassa", "csv", "open", "close"])
+    )
+    values = st.recursive(
+        scalars,
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+        max_leaves=12,
+    )
+    bodies = st.sampled_from([*_bodies()["atol"], *_bodies()["komtet"]])
+    receipt = st.fixed_dictionaries(
+        {"format": st.sampled_from(["atol_v5", "komtet", "kassa", "x"]), "body": bodies | values},
+        optional={"operation": st.sampled_from(["sell", "buy_refund", "nonsense"]) | values},
+    )
+    arguments = [
+        "external_id", "group", "job", "after", "limit", "start", "end", "register", "form",
+        "action", "receipts",
+    ]  # fmt: skip
+    requests = st.fixed_dictionaries(
+        {
+            "v": st.just(1) | values,
+            "id": st.integers(min_value=0, max_value=2**63 - 1) | values,
+            "op": st.sampled_from(OPERATIONS) | values,
+        },
+        optional={"receipt": receipt, **{name: values for name in arguments}},
+    )
+
+    @settings(database=None, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(requests)
+    def one(request: dict[str, Any]) -> None:
+        try:
+            frame = msgpack.packb(request, use_bin_type=True)
+        except (ValueError, TypeError, OverflowError):  # not msgpack: nothing to send
+            return
+        with contextlib.suppress(WireError):
+            decode_request(frame)
+
+    fuzz: Callable[[bytes], object] = one.hypothesis.fuzz_one_input  # type: ignore[attr-defined]
+    return fuzz
+
+
+def check_wire_structured(data: bytes) -> None:
+    """The ZeroMQ door's requests as hypothesis draws them: WireError or a request."""
+    _wire_by_hypothesis()(data)
+
+
+@cache
 def _bodies() -> dict[str, list[str]]:
     out: dict[str, list[str]] = {"atol": [], "komtet": []}
     for path in sorted(SEEDS.glob("*.json")):
@@ -904,6 +968,12 @@ def _targets() -> dict[str, Target]:
             lambda: [script((0, s)) for s in _ofd_seeds()],
         ),
         Target("wire", "the ZeroMQ door's request decoder", check_wire, _wire_seeds),
+        Target(
+            "wire-structured",
+            "the ZeroMQ door's requests drawn by hypothesis strategies from the fuzzer's bytes",
+            check_wire_structured,
+            lambda: [bytes(64), bytes(range(256))],
+        ),
         Target(
             "atol-online",
             "ATOL Online v5 ingress: parse, check, and back to ATOL",
