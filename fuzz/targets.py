@@ -176,20 +176,27 @@ def _link_seeds(frames: list[bytes], send: bytes) -> list[bytes]:
 
 
 def _drive(
-    link: Any, data: bytes, event: Callable[[bytes], object], error: type[Exception]
+    link: Any,
+    data: bytes,
+    event: Callable[[bytes], object],
+    frame: Callable[[bytes], bytes],
+    error: type[Exception],
 ) -> None:
-    """Feed a sans-IO link a script: 0 bytes in, 1 its timer expires, 2 an event out, 3 EOF."""
+    """Feed a sans-IO link a script: 0 bytes in, 1 its timer expires, 2 an event out, 3 a
+    well-formed frame in (its checksum right, which mutation alone would seldom make)."""
     from protocols.shtrih import NEED_DATA
 
     for op, chunk in steps(data):
         try:
-            kind = op % 3
+            kind = op % 4
             if kind == 0:
                 link.receive_data(chunk)
             elif kind == 1:
                 link.timeout()
-            else:
+            elif kind == 2:
                 link.send(event(chunk))
+            else:
+                link.receive_data(frame(chunk))
             link.data_to_send()
             while link.next_event() is not NEED_DATA:
                 pass
@@ -197,8 +204,15 @@ def _drive(
             return
 
 
-def _shtrih_link(make: Callable[[], Any], host: bool) -> Callable[[bytes], None]:
+def _shtrih_link(make: Callable[[], Any], host: bool, v2: bool) -> Callable[[bytes], None]:
     from protocols.shtrih import AnswerFrame, CommandFrame, ShtrihError
+    from protocols.shtrih.link_v1 import encode_frame
+    from protocols.shtrih.link_v2 import encode_packet
+
+    def frame(chunk: bytes) -> bytes:
+        if v2:
+            return encode_packet(int.from_bytes(chunk[:2], "little"), chunk[2:])
+        return encode_frame(chunk[:255])
 
     def check(data: bytes) -> None:
         def event(chunk: bytes) -> object:
@@ -208,7 +222,7 @@ def _shtrih_link(make: Callable[[], Any], host: bool) -> Callable[[bytes], None]
             link = make()
         except ShtrihError:
             return
-        _drive(link, data, event, ShtrihError)
+        _drive(link, data, event, frame, ShtrihError)
 
     return check
 
@@ -346,12 +360,16 @@ def check_atol_device(data: bytes) -> None:
 def _atol_connection(data: bytes, host: bool) -> None:
     from protocols.atol import NEED_DATA, AtolError, DeviceConnection, HostConnection
     from protocols.atol.taskbuffer import decode_host_message
+    from protocols.atol.transport import encode_packet
 
     link: Any = HostConnection() if host else DeviceConnection()
-    for op, chunk in steps(data):
+    for op, chunk in steps(data):  # 0 bytes in, 1 a send, 2 a well-formed packet in (good CRC)
         try:
-            if op % 2 == 0:
+            if op % 3 == 0:
                 link.receive_data(chunk)
+            elif op % 3 == 2:
+                packet_id = 0xF0 if chunk[:1] == b"\xf0" else (chunk[:1] or b"\0")[0] % 0xE0
+                link.receive_data(encode_packet(packet_id, chunk[1:]))
             elif host:
                 link.send(decode_host_message(chunk))
             elif link.next_pending() is not None:  # the register works on its oldest task
@@ -385,21 +403,26 @@ def check_fn_frames(data: bytes) -> None:
     """ФН frames: commands (the ФН's side) and answers to each command (the KKT's side)."""
     from protocols.fn import COMMANDS, FnError
     from protocols.fn._commands import decode_answer, decode_command
+    from protocols.fn._frame import MAX_DATA, encode_frame
 
     reader = Reader(data)
     command = reader.pick(list(COMMANDS.values()))
     frame = reader.rest()
-    try:
-        decoded = decode_command(frame)
-    except FnError:
-        pass
-    else:
-        _same("decode(encode(x))", decode_command(decoded.encode()), decoded)
-    try:
-        answer = decode_answer(frame, command)
-    except FnError:
-        return
-    _same("answer round trip", decode_answer(answer.encode(), command), answer)
+    # The bytes as a frame, and framed with a good CRC: a mutated CRC is right once in 65,536
+    # tries, so without the second the command decoders behind it would hardly be reached.
+    frames = [frame, encode_frame(frame[0], frame[1 : 1 + MAX_DATA])] if frame else [frame]
+    for each in frames:
+        try:
+            decoded = decode_command(each)
+        except FnError:
+            pass
+        else:
+            _same("decode(encode(x))", decode_command(decoded.encode()), decoded)
+        try:
+            answer = decode_answer(each, command)
+        except FnError:
+            continue
+        _same("answer round trip", decode_answer(answer.encode(), command), answer)
 
 
 def _fn_link(host: bool) -> Callable[[bytes], None]:
@@ -407,12 +430,15 @@ def _fn_link(host: bool) -> Callable[[bytes], None]:
         from protocols.fn import FnConnection, FnError, Role
         from protocols.fn._commands import RawAnswer, RawCommand
         from protocols.fn._connection import ConnectionClosed
+        from protocols.fn._frame import encode_frame
 
         link = FnConnection(Role.HOST if host else Role.DEVICE)
-        for op, chunk in steps(data):
+        for op, chunk in steps(data):  # 0 bytes in, 1 a send, 2 a well-formed frame in
             try:
-                if op % 2 == 0:
+                if op % 3 == 0:
                     link.receive_data(chunk)
+                elif op % 3 == 2:
+                    link.receive_data(encode_frame(chunk[0], chunk[1:]) if chunk else b"")
                 elif host:
                     link.send(RawCommand(chunk[0] if chunk else 0x30, chunk[1:]))
                 else:
@@ -874,25 +900,25 @@ def _targets() -> dict[str, Target]:
         Target(
             "shtrih-v1-host",
             "Shtrih link v1, host role (Kassa's driver)",
-            _shtrih_link(LinkV1Host, host=True),
+            _shtrih_link(LinkV1Host, host=True, v2=False),
             lambda: _link_seeds(v1(), b"\x10\x1e\0\0\0"),
         ),
         Target(
             "shtrih-v1-device",
             "Shtrih link v1, device role (the emulator)",
-            _shtrih_link(LinkV1Device, host=False),
+            _shtrih_link(LinkV1Device, host=False, v2=False),
             lambda: _link_seeds(v1(), b"\x10\0"),
         ),
         Target(
             "shtrih-v2-host",
             "Shtrih link v2, host role",
-            _shtrih_link(LinkV2Host, host=True),
+            _shtrih_link(LinkV2Host, host=True, v2=True),
             lambda: _link_seeds(v2(), b"\x10\x1e\0\0\0"),
         ),
         Target(
             "shtrih-v2-device",
             "Shtrih link v2, device role",
-            _shtrih_link(LinkV2Device, host=False),
+            _shtrih_link(LinkV2Device, host=False, v2=True),
             lambda: _link_seeds(v2(), b"\x10\0"),
         ),
         Target(
