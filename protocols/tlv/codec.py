@@ -319,6 +319,8 @@ def _enc_byte(spec: TagSpec, value: object) -> bytes:
 def _enc_uint(spec: TagSpec, value: object) -> bytes:
     number = _int(value)
     width = _NATURAL_WIDTH[spec.type]
+    if number >> (8 * width) and spec.max_length > width:
+        width = spec.max_length  # 1213: U16 in FFD 1.2, U32 before; what was read must encode
     if number >> (8 * width):
         raise _Bad(f"{number} does not fit in {width} bytes")
     return number.to_bytes(width, "little")

@@ -28,6 +28,12 @@ FINDINGS = [
         "a short padded field: the property now compares it with its padding set aside",
     ),
     (
+        "tlv",
+        # 1213 (ресурс ключей ФП) of 1048576 in the 4 bytes of FFD 1.05
+        "bd04040000001000",
+        "a 4-byte 1213 over 65535 decoded, and then would not encode in 2 bytes",
+    ),
+    (
         "shtrih-commands",
         # 11h FullStatusAnswer whose firmware date has the year byte FFh (2255)
         "1100a51a0000000107ff390010270000000000000000000000000000000000000000000000000000"
@@ -71,6 +77,13 @@ def test_an_exact_width_text_of_another_length_is_refused_naming_the_tag() -> No
     assert decode(encode({1309: fourteen})).fields == {1309: fourteen}
 
 
+def test_a_1213_over_two_bytes_encodes_in_the_four_of_ffd_105_and_a_small_one_in_two() -> None:
+    assert encode({1213: 1 << 20}) == bytes.fromhex("bd04040000001000")
+    assert encode({1213: 1000}) == bytes.fromhex("bd040200e803")
+    with pytest.raises(TlvError):
+        encode({1213: 1 << 32})
+
+
 def test_a_short_padded_text_comes_back_padded_and_then_stays_put() -> None:
     """1203 (ИНН кассира) is padded to 12: the re-encoding is the fixed point, not the input."""
     short = decode(bytes.fromhex("b3040200c409")).fields
@@ -80,7 +93,7 @@ def test_a_short_padded_text_comes_back_padded_and_then_stays_put() -> None:
 
 
 def test_a_shtrih_year_byte_over_99_is_refused_naming_the_field() -> None:
-    answer = bytes.fromhex(FINDINGS[2][1])
+    answer = bytes.fromhex(FINDINGS[3][1])
     with pytest.raises(ShtrihError) as refused:
         decode_answer(answer)
     assert refused.value.path.endswith("firmware_date"), refused.value.path
