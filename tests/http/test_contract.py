@@ -90,7 +90,9 @@ def test_schemathesis_finds_no_5xx_and_no_answer_outside_the_document(tmp_path: 
         every = rf"Selected: {operations}/{operations}|{operations} selected / {operations} total"
         assert re.search(every, run.stdout), run.stdout
         assert " passed" in run.stdout and "generated" in run.stdout, run.stdout
-        assert "0 generated" not in run.stdout, run.stdout
+        assert not re.search(r"(?<!\d)0 generated", run.stdout), (
+            run.stdout
+        )  # 1620 generated is fine
     finally:
         process.send_signal(signal.SIGINT)
         try:
