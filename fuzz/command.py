@@ -30,11 +30,11 @@ def main(
         raise FuzzError("--jobs: at least 1")
     if replay_file is not None:
         return _replay(name, replay_file)
-    if seconds is None and runs is None:
-        seconds = 60.0
     if name == "http":
         return _http(seconds, runs, corpus, as_json)
     target(name)  # an unknown name is refused before any process starts
+    if seconds is None and runs is None:
+        seconds = 60.0
 
     def progress(line: str) -> None:
         print(f"\r{line}" if sys.stderr.isatty() else line, file=sys.stderr, flush=True)
