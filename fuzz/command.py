@@ -76,5 +76,7 @@ def _http(seconds: float | None, runs: int | None, corpus: Path, as_json: bool) 
     except RuntimeError as exc:
         raise FuzzError(str(exc)) from None
     outcome = Outcome("http", "schemathesis", executions, round(elapsed, 1), 0, 0, 0, findings)
+    with (corpus / "runs.jsonl").open("a") as ledger:
+        ledger.write(dumps(outcome) + "\n")
     print(dumps(outcome) if as_json else json.dumps(outcome.as_json(), ensure_ascii=False))
     return 1 if findings else 0
