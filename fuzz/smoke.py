@@ -15,10 +15,13 @@ from fuzz.targets import targets
 from fuzz.worker import mutate
 
 
-def main(runs: int = 2000, seconds: float = 0.6) -> int:
+def main(runs: int = 2000) -> int:
+    """``runs`` inputs a target (a tenth for the slow ones), the same inputs every time."""
     for name, target in targets().items():
         started = time.monotonic()
-        count, failing = mutate(target.check, target.seeds(), runs, seconds, seed=1)
+        count, failing = mutate(
+            target.check, target.seeds(), runs // 10 if target.slow else runs, None, seed=1
+        )
         took = time.monotonic() - started
         if failing is not None:
             print(f"{name}: FINDING after {count} inputs: {failing.hex()}", flush=True)

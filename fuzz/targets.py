@@ -42,6 +42,8 @@ class Target:
     doc: str
     check: Callable[[bytes], None]
     seeds: Callable[[], list[bytes]]
+    #: A few hundred inputs a second, not thousands: the smoke gives it a tenth of the runs.
+    slow: bool = False
 
 
 @cache
@@ -993,36 +995,41 @@ def _targets() -> dict[str, Target]:
             _ofd_session("server"),
             lambda: [script((0, s)) for s in _ofd_seeds()],
         ),
-        Target("wire", "the ZeroMQ door's request decoder", check_wire, _wire_seeds),
+        Target("wire", "the ZeroMQ door's request decoder", check_wire, _wire_seeds, slow=True),
         Target(
             "wire-structured",
             "the ZeroMQ door's requests drawn by hypothesis strategies from the fuzzer's bytes",
             check_wire_structured,
             lambda: [bytes(64), bytes(range(256))],
+            slow=True,
         ),
         Target(
             "atol-online",
             "ATOL Online v5 ingress: parse, check, and back to ATOL",
             _ingress("atol"),
             lambda: _ingress_seeds("atol"),
+            slow=True,
         ),
         Target(
             "komtet",
             "KOMTET ingress: parse, check, and back to KOMTET",
             _ingress("komtet"),
             lambda: _ingress_seeds("komtet"),
+            slow=True,
         ),
         Target(
             "emulator-shtrih",
             "the Shtrih register fed raw requests; differential: its answers decode in the engine",
             check_emulator_shtrih,
             lambda: [script(*((0, r) for r in _shtrih_requests()[:16]))],
+            slow=True,
         ),
         Target(
             "emulator-atol",
             "the ATOL register fed raw requests; differential: its answers decode in the engine",
             check_emulator_atol,
             lambda: [script(*((0, r) for r in _atol_requests()))],
+            slow=True,
         ),
     ]
     return {target.name: target for target in found}
