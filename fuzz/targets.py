@@ -133,15 +133,6 @@ def check_ffd(data: bytes) -> None:
             decode_receipt(data)
 
 
-def _plain(value: Any) -> Any:
-    """Kassa's decoded tag values in the reference decoder's shape (STLV lists as dicts)."""
-    if isinstance(value, dict):
-        return {tag: _plain(item) for tag, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    return value
-
-
 def check_tlv_reference(data: bytes) -> None:
     """Differential: what Kassa's codec decodes cleanly, benchmarks' reference decodes the same."""
     from benchmarks.reference_tlv import reference_decode
@@ -157,15 +148,7 @@ def check_tlv_reference(data: bytes) -> None:
         reference = reference_decode(data)
     except Exception:  # the reference checks nothing: a 4-byte 1213, for one, breaks it
         return
-    _same("kassa vs reference", _plain(decoded.fields), _reference_facts(reference))
-
-
-def _reference_facts(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {tag: _reference_facts(item) for tag, item in value.items()}
-    if isinstance(value, list):
-        return [_reference_facts(item) for item in value]
-    return value
+    _same("kassa vs reference", decoded.fields, reference)
 
 
 # --- Shtrih-M ----------------------------------------------------------------------------------
@@ -237,13 +220,9 @@ def _shtrih_v2_frames() -> list[bytes]:
     return _hex("shtrih-v2")
 
 
-def _payloads(frames: list[bytes], v2: bool) -> list[bytes]:
-    """Command/answer payloads inside captured Shtrih frames (v1: STX LEN payload LRC)."""
-    out = []
-    for frame in frames:
-        if not v2 and len(frame) > 3 and frame[0] == 2 and frame[1] == len(frame) - 3:
-            out.append(frame[2:-1])
-    return out
+def _payloads(frames: list[bytes]) -> list[bytes]:
+    """Command/answer payloads inside captured v1 frames (STX LEN payload LRC)."""
+    return [f[2:-1] for f in frames if len(f) > 3 and f[0] == 2 and f[1] == len(f) - 3]
 
 
 def check_shtrih_commands(data: bytes) -> None:
@@ -857,7 +836,7 @@ def check_emulator_atol(data: bytes) -> None:
 def _shtrih_requests() -> list[bytes]:
     from protocols.shtrih import commands as c
 
-    requests = _payloads(_shtrih_v1_frames(), v2=False)
+    requests = _payloads(_shtrih_v1_frames())
     requests += [spec.request().encode() for spec in _defaults(c.REGISTRY.values())]
     return requests
 
