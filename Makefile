@@ -4,9 +4,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PACKAGES := engine protocols transports emulator benchmarks
+PACKAGES := engine protocols transports emulator benchmarks fuzz
 
-.PHONY: demo test lint typecheck pytest browser screenshots bench clean
+.PHONY: demo test lint typecheck pytest browser screenshots bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,5 +61,13 @@ screenshots: $(VENV)/.kassa-dev browser
 bench: $(VENV)/.kassa-dev
 	$(BIN)/kassa bench all
 
+# The long campaign: every target in turn (FUZZ_SECONDS each, one process); `make test` runs
+# only the few-second smoke of tests/fuzz. Findings land in .fuzz/findings/TARGET.
+FUZZ_SECONDS ?= 1800
+fuzz: $(VENV)/.kassa-dev
+	@for target in $$($(BIN)/kassa fuzz --list | cut -d' ' -f1); do \
+	  $(BIN)/kassa fuzz $$target --time $(FUZZ_SECONDS) --runs 1000000 --json || exit 1; \
+	done
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .fuzz

@@ -231,8 +231,8 @@ class ShtrihRegister:
         """The answer payload to one request and the processing time before it is sent."""
         try:
             code = c.command_code(payload)
-        except ShtrihError:
-            return bytes((payload[0], ErrorCode.BAD_PARAMETERS)), 0.0
+        except ShtrihError:  # no code at all (an empty payload): answer 00h, bad parameters
+            return bytes((payload[0] if payload else 0, ErrorCode.BAD_PARAMETERS)), 0.0
         duration = self.timing.command(code)
         self._marking_time = 0.0
         spec = c.REGISTRY.get(code)

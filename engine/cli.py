@@ -776,6 +776,28 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return status
 
 
+def _cmd_fuzz(args: argparse.Namespace) -> int:
+    """kassa fuzz: the targets live in fuzz/, imported here only (like bench's benchmarks/)."""
+    if importlib.util.find_spec("fuzz") is None:
+        _fail("kassa fuzz runs from a source checkout with fuzz/ (pip install -e '.[fuzz]')")
+    from fuzz.command import main as fuzz_main
+    from fuzz.runner import FuzzError
+
+    try:
+        return fuzz_main(
+            args.target,
+            show_list=args.list,
+            seconds=args.time,
+            runs=args.runs,
+            jobs=args.jobs,
+            corpus=Path(args.corpus),
+            as_json=args.json,
+            replay_file=None if args.replay is None else Path(args.replay),
+        )
+    except FuzzError as exc:
+        _fail(str(exc))
+
+
 # --- the service's client: submit, status, receipt show, report, export, keys ------------------
 # A client of docs/protocol.md (engine/client.py). Bad input (a file, a date, a key file) is
 # exit status 2 and nothing is sent; what the service refuses or fails, or a service that
@@ -1658,6 +1680,21 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("name", help=f"one of: all, {', '.join(BENCHMARKS)}")
     bench.add_argument("rest", nargs=argparse.REMAINDER, help="options for the benchmark")
     bench.set_defaults(handler=_cmd_bench)
+
+    fuzz = commands.add_parser(
+        "fuzz", help="coverage-guided fuzzing of a decoder, state machine or front door (fuzz/)"
+    )
+    fuzz.add_argument("target", nargs="?", help="a target of kassa fuzz --list")
+    fuzz.add_argument("--list", action="store_true", help="list the targets")
+    fuzz.add_argument("--time", type=float, metavar="SECONDS", help="stop after this long")
+    fuzz.add_argument("--runs", type=int, metavar="N", help="stop after N executions")
+    fuzz.add_argument("--jobs", type=int, default=1, metavar="N", help="processes (default 1)")
+    fuzz.add_argument(
+        "--corpus", default=".fuzz", metavar="DIR", help="DIR/corpus and DIR/findings (.fuzz)"
+    )
+    fuzz.add_argument("--json", action="store_true", help="end with one JSON line")
+    fuzz.add_argument("--replay", metavar="FILE", help="re-run one input (a finding)")
+    fuzz.set_defaults(handler=_cmd_fuzz)
     return parser
 
 

@@ -8,16 +8,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parents[1]
-ROOMS = ("protocols", "transports", "engine", "emulator", "benchmarks")
+ROOMS = ("protocols", "transports", "engine", "emulator", "benchmarks", "fuzz")
 #: room → the rooms it must never import (at module level or anywhere inside).
 FORBIDDEN = {
-    "protocols": {"transports", "engine", "emulator", "benchmarks"},
-    "transports": {"engine", "emulator", "benchmarks"},
-    "engine": {"emulator", "benchmarks"},
-    "emulator": {"engine", "benchmarks"},
+    "protocols": {"transports", "engine", "emulator", "benchmarks", "fuzz"},
+    "transports": {"engine", "emulator", "benchmarks", "fuzz"},
+    "engine": {"emulator", "benchmarks", "fuzz"},
+    "emulator": {"engine", "benchmarks", "fuzz"},
+    "benchmarks": {"fuzz"},
 }
-#: The one meeting place: the CLI's ``emulator``, ``demo`` and ``bench`` commands import their
-#: rooms inside the functions that run them.
+#: The one meeting place: the CLI's ``emulator``, ``demo``, ``bench`` and ``fuzz`` commands import
+#: their rooms inside the functions that run them. fuzz/, like benchmarks/, may import the rest.
 CLI = ROOT / "engine" / "cli.py"
 
 

@@ -328,6 +328,8 @@ class Opt(WireField[T | None]):
 
 
 def _make_date(year: int, month: int, day: int, path: str) -> dt.date:
+    if year > 2099:  # a YY byte over 99: the encoder could never send it back (found by fuzzing)
+        raise ShtrihError(f"year {year} is outside 2000..2099", path)
     try:
         return dt.date(year, month, day)
     except ValueError as exc:
@@ -420,6 +422,8 @@ class FnDateTime(WireField[dt.datetime | None]):
         if self.nullable and raw == bytes(5):
             return None
         year, month, day, hour, minute = raw
+        if year > 99:
+            raise ShtrihError(f"bad DATE_TIME {raw.hex()}: year {2000 + year}", path)
         try:
             return dt.datetime(2000 + year, month, day, hour, minute)
         except ValueError as exc:

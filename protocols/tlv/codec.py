@@ -162,7 +162,7 @@ def _plan(spec: TagSpec) -> _Plan:
     if spec.type is FieldType.STLV:
         return None, 0, spec.max_length, spec.repeats
     min_length = _NATURAL_WIDTH.get(spec.type, 0)
-    if spec.type is FieldType.BYTES and spec.width is Width.EXACT:
+    if spec.width is Width.EXACT:  # bytes and text alike (1041, 1309 …): the encoder's rule too
         min_length = spec.max_length
     return _VALUE_DECODERS[spec.type], min_length, spec.max_length, spec.repeats
 
@@ -460,6 +460,8 @@ def _enc_byte(spec: TagSpec, value: object) -> bytes:
 def _enc_uint(spec: TagSpec, value: object) -> bytes:
     number = _int(value)
     width = _NATURAL_WIDTH[spec.type]
+    if number >> (8 * width) and spec.max_length > width:
+        width = spec.max_length  # 1213: U16 in FFD 1.2, U32 before; what was read must encode
     if number >> (8 * width):
         raise _Bad(f"{number} does not fit in {width} bytes")
     return number.to_bytes(width, "little")
