@@ -466,6 +466,11 @@ def _close(receipt: Receipt, password: int) -> c.CloseReceiptV2:
     )
 
 
+def _name(request: c.Request) -> str:
+    """A command as an error names it: only on the error path, not on every exchange."""
+    return f"{type(request).__name__} ({request.CODE:02X}h)"
+
+
 # --- the driver ---------------------------------------------------------------------------------
 
 
@@ -777,11 +782,10 @@ class ShtrihDriver:
         """Send one command and decode its answer; :class:`LinkLost` when none comes."""
         if self._dead:
             raise LinkLost("the connection to the register is closed")
-        name = f"{type(request).__name__} ({request.CODE:02X}h)"
         try:
             payload = request.encode()
         except ShtrihError as exc:
-            raise RegisterRefused(f"{name}: cannot be encoded: {exc}", 0) from None
+            raise RegisterRefused(f"{_name(request)}: cannot be encoded: {exc}", 0) from None
         timeout = REGISTRY[request.CODE].timeout_ms / 1000
         deadline = timeout + LINK_TIMEOUT
         answer_wait = min(timeout, ANSWER_REPEAT)
@@ -802,7 +806,7 @@ class ShtrihDriver:
             trio.ClosedResourceError,
         ) as exc:
             await self._die()
-            raise LinkLost(f"{name}: {exc}") from exc
+            raise LinkLost(f"{_name(request)}: {exc}") from exc
         except trio.Cancelled:
             await self._die()  # cancelled mid-exchange: the link's state is no longer known
             raise
