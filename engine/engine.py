@@ -552,9 +552,11 @@ class Engine:
         """
         out: list[Job | SubmitError | None] = [None] * len(jobs)
         batch: list[tuple[int, str, bytes]] = []
+        known = (tenant, group) in self._groups  # else each entry answers UnknownGroup
+        profiles = self.group_profiles(tenant, group) if known else None
         for i, (external_id, receipt) in enumerate(jobs):
             try:
-                batch.append((i, external_id, self._checked(tenant, receipt, group)))
+                batch.append((i, external_id, self._checked(tenant, receipt, group, profiles)))
             except SubmitError as exc:
                 out[i] = exc
         try:
@@ -608,7 +610,15 @@ class Engine:
                     self._enqueue(job)
         return [answer for answer in out if answer is not None]
 
-    def _checked(self, tenant: str, receipt: Receipt, group: str) -> bytes:
+    def _checked(
+        self,
+        tenant: str,
+        receipt: Receipt,
+        group: str,
+        profiles: Sequence[RegisterProfile] | None = None,
+    ) -> bytes:
+        """The job's body, once ``receipt`` passed every check; ``profiles`` are the group's,
+        when a batch has them already (a group of N registers is N profiles to build)."""
         if tenant not in self.tenants:
             raise UnknownTenant(f"unknown tenant {tenant!r}")
         held = self._behind.get(tenant)
@@ -619,9 +629,9 @@ class Engine:
             )
         if (tenant, group) not in self._groups:
             raise UnknownGroup(f"tenant {tenant!r} has no register group {group!r}")
-        problems = check_receipt(
-            receipt, self.group_profiles(tenant, group), today=self.today(tenant)
-        )
+        if profiles is None:
+            profiles = self.group_profiles(tenant, group)
+        problems = check_receipt(receipt, profiles, today=self.today(tenant))
         if problems:
             raise ValidationFailed(problems)
         return encode_body(receipt, group)
