@@ -325,6 +325,14 @@ def measure(
     }
 
 
+def over_floor(cpu_us: float, floor_us: float) -> float:
+    """The engine's CPU a receipt over its floor measured in the same run (issue 20's figure).
+
+    Both move with the machine's load, so their ratio says more than either alone.
+    """
+    return round(cpu_us / floor_us, 2) if floor_us else 0.0
+
+
 def cpu_budget_us(limit: float, cores: int | None = None) -> float:
     """CPU µs a receipt that ``cores`` (this machine's) can spend at the target share of ``limit``.
 
@@ -388,6 +396,7 @@ COLUMNS = (
     Column("sched.", "scheduling_ratio", ".3f"),
     Column("CPU µs/rcpt", "engine_cpu_us_per_receipt"),
     Column("loop µs", "engine_loop_us_per_receipt"),
+    Column("× floor", "engine_cpu_over_floor", ".2f"),
     Column("core", "engine_core_share", ".2f"),
     Column("emu core", "emulator_core_share", ".2f"),
     Column("client core", "client_core_share", ".2f"),
@@ -510,6 +519,13 @@ def main(argv: list[str] | None = None) -> int:
                     for _ in range(args.repeat)])
         for size in sizes
     ]  # fmt: skip
+    engine_floor = floors["engine_protocol"] + floors["engine_sockets"]
+    for row in rows:
+        row["engine_cpu_over_floor"] = over_floor(row["engine_cpu_us_per_receipt"], engine_floor)
+        if "engine_cpu_us_runs" in row:
+            row["engine_cpu_over_floor_runs"] = [
+                over_floor(cpu, engine_floor) for cpu in row["engine_cpu_us_runs"]
+            ]
     columns = [*COLUMNS, Column("spread of the runs", "spread")] if args.repeat > 1 else COLUMNS
     result = {
         "model": MODEL,

@@ -185,28 +185,37 @@ def _as_the_register_writes(item: Item) -> Item:
 
 
 def _register_problems(receipt: Receipt, registers: Sequence[RegisterProfile]) -> list[Problem]:
-    """What the group's registers cannot carry, each problem naming the registers it is for."""
-    found: dict[tuple[str, str, str], list[str]] = {}
+    """What the group's registers cannot carry, each problem naming the registers it is for.
+
+    The registers are taken kind by kind (protocol, tax table, registered tax systems): a
+    group of hundreds is a few kinds, and a receipt is planned once a kind, not a register.
+    """
+    kinds: dict[tuple[str, int, int | None], list[int]] = {}  # the tax table by identity
+    for index, profile in enumerate(registers):
+        key = (profile.protocol, id(profile.taxes), profile.tax_systems)
+        kinds.setdefault(key, []).append(index)
+    found: dict[tuple[str, str, str], list[int]] = {}
     planned: dict[tuple[str, TaxTable], tuple[NotCarried, ...]] = {}  # once per kind of register
-    for profile in registers:
+    tax_system = receipt.company.tax_system
+    for indexes in kinds.values():
+        profile = registers[indexes[0]]
         kind = (profile.protocol, profile.taxes)
         if kind not in planned:
             planned[kind] = _refusals(receipt, profile)
         for refused in planned[kind]:
-            found.setdefault((refused.path, refused.check, refused.why), []).append(profile.id)
+            found.setdefault((refused.path, refused.check, refused.why), []).extend(indexes)
         systems = profile.tax_systems
-        tax_system = receipt.company.tax_system
         if systems is not None and isinstance(tax_system, int) and not tax_system & systems:
             why = (
                 f"tax system (1055) {tax_system:#04x} is not among the register's registered "
                 f"systems (1062) {systems:#04x}"
             )
-            found.setdefault(("company.tax_system", "registration.tax_system", why), []).append(
-                profile.id
+            found.setdefault(("company.tax_system", "registration.tax_system", why), []).extend(
+                indexes
             )
     every = len(registers)
     return [
-        Problem(path, code, f"{why} ({_which(ids, every)})")
+        Problem(path, code, f"{why} ({_which([registers[i].id for i in sorted(ids)], every)})")
         for (path, code, why), ids in found.items()
     ]
 

@@ -211,6 +211,9 @@ class _Group:
             await self._lot.park()
         return self.jobs.popleft()
 
+    def take_nowait(self) -> Job | None:
+        return self.jobs.popleft() if self.jobs else None
+
 
 #: Each export's writer, given the records and the tenant's time zone (FNS JSON has its own).
 _EXPORTS: dict[str, Callable[[Iterable[ReceiptRecord], str], Iterator[str]]] = {
@@ -1013,21 +1016,25 @@ class Engine:
         async with register.lock:
             await self._connected(register, driver, keeper)
         group = self._groups[(register.config.tenant, register.config.group)]
+        ahead: Job | None = None  # its intent (sent) was committed with the last job's result
         while True:
-            await self._journal_ready()  # no job is taken while the journal cannot keep it
-            job: Job | None = None
-            with trio.move_on_after(self.config.maintenance_interval):
-                job = await group.take()
-            if job is not None and self._outage is not None:
-                group.put(job, front=True)
-                continue
+            if ahead is not None:
+                job: Job | None = ahead
+                ahead = None
+            else:
+                await self._journal_ready()  # no job is taken while the journal cannot keep it
+                job = None
+                with trio.move_on_after(self.config.maintenance_interval):
+                    job = await group.take()
+                if job is not None and self._outage is not None:
+                    group.put(job, front=True)
+                    continue
             async with register.lock:
                 if job is None:
                     await keeper.maintain(register, driver, await driver.status())
                 else:
                     register.current = job
-                    await self._process(register, driver, keeper, job)
-                    register.current = None
+                    ahead = register.current = await self._process(register, driver, keeper, job)
 
     async def _connected(
         self, register: RegisterView, driver: RegisterDriver, keeper: ShiftKeeper
@@ -1098,20 +1105,27 @@ class Engine:
 
     async def _process(
         self, register: RegisterView, driver: RegisterDriver, keeper: ShiftKeeper, job: Job
-    ) -> None:
-        await self._step("taken", job.id)
+    ) -> Job | None:
+        """Fiscalize ``job``; the register's next job when its intent was committed with
+        this one's result (:meth:`_next_job`), to be fiscalized next and nothing else first.
+
+        A ``job`` already ``sent`` came so from the last call: its shift was open with time
+        left, and no byte of it has reached the register.
+        """
         receipt = body_receipt(job.body)
         marked = mark(receipt, job.id)
-        try:
-            await keeper.before_receipt(register, driver)
-        except RegisterRefused as exc:
-            if exc.reason is RefusalReason.FN_EXHAUSTED:
-                raise _RegisterGone(f"ФН cannot open a shift: {exc}") from exc
-            raise
-        await self._step("sending", job.id)
-        job = register.current = await self._move(
-            job, JobState.SENT, register=register, fd_before=register.last_fd
-        )
+        if job.state is not JobState.SENT:
+            await self._step("taken", job.id)
+            try:
+                await keeper.before_receipt(register, driver)
+            except RegisterRefused as exc:
+                if exc.reason is RefusalReason.FN_EXHAUSTED:
+                    raise _RegisterGone(f"ФН cannot open a shift: {exc}") from exc
+                raise
+            await self._step("sending", job.id)
+            job = register.current = await self._move(
+                job, JobState.SENT, register=register, fd_before=register.last_fd
+            )
         for attempt in range(3):
             try:
                 fiscalized = await driver.fiscalize(
@@ -1137,12 +1151,38 @@ class Engine:
                     register.current = await self._move(job, JobState.QUEUED, error=str(exc))
                     raise _RegisterGone(f"ФН cannot sign: {exc}") from exc
                 await self._move(job, JobState.FAILED, error=f"the register refused: {exc}")
-                return
+                return None
         else:  # pragma: no cover - the loop always breaks or returns
             raise AssertionError("unreachable")
         await self._step("signed", job.id)
-        await self._conclude(register, job, marked, fiscalized, JobState.FISCALIZED)
+        following = await self._next_job(register, keeper)
+        started = None
+        try:
+            started = await self._conclude(
+                register, job, marked, fiscalized, JobState.FISCALIZED, following=following
+            )
+        finally:
+            if following is not None and started is None:  # still queued in the journal
+                self._groups[(following.tenant, body_group(following.body))].put(
+                    following, front=True
+                )
         await self._step("journaled", job.id)
+        return started
+
+    async def _next_job(self, register: RegisterView, keeper: ShiftKeeper) -> Job | None:
+        """The group's next job, to journal its intent in the commit of this one's result.
+
+        Only when one is waiting now and nothing else has to come first: the journal is
+        fine, and the shift needs no work (an open or close would come between the commit of
+        the intent and the job's first byte).
+        """
+        if self._outage is not None or not keeper.ready_for_receipt(register):
+            return None
+        job = self._groups[(register.config.tenant, register.config.group)].take_nowait()
+        if job is not None:
+            await self._step("taken", job.id)
+            await self._step("sending", job.id)
+        return job
 
     async def _conclude(
         self,
@@ -1153,7 +1193,10 @@ class Engine:
         to: JobState,
         *,
         contiguous: bool = True,
-    ) -> None:
+        following: Job | None = None,
+    ) -> Job | None:
+        """Check and journal the ФН's result; with ``following``, that job's intent in the
+        same commit (:meth:`Journal.record_result_and_send`), and it is returned ``sent``."""
         checked = check_signed(
             fiscalized.document,
             sent=sent,
@@ -1179,20 +1222,30 @@ class Engine:
             document=fiscalized.document,
             fiscalized_at=self.config.wall_clock(),
         )
+        error = None
+        if checked.problems:
+            error = "the signed receipt failed its checks: " + "; ".join(checked.problems)
+            to = JobState.FAILED
+        started = None
         try:
-            if checked.problems:
-                error = "the signed receipt failed its checks: " + "; ".join(checked.problems)
-                job = await self.journal.record_result(result, JobState.FAILED, error=error)
-                await self._alert("alert.sign_check", error, register=register, job_id=job.id)
+            if following is None:
+                job = await self.journal.record_result(result, to, error=error)
             else:
-                job = await self.journal.record_result(result, to)
+                job, started = await self.journal.record_result_and_send(
+                    result, to, following.id, error=error
+                )
         except DuplicateDocument as exc:  # the register answered with another job's document
             await self._alert(
                 "alert.duplicate_document", str(exc), register=register, job_id=job.id
             )
             await self._move(job, JobState.FAILED, error=f"the register's answer is wrong: {exc}")
-            return
+            return None
+        if error is not None:
+            await self._alert("alert.sign_check", error, register=register, job_id=job.id)
         self._finished(job, result)
+        if started is not None and self._on_event is not None:
+            self._on_event(JobEvent(started))
+        return started
 
     # --- recovery ------------------------------------------------------------------------------
 

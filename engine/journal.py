@@ -225,6 +225,10 @@ class Journal(Protocol):
         self, result: FiscalResult, to: JobState, *, error: str | None = None
     ) -> Job: ...
 
+    async def record_result_and_send(
+        self, result: FiscalResult, to: JobState, next_job_id: str, *, error: str | None = None
+    ) -> tuple[Job, Job]: ...
+
     async def job(self, job_id: str) -> Job | None: ...
 
     async def job_by_external_id(self, tenant: str, external_id: str) -> Job | None: ...
@@ -722,31 +726,27 @@ class SqliteJournal:
         and the job says why it is not trusted.
         """
 
-        def work(connection: sqlite3.Connection) -> Job:
-            taken = connection.execute(
-                "SELECT job_id FROM results WHERE fn_number = ? AND fd_number = ?",
-                (result.fn_number, result.fd_number),
-            ).fetchone()
-            if taken is not None:
-                raise DuplicateDocument(
-                    f"FD {result.fd_number} of ФН {result.fn_number} is already the result of "
-                    f"job {taken[0]}"
-                )
-            connection.execute(
-                "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    result.job_id,
-                    result.register_id,
-                    result.fn_number,
-                    result.fd_number,
-                    result.fiscal_sign,
-                    result.printed_sign,
-                    result.qr,
-                    result.document,
-                    result.fiscalized_at,
-                ),
+        return await self._run(lambda c: _record_result(c, result, to, error))
+
+    async def record_result_and_send(
+        self, result: FiscalResult, to: JobState, next_job_id: str, *, error: str | None = None
+    ) -> tuple[Job, Job]:
+        """:meth:`record_result`, and the register's next job moved to ``sent`` with
+        ``fd_before`` the result's FD, in one transaction: one commit a receipt.
+
+        All or nothing. Before the commit the result's job is still ``sent`` (recovery finds
+        its receipt in the ФН archive) and the next job is still ``queued`` (no byte of it has
+        gone to the register); after it, the next job's intent is durable before its first
+        byte, as :meth:`move` to ``sent`` would have made it. A refusal of either (a
+        :class:`DuplicateDocument`, an illegal move) rolls back both.
+        """
+
+        def work(connection: sqlite3.Connection) -> tuple[Job, Job]:
+            done = _record_result(connection, result, to, error)
+            started = _move(
+                connection, next_job_id, JobState.SENT, result.register_id, None, result.fd_number
             )
-            return _move(connection, result.job_id, to, result.register_id, error, None)
+            return done, started
 
         return await self._run(work)
 
@@ -1181,6 +1181,36 @@ def _accept_or_conflict(
         return _accept(connection, tenant, external_id, body)
     except ConflictError as exc:
         return exc
+
+
+def _record_result(
+    connection: sqlite3.Connection, result: FiscalResult, to: JobState, error: str | None
+) -> Job:
+    """Keep the ФН's result (one job an FD) and move its job to ``to``."""
+    taken = connection.execute(
+        "SELECT job_id FROM results WHERE fn_number = ? AND fd_number = ?",
+        (result.fn_number, result.fd_number),
+    ).fetchone()
+    if taken is not None:
+        raise DuplicateDocument(
+            f"FD {result.fd_number} of ФН {result.fn_number} is already the result of "
+            f"job {taken[0]}"
+        )
+    connection.execute(
+        "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            result.job_id,
+            result.register_id,
+            result.fn_number,
+            result.fd_number,
+            result.fiscal_sign,
+            result.printed_sign,
+            result.qr,
+            result.document,
+            result.fiscalized_at,
+        ),
+    )
+    return _move(connection, result.job_id, to, result.register_id, error, None)
 
 
 def _move(

@@ -710,23 +710,20 @@ class PostgresJournal:
         self, result: FiscalResult, to: JobState, *, error: str | None = None
     ) -> Job:
         """Keep the ФН's result and move the job in the same transaction."""
+        return await self._run(lambda c: _record_result(c, result, to, error))
 
-        def work(cursor: Cursor) -> Job:
-            cursor.execute(
-                "SELECT job_id FROM results WHERE fn_number = %s AND fd_number = %s",
-                (result.fn_number, result.fd_number),
+    async def record_result_and_send(
+        self, result: FiscalResult, to: JobState, next_job_id: str, *, error: str | None = None
+    ) -> tuple[Job, Job]:
+        """:meth:`record_result` and the register's next job moved to ``sent`` (``fd_before``
+        the result's FD) in one transaction, as on SQLite: one commit a receipt."""
+
+        def work(cursor: Cursor) -> tuple[Job, Job]:
+            done = _record_result(cursor, result, to, error)
+            started = _move(
+                cursor, next_job_id, JobState.SENT, result.register_id, None, result.fd_number
             )
-            taken = cursor.fetchone()
-            if taken is not None:
-                raise DuplicateDocument(
-                    f"FD {result.fd_number} of ФН {result.fn_number} is already the result of "
-                    f"job {taken[0]}"
-                )
-            cursor.execute(
-                "INSERT INTO results VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                attrs.astuple(result),
-            )
-            return _move(cursor, result.job_id, to, result.register_id, error, None)
+            return done, started
 
         return await self._run(work)
 
@@ -1222,6 +1219,23 @@ def _accept_or_conflict(
         return _accept(cursor, tenant, external_id, body)
     except ConflictError as exc:
         return exc
+
+
+def _record_result(cursor: Cursor, result: FiscalResult, to: JobState, error: str | None) -> Job:
+    cursor.execute(
+        "SELECT job_id FROM results WHERE fn_number = %s AND fd_number = %s",
+        (result.fn_number, result.fd_number),
+    )
+    taken = cursor.fetchone()
+    if taken is not None:
+        raise DuplicateDocument(
+            f"FD {result.fd_number} of ФН {result.fn_number} is already the result of "
+            f"job {taken[0]}"
+        )
+    cursor.execute(
+        "INSERT INTO results VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)", attrs.astuple(result)
+    )
+    return _move(cursor, result.job_id, to, result.register_id, error, None)
 
 
 def _move(

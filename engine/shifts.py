@@ -176,6 +176,10 @@ class ShiftKeeper:
                 return
         register.shift = OpenShift(status.shift_number, None, self._config.wall_clock())
 
+    def ready_for_receipt(self, register: RegisterView) -> bool:
+        """Whether :meth:`before_receipt` has nothing to do: a shift is open with time left."""
+        return register.shift is not None and not self.deadline_passed(register, ahead=60.0)
+
     async def before_receipt(self, register: RegisterView, driver: RegisterDriver) -> None:
         """Make sure a shift is open with time left for one more receipt."""
         if register.shift is not None and self.deadline_passed(register, ahead=60.0):

@@ -77,3 +77,46 @@ async def connect_tcp(host: str, port: int, *, timeout: float = 5.0) -> trio.Soc
         await stream.aclose()
         raise _error(f"cannot set up {where}", exc) from exc
     return stream
+
+
+class SocketWire:
+    """The file descriptor under a :class:`trio.SocketStream`, for a host that waits for each
+    answer: a write goes out at once, and a read costs one wait for the socket to be readable
+    and one ``read``.
+
+    :meth:`trio.SocketStream.send_all` yields to the scheduler after every send and
+    :meth:`~trio.SocketStream.receive_some` tries a ``recv`` before it waits, which fails
+    with ``EAGAIN`` while the register works on the command: per exchange that is an extra
+    trip through the run loop and a wasted system call, where the frames are a few hundred
+    bytes that always fit the socket's buffer. The stream still owns the socket and closes it.
+    """
+
+    __slots__ = ("_fd",)
+
+    #: The most one read takes: far above any frame, so a frame comes in one read.
+    READ_SIZE: int = 65536
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self._fd = stream.socket.fileno()
+
+    async def send(self, data: bytes) -> None:
+        """Write all of ``data``; waits only when the socket's buffer is full."""
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(self._fd, view) :]
+            except BlockingIOError:
+                await trio.lowlevel.wait_writable(self._fd)
+            except OSError as exc:
+                raise _error("cannot send to the register", exc) from exc
+
+    async def receive(self) -> bytes:
+        """Wait until the socket is readable and read what is there; ``b""`` at its end."""
+        while True:
+            await trio.lowlevel.wait_readable(self._fd)
+            try:
+                return os.read(self._fd, self.READ_SIZE)
+            except BlockingIOError:
+                continue  # woken with nothing to read: wait again
+            except OSError as exc:
+                raise _error("cannot read from the register", exc) from exc

@@ -131,6 +131,8 @@ from protocols.shtrih.codes import ErrorCode, MarkingDecision, Mode, Submode, de
 from protocols.shtrih.taxes import DEFAULT as DEFAULT_TAXES
 from protocols.shtrih.taxes import LEGACY as LEGACY_TAXES
 from protocols.tlv import TagMap, TlvError, encode
+from transports.errors import TransportError
+from transports.tcp import SocketWire
 
 __all__ = [
     "ANSWER_REPEAT",
@@ -464,6 +466,11 @@ def _close(receipt: Receipt, password: int) -> c.CloseReceiptV2:
     )
 
 
+def _name(request: c.Request) -> str:
+    """A command as an error names it: only on the error path, not on every exchange."""
+    return f"{type(request).__name__} ({request.CODE:02X}h)"
+
+
 # --- the driver ---------------------------------------------------------------------------------
 
 
@@ -488,6 +495,8 @@ class ShtrihDriver:
         if not isinstance(password, int) or not 0 <= password <= 0xFFFFFFFF:
             raise ValueError(f"a password is 4 bytes, 0…4294967295, not {password!r}")
         self._stream = stream
+        #: Over TCP, frames go through the socket itself (:class:`SocketWire`).
+        self._wire = SocketWire(stream) if isinstance(stream, trio.SocketStream) else None
         self._password = password
         self._taxes = taxes
         self._link: LinkV1Host | LinkV2Host = (
@@ -773,22 +782,31 @@ class ShtrihDriver:
         """Send one command and decode its answer; :class:`LinkLost` when none comes."""
         if self._dead:
             raise LinkLost("the connection to the register is closed")
-        name = f"{type(request).__name__} ({request.CODE:02X}h)"
         try:
             payload = request.encode()
         except ShtrihError as exc:
-            raise RegisterRefused(f"{name}: cannot be encoded: {exc}", 0) from None
+            raise RegisterRefused(f"{_name(request)}: cannot be encoded: {exc}", 0) from None
         timeout = REGISTRY[request.CODE].timeout_ms / 1000
         deadline = timeout + LINK_TIMEOUT
+        answer_wait = min(timeout, ANSWER_REPEAT)
         try:
-            with trio.move_on_after(deadline) as scope:
-                answer = await self._transact(payload, min(timeout, ANSWER_REPEAT))
-            if scope.cancelled_caught:
-                raise _Broken(f"no answer within {deadline:g} s")
+            if self._wire is not None:
+                answer = await self._transact_wire(self._wire, payload, answer_wait, deadline)
+            else:
+                with trio.move_on_after(deadline) as scope:
+                    answer = await self._transact(payload, answer_wait)
+                if scope.cancelled_caught:
+                    raise _Broken(f"no answer within {deadline:g} s")
             return c.decode_answer(answer)
-        except (_Broken, ShtrihError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+        except (
+            _Broken,
+            ShtrihError,
+            TransportError,
+            trio.BrokenResourceError,
+            trio.ClosedResourceError,
+        ) as exc:
             await self._die()
-            raise LinkLost(f"{name}: {exc}") from exc
+            raise LinkLost(f"{_name(request)}: {exc}") from exc
         except trio.Cancelled:
             await self._die()  # cancelled mid-exchange: the link's state is no longer known
             raise
@@ -819,6 +837,47 @@ class ShtrihDriver:
             if not data:
                 raise _Broken("the register closed the connection")
             link.receive_data(bytes(data))
+
+    async def _transact_wire(
+        self, wire: SocketWire, payload: bytes, answer_wait: float, deadline: float
+    ) -> bytes:
+        """:meth:`_transact` on a socket, with one cancel scope for all its waits.
+
+        The scope's deadline is moved before each wait to the link's timer or the exchange's
+        own ``deadline``, whichever comes first; a new scope is needed only after a timer
+        expired (a cancelled scope stays cancelled).
+        """
+        link = self._link
+        waits = {
+            Timer.BYTE: BYTE_TIMEOUT,
+            Timer.LINK: LINK_TIMEOUT,
+            Timer.ANSWER: answer_wait,
+            Timer.NONE: math.inf,
+        }
+        give_up = trio.current_time() + deadline
+        await wire.send(link.send(CommandFrame(payload=payload)))
+        while True:
+            with trio.CancelScope() as scope:
+                while True:
+                    event = link.next_event()
+                    out = link.data_to_send()
+                    if out:
+                        await wire.send(out)
+                    if isinstance(event, AnswerFrame):
+                        return event.payload
+                    if event is not NEED_DATA:
+                        continue  # a stale answer of an earlier exchange: the link dealt with it
+                    scope.deadline = min(give_up, trio.current_time() + waits[link.timer])
+                    data = await wire.receive()
+                    if not data:
+                        raise _Broken("the register closed the connection")
+                    link.receive_data(data)
+            if trio.current_time() >= give_up:
+                raise _Broken(f"no answer within {deadline:g} s")
+            link.timeout()
+            out = link.data_to_send()
+            if out:
+                await wire.send(out)
 
     async def _write(self, data: bytes) -> None:
         if data:

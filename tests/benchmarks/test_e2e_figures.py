@@ -15,6 +15,7 @@ from benchmarks.e2e import (
     fleet_rate,
     kassa_receipt_seconds,
     median_run,
+    over_floor,
     receipt_seconds,
     saturation_notes,
 )
@@ -145,3 +146,10 @@ def test_a_size_whose_fleet_process_ran_out_of_core_is_named() -> None:
     ]
     (note,) = saturation_notes(rows)
     assert note.startswith("N = 500: the fleet's process used 0.89 of a core")
+
+
+def test_engine_cpu_over_floor_is_the_ratio_to_the_runs_own_floor() -> None:
+    """Issue 20's figure: 2,575 µs against a floor of 761 µs is 3.38 times it (by hand)."""
+    assert over_floor(2575, 761) == 3.38
+    assert over_floor(1141.5, 761) == 1.5
+    assert over_floor(500, 0) == 0.0  # no floor measured: no ratio, not a division by zero

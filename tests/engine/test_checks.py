@@ -172,6 +172,29 @@ async def test_a_rate_the_group_lacks_is_refused_at_intake(
         assert await engine.journal.jobs_in(list(JobState)) != []
 
 
+def test_a_problem_names_its_registers_in_the_groups_order() -> None:
+    """Registers of interleaved kinds (and equal tax tables that are different objects) are
+    named in the group's order, each once, whatever kind they were checked as."""
+    legacy = shtrih_taxes.LEGACY
+    legacy_copy = type(legacy)(legacy.name, dict(legacy.pairs))
+    group = [
+        RegisterProfile("kkt-1", "shtrih", legacy),
+        RegisterProfile("kkt-2", "shtrih", legacy_copy),
+        RegisterProfile("kkt-3", "shtrih", shtrih_taxes.DEFAULT),
+        RegisterProfile("kkt-4", "shtrih", legacy),
+        RegisterProfile("kkt-5", "shtrih", legacy, tax_systems=0x02),
+    ]
+    kettle = samples.item("Чайник", 199_000, vat=int(VatRate.VAT22))
+    problems = {(p.path, p.code): p.message for p in check_receipt(sale(kettle), group)}
+    assert legacy_copy == legacy and legacy_copy is not legacy
+    assert problems[("items[0].vat", "register.vat_rate")].endswith(
+        "(registers kkt-1, kkt-2, kkt-4 and 1 more)"
+    )
+    assert problems[("company.tax_system", "registration.tax_system")].endswith("(register kkt-5)")
+    fine = samples.item("Чайник", 199_000, vat=int(VatRate.VAT20))
+    assert [p.code for p in check_receipt(sale(fine), group)] == ["registration.tax_system"]
+
+
 #: The CSV export's column of each rate's receipt total (engine/export.py).
 _CSV_COLUMNS = {
     VatRate.VAT20: "vat_20",

@@ -496,10 +496,39 @@ async def test_power_lost_before_the_commit(autojump_clock: trio.testing.MockClo
         await again.aclose()
 
 
+@asynccontextmanager
+async def stream_pair(kind: str) -> AsyncIterator[tuple[trio.abc.Stream, trio.abc.Stream]]:
+    """The driver's end and the register's: in memory, or a real TCP connection on 127.0.0.1
+    (where the driver reads and writes the socket itself)."""
+    if kind == "memory":
+        yield trio.testing.memory_stream_pair()
+        return
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    try:
+        port = listeners[0].socket.getsockname()[1]
+        host_end = await trio.open_tcp_stream("127.0.0.1", port)
+        device_end = await listeners[0].accept()
+        async with host_end, device_end:
+            yield host_end, device_end
+    finally:
+        for listener in listeners:
+            await listener.aclose()
+
+
+LINKS = pytest.mark.parametrize("link", ["memory", "tcp"])
+
+
 @VERSIONS
-async def test_silent_register(version: int, autojump_clock: trio.testing.MockClock) -> None:
+@LINKS
+async def test_silent_register(
+    version: int, link: str, autojump_clock: trio.testing.MockClock
+) -> None:
     """Nobody answers: LinkLost within the command's own timeout (11h: 3 s) and its handshake."""
-    host_end, device_end = trio.testing.memory_stream_pair()
+    async with stream_pair(link) as (host_end, device_end):
+        await silent(version, host_end, device_end)
+
+
+async def silent(version: int, host_end: trio.abc.Stream, device_end: trio.abc.Stream) -> None:
     driver = ShtrihDriver(host_end, version=version)
     started = trio.current_time()
     with pytest.raises(LinkLost):
@@ -515,8 +544,15 @@ async def test_silent_register(version: int, autojump_clock: trio.testing.MockCl
 
 
 @VERSIONS
-async def test_register_that_hangs_up(version: int, autojump_clock: trio.testing.MockClock) -> None:
-    host_end, device_end = trio.testing.memory_stream_pair()
+@LINKS
+async def test_register_that_hangs_up(
+    version: int, link: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with stream_pair(link) as (host_end, device_end):
+        await hangs_up(version, host_end, device_end)
+
+
+async def hangs_up(version: int, host_end: trio.abc.Stream, device_end: trio.abc.Stream) -> None:
     driver = ShtrihDriver(host_end, version=version)
     async with trio.open_nursery() as nursery:
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from pathlib import Path
 
 import attrs
@@ -97,6 +98,36 @@ async def test_every_kind_of_receipt_is_fiscalized_once(
             JobState.FISCALIZED,
         ]
         assert [e.result for e in events if e.job.external_id == name][-1] is not None
+
+
+async def test_a_result_and_the_next_jobs_intent_share_one_commit(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A register with work waiting journals each result and the next job's ``sent`` in
+    one commit (one fsync a receipt), and still fiscalizes each job once."""
+    commits: list[tuple[str, JobState, int]] = []
+    async with open_memory_fleet(1) as fleet:
+        config = fleet_config(fleet, tmp_path / "j.db")
+        running: list[Engine] = []
+
+        def seen(event: JobEvent) -> None:
+            journal = running[0].journal
+            assert isinstance(journal, SqliteJournal)
+            commits.append((event.job.id, event.job.state, journal.commits))
+
+        async with Engine.open(config, on_event=seen) as engine:
+            running.append(engine)
+            jobs = [await engine.submit("shop", f"o-{i}", samples.card_sale()) for i in range(4)]
+            ids = [job.id for job in jobs]
+            done = [await engine.wait("shop", job_id) for job_id in ids]
+            assert [job.state for job in done] == [JobState.FISCALIZED] * 4
+            await assert_exactly_once(engine, fleet, ids)
+            fds = [(await engine.result("shop", job_id)).fd_number for job_id in ids]  # type: ignore[union-attr]
+            later = [await engine.journal.job(job_id) for job_id in ids[1:]]
+    at = {(job_id, state): commit for job_id, state, commit in commits}
+    for before, after in itertools.pairwise(ids):
+        assert at[(before, JobState.FISCALIZED)] == at[(after, JobState.SENT)]
+    assert [job.fd_before for job in later if job is not None] == fds[:-1]
 
 
 async def test_a_repeat_returns_the_first_job_and_a_changed_body_conflicts(

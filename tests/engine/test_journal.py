@@ -99,6 +99,43 @@ async def test_the_state_machine_and_results(journal: Any) -> None:
     assert (await journal.job(other.id)).state is JobState.SENT  # type: ignore[union-attr]
 
 
+async def test_a_result_and_the_next_intent_share_one_commit(store: Store) -> None:
+    """The register's next job goes to sent in the commit of the last one's result, or
+    neither does: a duplicate FD leaves the first job sent and the next one queued."""
+    async with store.open() as journal:
+        ids = []
+        for name in ("order-1", "order-2", "order-3"):
+            job = (await journal.accept("shop", name, b"receipt")).job
+            await journal.move(job.id, JobState.QUEUED)
+            ids.append(job.id)
+        await journal.move(ids[0], JobState.SENT, register_id="kkt-1", fd_before=86)
+        result = FiscalResult(
+            job_id=ids[0],
+            register_id="kkt-1",
+            fn_number="9999078902003988",
+            fd_number=87,
+            fiscal_sign=bytes.fromhex("31046629765f"),
+            printed_sign=1713993311,
+            qr="t=20180222T1617&s=25.00&fn=9999078902003988&i=87&fp=1713993311&n=1",
+            document=b"\x03\x00\x00\x00",
+            fiscalized_at=1.0,
+        )
+        commits = journal.commits
+        done, started = await journal.record_result_and_send(result, JobState.FISCALIZED, ids[1])
+        assert journal.commits == commits + 1
+        assert done.state is JobState.FISCALIZED and done.id == ids[0]
+        assert started.state is JobState.SENT and started.id == ids[1]
+        assert started.register_id == "kkt-1" and started.fd_before == 87
+        clash = attrs.evolve(result, job_id=ids[1])  # FD 87 again: the whole commit is refused
+        with pytest.raises(DuplicateDocument):
+            await journal.record_result_and_send(clash, JobState.FISCALIZED, ids[2])
+    async with store.open() as journal:  # reopened: what was committed is there
+        states = [(await journal.job(i)).state for i in ids]  # type: ignore[union-attr]
+        assert states == [JobState.FISCALIZED, JobState.SENT, JobState.QUEUED]
+        assert await journal.result(ids[0]) == result
+        assert await journal.result(ids[1]) is None
+
+
 async def test_a_closed_journal_refuses_work(store: Store) -> None:
     async with store.open() as journal:
         pass
