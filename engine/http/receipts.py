@@ -102,6 +102,8 @@ class ReceiptLinks:
             tenant, job_id = raw[_MAC_BYTES:].decode().split("\n")
         except (binascii.Error, ValueError, UnicodeDecodeError):
             return None
+        if b64(raw) != token:  # the last character's spare bits: one token, one spelling
+            return None
         if not hmac.compare_digest(raw[:_MAC_BYTES], self._mac(tenant, job_id)):
             return None
         return tenant, job_id
