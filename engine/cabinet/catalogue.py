@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from engine.cabinet.app import PREFIX, STATES_RU, Cabinet, Refusal
+from engine.cabinet.app import PREFIX, STATES_RU, Cabinet, Refusal, _kopecks
 from engine.cabinet.users import Session
 from engine.engine import Busy, Engine, SubmitError, ValidationFailed
 from engine.journal import FINAL_STATES, JournalUnavailable, TenantRecord
@@ -55,7 +55,8 @@ NAME_LIMIT = 128
 PRICE_LIMIT = 1_000_000_000
 #: 1023 количество: up to 3 decimals (ATOL's E6h carries three) and 7 whole digits.
 _QUANTITY = re.compile(r"\A[0-9]{1,7}(?:[.,][0-9]{1,3})?\Z")
-_MONEY = re.compile(r"\A[0-9]{1,8}(?:[.,][0-9]{1,2})?\Z")
+#: A catalogue price is under 100 million roubles (eight digits of them).
+MAX_PRICE = 10**10
 _PRODUCT_ID = re.compile(r"\A[0-9a-f]{16}\Z")
 _EMAIL = re.compile(r"\A[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}\Z")
 _PHONE = re.compile(r"\A\+?[0-9]{10,15}\Z")
@@ -144,12 +145,12 @@ class Seller:
 
 
 def kopecks(text: str) -> int:
-    """Roubles typed as «123,45» (or «123.45») as kopecks; ValueError if not money."""
-    text = text.strip().replace(" ", "").replace("\u00a0", "")
-    if not _MONEY.match(text):
+    """A price typed as «1 234,45» (or «123.45») as kopecks, the cabinet's one money reading
+    with thousands' spaces allowed; at most 99 999 999,99 ₽. ValueError if not money."""
+    value = _kopecks(text.replace(" ", "").replace("\u00a0", ""))
+    if value >= MAX_PRICE:
         raise ValueError(text)
-    whole, _, part = text.replace(",", ".").partition(".")
-    return int(whole) * 100 + int(part.ljust(2, "0") or 0)
+    return value
 
 
 def quantity(text: str) -> Decimal:
