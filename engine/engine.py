@@ -618,7 +618,7 @@ class Engine:
                     out[i] = job
                     if self._on_event is not None:
                         self._on_event(JobEvent(job))
-                    self._enqueue(job)
+                    self._groups[(tenant, group)].put(job)  # its group known: no body parse
         return [answer for answer in out if answer is not None]
 
     def _checked(
