@@ -4,6 +4,7 @@ answers). The engines themselves on one PostgreSQL journal are in test_engine_sc
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Awaitable, Callable
 
@@ -78,11 +79,11 @@ async def test_a_write_with_a_stale_token_is_refused_and_keeps_nothing(store: St
         assert (await journal.job(jobs[1])).state is JobState.QUEUED  # type: ignore[union-attr]
         assert await journal.result(jobs[0]) is None
         # The current holder's writes go through, the result and the next claim in one commit.
-        commits = journal.commits
+        commits = journal.commits  # type: ignore[attr-defined]
         done, started = await journal.record_result_and_claim(
             result, JobState.FISCALIZED, "shop", "main", lease=current
         )
-        assert journal.commits == commits + 1
+        assert journal.commits == commits + 1  # type: ignore[attr-defined]
         assert done.state is JobState.FISCALIZED
         assert started is not None and started.id == jobs[1] and started.fd_before == 11
         assert (started.state, started.register_id) == (JobState.SENT, "kkt-1")
@@ -103,7 +104,10 @@ async def test_claims_take_a_group_s_oldest_job_once_and_cancel_takes_only_a_que
         )
         assert cancelled.state is JobState.FAILED
         claims = await trio_gather(
-            [lambda: journal.claim_next("shop", "main", f"kkt-{i}", None, None) for i in range(4)]
+            [
+                functools.partial(journal.claim_next, "shop", "main", f"kkt-{i}", None, None)
+                for i in range(4)
+            ]
         )
         taken = sorted(job.id for job in claims if job is not None)
         assert taken == sorted([ids["a1"], ids["a3"]])  # each once, none of another group
@@ -125,4 +129,3 @@ async def trio_gather(calls: list[Callable[[], Awaitable[Job | None]]]) -> list[
         for i in range(len(calls)):
             nursery.start_soon(run, i)
     return out
-
