@@ -676,7 +676,7 @@ class Engine:
                     out[i] = job
                     if self._on_event is not None:
                         self._on_event(JobEvent(job))
-                    self._groups[(tenant, group)].put(job)  # its group known: no body parse
+                    self._enqueue(job, group)
         return [answer for answer in out if answer is not None]
 
     def _checked(
@@ -1612,8 +1612,9 @@ class Engine:
 
     # --- bookkeeping ---------------------------------------------------------------------------
 
-    def _enqueue(self, job: Job) -> None:
-        group = self._groups[(job.tenant, body_group(job.body))]
+    def _enqueue(self, job: Job, group_name: str | None = None) -> None:
+        """Queue a job (``group_name`` if the caller knows it: no parse of its body)."""
+        group = self._groups[(job.tenant, group_name or body_group(job.body))]
         if self._shared:  # queued in the journal: wake the group's workers to claim it
             group.nudge()
         else:
