@@ -28,9 +28,7 @@ def test_a_short_run_with_engine_kills_and_journal_cuts_loses_and_doubles_nothin
 ) -> None:
     url = _postgres()
     command = [KASSA, "bench", "faults", "--journal", url, "--engines", "1", "--quick", "--json"]
-    done = subprocess.run(
-        [*command, "--results", str(tmp_path)], capture_output=True, timeout=180
-    )
+    done = subprocess.run([*command, "--results", str(tmp_path)], capture_output=True, timeout=180)
     assert done.returncode == 0, done.stdout.decode()[-2000:] + done.stderr.decode()[-2000:]
     result = json.loads(done.stdout.decode().splitlines()[-1])
     assert (result["lost"], result["duplicated"], result["failed_on_fn"]) == (0, 0, 0)
