@@ -31,6 +31,8 @@ from benchmarks.processes import (
     ServiceFolder,
     _service_toml,
     free_ports,
+    start_service,
+    stop_child,
 )
 from engine.client import ClientKeys
 from engine.journal_pg import migrate
@@ -238,3 +240,28 @@ def cluster_folders(
             )
             folders.append(setup)
         yield folders
+
+
+def start_together(folders: Sequence[ServiceFolder]) -> list[Any]:
+    """Start every engine at once (each in a thread: a start takes seconds), so that none has
+    leased every register before the others are up; all their processes once all serve."""
+    processes: list[Any] = [None] * len(folders)
+    errors: list[BaseException] = []
+
+    def one(index: int) -> None:
+        try:
+            processes[index] = start_service(folders[index])
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(folders))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        for process in processes:
+            if process is not None:
+                stop_child(process)
+        raise RuntimeError(f"an engine did not start: {errors[0]}")
+    return processes

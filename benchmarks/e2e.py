@@ -108,7 +108,14 @@ def kassa_receipt_seconds(model: RegisterModel, receipt: Receipt) -> float:
 class _Events(threading.Thread):
     """The tenant's job events, read by a thread of its own: job id → time it became final."""
 
-    def __init__(self, endpoint: str, keys: ClientKeys, context: zmq.Context[Any]) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        keys: ClientKeys,
+        context: zmq.Context[Any],
+        also: Sequence[str] = (),
+    ) -> None:
+        """``also``: more engines' PUB sockets (same server key), for engines on one journal."""
         super().__init__(daemon=True)
         self.final: dict[str, float] = {}
         self.register: dict[str, str] = {}  # job id → the register that fiscalized it
@@ -122,7 +129,8 @@ class _Events(threading.Thread):
         self._socket.curve_publickey = keys.public
         self._socket.curve_secretkey = keys.secret
         self._socket.setsockopt(zmq.SUBSCRIBE, b"job")
-        self._socket.connect(endpoint)
+        for each in (endpoint, *also):
+            self._socket.connect(each)
 
     def run(self) -> None:
         try:
@@ -492,7 +500,29 @@ def main(argv: list[str] | None = None) -> int:
         metavar="FILE",
         help="the same for the emulated fleet's process",
     )
+    cluster = parser.add_argument_group(
+        "K engine processes on one PostgreSQL journal (see benchmarks/e2e_cluster.py)"
+    )
+    cluster.add_argument(
+        "--journal",
+        metavar="URL",
+        help="a postgresql:// URL: run on a scratch database there (the throughput phase only)",
+    )
+    cluster.add_argument(
+        "--engines",
+        type=int,
+        nargs="+",
+        default=[1],
+        metavar="K",
+        help="engine processes, one run per K (e.g. 1 2: the ratio to K = 1 too)",
+    )
     args = parser.parse_args(argv)
+    if args.journal is not None:
+        from benchmarks import e2e_cluster  # psycopg: only for a PostgreSQL journal
+
+        return e2e_cluster.main(args, parser)
+    if args.engines != [1]:
+        parser.error("--engines: engine processes share a PostgreSQL journal: give --journal URL")
     sizes, per_register, least, cap = args.registers, args.per_register, MIN_RECEIPTS, args.cap
     if args.quick:
         sizes, per_register, least, cap = [2], 3, 0, 30.0

@@ -42,7 +42,13 @@ import trio
 import zmq
 from tqdm import tqdm
 
-from benchmarks.cluster import JournalProxy, cluster_folders, journal_proxy, scratch_journal
+from benchmarks.cluster import (
+    JournalProxy,
+    cluster_folders,
+    journal_proxy,
+    scratch_journal,
+    start_together,
+)
 from benchmarks.common import Column, bar_figure, format_table, report, show_progress
 from benchmarks.crash import (
     ANSWER_TIMEOUT,
@@ -131,8 +137,11 @@ class Engines:
         self.refused_starts: list[str] = []
 
     def start_all(self) -> None:
-        for index in range(len(self.folders)):
-            self._start(index, 0.0)
+        """Start every engine at once (:func:`~benchmarks.cluster.start_together`)."""
+        processes = start_together(self.folders)
+        with self._lock:
+            self._processes = processes
+            self._started_at = [time.monotonic()] * len(processes)
 
     def _start(self, index: int, after: float) -> None:
         """Start engine ``index`` after ``after`` s, again (as a service manager would) while
@@ -316,9 +325,20 @@ def settle(folder: ServiceFolder, expected: set[str], cap: float) -> dict[str, s
             time.sleep(0.25)
 
 
-def read_journal(url: str, tenant: str) -> tuple[dict[str, JournaledJob], Counter[str]]:
-    """The jobs of ``tenant`` in the shared journal, and how many events of each kind that is
-    not a job's own step it holds (recovery decisions, leases and the like)."""
+@attrs.frozen
+class SharedJournal:
+    """What the shared journal holds once every engine stopped."""
+
+    jobs: dict[str, JournaledJob]
+    #: Events of each kind that is not a job's own step (recovery decisions, alerts…).
+    events: Counter[str]
+    #: register → (its lease's last holder, its fencing token: how many times it was granted).
+    leases: dict[str, tuple[str, int]]
+
+
+def read_journal(url: str, tenant: str) -> SharedJournal:
+    """The jobs of ``tenant``, the other events and the register leases (where the journal
+    has them) in the shared journal."""
     with psycopg.connect(url) as db:
         rows = db.execute(
             "SELECT id, external_id, state, error FROM jobs WHERE tenant = %s", (tenant,)
@@ -326,9 +346,14 @@ def read_journal(url: str, tenant: str) -> tuple[dict[str, JournaledJob], Counte
         kinds = db.execute(
             "SELECT kind, COUNT(*) FROM events WHERE kind NOT LIKE 'job.%%' GROUP BY kind"
         ).fetchall()
-    return (
+        leases: list[tuple[Any, ...]] = []
+        found = db.execute("SELECT to_regclass('leases') IS NOT NULL").fetchone()
+        if found is not None and found[0]:
+            leases = db.execute("SELECT register_id, owner, token FROM leases").fetchall()
+    return SharedJournal(
         {row[0]: JournaledJob(row[1], row[2], row[3]) for row in rows},
         Counter({str(kind): int(n) for kind, n in kinds}),
+        {str(row[0]): (str(row[1]), int(row[2])) for row in leases},
     )
 
 
@@ -423,13 +448,13 @@ def run(
                     cluster.stop()
                     bar.close()
                 context.term()
-            jobs, events = read_journal(store.url, folders[0].tenant)
+            shared = read_journal(store.url, folders[0].tenant)
             read_began = time.monotonic()
             signed, documents = trio.run(read_archives, fleet.ports)
             read = time.monotonic() - read_began
             proxy_figures = (proxy.connections_cut, proxy.refused)
         injected = fleet_faults(log)
-    counts = tally(ledger.acknowledged, states, jobs, signed)
+    counts = tally(ledger.acknowledged, states, shared.jobs, signed)
     kinds = Counter(done) + injected
     wall = time.monotonic() - began_all
     return {
@@ -464,7 +489,9 @@ def run(
         "refused_start_reasons": cluster.refused_starts[:3],
         "journal_connections_cut": proxy_figures[0],
         "journal_connections_refused": proxy_figures[1],
-        "journal_events": dict(sorted(events.items())),
+        "journal_events": dict(sorted(shared.events.items())),
+        "lease_grants": sum(token for _, token in shared.leases.values()),
+        "lease_holders": dict(sorted(shared.leases.items())),
         "documents_read": documents,
         "load_s": round(load_phase, 1),
         "settle_s": round(settled, 1),
@@ -491,7 +518,7 @@ def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     cuts = 3 if args.cuts is None else args.cuts
     link_faults = 8 if args.faults is None else args.faults
     if args.quick:
-        registers, kills, cuts, link_faults, args.clients, args.seconds = 2, 2, 1, 2, 2, 12.0
+        registers, kills, cuts, link_faults, args.clients, args.seconds = 2, 2, 1, 2, 2, 10.0
     for name, value in (("engines", args.engines), ("registers", registers),
                         ("clients", args.clients)):  # fmt: skip
         if value < 1:
@@ -524,6 +551,8 @@ def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         f"{'failed':<16}{result['failed']} (on a ФН all the same: {result['failed_on_fn']})",
         f"{'job states':<16}{result['states']}",
         f"{'journal events':<16}{result['journal_events']}",
+        f"{'leases':<16}granted {result['lease_grants']} times over {len(result['lease_holders'])}"
+        f" registers; last holders {result['lease_holders']}",
         f"{'time':<16}{result['wall_s']} s: load {result['load_s']} s, settling"
         f" {result['settle_s']} s, reading the archives {result['archive_read_s']} s",
     ]

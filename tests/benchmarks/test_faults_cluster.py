@@ -27,7 +27,7 @@ def test_a_short_run_with_engine_kills_and_journal_cuts_loses_and_doubles_nothin
     tmp_path: Path,
 ) -> None:
     url = _postgres()
-    command = [KASSA, "bench", "faults", "--journal", url, "--engines", "1", "--quick", "--json"]
+    command = [KASSA, "bench", "faults", "--journal", url, "--engines", "2", "--quick", "--json"]
     done = subprocess.run([*command, "--results", str(tmp_path)], capture_output=True, timeout=180)
     assert done.returncode == 0, done.stdout.decode()[-2000:] + done.stderr.decode()[-2000:]
     result = json.loads(done.stdout.decode().splitlines()[-1])
@@ -38,6 +38,8 @@ def test_a_short_run_with_engine_kills_and_journal_cuts_loses_and_doubles_nothin
     assert result["receipts"] > 0
     assert result["acknowledged"] == result["submitted"]
     assert result["receipts"] + result["failed"] == result["acknowledged"]
+    # both engines held leases: each register was granted at least once
+    assert len(result["lease_holders"]) == result["registers"] == 2
 
 
 def test_the_plan_is_seeded_and_keeps_its_counts() -> None:
