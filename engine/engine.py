@@ -1045,6 +1045,7 @@ class Engine:
         margin = ttl / 4
         register_id = register.config.id
         while True:
+            await self._journal_ready()
             sent = trio.current_time()
             lease = None
             try:

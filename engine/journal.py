@@ -900,14 +900,15 @@ class SqliteJournal:
     # --- leases -------------------------------------------------------------------------------
 
     async def acquire_lease(self, register_id: str, owner: str, seconds: float) -> Lease | None:
-        """Take the register's lease for ``seconds`` if it is free or expired, with a token one
-        above the last; None while another holder's lease runs."""
+        """Take the register's lease for ``seconds`` if it is free, expired or ``owner``'s own
+        (an engine whose worker stopped takes it again at once), with a token one above the
+        last; None while another holder's lease runs. Engine ids must be unique."""
 
         def work(connection: sqlite3.Connection) -> Lease | None:
             row = connection.execute(
                 f"INSERT INTO leases VALUES (?, ?, 1, {_NOW} + ?) ON CONFLICT (register_id) DO "
                 "UPDATE SET owner = excluded.owner, token = token + 1, "
-                f"expires_at = excluded.expires_at WHERE expires_at <= {_NOW} "
+                f"expires_at = excluded.expires_at WHERE expires_at <= {_NOW} OR owner = excluded.owner "
                 "RETURNING token, expires_at",
                 (register_id, owner, seconds),
             ).fetchone()

@@ -844,15 +844,16 @@ class PostgresJournal:
     # --- leases and notices ---------------------------------------------------------------------
 
     async def acquire_lease(self, register_id: str, owner: str, seconds: float) -> Lease | None:
-        """Take the register's lease for ``seconds`` by the server's clock if it is free or
-        expired, with a token one above the last; None while another holder's lease runs."""
+        """Take the register's lease for ``seconds`` by the server's clock if it is free,
+        expired or ``owner``'s own (its worker stopped), with a token one above the last;
+        None while another holder's lease runs. Engine ids must be unique."""
 
         def work(cursor: Cursor) -> Lease | None:
             cursor.execute(
                 "INSERT INTO leases VALUES (%s, %s, 1, now() + make_interval(secs => %s)) "
                 "ON CONFLICT (register_id) DO UPDATE SET owner = excluded.owner, "
                 "token = leases.token + 1, expires_at = excluded.expires_at "
-                "WHERE leases.expires_at <= now() "
+                "WHERE leases.expires_at <= now() OR leases.owner = excluded.owner "
                 "RETURNING token, extract(epoch FROM expires_at)::float8",
                 (register_id, owner, seconds),
             )
