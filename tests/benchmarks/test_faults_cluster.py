@@ -10,25 +10,22 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.faults_cluster import FAULT_LINE, fault_plan
 from tests.engine.conftest import POSTGRES, postgres_down
 
+if postgres_down():
+    pytest.skip(postgres_down() or "", allow_module_level=True)
+
+from benchmarks.faults_cluster import FAULT_LINE, fault_plan  # it imports psycopg
+
 KASSA = str(Path(sys.executable).with_name("kassa"))
-
-
-def _postgres() -> str:
-    down = postgres_down()
-    if down is not None:
-        pytest.skip(down)
-    return POSTGRES
 
 
 def test_a_short_run_with_engine_kills_and_journal_cuts_loses_and_doubles_nothing(
     tmp_path: Path,
 ) -> None:
-    url = _postgres()
-    command = [KASSA, "bench", "faults", "--journal", url, "--engines", "2", "--quick", "--json"]
-    done = subprocess.run([*command, "--results", str(tmp_path)], capture_output=True, timeout=180)
+    options = ["--journal", POSTGRES, "--engines", "2", "--quick", "--json"]
+    command = [KASSA, "bench", "faults", *options, "--results", str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, timeout=180)
     assert done.returncode == 0, done.stdout.decode()[-2000:] + done.stderr.decode()[-2000:]
     result = json.loads(done.stdout.decode().splitlines()[-1])
     assert (result["lost"], result["duplicated"], result["failed_on_fn"]) == (0, 0, 0)
@@ -68,7 +65,7 @@ def test_a_cut_drops_a_journal_connection_and_refuses_new_ones_for_its_outage() 
 
     from benchmarks.cluster import journal_proxy, scratch_journal
 
-    with scratch_journal(_postgres()) as store, journal_proxy(store.url) as proxy:
+    with scratch_journal(POSTGRES) as store, journal_proxy(store.url) as proxy:
         through = store.url_via(proxy.port)
         assert f"127.0.0.1:{proxy.port}/{store.dbname}" in through
         with psycopg.connect(through, autocommit=True) as db:
