@@ -1050,30 +1050,36 @@ class Engine:
             lease = None
             try:
                 lease = await self.journal.acquire_lease(register_id, self.config.engine_id, ttl)
-            except JournalUnavailable as exc:
-                self._degrade(exc)
+            except JournalError as exc:
+                if isinstance(exc, JournalUnavailable):
+                    self._degrade(exc)
             if lease is None:  # another engine's, or the journal is down: look again soon
                 await trio.sleep(ttl / 3)
                 continue
             self._leases[register_id] = lease
             log.info("register %s: lease taken with token %d", register_id, lease.token)
-            try:
-                with trio.CancelScope(deadline=sent + ttl - margin) as scope:
-                    async with trio.open_nursery() as nursery:
-                        nursery.start_soon(self._renew_lease, register, scope, ttl, margin)
-                        await self._run_register(register)
-            except LeaseLost as exc:
-                log.warning("%s", exc)
-            else:
+            with trio.CancelScope(deadline=sent + ttl - margin) as scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._renew_lease, register, scope, ttl, margin)
+                    nursery.start_soon(self._run_leased, register, scope)
+            if scope.cancelled_caught:
                 log.warning(
-                    "register %s: lease token %d not renewed in time: its worker stopped",
+                    "register %s: lease token %d lost or not renewed in time: its worker stopped",
                     register_id,
                     lease.token,
                 )
-            if self._leases.get(register_id) is lease:
-                del self._leases[register_id]
+            self._leases.pop(register_id, None)
             if register.state == "ready":
                 register.state = "unknown"  # another engine may serve it now
+
+    async def _run_leased(self, register: RegisterView, scope: trio.CancelScope) -> None:
+        """The register's worker; a write refused for a stale token stops it (and the lease's
+        renewals with it)."""
+        try:
+            await self._run_register(register)
+        except LeaseLost as exc:
+            log.warning("%s", exc)
+            scope.cancel()
 
     async def _renew_lease(
         self, register: RegisterView, scope: trio.CancelScope, ttl: float, margin: float
@@ -1087,7 +1093,7 @@ class Engine:
             sent = trio.current_time()
             try:
                 renewed = await self.journal.renew_lease(lease, ttl)
-            except JournalUnavailable:
+            except JournalError:  # the store failed (or its group did)
                 wait = ttl / 10  # try again soon; the deadline stops the worker meanwhile
                 continue
             if renewed is None:
@@ -1151,8 +1157,9 @@ class Engine:
                             self._finished(job, await self.journal.result(job_id))
                     elif self._on_event is not None and job.id in self._watched:
                         self._on_event(JobEvent(job))
-                except JournalUnavailable as exc:
-                    self._degrade(exc)
+                except JournalError as exc:
+                    if isinstance(exc, JournalUnavailable):
+                        self._degrade(exc)
                     self._to_fetch.add(job_id)
             if self._to_fetch:
                 await trio.sleep(self.config.journal_probe_interval)

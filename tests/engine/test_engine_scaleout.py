@@ -193,3 +193,42 @@ async def test_a_killed_engine_s_registers_are_taken_over_and_its_in_doubt_job_r
                     assert (await second.wait("shop", nxt.id)).state is JobState.FISCALIZED
                 await assert_exactly_once(second, fleet, [job.id, nxt.id])
     print(f"\ntakeover {took:.2f} s after the kill (lease {LEASE} s)")
+
+
+async def test_a_worker_whose_token_went_stale_is_refused_and_stops(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The lease changes hands (as if engine-a had stalled past its expiry) between the ФН's
+    signature and the result's commit: the commit is refused for its stale token, the worker
+    stops, and once the other holder's lease ran out engine-a takes the register again with a
+    higher token and resolves the job from the ФН archive."""
+    import psycopg
+
+    async with open_memory_fleet(1) as fleet:
+        stolen: list[int] = []
+
+        def steal() -> None:
+            with psycopg.connect(postgres_url, autocommit=True) as connection:
+                row = connection.execute(
+                    "UPDATE leases SET owner = 'engine-z', token = token + 1, "
+                    "expires_at = now() + interval '1 second' RETURNING token"
+                ).fetchone()
+                assert row is not None
+                stolen.append(row[0])
+
+        async def checkpoint(step: str, job_id: str) -> None:
+            if step == "signed" and not stolen:
+                await trio.to_thread.run_sync(steal)
+
+        config = config_for(fleet, postgres_url, "engine-a")
+        async with running(config, checkpoint=checkpoint) as (engine, _):
+            await holding(engine, 1)
+            job = await engine.submit("shop", "stale", samples.card_sale())
+            with trio.fail_after(30):
+                done = await engine.wait("shop", job.id)
+            assert done.state is JobState.RESOLVED, done  # not the stale worker's FISCALIZED
+            assert engine._leases["kkt-0"].token > stolen[0]
+            assert markers_in_archive(fleet)[job.id[:MARKER_LENGTH]] == 1
+            await assert_exactly_once(engine, fleet, [job.id])
+    refused = [r.getMessage() for r in caplog.records if "is stale" in r.getMessage()]
+    assert refused and "kkt-0: the lease with token 1 of engine-a is stale" in refused[0], refused
