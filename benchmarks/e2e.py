@@ -71,6 +71,8 @@ from protocols.shtrih import commands as c
 
 MODEL = "shtrih-m-online"
 SIZES = (10, 100, 500, 1000)
+#: The fleet size of ``--journal`` runs unless told: each K is a run of its own.
+CLUSTER_SIZE = 100
 BATCH = 200  # jobs per submit_batch request
 #: The throughput phase has at least this many receipts: a small fleet's slope needs them.
 MIN_RECEIPTS = 200
@@ -477,7 +479,11 @@ def _figure(rows: list[dict[str, Any]], floors: dict[str, int]) -> Any:
 def main(argv: list[str] | None = None) -> int:
     parser: argparse.ArgumentParser = bench_parser("kassa bench e2e", __doc__)
     parser.add_argument(
-        "--registers", type=int, nargs="+", default=list(SIZES), help="fleet sizes to sweep"
+        "--registers",
+        type=int,
+        nargs="+",
+        help=f"fleet sizes to sweep (default {' '.join(map(str, SIZES))}; with --journal,"
+        f" {CLUSTER_SIZE})",
     )
     parser.add_argument("--per-register", type=int, default=4, help="receipts a register")
     parser.add_argument("--cap", type=float, default=120.0, help="seconds a phase may take")
@@ -518,11 +524,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.journal is not None:
+        args.registers = args.registers or [CLUSTER_SIZE]
         from benchmarks import e2e_cluster  # psycopg: only for a PostgreSQL journal
 
         return e2e_cluster.main(args, parser)
     if args.engines != [1]:
         parser.error("--engines: engine processes share a PostgreSQL journal: give --journal URL")
+    args.registers = args.registers or list(SIZES)
     sizes, per_register, least, cap = args.registers, args.per_register, MIN_RECEIPTS, args.cap
     if args.quick:
         sizes, per_register, least, cap = [2], 3, 0, 30.0
