@@ -159,6 +159,11 @@ class _Events(threading.Thread):
         with self.lock:
             return [self.final[i] for i in ids if i in self.final]
 
+    def done_ids(self, ids: Sequence[str]) -> list[str]:
+        """Those of ``ids`` whose final event came."""
+        with self.lock:
+            return [i for i in ids if i in self.final]
+
 
 def fleet_rate(events: _Events, ids: Sequence[str]) -> float:
     """Receipts/s of the fleet: the sum of each register's pace while it had work.

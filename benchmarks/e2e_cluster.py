@@ -71,6 +71,16 @@ def _cpu(pids: Sequence[int]) -> float:
     return total
 
 
+def unfinished_states(store: ScratchJournal, ids: set[str]) -> dict[str, int]:
+    """What the journal says of the jobs whose final event did not come within the cap: a job
+    still queued is stuck; a final one's event was lost on the way."""
+    if not ids:
+        return {}
+    with psycopg.connect(store.url) as db:
+        rows = db.execute("SELECT state FROM jobs WHERE id = ANY(%s)", (sorted(ids),)).fetchall()
+    return dict(Counter(str(row[0]) for row in rows))
+
+
 def lease_split(store: ScratchJournal) -> dict[str, int]:
     """How many registers each engine holds the lease of (none on a journal without leases)."""
     with psycopg.connect(store.url) as db:
@@ -152,6 +162,7 @@ async def _drive(
                 await trio.sleep(1.0)  # the server's statistics are flushed about once a second
                 commits = store.commits() - commits_before
                 achieved = fleet_rate(events, ids)
+                unfinished = unfinished_states(store, set(ids) - set(events.done_ids(ids)))
                 bar.close()
             finally:
                 events.stop()
@@ -161,6 +172,7 @@ async def _drive(
     return {
         "receipts": finished,
         "lost_events": count - finished,
+        "unfinished_states": unfinished,
         "failed": events.failed,
         "wall_s": round(wall, 2),
         "receipts_per_s": round(achieved, 1),
