@@ -57,7 +57,8 @@ def backend_pids(store: ScratchJournal) -> list[int]:
     """The server processes serving connections to the scratch database (the engines')."""
     with psycopg.connect(store.admin, autocommit=True) as admin:
         rows = admin.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = %s", (store.dbname,)
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND backend_type = %s",
+            (store.dbname, "client backend"),
         ).fetchall()
     return [int(row[0]) for row in rows]
 
