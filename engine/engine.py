@@ -1038,8 +1038,10 @@ class Engine:
         with a higher token. The margin covers clock-rate drift and a command already on the
         register's wire. Whatever was still in flight to the journal when the worker stopped
         carries the old token: it commits before the takeover (whose recovery then reads it) or
-        is refused (:class:`LeaseLost`), because the takeover waits on the lease row. A
-        renewal refused (another owner, or expired) cancels the worker at once.
+        is refused (:class:`LeaseLost`): a takeover cannot take the lease row while a fenced
+        write holds it. A renewal refused (another owner, or expired) cancels the worker at
+        once. An engine whose worker stopped takes its own lease again at once (a higher token
+        fences the stopped worker's writes); its first act, as a new holder's, is recovery.
         """
         ttl = self.config.lease_seconds
         margin = ttl / 4

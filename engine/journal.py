@@ -908,7 +908,8 @@ class SqliteJournal:
             row = connection.execute(
                 f"INSERT INTO leases VALUES (?, ?, 1, {_NOW} + ?) ON CONFLICT (register_id) DO "
                 "UPDATE SET owner = excluded.owner, token = token + 1, "
-                f"expires_at = excluded.expires_at WHERE expires_at <= {_NOW} OR owner = excluded.owner "
+                "expires_at = excluded.expires_at "
+                f"WHERE expires_at <= {_NOW} OR owner = excluded.owner "
                 "RETURNING token, expires_at",
                 (register_id, owner, seconds),
             ).fetchone()

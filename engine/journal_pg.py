@@ -846,17 +846,37 @@ class PostgresJournal:
     async def acquire_lease(self, register_id: str, owner: str, seconds: float) -> Lease | None:
         """Take the register's lease for ``seconds`` by the server's clock if it is free,
         expired or ``owner``'s own (its worker stopped), with a token one above the last;
-        None while another holder's lease runs. Engine ids must be unique."""
+        None while another holder's lease runs. Engine ids must be unique.
+
+        The row is taken ``FOR UPDATE SKIP LOCKED``: while the holder's fenced write holds it
+        (``FOR SHARE``) the attempt gives up at once and is made again later, so a takeover
+        never waits on, nor deadlocks with, another engine's transaction.
+        """
 
         def work(cursor: Cursor) -> Lease | None:
             cursor.execute(
-                "INSERT INTO leases VALUES (%s, %s, 1, now() + make_interval(secs => %s)) "
-                "ON CONFLICT (register_id) DO UPDATE SET owner = excluded.owner, "
-                "token = leases.token + 1, expires_at = excluded.expires_at "
-                "WHERE leases.expires_at <= now() OR leases.owner = excluded.owner "
-                "RETURNING token, extract(epoch FROM expires_at)::float8",
-                (register_id, owner, seconds),
+                "SELECT (expires_at <= now() OR owner = %s) FROM leases WHERE register_id = %s",
+                (owner, register_id),
             )
+            seen = cursor.fetchone()
+            if seen is None:  # a register never leased: the first insert wins
+                cursor.execute(
+                    "INSERT INTO leases VALUES (%s, %s, 1, now() + make_interval(secs => %s)) "
+                    "ON CONFLICT (register_id) DO NOTHING "
+                    "RETURNING token, extract(epoch FROM expires_at)::float8",
+                    (register_id, owner, seconds),
+                )
+            elif seen[0]:
+                cursor.execute(
+                    "UPDATE leases SET owner = %s, token = token + 1, "
+                    "expires_at = now() + make_interval(secs => %s) WHERE register_id = ("
+                    "SELECT register_id FROM leases WHERE register_id = %s "
+                    "AND (expires_at <= now() OR owner = %s) FOR UPDATE SKIP LOCKED) "
+                    "RETURNING token, extract(epoch FROM expires_at)::float8",
+                    (owner, seconds, register_id, owner),
+                )
+            else:
+                return None
             row = cursor.fetchone()
             return None if row is None else Lease(register_id, owner, row[0], row[1])
 
@@ -1514,8 +1534,8 @@ def _fence(cursor: Cursor, lease: Lease | None) -> None:
     """Refuse a write whose lease token is not the register's current one (:class:`LeaseLost`).
 
     ``FOR SHARE`` holds the lease row until this transaction ends: another engine's acquire
-    (an UPDATE of the row) waits for this commit, so the write lands wholly before the
-    takeover (and its recovery reads it) or is refused after it, never in between.
+    (``FOR UPDATE SKIP LOCKED``) cannot take the row meanwhile, so the write lands wholly
+    before the takeover (and its recovery reads it) or is refused after it, never in between.
     """
     if lease is None:
         return
