@@ -242,17 +242,33 @@ def cluster_folders(
         yield folders
 
 
-def start_together(folders: Sequence[ServiceFolder]) -> list[Any]:
+#: Starts of an engine tried before a run gives up on it (a service manager restarts too).
+START_ATTEMPTS = 3
+
+
+def start_together(folders: Sequence[ServiceFolder], refused: list[str] | None = None) -> list[Any]:
     """Start every engine at once (each in a thread: a start takes seconds), so that none has
-    leased every register before the others are up; all their processes once all serve."""
+    leased every register before the others are up; all their processes once all serve.
+
+    An engine that exits instead of serving is started again, up to :data:`START_ATTEMPTS`
+    times, and the last line it wrote is added to ``refused``: a run says how often it was.
+    """
     processes: list[Any] = [None] * len(folders)
     errors: list[BaseException] = []
+    lock = threading.Lock()
 
     def one(index: int) -> None:
-        try:
-            processes[index] = start_service(folders[index])
-        except BaseException as error:
-            errors.append(error)
+        for attempt in range(START_ATTEMPTS):
+            try:
+                processes[index] = start_service(folders[index])
+                return
+            except RuntimeError as error:
+                with lock:
+                    if refused is not None:
+                        refused.append(f"engine-{index}: {error}")
+                    if attempt == START_ATTEMPTS - 1:
+                        errors.append(error)
+                time.sleep(1.0)
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(len(folders))]
     for thread in threads:

@@ -201,13 +201,15 @@ def measure(
     ):
         addresses = [f"tcp://127.0.0.1:{port}" for port in fleet.ports]
         with cluster_folders(addresses, store.url, engines, lease_seconds=LEASE_SECONDS) as folders:
-            processes = start_together(folders)
+            refused: list[str] = []
+            processes = start_together(folders, refused)
             try:
                 pids = [process.pid for process in processes]
                 row = trio.run(
                     _drive, folders, pids, store, fleet.pid, registers, count, cap, progress
                 )
                 row["leases"] = lease_split(store)
+                row["refused_starts"] = refused
             finally:
                 for process in processes:
                     stop_child(process)
@@ -292,5 +294,17 @@ def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         row["cores_each"] = "/".join(f"{c:.2f}" for c in row["engine_core_share_each"])
         row["lease_text"] = " ".join(f"{e}:{n}" for e, n in row["leases"].items()) or "-"
     result = {"model": MODEL, "journal": "postgresql", "rows": rows}
-    report(args, "e2e_cluster", result, format_table(rows, list(COLUMNS)), _figure(rows))
+    notes = [
+        f"N = {row['registers']}, K = {row['engines']}: an engine exited instead of serving"
+        f" {len(row['refused_starts'])} times and was started again; {row['refused_starts'][0]}"
+        for row in rows
+        if row["refused_starts"]
+    ] + [
+        f"N = {row['registers']}, K = {row['engines']}: {row['lost_events']} jobs not final"
+        f" within {cap:g} s; the journal holds them as {row['unfinished_states']}"
+        for row in rows
+        if row["lost_events"]
+    ]
+    table = "\n".join([format_table(rows, list(COLUMNS)), *notes])
+    report(args, "e2e_cluster", result, table, _figure(rows))
     return 0 if all(row["failed"] == 0 and row["lost_events"] == 0 for row in rows) else 1

@@ -138,7 +138,7 @@ class Engines:
 
     def start_all(self) -> None:
         """Start every engine at once (:func:`~benchmarks.cluster.start_together`)."""
-        processes = start_together(self.folders)
+        processes = start_together(self.folders, self.refused_starts)
         with self._lock:
             self._processes = processes
             self._started_at = [time.monotonic()] * len(processes)
