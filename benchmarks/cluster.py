@@ -281,3 +281,9 @@ def start_together(folders: Sequence[ServiceFolder], refused: list[str] | None =
                 stop_child(process)
         raise RuntimeError(f"an engine did not start: {errors[0]}")
     return processes
+
+
+def first_line(error: BaseException) -> str:
+    """An error's first line: libpq adds hints on lines of their own, and a CLI says one."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__

@@ -31,7 +31,13 @@ import trio
 import zmq
 from tqdm import tqdm
 
-from benchmarks.cluster import ScratchJournal, cluster_folders, scratch_journal, start_together
+from benchmarks.cluster import (
+    ScratchJournal,
+    cluster_folders,
+    first_line,
+    scratch_journal,
+    start_together,
+)
 from benchmarks.common import Column, format_table, new_figure, report, show_progress
 from benchmarks.e2e import (
     BATCH,
@@ -282,7 +288,7 @@ def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             for engines in args.engines:
                 rows.append(measure(args.journal, size, engines, count, cap, progress))
     except psycopg.Error as error:
-        parser.exit(2, f"kassa bench e2e: --journal {args.journal}: {error}\n")
+        parser.exit(2, f"kassa bench e2e: --journal {args.journal}: {first_line(error)}\n")
     for row in rows:
         one = [r for r in rows if r["registers"] == row["registers"] and r["engines"] == 1]
         row["ratio_to_one"] = (

@@ -141,7 +141,7 @@ def _add_cluster_arguments(group: Any) -> None:
         metavar="URL",
         help="a postgresql:// URL: run K real kassa serve processes on a scratch database there",
     )
-    group.add_argument("--engines", type=int, default=2, help="kassa serve processes (K)")
+    group.add_argument("--engines", type=int, help="kassa serve processes (K; default 2)")
     group.add_argument("--seconds", type=float, default=45.0, help="the load's length (s)")
     group.add_argument("--kills", type=int, help="engine SIGKILLs (default 6)")
     group.add_argument("--cuts", type=int, help="journal connection cuts (default 3)")
@@ -169,10 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     _add_cluster_arguments(cluster_options)
     args = parser.parse_args(argv)
     if args.journal is not None:
+        args.engines = 2 if args.engines is None else args.engines
         from benchmarks import faults_cluster  # psycopg: only for a PostgreSQL journal
 
         return faults_cluster.main(args, parser)
-    if args.engines != 2:
+    if args.engines is not None:
         parser.error("--engines: engine processes share a PostgreSQL journal: give --journal URL")
     args.faults = 200 if args.faults is None else args.faults
     args.registers = 10 if args.registers is None else args.registers

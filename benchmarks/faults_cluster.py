@@ -45,6 +45,7 @@ from tqdm import tqdm
 from benchmarks.cluster import (
     JournalProxy,
     cluster_folders,
+    first_line,
     journal_proxy,
     scratch_journal,
     start_together,
@@ -535,7 +536,7 @@ def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             cuts, link_faults, args.lease_seconds, args.seed, args.settle, show_progress(args),
         )  # fmt: skip
     except psycopg.Error as error:
-        parser.exit(2, f"kassa bench faults: --journal {args.journal}: {error}\n")
+        parser.exit(2, f"kassa bench faults: --journal {args.journal}: {first_line(error)}\n")
     kinds = [{"kind": kind, "count": count} for kind, count in result["fault_kinds"].items()]
     lines = [
         format_table(kinds, [Column("fault injected", "kind"), Column("times", "count")]),
