@@ -71,6 +71,8 @@ from protocols.shtrih import commands as c
 
 MODEL = "shtrih-m-online"
 SIZES = (10, 100, 500, 1000)
+#: The fleet size of ``--journal`` runs unless told: each K is a run of its own.
+CLUSTER_SIZE = 100
 BATCH = 200  # jobs per submit_batch request
 #: The throughput phase has at least this many receipts: a small fleet's slope needs them.
 MIN_RECEIPTS = 200
@@ -108,7 +110,14 @@ def kassa_receipt_seconds(model: RegisterModel, receipt: Receipt) -> float:
 class _Events(threading.Thread):
     """The tenant's job events, read by a thread of its own: job id → time it became final."""
 
-    def __init__(self, endpoint: str, keys: ClientKeys, context: zmq.Context[Any]) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        keys: ClientKeys,
+        context: zmq.Context[Any],
+        also: Sequence[str] = (),
+    ) -> None:
+        """``also``: more engines' PUB sockets (same server key), for engines on one journal."""
         super().__init__(daemon=True)
         self.final: dict[str, float] = {}
         self.register: dict[str, str] = {}  # job id → the register that fiscalized it
@@ -122,7 +131,8 @@ class _Events(threading.Thread):
         self._socket.curve_publickey = keys.public
         self._socket.curve_secretkey = keys.secret
         self._socket.setsockopt(zmq.SUBSCRIBE, b"job")
-        self._socket.connect(endpoint)
+        for each in (endpoint, *also):
+            self._socket.connect(each)
 
     def run(self) -> None:
         try:
@@ -148,6 +158,11 @@ class _Events(threading.Thread):
     def done(self, ids: Sequence[str]) -> list[float]:
         with self.lock:
             return [self.final[i] for i in ids if i in self.final]
+
+    def done_ids(self, ids: Sequence[str]) -> list[str]:
+        """Those of ``ids`` whose final event came."""
+        with self.lock:
+            return [i for i in ids if i in self.final]
 
 
 def fleet_rate(events: _Events, ids: Sequence[str]) -> float:
@@ -469,7 +484,11 @@ def _figure(rows: list[dict[str, Any]], floors: dict[str, int]) -> Any:
 def main(argv: list[str] | None = None) -> int:
     parser: argparse.ArgumentParser = bench_parser("kassa bench e2e", __doc__)
     parser.add_argument(
-        "--registers", type=int, nargs="+", default=list(SIZES), help="fleet sizes to sweep"
+        "--registers",
+        type=int,
+        nargs="+",
+        help=f"fleet sizes to sweep (default {' '.join(map(str, SIZES))}; with --journal,"
+        f" {CLUSTER_SIZE})",
     )
     parser.add_argument("--per-register", type=int, default=4, help="receipts a register")
     parser.add_argument("--cap", type=float, default=120.0, help="seconds a phase may take")
@@ -492,7 +511,31 @@ def main(argv: list[str] | None = None) -> int:
         metavar="FILE",
         help="the same for the emulated fleet's process",
     )
+    cluster = parser.add_argument_group(
+        "K engine processes on one PostgreSQL journal (see benchmarks/e2e_cluster.py)"
+    )
+    cluster.add_argument(
+        "--journal",
+        metavar="URL",
+        help="a postgresql:// URL: run on a scratch database there (the throughput phase only)",
+    )
+    cluster.add_argument(
+        "--engines",
+        type=int,
+        nargs="+",
+        default=[1],
+        metavar="K",
+        help="engine processes, one run per K (e.g. 1 2: the ratio to K = 1 too)",
+    )
     args = parser.parse_args(argv)
+    if args.journal is not None:
+        args.registers = args.registers or [CLUSTER_SIZE]
+        from benchmarks import e2e_cluster  # psycopg: only for a PostgreSQL journal
+
+        return e2e_cluster.main(args, parser)
+    if args.engines != [1]:
+        parser.error("--engines: engine processes share a PostgreSQL journal: give --journal URL")
+    args.registers = args.registers or list(SIZES)
     sizes, per_register, least, cap = args.registers, args.per_register, MIN_RECEIPTS, args.cap
     if args.quick:
         sizes, per_register, least, cap = [2], 3, 0, 30.0

@@ -133,13 +133,50 @@ def _figure(result: dict[str, Any]) -> Figure:
     )
 
 
+def _add_cluster_arguments(group: Any) -> None:
+    """The real-process run's options, declared here so that ``--help`` shows them without
+    importing psycopg (:func:`benchmarks.faults_cluster.add_arguments` says what they do)."""
+    group.add_argument(
+        "--journal",
+        metavar="URL",
+        help="a postgresql:// URL: run K real kassa serve processes on a scratch database there",
+    )
+    group.add_argument("--engines", type=int, help="kassa serve processes (K; default 2)")
+    group.add_argument("--seconds", type=float, default=45.0, help="the load's length (s)")
+    group.add_argument("--kills", type=int, help="engine SIGKILLs (default 6)")
+    group.add_argument("--cuts", type=int, help="journal connection cuts (default 3)")
+    group.add_argument("--clients", type=int, default=4, help="client threads")
+    group.add_argument("--lease-seconds", type=float, default=2.0, help="each engine's leases")
+    group.add_argument("--settle", type=float, default=120.0, help="seconds to finish after")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = bench_parser("kassa bench faults", __doc__)
     parser.add_argument("--receipts", type=int, default=2000, help="receipts to fiscalize")
-    parser.add_argument("--faults", type=int, default=200, help="faults scheduled over the run")
-    parser.add_argument("--registers", type=int, default=10, help="emulated Shtrih registers")
+    parser.add_argument(
+        "--faults",
+        type=int,
+        help="faults scheduled over the run (default 200; with --journal, the emulator's"
+        " one-shot link faults, default 8)",
+    )
+    parser.add_argument(
+        "--registers", type=int, help="emulated Shtrih registers (default 10; 4 with --journal)"
+    )
     parser.add_argument("--seed", type=int, default=1, help="seed of the fault plan and faults")
+    cluster_options = parser.add_argument_group(
+        "real processes on PostgreSQL (with --journal; see benchmarks/faults_cluster.py)"
+    )
+    _add_cluster_arguments(cluster_options)
     args = parser.parse_args(argv)
+    if args.journal is not None:
+        args.engines = 2 if args.engines is None else args.engines
+        from benchmarks import faults_cluster  # psycopg: only for a PostgreSQL journal
+
+        return faults_cluster.main(args, parser)
+    if args.engines is not None:
+        parser.error("--engines: engine processes share a PostgreSQL journal: give --journal URL")
+    args.faults = 200 if args.faults is None else args.faults
+    args.registers = 10 if args.registers is None else args.registers
     if args.quick:
         args.receipts, args.faults, args.registers = 40, 8, 2
     began = time.perf_counter()

@@ -6,6 +6,7 @@ terminated (then killed, if it must be) when its ``with`` block ends, whatever h
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import queue
@@ -139,17 +140,27 @@ def emulator_fleet(
     model: str = "shtrih-m-online",
     seed: int = 1,
     profile: Path | None = None,
+    faults: str | None = None,
+    log: Path | None = None,
 ) -> Iterator[FleetProcess]:
     """Start an emulated fleet in its own process; its ports once every one listens.
 
     A port taken between the check and the fleet's bind ends that fleet: it tries again.
     With ``profile``, the fleet runs under cProfile (CPU time) and writes its statistics there.
+    ``faults`` is its ``--faults`` spec; ``log`` takes its standard error (a line per fault
+    injected), appended.
     """
     for _ in range(3):
         port = free_ports(registers)
         command = ["emulator", "serve", "--protocol", protocol, "--model", model]
         command += ["--registers", str(registers), "--port", str(port), "--seed", str(seed)]
-        process = subprocess.Popen(_kassa(command, profile), stdout=subprocess.PIPE, text=True)
+        if faults:
+            command += ["--faults", faults]
+        with contextlib.ExitStack() as files:
+            errors = None if log is None else files.enter_context(log.open("a"))
+            process = subprocess.Popen(
+                _kassa(command, profile), stdout=subprocess.PIPE, stderr=errors, text=True
+            )
         try:
             output, deadline = ChildOutput(process), time.monotonic() + STARTUP_SECONDS
             lines: list[str] = []
@@ -215,12 +226,14 @@ def _service_toml(
     tenants: Mapping[str, bytes],
     addresses: Sequence[str],
     limits: Mapping[str, float | int],
-    journal: Path,
+    journal: Path | str,
     http: tuple[int, str, str] | None = None,
     door: HttpDoorSetup = HttpDoorSetup(),
+    service: Mapping[str, float | int | str] | None = None,
 ) -> str:
     """A kassa.toml: ``tenants`` maps each tenant to its client's public key; the registers
-    at ``addresses`` and the HTTP login are the first tenant's."""
+    at ``addresses`` and the HTTP login are the first tenant's; ``service`` adds keys to
+    ``[service]`` (a shared journal's ``engine_id`` and ``lease_seconds``)."""
     # A daily close twelve hours away: none falls inside a benchmark run.
     close = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=12)).strftime("%H:%M")
     lines = [
@@ -229,6 +242,7 @@ def _service_toml(
         'events_host = "127.0.0.1"',
         'secret_key_file = "server.key_secret"',
         f'journal = "{journal}"',
+        *(f"{key} = {_toml_value(value)}" for key, value in (service or {}).items()),
         "",
         "[limits]",
         *(f"{key} = {value!r}" for key, value in limits.items()),

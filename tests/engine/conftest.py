@@ -49,8 +49,9 @@ _reachable: dict[str, str | None] = {}
 def postgres_down() -> str | None:
     """Why the PostgreSQL tests cannot run here (None: they can), asked once per session.
 
-    Where none answers, test_journal_pg.py skips with this reason in one line, and the
-    journal's contract (the ``store`` fixture) runs on SQLite alone.
+    Where none answers, the modules that need one are left out with this reason in one line
+    (tests/conftest.py), and the journal's contract (the ``store`` fixture) runs on SQLite
+    alone.
     """
     if POSTGRES not in _reachable:
         try:
@@ -64,7 +65,7 @@ def postgres_down() -> str | None:
         except psycopg.Error as exc:
             _reachable[POSTGRES] = (
                 f"no PostgreSQL answers at {POSTGRES} (set KASSA_TEST_POSTGRES), so the "
-                "journal's PostgreSQL tests (this file, and test_journal.py's [postgresql] "
+                "tests that need one (their modules, and test_journal.py's [postgresql] "
                 f"cases) do not run: {str(exc).strip().splitlines()[0]}"
             )
     return _reachable[POSTGRES]
