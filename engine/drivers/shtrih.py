@@ -841,43 +841,46 @@ class ShtrihDriver:
     async def _transact_wire(
         self, wire: SocketWire, payload: bytes, answer_wait: float, deadline: float
     ) -> bytes:
-        """:meth:`_transact` on a socket, with one cancel scope for all its waits.
+        """:meth:`_transact` on a socket: one cancel scope a wait, made with its deadline.
 
-        The scope's deadline is moved before each wait to the link's timer or the exchange's
-        own ``deadline``, whichever comes first; a new scope is needed only after a timer
-        expired (a cancelled scope stays cancelled).
+        The deadline is the link's timer or the exchange's own ``deadline``, whichever comes
+        first. Giving the scope its deadline when it is made registers it once; moving the
+        deadline of an entered scope registers it again. An answer usually takes one wait.
         """
         link = self._link
-        waits = {
-            Timer.BYTE: BYTE_TIMEOUT,
-            Timer.LINK: LINK_TIMEOUT,
-            Timer.ANSWER: answer_wait,
-            Timer.NONE: math.inf,
-        }
         give_up = trio.current_time() + deadline
         await wire.send(link.send(CommandFrame(payload=payload)))
         while True:
-            with trio.CancelScope() as scope:
-                while True:
-                    event = link.next_event()
-                    out = link.data_to_send()
-                    if out:
-                        await wire.send(out)
-                    if isinstance(event, AnswerFrame):
-                        return event.payload
-                    if event is not NEED_DATA:
-                        continue  # a stale answer of an earlier exchange: the link dealt with it
-                    scope.deadline = min(give_up, trio.current_time() + waits[link.timer])
-                    data = await wire.receive()
-                    if not data:
-                        raise _Broken("the register closed the connection")
-                    link.receive_data(data)
-            if trio.current_time() >= give_up:
-                raise _Broken(f"no answer within {deadline:g} s")
-            link.timeout()
+            event = link.next_event()
             out = link.data_to_send()
             if out:
                 await wire.send(out)
+            if isinstance(event, AnswerFrame):
+                return event.payload
+            if event is not NEED_DATA:
+                continue  # a stale answer of an earlier exchange: the link has dealt with it
+            timer = link.timer
+            if timer is Timer.ANSWER:
+                wait = answer_wait
+            elif timer is Timer.BYTE:
+                wait = BYTE_TIMEOUT
+            elif timer is Timer.LINK:
+                wait = LINK_TIMEOUT
+            else:
+                wait = math.inf
+            with trio.CancelScope(deadline=min(give_up, trio.current_time() + wait)) as scope:
+                data = await wire.receive()
+            if scope.cancelled_caught:
+                if trio.current_time() >= give_up:
+                    raise _Broken(f"no answer within {deadline:g} s")
+                link.timeout()
+                out = link.data_to_send()
+                if out:
+                    await wire.send(out)
+                continue
+            if not data:
+                raise _Broken("the register closed the connection")
+            link.receive_data(data)
 
     async def _write(self, data: bytes) -> None:
         if data:
