@@ -256,6 +256,7 @@ class _Profiles(tuple[RegisterProfile, ...]):
             self._hash = tuple.__hash__(self)
         return self._hash
 
+
 #: Worker threads that compute reports (and, for the service, decode big requests and write
 #: exports) at once: the CPU-heavy reads run off the event loop, where every request waits.
 HEAVY_THREADS = 2
