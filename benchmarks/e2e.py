@@ -27,7 +27,10 @@ Kassa's sequence takes on this machine, on the engine's side and on the register
 nothing but the Shtrih work (these codecs) and bare socket calls. Each size's ``budget`` is
 the CPU a receipt that this machine's cores allow at 0.95 of that size's limit, for the
 engine, the fleet and the client together: where the floors alone exceed it, the target
-cannot be met here.
+cannot be met here. It also measures the engine's bare socket calls with a register that
+works before each answer (``waking_floor_us``): an engine that sleeps for each answer pays for
+being woken 12 times a receipt, which the ping-pong of the floors leaves out
+(``engine_cpu_over_waking_floor`` in each row).
 """
 
 from __future__ import annotations
@@ -368,6 +371,23 @@ def measure_floors(receipt: Receipt, *, quick: bool = False) -> dict[str, int]:
     }
 
 
+#: Seconds the register of the waking floor works on each command before it answers: long
+#: enough that the host's thread goes to sleep in ``recv``, as the engine's does in epoll.
+WAKE_WAIT = 0.02
+
+
+def measure_waking_floor(receipt: Receipt, *, quick: bool = False) -> dict[str, int]:
+    """The bare socket calls a receipt when the register works before each answer.
+
+    The floors' socket calls are a ping-pong of two busy processes; a register takes tens of
+    milliseconds a command, so the engine's thread sleeps for each answer and is woken by it.
+    This is the engine's side of the same packets with the register sleeping
+    :data:`WAKE_WAIT` before each answer: with the Shtrih work, the floor of an idle engine.
+    """
+    host, _ = socket_floor_us(kassa_packets(receipt), 3 if quick else 20, wait=WAKE_WAIT)
+    return {"engine_sockets_waking": round(host)}
+
+
 def floors_text(floors: dict[str, int]) -> str:
     """The floors as two lines: the engine's side and the emulated register's."""
     engine = floors["engine_protocol"] + floors["engine_sockets"]
@@ -552,10 +572,14 @@ def main(argv: list[str] | None = None) -> int:
     own_ms = receipt_seconds(model, receipt) * 1000
     kassa_ms = kassa_receipt_seconds(model, receipt) * 1000
     floors = measure_floors(receipt, quick=args.quick)
+    waking = measure_waking_floor(receipt, quick=args.quick)
     print(
         f"model {MODEL}: a card sale (2 lines) takes {own_ms:.0f} ms of register time,"
         f" {kassa_ms:.0f} ms with Kassa's marker and read-back"
-        f" ({len(kassa_exchanges(receipt))} exchanges).\n{floors_text(floors)}"
+        f" ({len(kassa_exchanges(receipt))} exchanges).\n{floors_text(floors)}\n"
+        f"  engine, woken by each answer: Shtrih work {floors['engine_protocol']} + bare sockets"
+        f" {waking['engine_sockets_waking']}"
+        f" = {floors['engine_protocol'] + waking['engine_sockets_waking']}"
     )
     rows = [
         median_run([measure(size, per_register, least, cap, progress, *profiles)
@@ -563,8 +587,12 @@ def main(argv: list[str] | None = None) -> int:
         for size in sizes
     ]  # fmt: skip
     engine_floor = floors["engine_protocol"] + floors["engine_sockets"]
+    waking_floor = floors["engine_protocol"] + waking["engine_sockets_waking"]
     for row in rows:
         row["engine_cpu_over_floor"] = over_floor(row["engine_cpu_us_per_receipt"], engine_floor)
+        row["engine_cpu_over_waking_floor"] = over_floor(
+            row["engine_cpu_us_per_receipt"], waking_floor
+        )
         if "engine_cpu_us_runs" in row:
             row["engine_cpu_over_floor_runs"] = [
                 over_floor(cpu, engine_floor) for cpu in row["engine_cpu_us_runs"]
@@ -575,6 +603,7 @@ def main(argv: list[str] | None = None) -> int:
         "receipt_ms": round(own_ms, 1),
         "kassa_receipt_ms": round(kassa_ms, 1),
         "floors_us": floors,
+        "waking_floor_us": waking,
         "rows": rows,
     }
     notes = [*saturation_notes(rows), *budget_notes(rows, floors)]

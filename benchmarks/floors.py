@@ -170,6 +170,7 @@ _PEER = """
 import socket, sys, time
 sizes = [int(size) for size in sys.argv[1].split(",")]
 answers = [bytes.fromhex(answer) for answer in sys.argv[2].split(",")]
+wait = float(sys.argv[3])
 server = socket.create_server(("127.0.0.1", 0))
 print(server.getsockname()[1], flush=True)
 connection, _ = server.accept()
@@ -188,22 +189,31 @@ while not ended:
         if not take(size):
             ended = True
             break
+        if wait:
+            time.sleep(wait)
         connection.sendall(answer)
 print(time.process_time() - began, flush=True)
 """
 
 
-def socket_floor_us(packets: list[tuple[bytes, bytes]], rounds: int = 2000) -> tuple[float, float]:
+def socket_floor_us(
+    packets: list[tuple[bytes, bytes]], rounds: int = 2000, *, wait: float = 0.0
+) -> tuple[float, float]:
     """CPU µs a receipt of the bare socket calls on each side: (host, register).
 
     The host sends each request packet with a blocking ``sendall`` and ``recv``s its answer;
     the register's process ``recv``s the request and ``sendall``s the answer. Nothing parses,
     schedules or executes anything. An event loop makes the same two calls an exchange, and
     waits in epoll besides.
+
+    With ``wait`` (seconds), the register sleeps that long before each answer, as a real or
+    emulated register does while it works: the host's ``recv`` then puts it to sleep, and
+    each answer wakes it up. Without it, two busy processes play ping-pong, and a wake-up
+    (a context switch, on a virtual machine an idle CPU's exit) costs less or nothing.
     """
     sizes = ",".join(str(len(request)) for request, _ in packets)
     answers = ",".join(answer.hex() for _, answer in packets)
-    command = [sys.executable, "-c", _PEER, sizes, answers]
+    command = [sys.executable, "-c", _PEER, sizes, answers, repr(wait)]
     peer = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         output = ChildOutput(peer)

@@ -101,7 +101,15 @@ class SocketWire:
 
     async def send(self, data: bytes) -> None:
         """Write all of ``data``; waits only when the socket's buffer is full."""
-        view = memoryview(data)
+        try:
+            sent = os.write(self._fd, data)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            raise _error("cannot send to the register", exc) from exc
+        if sent == len(data):
+            return  # a frame is a few hundred bytes: it nearly always goes in one write
+        view = memoryview(data)[sent:]
         while view:
             try:
                 view = view[os.write(self._fd, view) :]

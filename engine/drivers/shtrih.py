@@ -220,6 +220,7 @@ class _Line:
     """One item: its FF46h, the FF4Dh TLVs that follow it, and the КМ FF67h binds to it."""
 
     operation: c.OperationV2
+    payload: bytes  # the FF46h as sent: encoded once, when it was checked
     tlvs: tuple[bytes, ...]
     bind: c.BindMarking | None = None
 
@@ -374,13 +375,13 @@ def _line(
         name=name,
     )
     try:
-        request.encode()
+        payload = request.encode()
     except ShtrihError as exc:
         raise NotCarried(join(path, _FF46_FIELDS.get(exc.path, "")), exc.reason) from None
     tags = {number: value for number, value in tags.items() if number != _CHECK_RESULT}
     every = _tlvs(tags, ITEM_PATHS, path)  # each tag checked, the carried ones too
     extra = tuple(tlv for number, tlv in zip(tags, every, strict=True) if number not in carried)
-    return _Line(request, extra, _bind(operation, item, path, password))
+    return _Line(request, payload, extra, _bind(operation, item, path, password))
 
 
 def _bind(operation: int, item: Item, path: str, password: int) -> c.BindMarking | None:
@@ -499,6 +500,9 @@ class ShtrihDriver:
         self._wire = SocketWire(stream) if isinstance(stream, trio.SocketStream) else None
         self._password = password
         self._taxes = taxes
+        #: FF3Bh is the same bytes for every chunk of every read-back: encoded once.
+        self._read_tlv = c.ReadTlv(password=password)
+        self._read_tlv_payload = self._read_tlv.encode()
         self._link: LinkV1Host | LinkV2Host = (
             LinkV1Host(max_retries=_LINK_RETRIES)
             if version == 1
@@ -580,7 +584,7 @@ class ShtrihDriver:
                     await self._call(begin, c.BeginCorrectionReceiptAnswer)
                     self._receipt_open = True
                 for line in plan.lines:
-                    await self._call(line.operation, c.OperationV2Answer)
+                    await self._call(line.operation, c.OperationV2Answer, line.payload)
                     self._receipt_open = True
                     for tlv in line.tlvs:
                         await self._call(c.SendItemTlv(password=pw, tlv=tlv), c.SendItemTlvAnswer)
@@ -668,9 +672,9 @@ class ShtrihDriver:
             c.DocumentTlvInfo(password=pw, fd_number=fd_number), c.DocumentTlvInfoAnswer
         )
         body = bytearray()
+        request, payload = self._read_tlv, self._read_tlv_payload
         while len(body) < info.length:  # the announced length is all: no 08h read to end
-            request = c.ReadTlv(password=pw)
-            chunk = await self._answer(request, c.ReadTlvAnswer)
+            chunk = await self._answer(request, c.ReadTlvAnswer, payload)
             if isinstance(chunk, c.ErrorAnswer):
                 if chunk.error == ErrorCode.FN_NO_DATA:
                     break
@@ -745,24 +749,27 @@ class ShtrihDriver:
 
     # --- commands ------------------------------------------------------------------------
 
-    async def _call(self, request: c.Request, expect: type[_A]) -> _A:
-        """Run ``request``; its answer, or the refusal raised."""
-        answer = await self._answer(request, expect)
+    async def _call(self, request: c.Request, expect: type[_A], payload: bytes = b"") -> _A:
+        """Run ``request`` (already encoded as ``payload``, if given); its answer, or the
+        refusal raised."""
+        answer = await self._answer(request, expect, payload)
         if isinstance(answer, c.ErrorAnswer):
             raise await self._refusal(request, answer)
         return answer
 
-    async def _answer(self, request: c.Request, expect: type[_A]) -> _A | c.ErrorAnswer:
+    async def _answer(
+        self, request: c.Request, expect: type[_A], payload: bytes = b""
+    ) -> _A | c.ErrorAnswer:
         """Run ``request`` until it is not refused for printing; its answer or its refusal."""
-        answer = await self._exchange(request)
+        answer = await self._exchange(request, payload)
         for _ in range(_PRINT_RETRIES):
             if not (
                 isinstance(answer, c.ErrorAnswer) and answer.error == ErrorCode.PRINTING_PREVIOUS
             ):
                 break
             await self._wait_printing()
-            answer = await self._exchange(request)
-        if not isinstance(answer, expect | c.ErrorAnswer):
+            answer = await self._exchange(request, payload)
+        if not isinstance(answer, (expect, c.ErrorAnswer)):
             await self._die()
             raise LinkLost(f"{type(request).__name__} answered with a {type(answer).__name__}")
         return answer
@@ -778,14 +785,16 @@ class ShtrihDriver:
                 if status.submode != Submode.PRINTING:
                     return
 
-    async def _exchange(self, request: c.Request) -> c.Answer | c.ErrorAnswer:
-        """Send one command and decode its answer; :class:`LinkLost` when none comes."""
+    async def _exchange(self, request: c.Request, payload: bytes = b"") -> c.Answer | c.ErrorAnswer:
+        """Send one command (``payload`` when it is encoded already) and decode its answer;
+        :class:`LinkLost` when none comes."""
         if self._dead:
             raise LinkLost("the connection to the register is closed")
-        try:
-            payload = request.encode()
-        except ShtrihError as exc:
-            raise RegisterRefused(f"{_name(request)}: cannot be encoded: {exc}", 0) from None
+        if not payload:
+            try:
+                payload = request.encode()
+            except ShtrihError as exc:
+                raise RegisterRefused(f"{_name(request)}: cannot be encoded: {exc}", 0) from None
         timeout = REGISTRY[request.CODE].timeout_ms / 1000
         deadline = timeout + LINK_TIMEOUT
         answer_wait = min(timeout, ANSWER_REPEAT)
@@ -841,43 +850,46 @@ class ShtrihDriver:
     async def _transact_wire(
         self, wire: SocketWire, payload: bytes, answer_wait: float, deadline: float
     ) -> bytes:
-        """:meth:`_transact` on a socket, with one cancel scope for all its waits.
+        """:meth:`_transact` on a socket: one cancel scope a wait, made with its deadline.
 
-        The scope's deadline is moved before each wait to the link's timer or the exchange's
-        own ``deadline``, whichever comes first; a new scope is needed only after a timer
-        expired (a cancelled scope stays cancelled).
+        The deadline is the link's timer or the exchange's own ``deadline``, whichever comes
+        first. Giving the scope its deadline when it is made registers it once; moving the
+        deadline of an entered scope registers it again. An answer usually takes one wait.
         """
         link = self._link
-        waits = {
-            Timer.BYTE: BYTE_TIMEOUT,
-            Timer.LINK: LINK_TIMEOUT,
-            Timer.ANSWER: answer_wait,
-            Timer.NONE: math.inf,
-        }
         give_up = trio.current_time() + deadline
         await wire.send(link.send(CommandFrame(payload=payload)))
         while True:
-            with trio.CancelScope() as scope:
-                while True:
-                    event = link.next_event()
-                    out = link.data_to_send()
-                    if out:
-                        await wire.send(out)
-                    if isinstance(event, AnswerFrame):
-                        return event.payload
-                    if event is not NEED_DATA:
-                        continue  # a stale answer of an earlier exchange: the link dealt with it
-                    scope.deadline = min(give_up, trio.current_time() + waits[link.timer])
-                    data = await wire.receive()
-                    if not data:
-                        raise _Broken("the register closed the connection")
-                    link.receive_data(data)
-            if trio.current_time() >= give_up:
-                raise _Broken(f"no answer within {deadline:g} s")
-            link.timeout()
+            event = link.next_event()
             out = link.data_to_send()
             if out:
                 await wire.send(out)
+            if isinstance(event, AnswerFrame):
+                return event.payload
+            if event is not NEED_DATA:
+                continue  # a stale answer of an earlier exchange: the link has dealt with it
+            timer = link.timer
+            if timer is Timer.ANSWER:
+                wait = answer_wait
+            elif timer is Timer.BYTE:
+                wait = BYTE_TIMEOUT
+            elif timer is Timer.LINK:
+                wait = LINK_TIMEOUT
+            else:
+                wait = math.inf
+            with trio.CancelScope(deadline=min(give_up, trio.current_time() + wait)) as scope:
+                data = await wire.receive()
+            if scope.cancelled_caught:
+                if trio.current_time() >= give_up:
+                    raise _Broken(f"no answer within {deadline:g} s")
+                link.timeout()
+                out = link.data_to_send()
+                if out:
+                    await wire.send(out)
+                continue
+            if not data:
+                raise _Broken("the register closed the connection")
+            link.receive_data(data)
 
     async def _write(self, data: bytes) -> None:
         if data:

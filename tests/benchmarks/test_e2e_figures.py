@@ -3,6 +3,8 @@ sends for one receipt."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import zmq
 
@@ -103,6 +105,15 @@ def test_the_socket_floor_crosses_a_real_connection_to_a_process_that_ends() -> 
     packets = kassa_packets(samples.card_sale())
     host, register = socket_floor_us(packets, rounds=50)
     # 12 round trips over loopback TCP cost each side some CPU, and far less than a second.
+    assert 0 < host < 1_000_000 and 0 < register < 1_000_000
+
+
+def test_the_waking_floor_lets_the_register_work_before_each_answer() -> None:
+    packets = kassa_packets(samples.card_sale())
+    began = time.monotonic()
+    host, register = socket_floor_us(packets, rounds=2, wait=0.005)
+    # 2 receipts of 12 answers, each after 5 ms of the register's work: at least 0.12 s.
+    assert time.monotonic() - began >= 2 * len(packets) * 0.005
     assert 0 < host < 1_000_000 and 0 < register < 1_000_000
 
 
