@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import queue
+import random
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -270,6 +271,9 @@ TABLES: dict[str, tuple[str, ...]] = {
     "tenant_records": ("tenant", "kind", "key", "value", "updated"),
     "adopted": ("fn_number", "last_fd", "adopted_at"),
 }
+#: Times a group the server rolled back (deadlock, serialisation failure) runs again before
+#: its requests hear the failure; each retry waits a few random milliseconds more.
+ROLLBACK_RETRIES = 3
 #: The advisory lock two ``kassa journal migrate`` runs take in turn ("Kass").
 _MIGRATE_LOCK = 0x4B617373
 
@@ -582,6 +586,7 @@ class PostgresJournal:
         self.commits = 0
         self.requests = 0
         self.failed_commits = 0
+        self.rolled_back = 0  # groups the server rolled back and that ran again
         self.reconnects = 0
         #: The server processes of this journal's writer connections: a notice one of them
         #: caused is this engine's own, already told in-process.
@@ -665,8 +670,22 @@ class PostgresJournal:
         cursor: Cursor | None = None
         try:
             cursor = self._live().cursor()
-            if not self._attempt(cursor, group, careful=False):
-                self._attempt(cursor, group, careful=True)
+            for retry in range(ROLLBACK_RETRIES + 1):
+                try:
+                    if not self._attempt(cursor, group, careful=False):
+                        self._attempt(cursor, group, careful=True)
+                    break
+                except psycopg.Error as exc:
+                    # A deadlock or serialisation failure (SQLSTATE class 40): the server
+                    # rolled the whole group back, nothing of it is durable, and every
+                    # request's work can run again. Two engines starting together take first
+                    # leases in orders of their own.
+                    if not (exc.sqlstate or "").startswith("40") or retry == ROLLBACK_RETRIES:
+                        raise
+                    with suppress(psycopg.Error):
+                        cursor.execute("ROLLBACK")
+                    self.rolled_back += 1
+                    time.sleep(random.uniform(0.001, 0.02) * (retry + 1))
             if self.before_commit is not None:
                 cursor.execute("SELECT pg_current_xact_id_if_assigned() IS NOT NULL")
                 wrote = cursor.fetchone()

@@ -223,3 +223,28 @@ def test_kassa_serve_on_an_empty_database_names_it_and_the_command_that_makes_it
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
     assert empty_postgres in done.stderr and "kassa journal migrate" in done.stderr, done.stderr
+
+
+async def test_a_group_the_server_rolled_back_runs_again_whole(postgres_url: str) -> None:
+    # Two engines starting together took first leases in orders of their own, and PostgreSQL
+    # broke the deadlock by rolling one group back: that engine must not stop on it.
+    async with PostgresJournal.open(postgres_url) as journal:
+        attempts = 0
+
+        def work(cursor: psycopg.Cursor[object]) -> int:
+            nonlocal attempts
+            attempts += 1
+            cursor.execute("INSERT INTO tenants VALUES ('t-retry', 'x', 0)")
+            if attempts == 1:  # what the server says to the group it chose to roll back
+                raise psycopg.errors.DeadlockDetected("deadlock detected")
+            return attempts
+
+        assert await journal._run(work) == 2  # the first insert was undone with its group
+        assert journal.rolled_back == 1
+        await journal.save_tenant("t-retry", "x")  # the row exists once: an upsert keeps it
+
+        def always(cursor: psycopg.Cursor[object]) -> None:
+            raise psycopg.errors.SerializationFailure("could not serialize access")
+
+        with pytest.raises(JournalUnavailable):  # retried a few times, then told as it is
+            await journal._run(always)
