@@ -39,7 +39,7 @@ import math
 import shlex
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import Any
 
 import attrs
@@ -284,6 +284,11 @@ class _RegisterGone(Exception):
     """The register cannot serve (ФН exhausted): its worker stops taking jobs."""
 
 
+class _Shed(Exception):
+    """The register is one more than this engine's share: its worker stops between two jobs,
+    and the lease is given up for an engine with fewer to take it."""
+
+
 @attrs.define
 class _Outage:
     """The journal cannot commit: since when, why, and when the watcher probes it next."""
@@ -316,6 +321,9 @@ class Engine:
         #: Several engines on this journal: registers are leased, jobs claimed in it.
         self._shared = journal.shared
         self._leases: dict[str, Lease] = {}  # the registers this engine holds, by id
+        self._engines_alive = 1  # engines on the journal by their last heartbeat, this one too
+        self._acquiring = 0  # lease requests under way: counted against the share at once
+        self._shedding: set[str] = set()  # held registers to give up after their current job
         #: Jobs accepted here and not yet final (shared journal): their events from another
         #: engine are told here too, and they count in this engine's queue limits.
         self._watched: set[str] = set()
@@ -459,6 +467,9 @@ class Engine:
             job.id for job in await self.journal.jobs_in([JobState.ACCEPTED]) if job.updated < stale
         ]
         await self.journal.move_many(accepted, JobState.QUEUED)
+        with suppress(JournalError):  # the others count this engine before it leases any
+            await self._heartbeat()
+        self._nursery.start_soon(self._membership)
         self._nursery.start_soon(self._watch_journal)
         self._nursery.start_soon(self.journal.watch, self._on_notices)
         self._nursery.start_soon(self._fetch_remote)
@@ -1072,14 +1083,19 @@ class Engine:
         margin = ttl / 4
         register_id = register.config.id
         while True:
+            while len(self._leases) + self._acquiring >= self.lease_share():
+                await trio.sleep(ttl / 3)  # this engine has its share: others take the rest
             await self._journal_ready()
             sent = trio.current_time()
             lease = None
+            self._acquiring += 1
             try:
                 lease = await self.journal.acquire_lease(register_id, self.config.engine_id, ttl)
             except JournalError as exc:
                 if isinstance(exc, JournalUnavailable):
                     self._degrade(exc)
+            finally:
+                self._acquiring -= 1
             if lease is None:  # another engine's, or the journal is down: look again soon
                 await trio.sleep(ttl / 3)
                 continue
@@ -1089,7 +1105,13 @@ class Engine:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._renew_lease, register, scope, ttl, margin)
                     nursery.start_soon(self._run_leased, register, scope)
-            if scope.cancelled_caught:
+            if register_id in self._shedding:  # stopped between two jobs: hand it over
+                self._shedding.discard(register_id)
+                held = self._leases.get(register_id)
+                with suppress(JournalError), trio.move_on_after(ttl / 4):
+                    if held is not None and await self.journal.release_lease(held):
+                        log.info("register %s: lease given up for another engine", register_id)
+            elif scope.cancelled_caught:
                 log.warning(
                     "register %s: lease token %d lost or not renewed in time: its worker stopped",
                     register_id,
@@ -1107,6 +1129,42 @@ class Engine:
         except LeaseLost as exc:
             log.warning("%s", exc)
             scope.cancel()
+        except _Shed:
+            scope.cancel()  # the renewals end; the lease is given up by _lease_register
+
+    def lease_share(self) -> int:
+        """The most registers this engine leases: an even share among the engines alive, so
+        that K engines fiscalize at K engines' pace, not at the pace of the first to start."""
+        return math.ceil(len(self.config.registers) / max(1, self._engines_alive))
+
+    async def _heartbeat(self) -> None:
+        self._engines_alive = await self.journal.engine_alive(
+            self.config.engine_id, self.config.lease_seconds
+        )
+
+    async def _membership(self) -> None:
+        """Say every third of a lease that this engine lives, learn how many do, and give up
+        the registers beyond this engine's share (another engine started): each after the job
+        it is on, never in the middle of one."""
+        while True:
+            await trio.sleep(self.config.lease_seconds / 3)
+            await self._journal_ready()  # while degraded, the journal's own probe asks it
+            try:
+                await self._heartbeat()
+            except JournalError:
+                continue  # the leases' own deadlines stop the workers if this lasts
+            excess = len(self._leases) - self.lease_share() - len(self._shedding)
+            if excess <= 0:
+                continue
+            # Idle registers first, then the rest; by id, so the choice is steady.
+            candidates = sorted(
+                (r for r in self._leases if r not in self._shedding),
+                key=lambda r: (self.registers[r].current is not None, r),
+            )
+            for register_id in candidates[:excess]:
+                self._shedding.add(register_id)
+                config = self.registers[register_id].config
+                self._groups[(config.tenant, config.group)].nudge()  # wake an idle worker
 
     async def _renew_lease(
         self, register: RegisterView, scope: trio.CancelScope, ttl: float, margin: float
@@ -1236,7 +1294,7 @@ class Engine:
                 wait = self.config.probe_max
             except RegisterRefused as exc:
                 await self._mark(register, "out", f"refused a service command: {exc}")
-            except (JournalUnavailable, LeaseLost):  # the register is fine: the journal is not
+            except (JournalUnavailable, LeaseLost, _Shed):  # the register is fine
                 raise
             except Exception as exc:  # a bug or a register that breaks the protocol's rules
                 # One register must not stop the others: take it out, keep its job safe.
@@ -1300,6 +1358,8 @@ class Engine:
             job = ahead
             ahead = None
             if job is None:
+                if register.config.id in self._shedding:  # between two jobs: hand it over
+                    raise _Shed(register.config.id)
                 await self._journal_ready()
                 seen = group.generation
                 async with register.lock:
@@ -1463,7 +1523,12 @@ class Engine:
             raise AssertionError("unreachable")
         await self._step("signed", job.id)
         following = await self._next_job(register, keeper)
-        claim = self._shared and self._outage is None and keeper.ready_for_receipt(register)
+        claim = (
+            self._shared
+            and self._outage is None
+            and keeper.ready_for_receipt(register)
+            and register.config.id not in self._shedding
+        )
         started = None
         try:
             started = await self._conclude(

@@ -300,6 +300,8 @@ class Journal(Protocol):
 
     async def leases(self) -> list[Lease]: ...
 
+    async def engine_alive(self, owner: str, seconds: float) -> int: ...
+
     async def watch(self, on_notices: Callable[[Sequence[Notice]], None]) -> None: ...
 
     async def job(self, job_id: str) -> Job | None: ...
@@ -559,6 +561,10 @@ CREATE TABLE IF NOT EXISTS leases (
     token INTEGER NOT NULL,
     expires_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS engines (
+    engine_id TEXT PRIMARY KEY,
+    expires_at REAL NOT NULL
+);
 """
 
 #: SQLite's primary result codes that say the store, not the statement, failed: busy, locked,
@@ -585,13 +591,15 @@ def _describe(exc: BaseException) -> str:
 APPLICATION_ID = 0x4B617373
 #: ``PRAGMA user_version``: the schema this Kassa writes. Version 0 is a journal from before
 #: versions (no ``adopted``, ``deliveries`` or ``probes`` table); it is upgraded when opened.
-#: Version 2 added ``tenant_records``; version 3 ``leases`` (one contract with PostgreSQL's).
-SCHEMA_VERSION = 3
+#: Version 2 added ``tenant_records``; version 3 ``leases`` and version 4 ``engines`` (one
+#: contract with PostgreSQL's).
+SCHEMA_VERSION = 4
 #: The tables each version added: a journal of an older version may lack them.
 _ADDED_IN = {
     1: frozenset({"adopted", "deliveries", "probes"}),
     2: frozenset({"tenant_records"}),
     3: frozenset({"leases"}),
+    4: frozenset({"engines"}),
 }
 
 _JOB_COLUMNS = (
@@ -952,6 +960,24 @@ class SqliteJournal:
         def work(connection: sqlite3.Connection) -> list[Lease]:
             rows = connection.execute("SELECT * FROM leases ORDER BY register_id")
             return [Lease(*row) for row in rows]
+
+        return await self._run(work)
+
+    async def engine_alive(self, owner: str, seconds: float) -> int:
+        """Say that engine ``owner`` lives ``seconds`` more; the engines alive now, ``owner``
+        among them (each takes its share of the registers). Rows dead an hour are dropped."""
+
+        def work(connection: sqlite3.Connection) -> int:
+            connection.execute(f"DELETE FROM engines WHERE expires_at < {_NOW} - 3600")
+            connection.execute(
+                f"INSERT INTO engines VALUES (?, {_NOW} + ?) ON CONFLICT (engine_id) "
+                "DO UPDATE SET expires_at = excluded.expires_at",
+                (owner, seconds),
+            )
+            row = connection.execute(
+                f"SELECT COUNT(*) FROM engines WHERE expires_at > {_NOW}"
+            ).fetchone()
+            return int(row[0])
 
         return await self._run(work)
 

@@ -215,6 +215,16 @@ CREATE TRIGGER jobs_notice AFTER INSERT OR UPDATE OF state ON jobs
     FOR EACH ROW EXECUTE FUNCTION kassa_job_notice();
 """,
     ),
+    (
+        3,
+        "the engines alive, so that each leases its share of the registers",
+        """
+CREATE TABLE engines (
+    engine_id TEXT PRIMARY KEY,
+    expires_at TIMESTAMPTZ NOT NULL
+);
+""",
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 #: Every table of the journal in the order a copy fills them, with its columns.
@@ -914,6 +924,27 @@ class PostgresJournal:
             )
             row = cursor.fetchone()
             return None if row is None else attrs.evolve(lease, expires_at=row[0])
+
+        return await self._run(work)
+
+    async def engine_alive(self, owner: str, seconds: float) -> int:
+        """Say that engine ``owner`` lives ``seconds`` more by the server's clock; the engines
+        alive now, ``owner`` among them (each takes its share of the registers). Each engine
+        writes its own row only, so no two engines wait on each other here."""
+
+        def work(cursor: Cursor) -> int:
+            cursor.execute(  # rows of engines dead an hour; a row another engine holds waits
+                "DELETE FROM engines WHERE engine_id IN (SELECT engine_id FROM engines WHERE "
+                "expires_at < now() - interval '1 hour' FOR UPDATE SKIP LOCKED)"
+            )
+            cursor.execute(
+                "INSERT INTO engines VALUES (%s, now() + make_interval(secs => %s)) "
+                "ON CONFLICT (engine_id) DO UPDATE SET expires_at = EXCLUDED.expires_at",
+                (owner, seconds),
+            )
+            cursor.execute("SELECT COUNT(*) FROM engines WHERE expires_at > now()")
+            row = cursor.fetchone()
+            return 1 if row is None else int(row[0])
 
         return await self._run(work)
 

@@ -52,6 +52,17 @@ async def test_a_lease_is_exclusive_until_it_expires_then_taken_with_a_higher_to
         ]
 
 
+async def test_engines_alive_are_counted_by_their_heartbeats(store: Store) -> None:
+    # What each engine's share of the registers is worked out from.
+    async with store.open() as journal:
+        assert await journal.engine_alive("engine-a", 0.5) == 1
+        assert await journal.engine_alive("engine-b", 5) == 2
+        assert await journal.engine_alive("engine-a", 0.5) == 2  # a heartbeat is one row
+        await trio.sleep(0.6)  # engine-a stopped beating: it is dead by the store's clock
+        assert await journal.engine_alive("engine-b", 5) == 1
+        assert await journal.engine_alive("engine-a", 5) == 2  # back, under its own name
+
+
 async def test_a_write_with_a_stale_token_is_refused_and_keeps_nothing(store: Store) -> None:
     async with store.open() as journal:
         jobs = []

@@ -114,8 +114,9 @@ async def test_a_dropped_connection_fails_one_commit_and_the_writer_reconnects(
 
 
 def test_a_journal_of_an_older_version_is_migrated_when_opened(postgres_url: str) -> None:
-    """A version-1 journal (before leases) gets version 2's steps on open, as migrate does."""
+    """A version-1 journal (before leases) gets the later steps on open, as migrate does."""
     with psycopg.connect(postgres_url, autocommit=True) as connection:
+        connection.execute("DROP TABLE engines")
         connection.execute("DROP TABLE leases")
         connection.execute("DROP TRIGGER jobs_notice ON jobs")
         connection.execute("DROP FUNCTION kassa_job_notice()")
