@@ -33,14 +33,16 @@ cannot be met here.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
 import msgpack  # type: ignore[import-untyped]
 import trio
 import zmq
@@ -48,6 +50,7 @@ from tqdm import tqdm
 
 from benchmarks.common import Column, bench_parser, format_table, new_figure, report, show_progress
 from benchmarks.floors import (
+    MARKER,
     emulator_floor_us,
     kassa_exchanges,
     kassa_packets,
@@ -61,11 +64,13 @@ from benchmarks.processes import (
     kassa_service,
     main_thread_cpu_seconds,
     peak_rss_bytes,
+    pin,
 )
 from emulator.timing import RegisterModel, RegisterTiming, model_named
 from engine import samples
 from engine.client import FINAL_STATES, BatchEntry, ClientKeys, TrioKassaClient
 from engine.drivers.shtrih import receipt_requests
+from engine.recovery import mark
 from protocols.documents.model import Receipt
 from protocols.shtrih import commands as c
 
@@ -103,6 +108,17 @@ def receipt_seconds(model: RegisterModel, receipt: Receipt) -> float:
 def kassa_receipt_seconds(model: RegisterModel, receipt: Receipt) -> float:
     """One receipt's register time with what Kassa adds: its marker and the read-back."""
     return command_seconds(model, [request for request, _ in kassa_exchanges(receipt)])
+
+
+def kassa_additions_seconds(model: RegisterModel, receipt: Receipt) -> dict[str, float]:
+    """What Kassa adds to a receipt's register time, item by item.
+
+    ``marker``: the job marker (1192, or 1084) that recovery finds a receipt by;
+    ``read_back``: FF3Ah and FF3Bh, the signed document read back to journal and check.
+    """
+    own = receipt_seconds(model, receipt)
+    marked = command_seconds(model, receipt_requests(mark(receipt, MARKER)))
+    return {"marker": marked - own, "read_back": kassa_receipt_seconds(model, receipt) - marked}
 
 
 class _Events(threading.Thread):
@@ -250,6 +266,8 @@ async def _drive(
         "receipts_per_s": round(achieved, 1),
         "engine_cpu_us_per_receipt": round(cpu / max(len(finished), 1) * 1e6),
         "engine_loop_us_per_receipt": round(loop_cpu / max(len(finished), 1) * 1e6),
+        "emulator_cpu_us_per_receipt": round(fleet_cpu / max(len(finished), 1) * 1e6),
+        "client_cpu_us_per_receipt": round(client_cpu / max(len(finished), 1) * 1e6),
         "engine_core_share": round(cpu / wall, 3) if wall else 0.0,
         "emulator_core_share": round(fleet_cpu / wall, 3) if wall else 0.0,
         "client_core_share": round(client_cpu / wall, 3) if wall else 0.0,
@@ -300,13 +318,21 @@ def measure(
     progress: bool,
     profile: Path | None = None,
     profile_fleet: Path | None = None,
+    cores: Cores | None = None,
 ) -> dict[str, Any]:
-    """One fleet size: start both processes, drive them, stop them."""
+    """One fleet size: start both processes, drive them, stop them.
+
+    With ``cores``, the engine's threads run on its one core and the fleet's on the other's
+    (this process, the client, is pinned by the caller).
+    """
     model = model_named(MODEL)
     receipt = samples.card_sale()
     with emulator_fleet(registers, model=MODEL, profile=profile_fleet) as fleet:
         addresses = [f"tcp://127.0.0.1:{port}" for port in fleet.ports]
         with kassa_service(addresses, profile=profile) as service:
+            if cores is not None:
+                pin(service.pid, cores.engine)
+                pin(fleet.pid, cores.others)
             row = trio.run(
                 _drive, service, fleet.pid, registers, per_register, least, cap, progress
             )
@@ -322,6 +348,106 @@ def measure(
         "scheduling_ratio": round(row["receipts_per_s"] / kassa_limit, 3),
         "fleet_saturated": row["emulator_core_share"] >= FLEET_SATURATED,
         "cpu_budget_us": round(cpu_budget_us(limit)),
+    }
+
+
+@attrs.frozen
+class Cores:
+    """Where ``--pin`` runs each process: the engine alone on one core, the rest on the others."""
+
+    engine: frozenset[int]
+    others: frozenset[int]  # the fleet and the client
+
+
+def split_cores() -> Cores | None:
+    """The first core this process may use for the engine, the rest for everything else."""
+    available = sorted(os.sched_getaffinity(0))
+    if len(available) < 2:
+        return None
+    return Cores(frozenset(available[:1]), frozenset(available[1:]))
+
+
+@contextlib.contextmanager
+def pinned_here(cpus: frozenset[int]) -> Iterator[None]:
+    """Run this process (the client) on ``cpus`` for the block; threads it starts inherit."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def meets_target(row: dict[str, Any]) -> bool:
+    return float(row["ratio"]) >= TARGET_RATIO
+
+
+def search_registers(
+    trial: Callable[[int], dict[str, Any]], start: int, most: int, resolution: float = 0.1
+) -> tuple[list[dict[str, Any]], int, str]:
+    """The largest fleet size whose ratio meets the target: the rows tried, that size, and what
+    stopped it (``engine``, ``fleet`` when the fleet's own core was saturated at the first size
+    that failed, or ``most`` when every size up to ``most`` met it).
+
+    The size doubles from ``start`` while it meets the target; then the gap between the largest
+    size that met it and the smallest that did not is halved until it is within
+    ``resolution`` of the first (and at least 5 registers). 0 when ``start`` already fails.
+    """
+    rows: list[dict[str, Any]] = []
+    passed, failed = 0, None
+    size = start
+    while size <= most:
+        row = trial(size)
+        rows.append(row)
+        if not meets_target(row):
+            failed = size
+            break
+        passed = size
+        if size == most:
+            break
+        size = min(size * 2, most)
+    if failed is None:
+        return rows, passed, "most"
+    while failed - passed > max(resolution * passed, 5):
+        size = (passed + failed) // 2
+        row = trial(size)
+        rows.append(row)
+        if meets_target(row):
+            passed = size
+        else:
+            failed = size
+    first_failure = next(row for row in rows if row["registers"] == failed)
+    return rows, passed, "fleet" if first_failure["fleet_saturated"] else "engine"
+
+
+def fleet_cap_registers(rows: Sequence[dict[str, Any]], receipt_s: float) -> int:
+    """The fleet size at which the fleet and the client, at the target share of the limit,
+    would fill :data:`FLEET_SATURATED` of their core: the most ``--pin`` can try here.
+
+    From the median over ``rows`` of their CPU a receipt.
+    """
+    per_receipt = statistics.median(
+        row["emulator_cpu_us_per_receipt"] + row["client_cpu_us_per_receipt"] for row in rows
+    )
+    rate = FLEET_SATURATED * 1e6 / per_receipt  # receipts/s their core gives
+    return int(rate * receipt_s / TARGET_RATIO)
+
+
+def past_saturation(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Issue 20's third target: the largest size's receipts/s against the sweep's best, and its
+    p99 latency beside the best size's."""
+    best = max(rows, key=lambda row: float(row["receipts_per_s"]))
+    largest = max(rows, key=lambda row: int(row["registers"]))
+    share = largest["receipts_per_s"] / best["receipts_per_s"] if best["receipts_per_s"] else 0.0
+    return {
+        "best_registers": best["registers"],
+        "best_receipts_per_s": best["receipts_per_s"],
+        "largest_registers": largest["registers"],
+        "largest_receipts_per_s": largest["receipts_per_s"],
+        "largest_share_of_best": round(share, 3),
+        "largest_p99_ms": largest["latency_p99_ms"],
+        "best_p99_ms": best["latency_p99_ms"],
+        "held": share >= TARGET_RATIO,
     }
 
 
@@ -481,6 +607,19 @@ def main(argv: list[str] | None = None) -> int:
         help="run each size R times and report the median run, with the spread",
     )
     parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="the engine alone on one core, the fleet and the client on the other; instead of"
+        " the sweep, find the largest fleet at which the ratio is at least"
+        f" {TARGET_RATIO} (registers_per_engine_core; results in e2e-pin.json)",
+    )
+    parser.add_argument(
+        "--start", type=int, default=50, metavar="N", help="--pin: the first size it tries"
+    )
+    parser.add_argument(
+        "--most", type=int, default=1000, metavar="N", help="--pin: the largest size it tries"
+    )
+    parser.add_argument(
         "--profile-engine",
         type=Path,
         metavar="FILE",
@@ -494,15 +633,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     sizes, per_register, least, cap = args.registers, args.per_register, MIN_RECEIPTS, args.cap
+    start, most = args.start, args.most
     if args.quick:
         sizes, per_register, least, cap = [2], 3, 0, 30.0
+        start, most = 2, 4
     profiles = (args.profile_engine, args.profile_emulator)
-    if profiles != (None, None) and (len(sizes) != 1 or args.repeat != 1):
+    if profiles != (None, None) and (args.pin or len(sizes) != 1 or args.repeat != 1):
         parser.error(
             "--profile-engine and --profile-emulator profile one run: one --registers, no --repeat"
+            " and no --pin"
         )
     if args.repeat < 1:
         parser.error(f"--repeat {args.repeat}: a size runs at least once")
+    if not 1 <= start <= most:
+        parser.error(f"--start {start} --most {most}: expected 1 <= start <= most")
+    cores = split_cores() if args.pin else None
+    if args.pin and cores is None:
+        parser.error("--pin needs two cores: this process may use only one")
     progress = show_progress(args)
     model = model_named(MODEL)
     receipt = samples.card_sale()
@@ -514,11 +661,37 @@ def main(argv: list[str] | None = None) -> int:
         f" {kassa_ms:.0f} ms with Kassa's marker and read-back"
         f" ({len(kassa_exchanges(receipt))} exchanges).\n{floors_text(floors)}"
     )
-    rows = [
-        median_run([measure(size, per_register, least, cap, progress, *profiles)
-                    for _ in range(args.repeat)])
-        for size in sizes
-    ]  # fmt: skip
+
+    def trial(size: int) -> dict[str, Any]:
+        runs = [
+            measure(size, per_register, least, cap, progress, *profiles, cores=cores)
+            for _ in range(args.repeat)
+        ]
+        if cores is not None:  # the fleet shares its core with the client
+            for run in runs:
+                others = run["emulator_core_share"] + run["client_core_share"]
+                run["fleet_saturated"] = others >= FLEET_SATURATED
+        return median_run(runs)
+
+    result: dict[str, Any] = {
+        "model": MODEL,
+        "receipt_ms": round(own_ms, 1),
+        "kassa_receipt_ms": round(kassa_ms, 1),
+        "floors_us": floors,
+    }
+    if cores is not None:
+        with pinned_here(cores.others):
+            rows, found, stopped_by = search_registers(trial, start, most)
+        rows.sort(key=lambda row: int(row["registers"]))
+        result |= {
+            "pinned": {"engine": sorted(cores.engine), "fleet_and_client": sorted(cores.others)},
+            "registers_per_engine_core": found,
+            "stopped_by": stopped_by,
+            "fleet_cap_registers": fleet_cap_registers(rows, own_ms / 1000),
+        }
+    else:
+        rows = [trial(size) for size in sizes]
+        result["past_saturation"] = past_saturation(rows)
     engine_floor = floors["engine_protocol"] + floors["engine_sockets"]
     for row in rows:
         row["engine_cpu_over_floor"] = over_floor(row["engine_cpu_us_per_receipt"], engine_floor)
@@ -526,18 +699,43 @@ def main(argv: list[str] | None = None) -> int:
             row["engine_cpu_over_floor_runs"] = [
                 over_floor(cpu, engine_floor) for cpu in row["engine_cpu_us_runs"]
             ]
+    result["rows"] = rows
     columns = [*COLUMNS, Column("spread of the runs", "spread")] if args.repeat > 1 else COLUMNS
-    result = {
-        "model": MODEL,
-        "receipt_ms": round(own_ms, 1),
-        "kassa_receipt_ms": round(kassa_ms, 1),
-        "floors_us": floors,
-        "rows": rows,
-    }
     notes = [*saturation_notes(rows), *budget_notes(rows, floors)]
+    if cores is not None:
+        notes += pinned_notes(result)
+    else:
+        notes += saturation_summary(result["past_saturation"])
     table = "\n".join([format_table(rows, columns), *notes])
-    report(args, "e2e", result, table, _figure(rows, floors))
+    name = "e2e-pin" if cores is not None else "e2e"
+    report(args, name, result, table, _figure(rows, floors))
     return 0
+
+
+def pinned_notes(result: dict[str, Any]) -> list[str]:
+    """What ``--pin`` found, in words."""
+    why = {
+        "engine": "the engine's core could not keep the pace at the next size tried",
+        "fleet": "the fleet's core (shared with the client) was saturated at the next size tried:"
+        " the engine's own figure is at least this",
+        "most": "every size tried met the target: the engine's own figure is at least this",
+    }[result["stopped_by"]]
+    return [
+        f"registers per engine core (ratio >= {TARGET_RATIO}):"
+        f" {result['registers_per_engine_core']}; {why}",
+        f"the fleet and the client fill {FLEET_SATURATED} of their core at about"
+        f" {result['fleet_cap_registers']} registers: --pin cannot try more here",
+    ]
+
+
+def saturation_summary(figures: dict[str, Any]) -> list[str]:
+    """Issue 20's third target, in words."""
+    return [
+        f"past saturation: N = {figures['largest_registers']} keeps"
+        f" {figures['largest_share_of_best']:.3f} of the best receipts/s"
+        f" (N = {figures['best_registers']}, {figures['best_receipts_per_s']}/s); p99"
+        f" {figures['largest_p99_ms']} ms against {figures['best_p99_ms']} ms"
+    ]
 
 
 if __name__ == "__main__":
