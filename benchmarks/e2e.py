@@ -58,6 +58,7 @@ from benchmarks.floors import (
     socket_floor_us,
 )
 from benchmarks.processes import (
+    UNLIMITED,
     ServiceProcess,
     cpu_seconds,
     emulator_fleet,
@@ -319,6 +320,7 @@ def measure(
     profile: Path | None = None,
     profile_fleet: Path | None = None,
     cores: Cores | None = None,
+    admission_tolerance: float | None = None,
 ) -> dict[str, Any]:
     """One fleet size: start both processes, drive them, stop them.
 
@@ -329,7 +331,10 @@ def measure(
     receipt = samples.card_sale()
     with emulator_fleet(registers, model=MODEL, profile=profile_fleet) as fleet:
         addresses = [f"tcp://127.0.0.1:{port}" for port in fleet.ports]
-        with kassa_service(addresses, profile=profile) as service:
+        limits = dict(UNLIMITED)
+        if admission_tolerance is not None:
+            limits["admission_tolerance"] = admission_tolerance
+        with kassa_service(addresses, profile=profile, limits=limits) as service:
             if cores is not None:
                 pin(service.pid, cores.engine)
                 pin(fleet.pid, cores.others)
@@ -620,6 +625,13 @@ def main(argv: list[str] | None = None) -> int:
         "--most", type=int, default=1000, metavar="N", help="--pin: the largest size it tries"
     )
     parser.add_argument(
+        "--admission-tolerance",
+        type=float,
+        metavar="T",
+        help="the engine's [limits] admission_tolerance (default: its own, 1.5; inf: admit"
+        " every register's receipt at once, as before admission control)",
+    )
+    parser.add_argument(
         "--profile-engine",
         type=Path,
         metavar="FILE",
@@ -664,7 +676,16 @@ def main(argv: list[str] | None = None) -> int:
 
     def trial(size: int) -> dict[str, Any]:
         runs = [
-            measure(size, per_register, least, cap, progress, *profiles, cores=cores)
+            measure(
+                size,
+                per_register,
+                least,
+                cap,
+                progress,
+                *profiles,
+                cores=cores,
+                admission_tolerance=args.admission_tolerance,
+            )
             for _ in range(args.repeat)
         ]
         if cores is not None:  # the fleet shares its core with the client
@@ -675,6 +696,9 @@ def main(argv: list[str] | None = None) -> int:
 
     result: dict[str, Any] = {
         "model": MODEL,
+        "admission_tolerance": (
+            "default" if args.admission_tolerance is None else str(args.admission_tolerance)
+        ),
         "receipt_ms": round(own_ms, 1),
         "kassa_receipt_ms": round(kassa_ms, 1),
         "floors_us": floors,

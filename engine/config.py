@@ -91,6 +91,9 @@ class EngineConfig:
     #: While the journal cannot commit, it is probed after this wait, doubling up to the max.
     journal_probe_interval: float = 0.5
     journal_probe_max: float = 30.0
+    #: Receipts may take this many times their shortest time on a register before fewer are
+    #: admitted at once (engine.admission); math.inf admits every register's receipt at once.
+    admission_tolerance: float = 1.5
     verifier: SignVerifier | None = None  # checks 1077 values for ФНs whose keys it knows
     #: Unix time now; tests under MockClock pass a clock that moves with trio's.
     wall_clock: Callable[[], float] = time.time

@@ -14,6 +14,8 @@
     queue = 10000   # jobs per tenant accepted and not yet final
     request_bytes = 4194304   # one request; a bigger one is answered too_large, undecoded
     receipt_bytes = 262144    # one receipt in it (engine/limits.py says why these sizes)
+    admission_tolerance = 1.5 # receipts on registers at once fall when one takes this many
+                              # times its shortest time (engine/admission.py); inf: never
 
     [http]                                 # the HTTP door (engine/http); absent: none
     listen = "0.0.0.0:8080"                # HOST:PORT
@@ -109,7 +111,7 @@ TENANT_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 _NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}\Z")
 _HOST = re.compile(r"\A(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])\Z")
 _SERVICE_KEYS = ("listen", "events_host", "secret_key_file", "journal", "max_message")
-_LIMIT_KEYS = ("rate", "burst", "queue", "request_bytes", "receipt_bytes")
+_LIMIT_KEYS = ("rate", "burst", "queue", "request_bytes", "receipt_bytes", "admission_tolerance")
 _TENANT_KEYS = (
     "id",
     "name",
@@ -356,6 +358,9 @@ def parse_config(data: Mapping[str, Any], source: str, folder: Path) -> LoadedCo
     queue = limits.value("queue", int, 10_000)
     if queue < 1:
         raise limits.error("queue", f"expected at least 1, got {queue}")
+    tolerance = limits.value("admission_tolerance", (int, float), 1.5)
+    if not tolerance >= 1:
+        raise limits.error("admission_tolerance", f"expected at least 1 (or inf), got {tolerance}")
     try:
         sizes = SizeLimits(
             limits.value("request_bytes", int, DEFAULT_SIZES.request_bytes),
@@ -434,7 +439,12 @@ def parse_config(data: Mapping[str, Any], source: str, folder: Path) -> LoadedCo
             raise ConfigError(f"{source}: registers[{i}].id: {register.id!r} is listed twice")
         registers.append(register)
 
-    engine = EngineConfig(journal=journal, tenants=tuple(tenants), registers=tuple(registers))
+    engine = EngineConfig(
+        journal=journal,
+        tenants=tuple(tenants),
+        registers=tuple(registers),
+        admission_tolerance=float(tolerance),
+    )
     settings = ServiceSettings(
         listen=listen,
         server_public=public,
