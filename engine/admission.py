@@ -48,6 +48,7 @@ class Admission:
         self.admitted = 0
         self.deferred = 0  # receipts that had to wait
         self._shortest: dict[Hashable, float] = {}
+        self._waiting_in: dict[Hashable, int] = {}  # receipts waiting, by their queue
         self._lot = trio.lowlevel.ParkingLot()
 
     @staticmethod
@@ -56,16 +57,23 @@ class Admission:
         return register, len(body) // BUCKET_BYTES
 
     @asynccontextmanager
-    async def slot(self) -> AsyncIterator[Slot]:
-        """Wait for admission (in order of arrival); the slot is given back when the block ends."""
+    async def slot(self, lane: Hashable = None) -> AsyncIterator[Slot]:
+        """Wait for admission (in order of arrival); the slot is given back when the block ends.
+
+        ``lane`` is the queue the receipt comes from (a tenant's group): see :meth:`keep`.
+        """
         if self.in_flight >= int(self.limit):
             self.deferred += 1
             self.waiting += 1
+            self._waiting_in[lane] = self._waiting_in.get(lane, 0) + 1
             try:
                 while self.in_flight >= int(self.limit):
                     await self._lot.park()
             finally:
                 self.waiting -= 1
+                self._waiting_in[lane] -= 1
+                if not self._waiting_in[lane]:
+                    del self._waiting_in[lane]
         self.in_flight += 1
         self.admitted += 1
         try:
@@ -73,6 +81,17 @@ class Admission:
         finally:
             self.in_flight -= 1
             self._wake()
+
+    def keep(self, lane: Hashable = None) -> bool:
+        """Whether a slot of ``lane`` may go on to its queue's next receipt without giving the
+        slot back: only while the limit still allows it and no other queue waits for one.
+
+        Receipts of one queue are alike to it, so one register going on is as fair as another
+        taking over; and going on lets its next job's intent share a commit with the result.
+        """
+        if self.in_flight > int(self.limit):
+            return False
+        return self.waiting == self._waiting_in.get(lane, 0)
 
     def observe(self, key: Hashable, seconds: float) -> None:
         """Learn from a receipt that took ``seconds`` on its register, from admission to its

@@ -1067,7 +1067,7 @@ class Engine:
                     await keeper.maintain(register, driver, await driver.status())
                 continue
             # A job waiting for admission stays in its queue, cancellable, for any register.
-            async with self.admission.slot() as slot:
+            async with self.admission.slot((register.config.tenant, register.config.group)) as slot:
                 job = group.take_nowait() if self._outage is None else None
                 while job is not None:  # the next one's intent was committed with a result
                     began = trio.current_time()
@@ -1216,14 +1216,14 @@ class Engine:
         """The group's next job, to journal its intent in the commit of this one's result.
 
         Only when one is waiting now and nothing else has to come first: the journal is
-        fine, no other register waits for admission (engine.admission), and the shift needs
+        fine, admission lets it keep its slot (engine.admission), and the shift needs
         no work (an open or close would come between the commit of the intent and the job's
         first byte).
         """
         if self._outage is not None or not keeper.ready_for_receipt(register):
             return None
-        if self.admission.waiting:  # it gives its slot back to a receipt waiting for one
-            return None
+        if not self.admission.keep((register.config.tenant, register.config.group)):
+            return None  # it gives its slot back: the limit fell, or another group waits
         job = self._groups[(register.config.tenant, register.config.group)].take_nowait()
         if job is not None:
             await self._step("taken", job.id)

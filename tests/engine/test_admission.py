@@ -74,3 +74,25 @@ async def test_past_the_limit_receipts_wait_for_a_slot_in_order(
         assert order == [0, 1, 2, 3] and admission.waiting == 5
     assert order == list(range(9))
     assert (admission.admitted, admission.deferred, admission.in_flight) == (9, 5, 0)
+
+
+async def test_a_slot_goes_on_to_its_queue_s_next_receipt_unless_another_queue_waits(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    admission = Admission(1)
+    async with admission.slot("shop/main"):
+        assert admission.keep("shop/main")  # nobody waits: it goes on
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_wait_for_a_slot, admission, "shop/main")
+            await trio.sleep(1)
+            assert admission.keep("shop/main")  # only its own queue waits: still alike
+            nursery.start_soon(_wait_for_a_slot, admission, "cafe/main")
+            await trio.sleep(1)
+            assert not admission.keep("shop/main")  # another tenant's group waits: it yields
+            nursery.cancel_scope.cancel()
+    assert admission.waiting == 0 and admission.keep("shop/main")
+
+
+async def _wait_for_a_slot(admission: Admission, lane: str) -> None:
+    async with admission.slot(lane):
+        pass
