@@ -383,14 +383,23 @@ def pinned_here(cpus: frozenset[int]) -> Iterator[None]:
         os.sched_setaffinity(0, before)
 
 
-def meets_target(row: dict[str, Any]) -> bool:
-    return float(row["ratio"]) >= TARGET_RATIO
+def meets_target(row: dict[str, Any], figure: str = "ratio") -> bool:
+    return float(row[figure]) >= TARGET_RATIO
+
+
+def largest_meeting(rows: Sequence[dict[str, Any]], figure: str) -> int:
+    """The largest size among ``rows`` whose ``figure`` meets the target; 0 if none does."""
+    return max((int(row["registers"]) for row in rows if meets_target(row, figure)), default=0)
 
 
 def search_registers(
-    trial: Callable[[int], dict[str, Any]], start: int, most: int, resolution: float = 0.1
+    trial: Callable[[int], dict[str, Any]],
+    start: int,
+    most: int,
+    resolution: float = 0.1,
+    figure: str = "ratio",
 ) -> tuple[list[dict[str, Any]], int, str]:
-    """The largest fleet size whose ratio meets the target: the rows tried, that size, and what
+    """The largest fleet size whose ``figure`` meets the target: the rows tried, that size, and what
     stopped it (``engine``, ``fleet`` when the fleet's own core was saturated at the first size
     that failed, or ``most`` when every size up to ``most`` met it).
 
@@ -404,7 +413,7 @@ def search_registers(
     while size <= most:
         row = trial(size)
         rows.append(row)
-        if not meets_target(row):
+        if not meets_target(row, figure):
             failed = size
             break
         passed = size
@@ -417,7 +426,7 @@ def search_registers(
         size = (passed + failed) // 2
         row = trial(size)
         rows.append(row)
-        if meets_target(row):
+        if meets_target(row, figure):
             passed = size
         else:
             failed = size
@@ -615,11 +624,12 @@ def main(argv: list[str] | None = None) -> int:
         "--pin",
         action="store_true",
         help="the engine alone on one core, the fleet and the client on the other; instead of"
-        " the sweep, find the largest fleet at which the ratio is at least"
-        f" {TARGET_RATIO} (registers_per_engine_core; results in e2e-pin.json)",
+        " the sweep, find the largest fleet at which the scheduling ratio is at least"
+        f" {TARGET_RATIO} (registers_per_engine_core_scheduling; registers_per_engine_core is"
+        " the same for the ratio to the limit; results in e2e-pin.json)",
     )
     parser.add_argument(
-        "--start", type=int, default=50, metavar="N", help="--pin: the first size it tries"
+        "--start", type=int, default=10, metavar="N", help="--pin: the first size it tries"
     )
     parser.add_argument(
         "--most", type=int, default=1000, metavar="N", help="--pin: the largest size it tries"
@@ -705,11 +715,18 @@ def main(argv: list[str] | None = None) -> int:
     }
     if cores is not None:
         with pinned_here(cores.others):
-            rows, found, stopped_by = search_registers(trial, start, most)
+            # The ratio to the fleet's limit cannot pass Kassa's own sequence's share of it
+            # (0.939 for the card sale): the search goes by the scheduling ratio, against that
+            # sequence, and the sizes it tried say where the ratio itself stands.
+            rows, found, stopped_by = search_registers(
+                trial, start, most, figure="scheduling_ratio"
+            )
         rows.sort(key=lambda row: int(row["registers"]))
         result |= {
             "pinned": {"engine": sorted(cores.engine), "fleet_and_client": sorted(cores.others)},
-            "registers_per_engine_core": found,
+            "registers_per_engine_core": largest_meeting(rows, "ratio"),
+            "ratio_ceiling": round(own_ms / kassa_ms, 4),
+            "registers_per_engine_core_scheduling": found,
             "stopped_by": stopped_by,
             "fleet_cap_registers": fleet_cap_registers(rows, own_ms / 1000),
         }
@@ -745,8 +762,11 @@ def pinned_notes(result: dict[str, Any]) -> list[str]:
         "most": "every size tried met the target: the engine's own figure is at least this",
     }[result["stopped_by"]]
     return [
-        f"registers per engine core (ratio >= {TARGET_RATIO}):"
-        f" {result['registers_per_engine_core']}; {why}",
+        f"registers per engine core, scheduling ratio >= {TARGET_RATIO} (against Kassa's own"
+        f" sequence): {result['registers_per_engine_core_scheduling']}; {why}",
+        f"registers per engine core, ratio >= {TARGET_RATIO} (against the receipt's own"
+        f" commands): {result['registers_per_engine_core']}; the ratio cannot pass"
+        f" {result['ratio_ceiling']}, the receipt's own time over Kassa's sequence",
         f"the fleet and the client fill {FLEET_SATURATED} of their core at about"
         f" {result['fleet_cap_registers']} registers: --pin cannot try more here",
     ]

@@ -16,6 +16,7 @@ from benchmarks.e2e import (
     fleet_rate,
     kassa_additions_seconds,
     kassa_receipt_seconds,
+    largest_meeting,
     median_run,
     over_floor,
     past_saturation,
@@ -227,3 +228,17 @@ def test_what_kassa_adds_on_the_register_is_the_marker_and_the_read_back() -> No
     assert adds["read_back"] == pytest.approx(command_seconds(model, read_back))
     total = receipt_seconds(model, receipt) + adds["marker"] + adds["read_back"]
     assert total == pytest.approx(kassa_receipt_seconds(model, receipt))
+
+
+def test_the_search_can_go_by_the_scheduling_ratio_and_the_ratio_is_read_off_its_rows() -> None:
+    def trial(size: int) -> dict[str, object]:
+        return {
+            "registers": size,
+            "ratio": 0.93 if size <= 20 else 0.5,  # never 0.95: Kassa's sequence is longer
+            "scheduling_ratio": 0.99 if size <= 20 else 0.5,
+            "fleet_saturated": False,
+        }
+
+    rows, found, _ = search_registers(trial, 10, 100, figure="scheduling_ratio")
+    assert found == 20 and [row["registers"] for row in rows] == [10, 20, 40, 30, 25]
+    assert largest_meeting(rows, "ratio") == 0 and largest_meeting(rows, "scheduling_ratio") == 20
