@@ -452,6 +452,14 @@ def fleet_cap_registers(rows: Sequence[dict[str, Any]], receipt_s: float) -> int
     return int(rate * receipt_s / TARGET_RATIO)
 
 
+def engine_cap_registers(rows: Sequence[dict[str, Any]], receipt_s: float) -> int:
+    """The fleet size whose target share of the limit would take the engine's whole core, at
+    the median over ``rows`` of its CPU a receipt: what the engine's CPU allows, whatever the
+    latency on a shared machine allows."""
+    per_receipt = statistics.median(row["engine_cpu_us_per_receipt"] for row in rows)
+    return int(1e6 / per_receipt * receipt_s / TARGET_RATIO)
+
+
 def past_saturation(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Issue 20's third target: the largest size's receipts/s against the sweep's best, and its
     p99 latency beside the best size's."""
@@ -744,6 +752,7 @@ def main(argv: list[str] | None = None) -> int:
             "registers_per_engine_core_scheduling": found,
             "stopped_by": stopped_by,
             "fleet_cap_registers": fleet_cap_registers(rows, own_ms / 1000),
+            "engine_cap_registers": engine_cap_registers(rows, own_ms / 1000),
         }
     else:
         rows = [trial(size) for size in sizes]
@@ -782,6 +791,8 @@ def pinned_notes(result: dict[str, Any]) -> list[str]:
         f"registers per engine core, ratio >= {result['target']} (against the receipt's own"
         f" commands): {result['registers_per_engine_core']}; the ratio cannot pass"
         f" {result['ratio_ceiling']}, the receipt's own time over Kassa's sequence",
+        f"the engine's CPU a receipt (median of the sizes tried) would fill its core at about"
+        f" {result['engine_cap_registers']} registers at {TARGET_RATIO} of the limit",
         f"the fleet and the client fill {FLEET_SATURATED} of their core at about"
         f" {result['fleet_cap_registers']} registers: --pin cannot try more here",
     ]

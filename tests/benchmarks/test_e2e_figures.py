@@ -12,6 +12,7 @@ from benchmarks.e2e import (
     budget_notes,
     command_seconds,
     cpu_budget_us,
+    engine_cap_registers,
     fleet_cap_registers,
     fleet_rate,
     kassa_additions_seconds,
@@ -242,3 +243,10 @@ def test_the_search_can_go_by_the_scheduling_ratio_and_the_ratio_is_read_off_its
     rows, found, _ = search_registers(trial, 10, 100, figure="scheduling_ratio")
     assert found == 20 and [row["registers"] for row in rows] == [10, 20, 40, 30, 25]
     assert largest_meeting(rows, "ratio") == 0 and largest_meeting(rows, "scheduling_ratio") == 20
+
+
+def test_the_engine_cap_is_where_its_cpu_a_receipt_would_fill_its_core() -> None:
+    # 2,000 µs a receipt: a core gives 500 receipts/s, 0.95 of the limit of 500 / 0.95 × 0.45
+    # = 236.8 registers of 0.45 s a receipt.
+    rows = [{"engine_cpu_us_per_receipt": us} for us in (1500, 2000, 4000)]
+    assert engine_cap_registers(rows, 0.45) == 236

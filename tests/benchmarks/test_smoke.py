@@ -113,4 +113,4 @@ def test_e2e_pin_searches_the_fleet_sizes_with_the_engine_alone_on_a_core(tmp_pa
     assert result["registers_per_engine_core"] in (0, *sizes)
     assert result["registers_per_engine_core_scheduling"] in (0, *sizes)
     assert 0.9 < result["ratio_ceiling"] < 1
-    assert result["fleet_cap_registers"] > 0
+    assert result["fleet_cap_registers"] > 0 and result["engine_cap_registers"] > 0
