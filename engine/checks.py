@@ -75,7 +75,7 @@ _SIX = -6
 _PLANNERS = {"shtrih": shtrih.problems, "atol": atol.problems}
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)  # a key of the checks memo, hashed per submit
 class RegisterProfile:
     """What the checks know of one register (профиль ККТ): what its protocol can carry.
 

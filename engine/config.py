@@ -8,6 +8,8 @@ look the same to the engine, which reconnects through it after every lost link.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -69,6 +71,11 @@ class RegisterConfig:
     taxes: TaxTable = attrs.field(default=attrs.Factory(_default_taxes, takes_self=True))
 
 
+def default_engine_id() -> str:
+    """This process as leases name it: ``hostname:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 @attrs.frozen
 class EngineConfig:
     """Everything :meth:`engine.Engine.open` needs."""
@@ -97,3 +104,8 @@ class EngineConfig:
     verifier: SignVerifier | None = None  # checks 1077 values for ФНs whose keys it knows
     #: Unix time now; tests under MockClock pass a clock that moves with trio's.
     wall_clock: Callable[[], float] = time.time
+    #: Who this engine is among the engines of one shared (PostgreSQL) journal: a lease's owner.
+    engine_id: str = attrs.field(factory=default_engine_id)
+    #: How long a register's lease runs unrenewed (s). The holder renews it every third of
+    #: this and stops using the register before it runs out; a kill frees it after this long.
+    lease_seconds: float = 10.0

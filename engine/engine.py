@@ -67,7 +67,11 @@ from engine.journal import (
     Job,
     JobState,
     Journal,
+    JournalError,
     JournalUnavailable,
+    Lease,
+    LeaseLost,
+    Notice,
     ReceiptQuery,
     ReceiptRow,
     RegisterRow,
@@ -191,12 +195,26 @@ class JobEvent:
 
 
 class _Group:
-    """The FIFO of one tenant's group and the registers that serve it."""
+    """The FIFO of one tenant's group and the registers that serve it.
+
+    On a shared journal the journal holds the queue (registers claim from it) and this is a
+    hint: ``generation`` grows each time a job may be waiting (one accepted here, a NOTIFY
+    from another engine, a job put back), and idle workers wait for it to grow.
+    """
 
     def __init__(self) -> None:
         self.jobs: deque[Job] = deque()
         self.registers: list[RegisterView] = []  # what the checks before fiscalization ask
         self._lot = trio.lowlevel.ParkingLot()
+        self.generation = 0
+
+    def nudge(self) -> None:
+        self.generation += 1
+        self._lot.unpark_all()
+
+    async def wait_beyond(self, seen: int) -> None:
+        while self.generation <= seen:
+            await self._lot.park()
 
     def put(self, job: Job, *, front: bool = False, at: int | None = None) -> None:
         if front:
@@ -295,6 +313,14 @@ class Engine:
     ) -> None:
         self.config = config
         self.journal = journal
+        #: Several engines on this journal: registers are leased, jobs claimed in it.
+        self._shared = journal.shared
+        self._leases: dict[str, Lease] = {}  # the registers this engine holds, by id
+        #: Jobs accepted here and not yet final (shared journal): their events from another
+        #: engine are told here too, and they count in this engine's queue limits.
+        self._watched: set[str] = set()
+        self._to_fetch: set[str] = set()  # watched jobs another engine moved: read them
+        self._fetch_wake = trio.Event()
         self._nursery = nursery
         self._on_event = on_event
         self._on_alert = on_alert
@@ -354,20 +380,25 @@ class Engine:
         checkpoint: Checkpoint | None = None,
     ) -> AsyncIterator[Engine]:
         """Run an engine on ``config`` for the life of the block; its tasks end with it."""
-        async with open_journal(config.journal) as journal, trio.open_nursery() as nursery:
-            engine = cls(
-                config,
-                journal,
-                nursery,
-                on_event=on_event,
-                on_alert=on_alert,
-                checkpoint=checkpoint,
-            )
-            await engine._start()
-            try:
-                yield engine
-            finally:
-                nursery.cancel_scope.cancel()
+        async with open_journal(config.journal) as journal:
+            clean = False
+            async with trio.open_nursery() as nursery:
+                engine = cls(
+                    config,
+                    journal,
+                    nursery,
+                    on_event=on_event,
+                    on_alert=on_alert,
+                    checkpoint=checkpoint,
+                )
+                await engine._start()
+                try:
+                    yield engine
+                    clean = True
+                finally:
+                    nursery.cancel_scope.cancel()
+            if clean:  # every worker has stopped: others may take its registers at once
+                await engine._release_leases()
 
     async def _start(self) -> None:
         for tenant in self.config.tenants:
@@ -391,6 +422,9 @@ class Engine:
                     *(() if row is None else (row.fn_number, row.state)),
                 )
             )
+        if self._shared:
+            await self._start_shared()
+            return
         # A restart: what was accepted goes back to its queue; what was sent is resolved by
         # its register's worker before it takes new work.
         waiting = await self.journal.jobs_in([JobState.ACCEPTED, JobState.QUEUED])
@@ -415,6 +449,26 @@ class Engine:
         self._nursery.start_soon(self._watch_journal)
         for register in self.config.registers:
             self._nursery.start_soon(self._run_register, self.registers[register.id])
+
+    async def _start_shared(self) -> None:
+        """Start on a journal other engines share: the journal keeps the queue, and the jobs
+        sent or in doubt are their register's, whichever engine leases it (its worker
+        resolves them before new work), not this engine's nor orphans.
+
+        A job left ``accepted`` (its engine died between the commit and the move to its
+        queue) is queued once it is older than three leases: a younger one may be another
+        engine's submit still under way.
+        """
+        stale = self.config.wall_clock() - 3 * self.config.lease_seconds
+        accepted = [
+            job.id for job in await self.journal.jobs_in([JobState.ACCEPTED]) if job.updated < stale
+        ]
+        await self.journal.move_many(accepted, JobState.QUEUED)
+        self._nursery.start_soon(self._watch_journal)
+        self._nursery.start_soon(self.journal.watch, self._on_notices)
+        self._nursery.start_soon(self._fetch_remote)
+        for register in self.config.registers:
+            self._nursery.start_soon(self._lease_register, self.registers[register.id])
 
     # --- health ------------------------------------------------------------------------------
 
@@ -557,6 +611,8 @@ class Engine:
             self._release(tenant)
             return accepted.job
         await self._step("accepted", accepted.job.id)
+        if self._shared:
+            self._watched.add(accepted.job.id)
         try:
             job = await self._move(accepted.job, JobState.QUEUED)
         except JournalUnavailable as exc:  # journaled: answered as accepted, queued later
@@ -622,6 +678,8 @@ class Engine:
                     self._release(tenant)
                 else:
                     fresh.append((i, answer.job))
+                    if self._shared:
+                        self._watched.add(answer.job.id)
             if fresh:  # one commit moves the whole batch to its queue
                 try:
                     moved = await self.journal.move_many(
@@ -637,7 +695,7 @@ class Engine:
                     out[i] = job
                     if self._on_event is not None:
                         self._on_event(JobEvent(job))
-                    self._enqueue(job)
+                    self._enqueue(job, group)
         return [answer for answer in out if answer is not None]
 
     def _checked(
@@ -824,6 +882,21 @@ class Engine:
         job = await self.job(tenant, job_id)
         if job is None:
             raise KeyError(job_id)
+        if (
+            self._shared
+        ):  # only while queued in the journal: a claim and a cancel exclude each other
+            try:
+                with self._journaled():
+                    return await self._move(
+                        job, JobState.FAILED, error="cancelled", expect=JobState.QUEUED
+                    )
+            except JournalError as exc:
+                if isinstance(exc, JournalUnavailable):
+                    raise
+                raise NotCancellable(
+                    f"job {job_id} is no longer queued ({exc}): only a job still waiting in "
+                    "its queue can be cancelled"
+                ) from None
         group_name = body_group(job.body)
         group = self._groups.get((tenant, group_name))
         waiting = None if group is None else next((j for j in group.jobs if j.id == job_id), None)
@@ -993,6 +1066,149 @@ class Engine:
             )
         )
 
+    # --- leases (several engines on one journal) ------------------------------------------------
+
+    async def _lease_register(self, register: RegisterView) -> None:
+        """Run the register's worker only while this engine holds its lease.
+
+        Why the worker stops before anyone else may use the register: the lease expires at
+        the server's ``now()`` of the acquiring or renewing transaction plus ``ttl``, and that
+        transaction began after this engine sent its request (at ``sent``, trio's monotonic
+        clock). The worker runs in a cancel scope whose deadline is ``sent + ttl - margin``, so
+        by its own clock it is cancelled ``margin`` before the earliest moment the lease can
+        expire; another engine can acquire it only after it expired (``expires_at <= now()``),
+        with a higher token. The margin covers clock-rate drift and a command already on the
+        register's wire. Whatever was still in flight to the journal when the worker stopped
+        carries the old token: it commits before the takeover (whose recovery then reads it) or
+        is refused (:class:`LeaseLost`): a takeover cannot take the lease row while a fenced
+        write holds it. A renewal refused (another owner, or expired) cancels the worker at
+        once. An engine whose worker stopped takes its own lease again at once (a higher token
+        fences the stopped worker's writes); its first act, as a new holder's, is recovery.
+        """
+        ttl = self.config.lease_seconds
+        margin = ttl / 4
+        register_id = register.config.id
+        while True:
+            await self._journal_ready()
+            sent = trio.current_time()
+            lease = None
+            try:
+                lease = await self.journal.acquire_lease(register_id, self.config.engine_id, ttl)
+            except JournalError as exc:
+                if isinstance(exc, JournalUnavailable):
+                    self._degrade(exc)
+            if lease is None:  # another engine's, or the journal is down: look again soon
+                await trio.sleep(ttl / 3)
+                continue
+            self._leases[register_id] = lease
+            log.info("register %s: lease taken with token %d", register_id, lease.token)
+            with trio.CancelScope(deadline=sent + ttl - margin) as scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._renew_lease, register, scope, ttl, margin)
+                    nursery.start_soon(self._run_leased, register, scope)
+            if scope.cancelled_caught:
+                log.warning(
+                    "register %s: lease token %d lost or not renewed in time: its worker stopped",
+                    register_id,
+                    lease.token,
+                )
+            self._leases.pop(register_id, None)
+            if register.state == "ready":
+                register.state = "unknown"  # another engine may serve it now
+
+    async def _run_leased(self, register: RegisterView, scope: trio.CancelScope) -> None:
+        """The register's worker; a write refused for a stale token stops it (and the lease's
+        renewals with it)."""
+        try:
+            await self._run_register(register)
+        except LeaseLost as exc:
+            log.warning("%s", exc)
+            scope.cancel()
+
+    async def _renew_lease(
+        self, register: RegisterView, scope: trio.CancelScope, ttl: float, margin: float
+    ) -> None:
+        """Renew every ``ttl / 3``; each renewal moves the worker's deadline on."""
+        register_id = register.config.id
+        wait = ttl / 3
+        while True:
+            await trio.sleep(wait)
+            lease = self._leases[register_id]
+            sent = trio.current_time()
+            try:
+                renewed = await self.journal.renew_lease(lease, ttl)
+            except JournalError:  # the store failed (or its group did)
+                wait = ttl / 10  # try again soon; the deadline stops the worker meanwhile
+                continue
+            if renewed is None:
+                log.warning("register %s: lease token %d lost", register_id, lease.token)
+                scope.cancel()
+                return
+            self._leases[register_id] = renewed
+            scope.deadline = sent + ttl - margin
+            wait = ttl / 3
+
+    async def _release_leases(self) -> None:
+        """Give up the leases of a clean stop (its workers have ended), so others need not
+        wait for them to expire. A kill releases nothing: they expire."""
+        with trio.move_on_after(max(1.0, self.config.lease_seconds / 2)):
+            for lease in list(self._leases.values()):
+                try:
+                    await self.journal.release_lease(lease)
+                except JournalError:
+                    return
+        self._leases.clear()
+
+    def _fence(self, register: RegisterView | None) -> Lease | None:
+        """The lease a write on ``register``'s path carries (none on an unshared journal)."""
+        if register is None or not self._shared:
+            return None
+        return self._leases.get(register.config.id)
+
+    def _on_notices(self, notices: Sequence[Notice]) -> None:
+        """What other engines did on the shared journal: wake a group whose job waits, and
+        read the jobs this engine's clients wait on (a bounded set: watched and waited)."""
+        for kind, value in notices:
+            if kind == "queued":
+                tenant, _, group_name = value.partition("\t")
+                group = self._groups.get((tenant, group_name))
+                if group is not None:
+                    group.nudge()
+            elif kind == "job":
+                if value in self._watched or value in self._waiters:
+                    self._to_fetch.add(value)
+            else:  # resync: notices were lost
+                self._to_fetch.update(self._watched)
+                self._to_fetch.update(self._waiters)
+                for group in self._groups.values():
+                    group.nudge()
+        if self._to_fetch:
+            self._fetch_wake.set()
+
+    async def _fetch_remote(self) -> None:
+        """Tell the events of watched jobs another engine moved, as if this one had."""
+        while True:
+            await self._fetch_wake.wait()
+            self._fetch_wake = trio.Event()
+            pending, self._to_fetch = self._to_fetch, set()
+            for job_id in pending:
+                try:
+                    job = await self.journal.job(job_id)
+                    if job is None:
+                        continue
+                    if job.state in FINAL_STATES:
+                        if job.id in self._watched or job.id in self._waiters:
+                            self._finished(job, await self.journal.result(job_id))
+                    elif self._on_event is not None and job.id in self._watched:
+                        self._on_event(JobEvent(job))
+                except JournalError as exc:
+                    if isinstance(exc, JournalUnavailable):
+                        self._degrade(exc)
+                    self._to_fetch.add(job_id)
+            if self._to_fetch:
+                await trio.sleep(self.config.journal_probe_interval)
+                self._fetch_wake.set()
+
     # --- the register workers ------------------------------------------------------------------
 
     async def _run_register(self, register: RegisterView) -> None:
@@ -1037,7 +1253,7 @@ class Engine:
                 wait = self.config.probe_max
             except RegisterRefused as exc:
                 await self._mark(register, "out", f"refused a service command: {exc}")
-            except JournalUnavailable:  # the register is fine: the journal is not
+            except (JournalUnavailable, LeaseLost):  # the register is fine: the journal is not
                 raise
             except Exception as exc:  # a bug or a register that breaks the protocol's rules
                 # One register must not stop the others: take it out, keep its job safe.
@@ -1046,7 +1262,11 @@ class Engine:
                 job = register.current
                 register.current = None
                 if job is not None and job.state is JobState.QUEUED:  # taken, never sent
-                    self._groups[(job.tenant, body_group(job.body))].put(job, front=True)
+                    group = self._groups[(job.tenant, body_group(job.body))]
+                    if self._shared:
+                        group.nudge()
+                    else:
+                        group.put(job, front=True)
                 register.driver = None
                 with trio.CancelScope(shield=True):
                     await driver.aclose()
@@ -1058,6 +1278,9 @@ class Engine:
         async with register.lock:
             await self._connected(register, driver, keeper)
         group = self._groups[(register.config.tenant, register.config.group)]
+        if self._shared:
+            await self._serve_claims(register, driver, keeper, group)
+            return
         while True:
             await self._journal_ready()  # no job is taken while the journal cannot keep it
             with trio.move_on_after(self.config.maintenance_interval) as idle:
@@ -1078,6 +1301,58 @@ class Engine:
                         job = register.current = await self._process(register, driver, keeper, job)
                     if plain:  # a shift's open or close is not a receipt taking longer
                         slot.observe(key, trio.current_time() - began)
+
+    async def _serve_claims(
+        self, register: RegisterView, driver: RegisterDriver, keeper: ShiftKeeper, group: _Group
+    ) -> None:
+        """:meth:`_serve` on a shared journal: claim the group's next job in the journal.
+
+        Woken by the group's hint (a submit here, another engine's NOTIFY); a slow poll (a
+        third of the lease) covers a notice lost. Each claim is the job's intent (``sent``
+        with the ФН's last FD), so two engines never take one job.
+        """
+        poll = min(self.config.maintenance_interval, self.config.lease_seconds / 3)
+        ahead: Job | None = None
+        idle_since = trio.current_time()
+        while True:
+            job = ahead
+            ahead = None
+            if job is None:
+                await self._journal_ready()
+                seen = group.generation
+                async with register.lock:
+                    job = register.current = await self.journal.claim_next(
+                        register.config.tenant,
+                        register.config.group,
+                        register.config.id,
+                        register.last_fd,
+                        self._fence(register),
+                    )
+                if job is None:
+                    with trio.move_on_after(poll):
+                        await group.wait_beyond(seen)
+                    if trio.current_time() - idle_since >= self.config.maintenance_interval:
+                        idle_since = trio.current_time()
+                        async with register.lock:
+                            await keeper.maintain(register, driver, await driver.status())
+                    continue
+                if self._on_event is not None:
+                    self._on_event(JobEvent(job))
+                await self._step("taken", job.id)
+                await self._step("sending", job.id)
+            async with register.lock:
+                if not keeper.ready_for_receipt(register):
+                    try:
+                        await keeper.before_receipt(register, driver)
+                    except RegisterRefused as exc:
+                        if exc.reason is RefusalReason.FN_EXHAUSTED:
+                            register.current = await self._move(
+                                job, JobState.QUEUED, error=str(exc), fence=register
+                            )
+                            raise _RegisterGone(f"ФН cannot open a shift: {exc}") from exc
+                        raise
+                register.current = job
+                ahead = register.current = await self._process(register, driver, keeper, job)
 
     async def _connected(
         self, register: RegisterView, driver: RegisterDriver, keeper: ShiftKeeper
@@ -1177,7 +1452,10 @@ class Engine:
                 break
             except LinkLost as exc:
                 await self._move(
-                    job, JobState.IN_DOUBT, error=f"no answer from the register: {exc}"
+                    job,
+                    JobState.IN_DOUBT,
+                    error=f"no answer from the register: {exc}",
+                    fence=register,
                 )
                 raise
             except RegisterRefused as exc:
@@ -1191,18 +1469,29 @@ class Engine:
                     await driver.cancel_receipt()
                     continue
                 if exc.reason is RefusalReason.FN_EXHAUSTED:
-                    register.current = await self._move(job, JobState.QUEUED, error=str(exc))
+                    register.current = await self._move(
+                        job, JobState.QUEUED, error=str(exc), fence=register
+                    )
                     raise _RegisterGone(f"ФН cannot sign: {exc}") from exc
-                await self._move(job, JobState.FAILED, error=f"the register refused: {exc}")
+                await self._move(
+                    job, JobState.FAILED, error=f"the register refused: {exc}", fence=register
+                )
                 return None
         else:  # pragma: no cover - the loop always breaks or returns
             raise AssertionError("unreachable")
         await self._step("signed", job.id)
         following = await self._next_job(register, keeper)
+        claim = self._shared and self._outage is None and keeper.ready_for_receipt(register)
         started = None
         try:
             started = await self._conclude(
-                register, job, marked, fiscalized, JobState.FISCALIZED, following=following
+                register,
+                job,
+                marked,
+                fiscalized,
+                JobState.FISCALIZED,
+                following=following,
+                claim=claim,
             )
         finally:
             if following is not None and started is None:  # still queued in the journal
@@ -1220,8 +1509,8 @@ class Engine:
         no work (an open or close would come between the commit of the intent and the job's
         first byte).
         """
-        if self._outage is not None or not keeper.ready_for_receipt(register):
-            return None
+        if self._shared or self._outage is not None or not keeper.ready_for_receipt(register):
+            return None  # on a shared journal the result's commit claims the next job
         if not self.admission.keep((register.config.tenant, register.config.group)):
             return None  # it gives its slot back: the limit fell, or another group waits
         job = self._groups[(register.config.tenant, register.config.group)].take_nowait()
@@ -1240,9 +1529,11 @@ class Engine:
         *,
         contiguous: bool = True,
         following: Job | None = None,
+        claim: bool = False,
     ) -> Job | None:
         """Check and journal the ФН's result; with ``following``, that job's intent in the
-        same commit (:meth:`Journal.record_result_and_send`), and it is returned ``sent``."""
+        same commit (:meth:`Journal.record_result_and_send`), and it is returned ``sent``;
+        with ``claim``, the group's next job claimed in that commit likewise."""
         checked = check_signed(
             fiscalized.document,
             sent=sent,
@@ -1273,24 +1564,38 @@ class Engine:
             error = "the signed receipt failed its checks: " + "; ".join(checked.problems)
             to = JobState.FAILED
         started = None
+        lease = self._fence(register)
         try:
-            if following is None:
-                job = await self.journal.record_result(result, to, error=error)
-            else:
+            if following is not None:
                 job, started = await self.journal.record_result_and_send(
-                    result, to, following.id, error=error
+                    result, to, following.id, error=error, lease=lease
                 )
+            elif claim:
+                config = register.config
+                job, started = await self.journal.record_result_and_claim(
+                    result, to, config.tenant, config.group, error=error, lease=lease
+                )
+            else:
+                job = await self.journal.record_result(result, to, error=error, lease=lease)
         except DuplicateDocument as exc:  # the register answered with another job's document
             await self._alert(
                 "alert.duplicate_document", str(exc), register=register, job_id=job.id
             )
-            await self._move(job, JobState.FAILED, error=f"the register's answer is wrong: {exc}")
+            await self._move(
+                job,
+                JobState.FAILED,
+                error=f"the register's answer is wrong: {exc}",
+                fence=register,
+            )
             return None
         if error is not None:
             await self._alert("alert.sign_check", error, register=register, job_id=job.id)
         self._finished(job, result)
         if started is not None and self._on_event is not None:
             self._on_event(JobEvent(started))
+        if started is not None and claim:
+            await self._step("taken", started.id)
+            await self._step("sending", started.id)
         return started
 
     # --- recovery ------------------------------------------------------------------------------
@@ -1314,20 +1619,25 @@ class Engine:
         group = self._groups[(register.config.tenant, register.config.group)]
         for job in doubtful:
             if job.state is JobState.SENT:
-                job = await self._move(job, JobState.IN_DOUBT, error="the engine stopped mid-send")
+                job = await self._move(
+                    job, JobState.IN_DOUBT, error="the engine stopped mid-send", fence=register
+                )
             receipt = body_receipt(job.body)
             sent = mark(receipt, job.id)
             after = job.fd_before if job.fd_before is not None else 0
             found = await reader.find(job.id, sent, after, status.last_fd, taken)
             if found is None:
-                job = await self._move(job, JobState.QUEUED, error=None)
+                job = await self._move(job, JobState.QUEUED, error=None, fence=register)
                 await self._event(
                     "recovery.absent",
                     f"job {job.id} is not in the ФН: sent again",
                     register,
                     job.id,
                 )
-                group.put(job, front=True)
+                if self._shared:
+                    group.nudge()  # the oldest job of its group in the journal: claimed first
+                else:
+                    group.put(job, front=True)
                 continue
             taken[found.fd_number] = job.id
             await self._event(
@@ -1348,8 +1658,13 @@ class Engine:
 
     # --- bookkeeping ---------------------------------------------------------------------------
 
-    def _enqueue(self, job: Job) -> None:
-        self._groups[(job.tenant, body_group(job.body))].put(job)
+    def _enqueue(self, job: Job, group_name: str | None = None) -> None:
+        """Queue a job (``group_name`` if the caller knows it: no parse of its body)."""
+        group = self._groups[(job.tenant, group_name or body_group(job.body))]
+        if self._shared:  # queued in the journal: wake the group's workers to claim it
+            group.nudge()
+        else:
+            group.put(job)
 
     async def _move(
         self,
@@ -1359,13 +1674,19 @@ class Engine:
         register: RegisterView | None = None,
         error: str | None = None,
         fd_before: int | None = None,
+        fence: RegisterView | None = None,
+        expect: JobState | None = None,
     ) -> Job:
+        """Journal a move and tell it; ``fence``: a move on that register's path, refused
+        (:class:`LeaseLost`) once this engine's lease of it is stale."""
         moved = await self.journal.move(
             job.id,
             to,
             register_id=None if register is None else register.config.id,
             error=error,
             fd_before=fd_before,
+            lease=self._fence(fence or register),
+            expect=expect,
         )
         if to in FINAL_STATES:
             self._finished(moved, None)
@@ -1374,7 +1695,9 @@ class Engine:
         return moved
 
     def _finished(self, job: Job, result: FiscalResult | None) -> None:
-        self._pending[job.tenant] = max(0, self._pending.get(job.tenant, 0) - 1)
+        if not self._shared or job.id in self._watched:  # else another engine counted it
+            self._pending[job.tenant] = max(0, self._pending.get(job.tenant, 0) - 1)
+            self._watched.discard(job.id)
         if self._on_event is not None:
             self._on_event(JobEvent(job, result))
         waiter = self._waiters.pop(job.id, None)

@@ -116,6 +116,12 @@ class DuplicateDocument(JournalError):
     """A result names an (ФН, FD) already journaled for another job: one receipt, two jobs."""
 
 
+class LeaseLost(JournalError):
+    """A write on a register's path carried a lease token that is no longer the register's
+    (аренда ККТ): another engine has taken the register since. Nothing of it was kept; the
+    writer's worker must stop using the register."""
+
+
 class ConflictError(JournalError):
     """A repeated (tenant, external_id) with a different body than the first."""
 
@@ -143,6 +149,23 @@ class Job:
     created: float
     updated: float
     fd_before: int | None = None  # the ФН's last FD when the job was sent: where recovery looks
+
+
+@attrs.frozen
+class Lease:
+    """One engine's right to use one register (аренда ККТ) until ``expires_at``.
+
+    ``token`` is the fencing token: it grows by one each time the register changes hands (or
+    is taken again after it expired), and every write that claims or concludes a job on the
+    register's path carries it, so a writer whose lease was taken over is refused
+    (:class:`LeaseLost`). ``expires_at`` is unix time by the store's clock (PostgreSQL's
+    ``now()``), never an engine's: the holder times itself by its own monotonic clock.
+    """
+
+    register_id: str
+    owner: str  # the engine's id, kassa.toml's [service] engine_id
+    token: int
+    expires_at: float
 
 
 @attrs.frozen
@@ -199,10 +222,21 @@ class FiscalResult:
     fiscalized_at: float
 
 
+#: What a shared journal tells every engine (:meth:`Journal.watch`): ``("job", id)`` a job
+#: changed state, ``("queued", "tenant\tgroup")`` a job waits in that group, ``("resync", "")``
+#: notices may have been missed (a reconnect): look at everything again.
+Notice = tuple[str, str]
+
+
 class Journal(Protocol):
     """The durable store of jobs and results: :class:`SqliteJournal`, or
     ``engine.journal_pg.PostgresJournal`` (:func:`open_journal` picks by the configured target).
+
+    ``shared``: whether several engine processes may use the store at once (PostgreSQL); they
+    then lease registers and claim jobs in it, see ``engine.engine``.
     """
+
+    shared: bool
 
     async def accept(self, tenant: str, external_id: str, body: bytes) -> Accepted: ...
 
@@ -218,17 +252,55 @@ class Journal(Protocol):
         register_id: str | None = None,
         error: str | None = None,
         fd_before: int | None = None,
+        lease: Lease | None = None,
+        expect: JobState | None = None,
     ) -> Job: ...
 
     async def move_many(self, job_ids: Sequence[str], to: JobState) -> list[Job]: ...
 
     async def record_result(
-        self, result: FiscalResult, to: JobState, *, error: str | None = None
+        self,
+        result: FiscalResult,
+        to: JobState,
+        *,
+        error: str | None = None,
+        lease: Lease | None = None,
     ) -> Job: ...
 
     async def record_result_and_send(
-        self, result: FiscalResult, to: JobState, next_job_id: str, *, error: str | None = None
+        self,
+        result: FiscalResult,
+        to: JobState,
+        next_job_id: str,
+        *,
+        error: str | None = None,
+        lease: Lease | None = None,
     ) -> tuple[Job, Job]: ...
+
+    async def claim_next(
+        self, tenant: str, group: str, register_id: str, fd_before: int | None, lease: Lease | None
+    ) -> Job | None: ...
+
+    async def record_result_and_claim(
+        self,
+        result: FiscalResult,
+        to: JobState,
+        tenant: str,
+        group: str,
+        *,
+        error: str | None = None,
+        lease: Lease | None = None,
+    ) -> tuple[Job, Job | None]: ...
+
+    async def acquire_lease(self, register_id: str, owner: str, seconds: float) -> Lease | None: ...
+
+    async def renew_lease(self, lease: Lease, seconds: float) -> Lease | None: ...
+
+    async def release_lease(self, lease: Lease) -> bool: ...
+
+    async def leases(self) -> list[Lease]: ...
+
+    async def watch(self, on_notices: Callable[[Sequence[Notice]], None]) -> None: ...
 
     async def job(self, job_id: str) -> Job | None: ...
 
@@ -481,6 +553,12 @@ CREATE TABLE IF NOT EXISTS adopted (
     last_fd INTEGER NOT NULL,
     adopted_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS leases (
+    register_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    token INTEGER NOT NULL,
+    expires_at REAL NOT NULL
+);
 """
 
 #: SQLite's primary result codes that say the store, not the statement, failed: busy, locked,
@@ -507,10 +585,14 @@ def _describe(exc: BaseException) -> str:
 APPLICATION_ID = 0x4B617373
 #: ``PRAGMA user_version``: the schema this Kassa writes. Version 0 is a journal from before
 #: versions (no ``adopted``, ``deliveries`` or ``probes`` table); it is upgraded when opened.
-#: Version 2 added ``tenant_records``.
-SCHEMA_VERSION = 2
+#: Version 2 added ``tenant_records``; version 3 ``leases`` (one contract with PostgreSQL's).
+SCHEMA_VERSION = 3
 #: The tables each version added: a journal of an older version may lack them.
-_ADDED_IN = {1: frozenset({"adopted", "deliveries", "probes"}), 2: frozenset({"tenant_records"})}
+_ADDED_IN = {
+    1: frozenset({"adopted", "deliveries", "probes"}),
+    2: frozenset({"tenant_records"}),
+    3: frozenset({"leases"}),
+}
 
 _JOB_COLUMNS = (
     "id, tenant, external_id, body, state, register_id, error, created, updated, fd_before"
@@ -544,6 +626,8 @@ class _Request:
 
 class SqliteJournal:
     """The SQLite journal: WAL, ``synchronous=FULL``, one writer thread, group commit."""
+
+    shared = False  # one engine process: it needs no leases
 
     #: The most requests one transaction takes; a larger backlog waits for the next commit.
     MAX_GROUP = 256
@@ -710,27 +794,53 @@ class SqliteJournal:
         register_id: str | None = None,
         error: str | None = None,
         fd_before: int | None = None,
+        lease: Lease | None = None,
+        expect: JobState | None = None,
     ) -> Job:
-        """Move a job along the state machine; an illegal move is a JournalError."""
-        return await self._run(lambda c: _move(c, job_id, to, register_id, error, fd_before))
+        """Move a job along the state machine; an illegal move is a JournalError.
+
+        With ``lease``, only while it is still the register's (else :class:`LeaseLost`); with
+        ``expect``, only from that state (a cancel moves a job only while it is queued).
+        """
+
+        def work(connection: sqlite3.Connection) -> Job:
+            _fence(connection, lease)
+            return _move(connection, job_id, to, register_id, error, fd_before, expect)
+
+        return await self._run(work)
 
     async def move_many(self, job_ids: Sequence[str], to: JobState) -> list[Job]:
         """Move many jobs in one transaction (a batch just accepted goes to its queue at once)."""
         return await self._run(lambda c: [_move_plain(c, job_id, to) for job_id in job_ids])
 
     async def record_result(
-        self, result: FiscalResult, to: JobState, *, error: str | None = None
+        self,
+        result: FiscalResult,
+        to: JobState,
+        *,
+        error: str | None = None,
+        lease: Lease | None = None,
     ) -> Job:
         """Keep the ФН's result and move the job in the same transaction.
 
         ``error`` with a result is a receipt the ФН signed whose checks failed: it is kept,
-        and the job says why it is not trusted.
+        and the job says why it is not trusted. ``lease``: see :meth:`move`.
         """
 
-        return await self._run(lambda c: _record_result(c, result, to, error))
+        def work(connection: sqlite3.Connection) -> Job:
+            _fence(connection, lease)
+            return _record_result(connection, result, to, error)
+
+        return await self._run(work)
 
     async def record_result_and_send(
-        self, result: FiscalResult, to: JobState, next_job_id: str, *, error: str | None = None
+        self,
+        result: FiscalResult,
+        to: JobState,
+        next_job_id: str,
+        *,
+        error: str | None = None,
+        lease: Lease | None = None,
     ) -> tuple[Job, Job]:
         """:meth:`record_result`, and the register's next job moved to ``sent`` with
         ``fd_before`` the result's FD, in one transaction: one commit a receipt.
@@ -743,6 +853,7 @@ class SqliteJournal:
         """
 
         def work(connection: sqlite3.Connection) -> tuple[Job, Job]:
+            _fence(connection, lease)
             done = _record_result(connection, result, to, error)
             started = _move(
                 connection, next_job_id, JobState.SENT, result.register_id, None, result.fd_number
@@ -750,6 +861,102 @@ class SqliteJournal:
             return done, started
 
         return await self._run(work)
+
+    async def claim_next(
+        self, tenant: str, group: str, register_id: str, fd_before: int | None, lease: Lease | None
+    ) -> Job | None:
+        """Take the oldest ``queued`` job of ``tenant``'s ``group`` for ``register_id``: it is
+        moved to ``sent`` with ``fd_before`` in the same transaction (its intent). None when
+        the group has no job waiting. The writer thread serialises claims here; PostgreSQL's
+        does it with ``FOR UPDATE SKIP LOCKED`` across engines."""
+
+        def work(connection: sqlite3.Connection) -> Job | None:
+            _fence(connection, lease)
+            return _claim(connection, tenant, group, register_id, fd_before)
+
+        return await self._run(work)
+
+    async def record_result_and_claim(
+        self,
+        result: FiscalResult,
+        to: JobState,
+        tenant: str,
+        group: str,
+        *,
+        error: str | None = None,
+        lease: Lease | None = None,
+    ) -> tuple[Job, Job | None]:
+        """:meth:`record_result` and :meth:`claim_next` (``fd_before`` the result's FD) in one
+        transaction: one commit a receipt when the journal, not the engine, keeps the queue."""
+
+        def work(connection: sqlite3.Connection) -> tuple[Job, Job | None]:
+            _fence(connection, lease)
+            done = _record_result(connection, result, to, error)
+            started = _claim(connection, tenant, group, result.register_id, result.fd_number)
+            return done, started
+
+        return await self._run(work)
+
+    # --- leases -------------------------------------------------------------------------------
+
+    async def acquire_lease(self, register_id: str, owner: str, seconds: float) -> Lease | None:
+        """Take the register's lease for ``seconds`` if it is free, expired or ``owner``'s own
+        (an engine whose worker stopped takes it again at once), with a token one above the
+        last; None while another holder's lease runs. Engine ids must be unique."""
+
+        def work(connection: sqlite3.Connection) -> Lease | None:
+            row = connection.execute(
+                f"INSERT INTO leases VALUES (?, ?, 1, {_NOW} + ?) ON CONFLICT (register_id) DO "
+                "UPDATE SET owner = excluded.owner, token = token + 1, "
+                "expires_at = excluded.expires_at "
+                f"WHERE expires_at <= {_NOW} OR owner = excluded.owner "
+                "RETURNING token, expires_at",
+                (register_id, owner, seconds),
+            ).fetchone()
+            return None if row is None else Lease(register_id, owner, row[0], row[1])
+
+        return await self._run(work)
+
+    async def renew_lease(self, lease: Lease, seconds: float) -> Lease | None:
+        """The lease extended to ``seconds`` from now; None if it is not current any more
+        (expired, or taken with a higher token)."""
+
+        def work(connection: sqlite3.Connection) -> Lease | None:
+            row = connection.execute(
+                f"UPDATE leases SET expires_at = {_NOW} + ? WHERE register_id = ? AND owner = ? "
+                f"AND token = ? AND expires_at > {_NOW} RETURNING expires_at",
+                (seconds, lease.register_id, lease.owner, lease.token),
+            ).fetchone()
+            return None if row is None else attrs.evolve(lease, expires_at=row[0])
+
+        return await self._run(work)
+
+    async def release_lease(self, lease: Lease) -> bool:
+        """Give the lease up now (its token stays, so the next holder's is higher); whether it
+        was still current."""
+
+        def work(connection: sqlite3.Connection) -> bool:
+            return bool(
+                connection.execute(
+                    f"UPDATE leases SET expires_at = {_NOW} WHERE register_id = ? AND owner = ? "
+                    f"AND token = ? AND expires_at > {_NOW}",
+                    (lease.register_id, lease.owner, lease.token),
+                ).rowcount
+            )
+
+        return await self._run(work)
+
+    async def leases(self) -> list[Lease]:
+        """Every register's lease row, expired or not, by register."""
+
+        def work(connection: sqlite3.Connection) -> list[Lease]:
+            rows = connection.execute("SELECT * FROM leases ORDER BY register_id")
+            return [Lease(*row) for row in rows]
+
+        return await self._run(work)
+
+    async def watch(self, on_notices: Callable[[Sequence[Notice]], None]) -> None:
+        """Nothing to hear: an SQLite journal has one engine. Returns at once."""
 
     async def job(self, job_id: str) -> Job | None:
         return await self._run(lambda c: _one_job(c, "id = ?", (job_id,)))
@@ -1218,10 +1425,13 @@ def _move(
     register_id: str | None,
     error: str | None,
     fd_before: int | None = None,
+    expect: JobState | None = None,
 ) -> Job:
     job = _one_job(connection, "id = ?", (job_id,))
     if job is None:
         raise JournalError(f"no job {job_id}")
+    if expect is not None and job.state is not expect:
+        raise JournalError(f"job {job_id} is {job.state.value}, not {expect.value}")
     if (job.state, to) not in TRANSITIONS:
         raise JournalError(f"job {job_id} cannot move from {job.state.value} to {to.value}")
     now = time.time()
@@ -1238,6 +1448,56 @@ def _move(
         updated=now,
         fd_before=job.fd_before if fd_before is None else fd_before,
     )
+
+
+#: SQLite's clock as unix time (a statement sees one value). One process uses an SQLite
+#: journal, so its clock is the engine's anyway; PostgreSQL's leases use the server's now().
+_NOW = "((julianday('now') - 2440587.5) * 86400.0)"
+
+
+def _fence(connection: sqlite3.Connection, lease: Lease | None) -> None:
+    """Refuse a write whose lease token is not the register's current one (:class:`LeaseLost`)."""
+    if lease is None:
+        return
+    row = connection.execute(
+        "SELECT owner, token FROM leases WHERE register_id = ?", (lease.register_id,)
+    ).fetchone()
+    check_fence(lease, row)
+
+
+def check_fence(lease: Lease, row: Sequence[Any] | None) -> None:
+    if row is None or (row[0], row[1]) != (lease.owner, lease.token):
+        now = "nobody's" if row is None else f"{row[0]}'s with token {row[1]}"
+        raise LeaseLost(
+            f"register {lease.register_id}: the lease with token {lease.token} of "
+            f"{lease.owner} is stale (the register's lease is {now}): nothing was written"
+        )
+
+
+def _claim(
+    connection: sqlite3.Connection,
+    tenant: str,
+    group: str,
+    register_id: str,
+    fd_before: int | None,
+) -> Job | None:
+    """The oldest queued job of the group moved to ``sent`` for the register; None if none."""
+    row = connection.execute(
+        "UPDATE jobs SET state = ?, register_id = ?, error = NULL, updated = ?, fd_before = ? "
+        "WHERE id = (SELECT id FROM jobs WHERE state = ? AND tenant = ? AND "
+        "json_extract(body, '$.group') = ? ORDER BY created, id LIMIT 1) "
+        f"RETURNING {_JOB_COLUMNS}",
+        (
+            JobState.SENT.value,
+            register_id,
+            time.time(),
+            fd_before,
+            JobState.QUEUED.value,
+            tenant,
+            group,
+        ),
+    ).fetchone()
+    return None if row is None else _job(row)
 
 
 def _move_plain(connection: sqlite3.Connection, job_id: str, to: JobState) -> Job:

@@ -52,12 +52,15 @@ from engine.journal import (
     JournalError,
     JournalUnavailable,
     JournalUnusable,
+    Lease,
+    Notice,
     ReceiptQuery,
     ReceiptRow,
     RegisterRow,
     ShiftRow,
     SqliteJournal,
     TenantRecord,
+    check_fence,
     new_job_id,
     open_checked,
     safe_url,
@@ -180,6 +183,35 @@ BEGIN
 EXCEPTION WHEN others THEN
     RETURN NULL;
 END $$;
+""",
+    ),
+    (
+        2,
+        "register leases, job claims and job notices for several engines",
+        """
+CREATE TABLE leases (
+    register_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    token BIGINT NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL
+);
+-- What a register's worker claims next: a group's queued jobs, oldest first.
+CREATE INDEX jobs_queued ON jobs (tenant, created, id) WHERE state = 'queued';
+-- Every engine LISTENs on the channel of its journal's schema: a job that changes state, and
+-- a group that has a job waiting (its registers may be leased by another engine).
+CREATE FUNCTION kassa_job_notice() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('kassa.' || left(TG_TABLE_SCHEMA, 50), 'j' || NEW.id);
+    IF NEW.state = 'queued' THEN
+        PERFORM pg_notify(
+            'kassa.' || left(TG_TABLE_SCHEMA, 50),
+            'q' || NEW.tenant || chr(9) || COALESCE(kassa_body(NEW.body) ->> 'group', '')
+        );
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER jobs_notice AFTER INSERT OR UPDATE OF state ON jobs
+    FOR EACH ROW EXECUTE FUNCTION kassa_job_notice();
 """,
     ),
 )
@@ -354,11 +386,6 @@ def open_checked_url(url: str) -> psycopg.Connection[Any]:
             raise JournalUnusable(
                 f"the journal {safe_url(url)} is empty: make it with `kassa journal migrate URL`"
             )
-        if version < SCHEMA_VERSION:
-            raise JournalUnusable(
-                f"the journal {safe_url(url)} has schema version {version}; this Kassa needs "
-                f"{SCHEMA_VERSION}: run `kassa journal migrate URL`"
-            )
     except psycopg.Error as exc:
         connection.close()
         raise JournalUnusable(
@@ -367,6 +394,10 @@ def open_checked_url(url: str) -> psycopg.Connection[Any]:
     except BaseException:
         connection.close()
         raise
+    if version < SCHEMA_VERSION:  # a Kassa journal of an older version: its steps, applied now
+        connection.close()
+        migrate(url)
+        return open_checked_url(url)
     return connection
 
 
@@ -514,6 +545,19 @@ class _Request:
     error: BaseException | None = None
 
 
+def _hand_over(
+    token: trio.lowlevel.TrioToken,
+    on_notices: Callable[[Sequence[Notice]], None],
+    batch: list[Notice],
+) -> bool:
+    """Run ``on_notices(batch)`` in the trio thread; False once trio's run has ended."""
+    try:
+        token.run_sync_soon(on_notices, batch)
+    except trio.RunFinishedError:
+        return False
+    return True
+
+
 def _wake(group: list[_Request]) -> None:
     for request in group:
         request.done.set()
@@ -523,6 +567,10 @@ class PostgresJournal:
     """The PostgreSQL journal: one writer thread and connection, group commit, reconnects."""
 
     MAX_GROUP = 256
+    shared = True  # several engines may use it: they lease registers and claim jobs here
+    #: The most notices :meth:`watch` hands over at once; beyond it they are dropped for a
+    #: ``resync`` notice, so a flood never grows a queue.
+    MAX_NOTICES = 4096
 
     def __init__(self, url: str, token: trio.lowlevel.TrioToken) -> None:
         self.url = url
@@ -535,6 +583,9 @@ class PostgresJournal:
         self.requests = 0
         self.failed_commits = 0
         self.reconnects = 0
+        #: The server processes of this journal's writer connections: a notice one of them
+        #: caused is this engine's own, already told in-process.
+        self.writer_pids: set[int] = set()
         #: A fault hook for tests: called in the writer thread just before each COMMIT with 1
         #: if the group wrote anything, else 0; an error it raises fails the commit.
         self.before_commit: Callable[[int], None] | None = None
@@ -547,6 +598,7 @@ class PostgresJournal:
         SqliteJournal.waiting += 1  # the one counter simulated-time clocks read
         try:
             journal._connection = await trio.to_thread.run_sync(open_checked_url, url)
+            journal.writer_pids.add(journal._connection.info.backend_pid)
         finally:
             SqliteJournal.waiting -= 1
         writer = threading.Thread(target=journal._writer, name="kassa-journal-pg", daemon=True)
@@ -598,6 +650,7 @@ class PostgresJournal:
             self._connection = None
         self.reconnects += 1
         self._connection = _connect(self.url)
+        self.writer_pids.add(self._connection.info.backend_pid)
         return self._connection
 
     def _commit(self, group: list[_Request]) -> None:
@@ -698,27 +751,55 @@ class PostgresJournal:
         register_id: str | None = None,
         error: str | None = None,
         fd_before: int | None = None,
+        lease: Lease | None = None,
+        expect: JobState | None = None,
     ) -> Job:
-        """Move a job along the state machine; an illegal move is a JournalError."""
-        return await self._run(lambda c: _move(c, job_id, to, register_id, error, fd_before))
+        """Move a job along the state machine; an illegal move is a JournalError.
+
+        With ``lease``, only while it is still the register's (else :class:`LeaseLost`); with
+        ``expect``, only from that state.
+        """
+
+        def work(cursor: Cursor) -> Job:
+            _fence(cursor, lease)
+            return _move(cursor, job_id, to, register_id, error, fd_before, expect)
+
+        return await self._run(work)
 
     async def move_many(self, job_ids: Sequence[str], to: JobState) -> list[Job]:
         """Move many jobs in one transaction (a batch just accepted goes to its queue at once)."""
         return await self._run(lambda c: [_move_plain(c, job_id, to) for job_id in job_ids])
 
     async def record_result(
-        self, result: FiscalResult, to: JobState, *, error: str | None = None
+        self,
+        result: FiscalResult,
+        to: JobState,
+        *,
+        error: str | None = None,
+        lease: Lease | None = None,
     ) -> Job:
         """Keep the ФН's result and move the job in the same transaction."""
-        return await self._run(lambda c: _record_result(c, result, to, error))
+
+        def work(cursor: Cursor) -> Job:
+            _fence(cursor, lease)
+            return _record_result(cursor, result, to, error)
+
+        return await self._run(work)
 
     async def record_result_and_send(
-        self, result: FiscalResult, to: JobState, next_job_id: str, *, error: str | None = None
+        self,
+        result: FiscalResult,
+        to: JobState,
+        next_job_id: str,
+        *,
+        error: str | None = None,
+        lease: Lease | None = None,
     ) -> tuple[Job, Job]:
         """:meth:`record_result` and the register's next job moved to ``sent`` (``fd_before``
         the result's FD) in one transaction, as on SQLite: one commit a receipt."""
 
         def work(cursor: Cursor) -> tuple[Job, Job]:
+            _fence(cursor, lease)
             done = _record_result(cursor, result, to, error)
             started = _move(
                 cursor, next_job_id, JobState.SENT, result.register_id, None, result.fd_number
@@ -726,6 +807,185 @@ class PostgresJournal:
             return done, started
 
         return await self._run(work)
+
+    async def claim_next(
+        self, tenant: str, group: str, register_id: str, fd_before: int | None, lease: Lease | None
+    ) -> Job | None:
+        """Take the group's oldest queued job for the register (moved to ``sent`` with
+        ``fd_before``, its intent) in one statement; ``FOR UPDATE SKIP LOCKED`` lets engines
+        claim at once without waiting on each other's rows. None when none waits."""
+
+        def work(cursor: Cursor) -> Job | None:
+            _fence(cursor, lease)
+            return _claim(cursor, tenant, group, register_id, fd_before)
+
+        return await self._run(work)
+
+    async def record_result_and_claim(
+        self,
+        result: FiscalResult,
+        to: JobState,
+        tenant: str,
+        group: str,
+        *,
+        error: str | None = None,
+        lease: Lease | None = None,
+    ) -> tuple[Job, Job | None]:
+        """:meth:`record_result` and :meth:`claim_next` in one transaction: one commit a
+        receipt with the queue kept here."""
+
+        def work(cursor: Cursor) -> tuple[Job, Job | None]:
+            _fence(cursor, lease)
+            done = _record_result(cursor, result, to, error)
+            return done, _claim(cursor, tenant, group, result.register_id, result.fd_number)
+
+        return await self._run(work)
+
+    # --- leases and notices ---------------------------------------------------------------------
+
+    async def acquire_lease(self, register_id: str, owner: str, seconds: float) -> Lease | None:
+        """Take the register's lease for ``seconds`` by the server's clock if it is free,
+        expired or ``owner``'s own (its worker stopped), with a token one above the last;
+        None while another holder's lease runs. Engine ids must be unique.
+
+        The row is taken ``FOR UPDATE SKIP LOCKED``: while the holder's fenced write holds it
+        (``FOR SHARE``) the attempt gives up at once and is made again later, so a takeover
+        never waits on, nor deadlocks with, another engine's transaction.
+        """
+
+        def work(cursor: Cursor) -> Lease | None:
+            cursor.execute(
+                "SELECT (expires_at <= now() OR owner = %s) FROM leases WHERE register_id = %s",
+                (owner, register_id),
+            )
+            seen = cursor.fetchone()
+            if seen is None:  # a register never leased: the first insert wins
+                cursor.execute(
+                    "INSERT INTO leases VALUES (%s, %s, 1, now() + make_interval(secs => %s)) "
+                    "ON CONFLICT (register_id) DO NOTHING "
+                    "RETURNING token, extract(epoch FROM expires_at)::float8",
+                    (register_id, owner, seconds),
+                )
+            elif seen[0]:
+                cursor.execute(
+                    "UPDATE leases SET owner = %s, token = token + 1, "
+                    "expires_at = now() + make_interval(secs => %s) WHERE register_id = ("
+                    "SELECT register_id FROM leases WHERE register_id = %s "
+                    "AND (expires_at <= now() OR owner = %s) FOR UPDATE SKIP LOCKED) "
+                    "RETURNING token, extract(epoch FROM expires_at)::float8",
+                    (owner, seconds, register_id, owner),
+                )
+            else:
+                return None
+            row = cursor.fetchone()
+            return None if row is None else Lease(register_id, owner, row[0], row[1])
+
+        return await self._run(work)
+
+    async def renew_lease(self, lease: Lease, seconds: float) -> Lease | None:
+        """The lease extended to ``seconds`` from the server's now; None if it is no longer
+        current (expired, or taken with a higher token)."""
+
+        def work(cursor: Cursor) -> Lease | None:
+            cursor.execute(
+                "UPDATE leases SET expires_at = now() + make_interval(secs => %s) "
+                "WHERE register_id = %s AND owner = %s AND token = %s AND expires_at > now() "
+                "RETURNING extract(epoch FROM expires_at)::float8",
+                (seconds, lease.register_id, lease.owner, lease.token),
+            )
+            row = cursor.fetchone()
+            return None if row is None else attrs.evolve(lease, expires_at=row[0])
+
+        return await self._run(work)
+
+    async def release_lease(self, lease: Lease) -> bool:
+        """Give the lease up now (the token stays: the next holder's is higher)."""
+
+        def work(cursor: Cursor) -> bool:
+            cursor.execute(
+                "UPDATE leases SET expires_at = now() WHERE register_id = %s AND owner = %s "
+                "AND token = %s AND expires_at > now()",
+                (lease.register_id, lease.owner, lease.token),
+            )
+            return cursor.rowcount > 0
+
+        return await self._run(work)
+
+    async def leases(self) -> list[Lease]:
+        """Every register's lease row, expired or not, by register."""
+
+        def work(cursor: Cursor) -> list[Lease]:
+            cursor.execute(
+                "SELECT register_id, owner, token, extract(epoch FROM expires_at)::float8 "
+                "FROM leases ORDER BY register_id"
+            )
+            return [Lease(*row) for row in cursor.fetchall()]
+
+        return await self._run(work)
+
+    async def watch(self, on_notices: Callable[[Sequence[Notice]], None]) -> None:
+        """Hear what other engines do on this journal until cancelled: ``on_notices`` gets
+        batches of :data:`~engine.journal.Notice` in the trio thread.
+
+        A thread of its own LISTENs on its own connection (the schema's channel, fed by the
+        jobs table's trigger) and hands over what arrived every 50 ms at most; notices this
+        engine's writer caused are left out (the engine told itself). After a reconnect it
+        hands a ``resync`` notice, since what was sent meanwhile is lost.
+        """
+        stop = threading.Event()
+        token = trio.lowlevel.current_trio_token()
+        listener = threading.Thread(
+            target=self._listen, args=(stop, token, on_notices), name="kassa-notices", daemon=True
+        )
+        listener.start()
+        try:
+            await trio.sleep_forever()
+        finally:
+            stop.set()
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(listener.join)
+
+    def _listen(
+        self,
+        stop: threading.Event,
+        token: trio.lowlevel.TrioToken,
+        on_notices: Callable[[Sequence[Notice]], None],
+    ) -> None:
+        first = True
+        while not stop.is_set():
+            try:
+                connection = _connect(self.url)
+            except psycopg.Error:
+                stop.wait(1.0)
+                continue
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT 'kassa.' || left(current_schema(), 50)")
+                    row = cursor.fetchone()
+                    assert row is not None
+                    cursor.execute(f'LISTEN "{row[0]}"')
+                if not first:
+                    _hand_over(token, on_notices, [("resync", "")])
+                first = False
+                while not stop.is_set():
+                    batch: list[Notice] = []
+                    overflow = False
+                    for notice in connection.notifies(timeout=0.05):
+                        if notice.pid in self.writer_pids:
+                            continue
+                        if len(batch) >= self.MAX_NOTICES:
+                            overflow = True
+                            continue
+                        kind = "job" if notice.payload[:1] == "j" else "queued"
+                        batch.append((kind, notice.payload[1:]))
+                    if overflow:
+                        batch = [("resync", "")]
+                    if batch and not _hand_over(token, on_notices, batch):
+                        return
+            except psycopg.Error:
+                stop.wait(0.5)
+            finally:
+                connection.close()
 
     async def job(self, job_id: str) -> Job | None:
         return await self._run(lambda c: _one_job(c, "id = %s", (job_id,)))
@@ -1245,10 +1505,13 @@ def _move(
     register_id: str | None,
     error: str | None,
     fd_before: int | None = None,
+    expect: JobState | None = None,
 ) -> Job:
     job = _one_job(cursor, "id = %s FOR UPDATE", (job_id,))
     if job is None:
         raise JournalError(f"no job {job_id}")
+    if expect is not None and job.state is not expect:
+        raise JournalError(f"job {job_id} is {job.state.value}, not {expect.value}")
     if (job.state, to) not in TRANSITIONS:
         raise JournalError(f"job {job_id} cannot move from {job.state.value} to {to.value}")
     now = time.time()
@@ -1265,6 +1528,44 @@ def _move(
         updated=now,
         fd_before=job.fd_before if fd_before is None else fd_before,
     )
+
+
+def _fence(cursor: Cursor, lease: Lease | None) -> None:
+    """Refuse a write whose lease token is not the register's current one (:class:`LeaseLost`).
+
+    ``FOR SHARE`` holds the lease row until this transaction ends: another engine's acquire
+    (``FOR UPDATE SKIP LOCKED``) cannot take the row meanwhile, so the write lands wholly
+    before the takeover (and its recovery reads it) or is refused after it, never in between.
+    """
+    if lease is None:
+        return
+    cursor.execute(
+        "SELECT owner, token FROM leases WHERE register_id = %s FOR SHARE", (lease.register_id,)
+    )
+    check_fence(lease, cursor.fetchone())
+
+
+def _claim(
+    cursor: Cursor, tenant: str, group: str, register_id: str, fd_before: int | None
+) -> Job | None:
+    """The group's oldest queued job that no other transaction holds, moved to ``sent``."""
+    cursor.execute(
+        "UPDATE jobs SET state = %s, register_id = %s, error = NULL, updated = %s, "
+        "fd_before = %s WHERE id = (SELECT id FROM jobs WHERE state = %s AND tenant = %s "
+        "AND kassa_body(body) ->> 'group' = %s ORDER BY created, id LIMIT 1 "
+        f"FOR UPDATE SKIP LOCKED) RETURNING {_JOB_COLUMNS}",
+        (
+            JobState.SENT.value,
+            register_id,
+            time.time(),
+            fd_before,
+            JobState.QUEUED.value,
+            tenant,
+            group,
+        ),
+    )
+    row = cursor.fetchone()
+    return None if row is None else _job(row)
 
 
 def _move_plain(cursor: Cursor, job_id: str, to: JobState) -> Job:

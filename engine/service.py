@@ -10,10 +10,11 @@ Which task owns which socket (engineering.md §2: one task makes every libzmq ca
 - the ZAP pump owns a ``ROUTER`` on ``inproc://zeromq.zap.01``; the ZAP task answers libzmq's
   authentication requests from the key → tenant map (:func:`zap_reply`, pure);
 - the requests pump owns the ``ROUTER`` at ``listen`` (CURVE server, ZAP domain ``requests``).
-  It hands batches of messages, each with its connection's ZAP ``User-Id`` (the tenant), to
-  the dispatcher, which applies the tenant's token bucket before decoding anything (a request
-  over the rate costs a look at its first bytes), then takes the tenants' requests in turn,
-  a couple of milliseconds of the loop at a time. It decodes a small request
+  It hands batches of messages, each with its connection's ZAP ``User-Id`` (its client key,
+  looked up again per request, so that a revoked key stops at once), to the dispatcher,
+  which applies the tenant's token bucket before decoding anything (a request over the rate
+  costs a look at its first bytes), then takes the tenants' requests in turn, a couple of
+  milliseconds of the loop at a time. It decodes a small request
   (:mod:`engine.wire`) and answers the quick operations inline, and hands the rest on: submits
   to their tenant's submitter (one ``submit_many`` per group for whatever has gathered: one
   journal commit for many jobs), everything else, and any request over INLINE_BYTES still
@@ -178,7 +179,19 @@ def zap_reply(request: Sequence[bytes], clients: Mapping[bytes, str]) -> list[by
     )
     if not allowed or tenant is None:
         return [b"1.0", request_id, b"400", b"not allowed", b"", b""]
-    return [b"1.0", request_id, b"200", b"OK", tenant.encode(), b""]
+    # The user id is the key, not its tenant: every request then asks whether the key is
+    # still good (:func:`tenant_of_user`), so a key revoked in the cabinet stops the very
+    # next request of a connection already made, not only new connections.
+    return [b"1.0", request_id, b"200", b"OK", credentials[0].hex().encode(), b""]
+
+
+def tenant_of_user(user: bytes, clients: Mapping[bytes, str]) -> str | None:
+    """The tenant of a request's ZAP user id (its client key, hex) while the key is good."""
+    try:
+        key = bytes.fromhex(user.decode("ascii"))
+    except ValueError:  # no user id: the connection was never authenticated
+        return None
+    return clients.get(key)
 
 
 # --- the moving parts -------------------------------------------------------------------------
@@ -340,6 +353,7 @@ class Service:
         self.events_endpoints: dict[str, str] = {}
         self.engine: Engine | None = None  # the engine it serves, once running
         self.unauthenticated = 0  # messages dropped for want of a ZAP user id
+        self.revoked = 0  # requests refused because their connection's key was revoked since
         self._requests: Pump | None = None
         self.internal_errors = 0
 
@@ -498,12 +512,17 @@ class Service:
             if len(message) < 3:
                 continue
             *envelope, frame, user = message
-            tenant = user.decode("utf-8", "replace")
-            if tenant not in self._buckets:
-                self.unauthenticated += 1
+            tenant = tenant_of_user(user, self.clients)
+            reply = _Reply(pump, envelope, None)
+            if tenant is None or tenant not in self._buckets:
+                if user:  # authenticated by a key revoked since: say so, do nothing
+                    self.revoked += 1
+                    reply.request_id = peek_request_id(frame)
+                    reply.fail("revoked", "this connection's client key has been revoked")
+                else:
+                    self.unauthenticated += 1
                 continue
             wait = self._buckets.take(tenant, now)  # every request counts, readable or not
-            reply = _Reply(pump, envelope, None)
             if len(envelope) > 2 or (len(envelope) == 2 and envelope[1] != b""):
                 reply.fail("bad_request", "expected one frame after an optional empty delimiter")
             elif wait > 0:

@@ -7,6 +7,8 @@
     events_host = "10.0.0.2"               # tenants' PUB sockets: tcp://HOST:* , or "ipc:///run/kassa"
     secret_key_file = "keys/server.key_secret"   # the service's ZeroMQ certificate
     journal = "/var/lib/kassa/journal.db"   # or "postgresql://kassa@db.local/kassa"
+    engine_id = "kassa-1"                  # this engine among those on one PostgreSQL journal
+    lease_seconds = 10                     # a register's lease; a killed engine's frees after it
 
     [limits]
     rate = 200.0    # requests per second per tenant
@@ -88,7 +90,13 @@ import zmq.auth
 import zmq.utils.z85
 
 from engine.cabinet.users import ROLES, CabinetUser
-from engine.config import Connector, EngineConfig, RegisterConfig, TenantConfig
+from engine.config import (
+    Connector,
+    EngineConfig,
+    RegisterConfig,
+    TenantConfig,
+    default_engine_id,
+)
 from engine.connectors import PROTOCOLS, serial_connector, tcp_connector
 from engine.http.credentials import (
     LOGIN,
@@ -110,7 +118,15 @@ from protocols.taxes import DEFAULT_TAX_TABLES, TAX_TABLES
 TENANT_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 _NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}\Z")
 _HOST = re.compile(r"\A(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])\Z")
-_SERVICE_KEYS = ("listen", "events_host", "secret_key_file", "journal", "max_message")
+_SERVICE_KEYS = (
+    "listen",
+    "events_host",
+    "secret_key_file",
+    "journal",
+    "max_message",
+    "engine_id",
+    "lease_seconds",
+)
 _LIMIT_KEYS = ("rate", "burst", "queue", "request_bytes", "receipt_bytes", "admission_tolerance")
 _TENANT_KEYS = (
     "id",
@@ -346,6 +362,14 @@ def parse_config(data: Mapping[str, Any], source: str, folder: Path) -> LoadedCo
         except ValueError as exc:
             raise service.error("secret_key_file", f"{secret_file}: {which} key: {exc}") from None
     journal = _journal(folder, service.text("journal"))
+    engine_id = service.text("engine_id", default_engine_id())
+    if not engine_id.strip() or len(engine_id) > 200:
+        raise service.error("engine_id", "expected a name of 1 to 200 characters")
+    lease_seconds = service.value("lease_seconds", (int, float), 10.0)
+    if not (math.isfinite(lease_seconds) and 0.5 <= lease_seconds <= 600):
+        raise service.error(
+            "lease_seconds", f"expected seconds from 0.5 to 600, got {lease_seconds}"
+        )
     if "max_message" in service.table:  # it meant the request limit, which is shared now
         raise service.error("max_message", "moved: it is limits.request_bytes now")
 
@@ -444,6 +468,8 @@ def parse_config(data: Mapping[str, Any], source: str, folder: Path) -> LoadedCo
         tenants=tuple(tenants),
         registers=tuple(registers),
         admission_tolerance=float(tolerance),
+        engine_id=engine_id,
+        lease_seconds=float(lease_seconds),
     )
     settings = ServiceSettings(
         listen=listen,

@@ -154,11 +154,11 @@ class Refusal(Exception):
 Page = Callable[[Request, Session], Awaitable[Response]]
 
 
-def _money(kopecks: int | None) -> str:
+def money_ru(kopecks: int | None) -> str:
     return "—" if kopecks is None else roubles(kopecks).replace(".", ",")
 
 
-def _kopecks(text: str) -> int:
+def typed_kopecks(text: str) -> int:
     """Roubles typed in a filter («123,45» or «123.45») as kopecks; ValueError if not money.
 
     ASCII digits only (``str.isdigit`` takes «١٠٠» too), and no more than a 6-byte FFD sum
@@ -173,7 +173,7 @@ def _kopecks(text: str) -> int:
     return kopecks
 
 
-def _day(text: str) -> dt.date:
+def typed_day(text: str) -> dt.date:
     """A date typed as ГГГГ-ММ-ДД, within the years a cash register lives; ValueError if not.
 
     The bound keeps «по» + 1 day and the tenant's midnight away from ``date.max``.
@@ -198,7 +198,7 @@ class Cabinet:
             autoescape=True,
             undefined=jinja2.StrictUndefined,
         )
-        self.templates.filters["money"] = _money
+        self.templates.filters["money"] = money_ru
         self.templates.globals["prefix"] = PREFIX
 
     # --- plumbing -------------------------------------------------------------------------------
@@ -488,7 +488,7 @@ class Cabinet:
             text = params.get(name, "").strip()
             if text:
                 try:
-                    day = _day(text)
+                    day = typed_day(text)
                 except ValueError:
                     problems.append(f"{name}: ожидалась дата ГГГГ-ММ-ДД, получено {text!r}")
                     continue
@@ -507,7 +507,7 @@ class Cabinet:
         total = params.get("sum", "").strip()
         if total:
             try:
-                changes["total"] = _kopecks(total)
+                changes["total"] = typed_kopecks(total)
             except ValueError:
                 problems.append(
                     f"sum: ожидалась сумма в рублях, например 150,00; получено {total!r}"
@@ -889,7 +889,7 @@ def _chart(days: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "height": height,
                 "out": day["total"] < 0,
                 "label": day["day"].strftime("%d.%m"),
-                "title": f"{day['day'].strftime('%d.%m.%Y')}: {_money(day['total'])} ₽",
+                "title": f"{day['day'].strftime('%d.%m.%Y')}: {money_ru(day['total'])} ₽",
                 "text_x": i * slot + slot // 2,
                 "show_label": len(days) <= 31 or i % (len(days) // 31 + 1) == 0,
             }
@@ -917,7 +917,7 @@ def _period(
     for name in ("from", "to"):
         text = values.get(name, "").strip()
         try:
-            days.append(_day(text) if text else today)
+            days.append(typed_day(text) if text else today)
         except ValueError:
             problems.append(f"{name}: ожидалась дата ГГГГ-ММ-ДД, получено {text!r}")
     if len(days) < 2:

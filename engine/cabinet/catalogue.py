@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from engine.cabinet.app import PREFIX, STATES_RU, Cabinet, Refusal, _kopecks
+from engine.cabinet.app import PREFIX, STATES_RU, Cabinet, Refusal, typed_kopecks
 from engine.cabinet.users import Session
 from engine.engine import Busy, Engine, SubmitError, ValidationFailed
 from engine.journal import FINAL_STATES, JournalUnavailable, TenantRecord
@@ -147,7 +147,7 @@ class Seller:
 def kopecks(text: str) -> int:
     """A price typed as «1 234,45» (or «123.45») as kopecks, the cabinet's one money reading
     with thousands' spaces allowed; at most 99 999 999,99 ₽. ValueError if not money."""
-    value = _kopecks(text.replace(" ", "").replace("\u00a0", ""))
+    value = typed_kopecks(text.replace(" ", "").replace("\u00a0", ""))
     if value >= MAX_PRICE:
         raise ValueError(text)
     return value

@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from engine.cabinet.app import PAYMENT_KINDS, PREFIX, Cabinet, Refusal, _kopecks, _money
+from engine.cabinet.app import PAYMENT_KINDS, PREFIX, Cabinet, Refusal, money_ru, typed_kopecks
 from engine.engine import Busy, SubmitError, body_group, body_receipt
 from engine.journal import Job, JobState
 from engine.reports import OPERATION_LABELS, ReceiptLine, ReceiptView, vat_label
@@ -73,8 +73,8 @@ class CorrectionForm:
             "basis_number": "",
             "operation": str(view.operation),
             "name": f"Коррекция расчёта по чеку ФД {view.fd_number}"[:NAME_CHARS],
-            **{f"vat_{rate}": _money(total) for rate, total in _rates(view).items()},
-            **{kind: _money(getattr(view.payments, kind)) for kind, _ in PAYMENT_KINDS},
+            **{f"vat_{rate}": money_ru(total) for rate, total in _rates(view).items()},
+            **{kind: money_ru(getattr(view.payments, kind)) for kind, _ in PAYMENT_KINDS},
             "nonce": secrets.token_urlsafe(12),
         }
 
@@ -186,8 +186,8 @@ class CorrectionForm:
                 problems.append("vat_*: сумма чека коррекции (1020) должна быть больше нуля")
             elif sum(paid.values()) != total:
                 problems.append(
-                    f"cash: сумма оплат {_money(sum(paid.values()))} ₽ не равна сумме по "
-                    f"ставкам НДС {_money(total)} ₽ (1020)"
+                    f"cash: сумма оплат {money_ru(sum(paid.values()))} ₽ не равна сумме по "
+                    f"ставкам НДС {money_ru(total)} ₽ (1020)"
                 )
         if problems or basis_date is None:
             return None
@@ -238,7 +238,7 @@ class CorrectionForm:
         for key, field in fields.items():
             text = values.get(field, "") or "0"
             try:
-                out[key] = _kopecks(text)
+                out[key] = typed_kopecks(text)
             except ValueError:
                 problems.append(
                     f"{field}: {label} — ожидалась сумма в рублях, например 150,00; "

@@ -44,8 +44,14 @@ class Outgoing:
     headers: Mapping[str, str] = attrs.field(factory=dict)
 
 
-#: An API's callback body for a final job: ``renderers[delivery.kind](job, delivery)``.
+#: An API's callback body for a final job: ``renderers[api_of(delivery.kind)](job, delivery)``.
 Renderer = Callable[[Job, Delivery], Awaitable[Outgoing]]
+
+
+def api_of(kind: str) -> str:
+    """The API of a delivery kind: a kind may name whose it is after a colon
+    (``komtet:SHOP_ID``, the shop whose secret signs it)."""
+    return kind.partition(":")[0]
 
 
 #: A delivery sent by other means than an HTTP POST: one attempt, "" if it went out, SKIPPED
@@ -145,7 +151,7 @@ class CallbackSender:
         async with limiter:
             error = await self._post(client, delivery)
         self.sent += 1
-        limit = self.kind_attempts.get(delivery.kind, self.attempts)
+        limit = self.kind_attempts.get(api_of(delivery.kind), self.attempts)
         if not error or error == SKIPPED or delivery.attempts + 1 >= limit:
             self._watched.discard(delivery.job_id)
         if error == SKIPPED:
@@ -176,14 +182,14 @@ class CallbackSender:
     async def _post(self, client: httpx.AsyncClient, delivery: Delivery) -> str:
         """One attempt: "" if the receiver took it, else what went wrong (no URL, no body)."""
         job = await self.journal.job(delivery.job_id)
-        transport = self.transports.get(delivery.kind)
+        transport = self.transports.get(api_of(delivery.kind))
         if job is not None and transport is not None:
             try:
                 return await transport(job, delivery)
             except Exception as exc:  # a bug: the attempt fails, the sender goes on
                 log.exception("sending the %s delivery of job %s", delivery.kind, job.id)
                 return f"internal error {type(exc).__name__}"
-        renderer = self.renderers.get(delivery.kind)
+        renderer = self.renderers.get(api_of(delivery.kind))
         if job is None or renderer is None:
             return f"nothing renders {delivery.kind!r} callbacks"
         try:

@@ -20,7 +20,8 @@ Authentication, as KOMTET checks it: ``Authorization`` is the shop id, and
 changes the scheme the server sees, so a signature over the ``https`` or the ``http`` form of
 the URL is taken; both need the secret. The signature is checked before the body is read as
 JSON, so a bad one journals nothing. Callbacks carry the same header over ``POST`` + their URL
-+ their body, with the secret of the tenant's shop (the first by shop id if it has several).
++ their body, with the secret of the shop that sent the task (kept in the delivery's kind,
+``komtet:SHOP_ID``).
 
 How KOMTET's terms map onto Kassa's: the shop id is one tenant's; a queue id is one of its
 register groups; a task id is the Kassa job id (32 hex digits); ``state`` is ``new`` until the
@@ -256,7 +257,7 @@ class KomtetApi:
             )
         except SubmitError as exc:
             raise await self._submit_refusal(exc, shop, data) from None
-        await self._callback(job, parsed)
+        await self._callback(job, parsed, shop)
         if job.created < before:  # the journal had it before this request came
             raise self._duplicate(job)
         return json_response(self.task_answer(job))
@@ -287,15 +288,19 @@ class KomtetApi:
                 refusal = await self._submit_refusal(result, shop, data[i], index=i)
                 answers[str(i)] = refusal.body
                 continue
-            await self._callback(result, task)
+            await self._callback(result, task, shop)
             if result.created < before:
                 answers[str(i)] = self._duplicate(result).body
             else:
                 answers[str(i)] = self.task_answer(result)
         return json_response({str(i): answers[str(i)] for i in range(len(data))})
 
-    async def _callback(self, job: Job, task: KomtetTask) -> None:
-        callback = None if task.callback_url is None else ("komtet", task.callback_url)
+    async def _callback(self, job: Job, task: KomtetTask, shop: KomtetShop) -> None:
+        """Journal the task's callback as the shop's (``komtet:SHOP_ID``): KOMTET signs it with
+        the secret of the shop that sent the task, which the receiving shop checks."""
+        callback = None
+        if task.callback_url is not None:
+            callback = (f"komtet:{shop.shop_id}", task.callback_url)
         await self.door.journal_deliveries(job, task.receipt, callback)
 
     async def _submit_refusal(
@@ -387,15 +392,22 @@ class KomtetApi:
         }
 
     async def render_callback(self, job: Job, delivery: Delivery) -> Outgoing:
+        """The task info, signed with the secret of the shop that sent the task; a delivery
+        journaled without its shop (before it was kept), or whose shop was revoked since, is
+        signed with the tenant's first shop by shop id, as the only secret left to sign with."""
         body = json_bytes(await self.info_body(job))
-        shops = sorted(
-            (s for s in self.door.keyring.komtet_shops.values() if s.tenant == job.tenant),
-            key=lambda s: s.shop_id,
-        )
+        shops = self.door.keyring.komtet_shops
+        sender = shops.get(delivery.kind.partition(":")[2])
+        if sender is None or sender.tenant != job.tenant:
+            sender = min(
+                (s for s in shops.values() if s.tenant == job.tenant),
+                key=lambda s: s.shop_id,
+                default=None,
+            )
         headers = {}
-        if shops:
+        if sender is not None:
             headers["X-HMAC-Signature"] = komtet_signature(
-                shops[0].secret, "POST", delivery.url, body
+                sender.secret, "POST", delivery.url, body
             )
         return Outgoing(body, headers)
 

@@ -78,7 +78,7 @@ def _pairs(codes: Mapping[int, int]) -> tuple[tuple[int, int], ...]:
     return tuple(sorted((int(rate), int(code)) for rate, code in codes.items()))
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)  # hashed with every RegisterProfile
 class TaxTable:
     """A register's tax table (таблица налогов): the code its protocol sends for each rate.
 

@@ -241,7 +241,18 @@ async def test_curve_keys_and_logins_made_in_the_cabinet_serve_both_doors_after_
                     shop, shop_secret = made(await make(anna, "komtet", "kept-shop"))
                     doomed_public, doomed_secret = made(await make(anna, "curve"))
                     assert await ping(doors, doomed_public, doomed_secret) == "shop"
-                    assert (await revoke(anna, "curve", doomed_public)).status_code == 303
+                    doomed = ClientKeys(
+                        SERVER_PUBLIC, doomed_public.encode(), doomed_secret.encode()
+                    )
+                    async with TrioKassaClient.open(
+                        doors.service.endpoint, doomed, timeout=10, attempts=1
+                    ) as connected:
+                        assert (await connected.ping()).tenant == "shop"
+                        assert (await revoke(anna, "curve", doomed_public)).status_code == 303
+                        # the connection made before the revocation stops at its next request
+                        with pytest.raises(KassaError) as stopped:
+                            await connected.ping()
+                        assert stopped.value.code == "revoked"
                     assert await ping(doors, doomed_public, doomed_secret) == REFUSED
                     listing = html.unescape((await anna.get("/cabinet/credentials")).text)
                     assert secret not in listing and public in listing

@@ -113,6 +113,26 @@ async def test_a_dropped_connection_fails_one_commit_and_the_writer_reconnects(
         assert journal.reconnects == 1
 
 
+def test_a_journal_of_an_older_version_is_migrated_when_opened(postgres_url: str) -> None:
+    """A version-1 journal (before leases) gets version 2's steps on open, as migrate does."""
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        connection.execute("DROP TABLE leases")
+        connection.execute("DROP TRIGGER jobs_notice ON jobs")
+        connection.execute("DROP FUNCTION kassa_job_notice()")
+        connection.execute("DROP INDEX jobs_queued")
+        connection.execute("DELETE FROM kassa_journal WHERE version > 1")
+
+    async def lease_one() -> None:
+        async with open_journal(postgres_url) as journal:
+            lease = await journal.acquire_lease("kkt-1", "engine-a", 5)
+            assert lease is not None and lease.token == 1
+
+    trio.run(lease_one)
+    with psycopg.connect(postgres_url) as connection:
+        versions = connection.execute("SELECT version FROM kassa_journal ORDER BY 1").fetchall()
+    assert [v for (v,) in versions] == list(range(1, SCHEMA_VERSION + 1))
+
+
 async def _accept_one(url: str) -> None:
     async with open_journal(url) as journal:
         await journal.accept("shop", "one", b"r")

@@ -280,16 +280,21 @@ async def receiving() -> AsyncIterator[Receiver]:
 
 
 async def test_the_callback_is_journaled_signed_and_verifiable(tmp_path: Path) -> None:
-    async with receiving() as receiver, komtet(tmp_path) as served:
+    # The tenant has a second shop, first by shop id: the callback is still signed by the
+    # shop that sent the task, whose secret its receiver holds.
+    first = KomtetShop("shop", "1618", "first-shop-secret-0123456")
+    shops = {**SHOPS, first.shop_id: first}
+    async with receiving() as receiver, serving(tmp_path, komtet_shops=shops) as served:
         body = sale(callback_url=receiver.url)
         task = (await call(served, "POST", "api/shop/v2/queues/main/task", body)).json()
         (delivery,) = await served.engine.journal.deliveries(task["id"])
-        assert delivery.kind == "komtet" and delivery.url == receiver.url
+        assert delivery.kind == "komtet:3141" and delivery.url == receiver.url
         with trio.fail_after(30):
             await receiver.arrived.wait()
         url, sent, signature = receiver.calls[0]
         assert signature == sdk_signature(SECRET, "POST", url, sent)
-        assert signature != sdk_signature(SHOPS["2718"].secret, "POST", url, sent)
+        for other in (first, SHOPS["2718"]):
+            assert signature != sdk_signature(other.secret, "POST", url, sent)
         got = json.loads(sent)
         assert got["id"] == task["id"] and got["external_id"] == "k-1003-prepay"
         assert got["state"] == "done" and set(got["fiscal_data"]) == {

@@ -39,7 +39,7 @@ from engine.config import TenantConfig
 from engine.engine import Engine, JobEvent
 from engine.journal import Job, JobState
 from engine.limits import SizeLimits
-from engine.service import SOCKET_CAP, Service, open_service, zap_reply
+from engine.service import SOCKET_CAP, Service, open_service, tenant_of_user, zap_reply
 from engine.service_config import (
     ConfigError,
     ServiceSettings,
@@ -521,8 +521,13 @@ def test_zap_answers_by_domain_and_key() -> None:
     def ask(domain: bytes, key: bytes, mechanism: bytes = b"CURVE") -> list[bytes] | None:
         return zap_reply([b"1.0", b"7", domain, b"127.0.0.1", b"", mechanism, key], keys)
 
-    assert ask(b"requests", A1.raw) == [b"1.0", b"7", b"200", b"OK", b"a", b""]
-    assert ask(b"events:a", A1.raw) == [b"1.0", b"7", b"200", b"OK", b"a", b""]
+    user = A1.raw.hex().encode()  # the key: each request looks its tenant up again
+    assert ask(b"requests", A1.raw) == [b"1.0", b"7", b"200", b"OK", user, b""]
+    assert ask(b"events:a", A1.raw) == [b"1.0", b"7", b"200", b"OK", user, b""]
+    assert tenant_of_user(user, keys) == "a"
+    assert tenant_of_user(b"", keys) is None
+    assert tenant_of_user(b"not hex", keys) is None
+    assert tenant_of_user(STRANGER.raw.hex().encode(), keys) is None
     for refused in (
         ask(b"events:b", A1.raw),
         ask(b"requests", STRANGER.raw),
