@@ -58,8 +58,11 @@ test: lint typecheck pytest
 screenshots: $(VENV)/.kassa-dev browser
 	KASSA_SCREENSHOTS=docs/screenshots $(BIN)/pytest -q tests/browser
 
+# Every benchmark, then the e2e search with the engine alone on a core (results/e2e-pin.json):
+# together, every figure of the README's Performance section.
 bench: $(VENV)/.kassa-dev
 	$(BIN)/kassa bench all
+	$(BIN)/kassa bench e2e --pin
 
 # The long campaign: every target in turn (FUZZ_SECONDS each, one process); `make test` runs
 # only the few-second smoke of tests/fuzz. Findings land in .fuzz/findings/TARGET.

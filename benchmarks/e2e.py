@@ -36,14 +36,16 @@ being woken 12 times a receipt, which the ping-pong of the floors leaves out
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
 import msgpack  # type: ignore[import-untyped]
 import trio
 import zmq
@@ -51,6 +53,7 @@ from tqdm import tqdm
 
 from benchmarks.common import Column, bench_parser, format_table, new_figure, report, show_progress
 from benchmarks.floors import (
+    MARKER,
     emulator_floor_us,
     kassa_exchanges,
     kassa_packets,
@@ -58,17 +61,20 @@ from benchmarks.floors import (
     socket_floor_us,
 )
 from benchmarks.processes import (
+    UNLIMITED,
     ServiceProcess,
     cpu_seconds,
     emulator_fleet,
     kassa_service,
     main_thread_cpu_seconds,
     peak_rss_bytes,
+    pin,
 )
 from emulator.timing import RegisterModel, RegisterTiming, model_named
 from engine import samples
 from engine.client import FINAL_STATES, BatchEntry, ClientKeys, TrioKassaClient
 from engine.drivers.shtrih import receipt_requests
+from engine.recovery import mark
 from protocols.documents.model import Receipt
 from protocols.shtrih import commands as c
 
@@ -108,6 +114,17 @@ def receipt_seconds(model: RegisterModel, receipt: Receipt) -> float:
 def kassa_receipt_seconds(model: RegisterModel, receipt: Receipt) -> float:
     """One receipt's register time with what Kassa adds: its marker and the read-back."""
     return command_seconds(model, [request for request, _ in kassa_exchanges(receipt)])
+
+
+def kassa_additions_seconds(model: RegisterModel, receipt: Receipt) -> dict[str, float]:
+    """What Kassa adds to a receipt's register time, item by item.
+
+    ``marker``: the job marker (1192, or 1084) that recovery finds a receipt by;
+    ``read_back``: FF3Ah and FF3Bh, the signed document read back to journal and check.
+    """
+    own = receipt_seconds(model, receipt)
+    marked = command_seconds(model, receipt_requests(mark(receipt, MARKER)))
+    return {"marker": marked - own, "read_back": kassa_receipt_seconds(model, receipt) - marked}
 
 
 class _Events(threading.Thread):
@@ -268,6 +285,8 @@ async def _drive(
         "receipts_per_s": round(achieved, 1),
         "engine_cpu_us_per_receipt": round(cpu / max(len(finished), 1) * 1e6),
         "engine_loop_us_per_receipt": round(loop_cpu / max(len(finished), 1) * 1e6),
+        "emulator_cpu_us_per_receipt": round(fleet_cpu / max(len(finished), 1) * 1e6),
+        "client_cpu_us_per_receipt": round(client_cpu / max(len(finished), 1) * 1e6),
         "engine_core_share": round(cpu / wall, 3) if wall else 0.0,
         "emulator_core_share": round(fleet_cpu / wall, 3) if wall else 0.0,
         "client_core_share": round(client_cpu / wall, 3) if wall else 0.0,
@@ -318,13 +337,25 @@ def measure(
     progress: bool,
     profile: Path | None = None,
     profile_fleet: Path | None = None,
+    cores: Cores | None = None,
+    admission_tolerance: float | None = None,
 ) -> dict[str, Any]:
-    """One fleet size: start both processes, drive them, stop them."""
+    """One fleet size: start both processes, drive them, stop them.
+
+    With ``cores``, the engine's threads run on its one core and the fleet's on the other's
+    (this process, the client, is pinned by the caller).
+    """
     model = model_named(MODEL)
     receipt = samples.card_sale()
     with emulator_fleet(registers, model=MODEL, profile=profile_fleet) as fleet:
         addresses = [f"tcp://127.0.0.1:{port}" for port in fleet.ports]
-        with kassa_service(addresses, profile=profile) as service:
+        limits = dict(UNLIMITED)
+        if admission_tolerance is not None:
+            limits["admission_tolerance"] = admission_tolerance
+        with kassa_service(addresses, profile=profile, limits=limits) as service:
+            if cores is not None:
+                pin(service.pid, cores.engine)
+                pin(fleet.pid, cores.others)
             row = trio.run(
                 _drive, service, fleet.pid, registers, per_register, least, cap, progress
             )
@@ -340,6 +371,128 @@ def measure(
         "scheduling_ratio": round(row["receipts_per_s"] / kassa_limit, 3),
         "fleet_saturated": row["emulator_core_share"] >= FLEET_SATURATED,
         "cpu_budget_us": round(cpu_budget_us(limit)),
+    }
+
+
+@attrs.frozen
+class Cores:
+    """Where ``--pin`` runs each process: the engine alone on one core, the rest on the others."""
+
+    engine: frozenset[int]
+    others: frozenset[int]  # the fleet and the client
+
+
+def split_cores() -> Cores | None:
+    """The first core this process may use for the engine, the rest for everything else."""
+    available = sorted(os.sched_getaffinity(0))
+    if len(available) < 2:
+        return None
+    return Cores(frozenset(available[:1]), frozenset(available[1:]))
+
+
+@contextlib.contextmanager
+def pinned_here(cpus: frozenset[int]) -> Iterator[None]:
+    """Run this process (the client) on ``cpus`` for the block; threads it starts inherit."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def meets_target(row: dict[str, Any], figure: str = "ratio", target: float = TARGET_RATIO) -> bool:
+    return float(row[figure]) >= target
+
+
+def largest_meeting(
+    rows: Sequence[dict[str, Any]], figure: str, target: float = TARGET_RATIO
+) -> int:
+    """The largest size among ``rows`` whose ``figure`` meets the target; 0 if none does."""
+    return max(
+        (int(row["registers"]) for row in rows if meets_target(row, figure, target)), default=0
+    )
+
+
+def search_registers(
+    trial: Callable[[int], dict[str, Any]],
+    start: int,
+    most: int,
+    resolution: float = 0.1,
+    figure: str = "ratio",
+    target: float = TARGET_RATIO,
+) -> tuple[list[dict[str, Any]], int, str]:
+    """The largest fleet size whose ``figure`` meets the target: the rows tried, that size, and what
+    stopped it (``engine``, ``fleet`` when the fleet's own core was saturated at the first size
+    that failed, or ``most`` when every size up to ``most`` met it).
+
+    The size doubles from ``start`` while it meets the target; then the gap between the largest
+    size that met it and the smallest that did not is halved until it is within
+    ``resolution`` of the first (and at least 5 registers). 0 when ``start`` already fails.
+    """
+    rows: list[dict[str, Any]] = []
+    passed, failed = 0, None
+    size = start
+    while size <= most:
+        row = trial(size)
+        rows.append(row)
+        if not meets_target(row, figure, target):
+            failed = size
+            break
+        passed = size
+        if size == most:
+            break
+        size = min(size * 2, most)
+    if failed is None:
+        return rows, passed, "most"
+    while failed - passed > max(resolution * passed, 5):
+        size = (passed + failed) // 2
+        row = trial(size)
+        rows.append(row)
+        if meets_target(row, figure, target):
+            passed = size
+        else:
+            failed = size
+    first_failure = next(row for row in rows if row["registers"] == failed)
+    return rows, passed, "fleet" if first_failure["fleet_saturated"] else "engine"
+
+
+def fleet_cap_registers(rows: Sequence[dict[str, Any]], receipt_s: float) -> int:
+    """The fleet size at which the fleet and the client, at the target share of the limit,
+    would fill :data:`FLEET_SATURATED` of their core: the most ``--pin`` can try here.
+
+    From the median over ``rows`` of their CPU a receipt.
+    """
+    per_receipt = statistics.median(
+        row["emulator_cpu_us_per_receipt"] + row["client_cpu_us_per_receipt"] for row in rows
+    )
+    rate = FLEET_SATURATED * 1e6 / per_receipt  # receipts/s their core gives
+    return int(rate * receipt_s / TARGET_RATIO)
+
+
+def engine_cap_registers(rows: Sequence[dict[str, Any]], receipt_s: float) -> int:
+    """The fleet size whose target share of the limit would take the engine's whole core, at
+    the median over ``rows`` of its CPU a receipt: what the engine's CPU allows, whatever the
+    latency on a shared machine allows."""
+    per_receipt = statistics.median(row["engine_cpu_us_per_receipt"] for row in rows)
+    return int(1e6 / per_receipt * receipt_s / TARGET_RATIO)
+
+
+def past_saturation(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Issue 20's third target: the largest size's receipts/s against the sweep's best, and its
+    p99 latency beside the best size's."""
+    best = max(rows, key=lambda row: float(row["receipts_per_s"]))
+    largest = max(rows, key=lambda row: int(row["registers"]))
+    share = largest["receipts_per_s"] / best["receipts_per_s"] if best["receipts_per_s"] else 0.0
+    return {
+        "best_registers": best["registers"],
+        "best_receipts_per_s": best["receipts_per_s"],
+        "largest_registers": largest["registers"],
+        "largest_receipts_per_s": largest["receipts_per_s"],
+        "largest_share_of_best": round(share, 3),
+        "largest_p99_ms": largest["latency_p99_ms"],
+        "best_p99_ms": best["latency_p99_ms"],
+        "held": share >= TARGET_RATIO,
     }
 
 
@@ -520,6 +673,34 @@ def main(argv: list[str] | None = None) -> int:
         help="run each size R times and report the median run, with the spread",
     )
     parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="the engine alone on one core, the fleet and the client on the other; instead of"
+        " the sweep, find the largest fleet at which the scheduling ratio is at least"
+        f" {TARGET_RATIO} (registers_per_engine_core_scheduling; registers_per_engine_core is"
+        " the same for the ratio to the limit; results in e2e-pin.json)",
+    )
+    parser.add_argument(
+        "--target",
+        type=float,
+        default=TARGET_RATIO,
+        metavar="R",
+        help=f"--pin: the ratio a size must reach (default {TARGET_RATIO}, issue 20's)",
+    )
+    parser.add_argument(
+        "--start", type=int, default=10, metavar="N", help="--pin: the first size it tries"
+    )
+    parser.add_argument(
+        "--most", type=int, default=1000, metavar="N", help="--pin: the largest size it tries"
+    )
+    parser.add_argument(
+        "--admission-tolerance",
+        type=float,
+        metavar="T",
+        help="the engine's [limits] admission_tolerance (default: its own, inf, which admits"
+        " every register's receipt at once; 1.5 bounds them by their delay)",
+    )
+    parser.add_argument(
         "--profile-engine",
         type=Path,
         metavar="FILE",
@@ -557,15 +738,25 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--engines: engine processes share a PostgreSQL journal: give --journal URL")
     args.registers = args.registers or list(SIZES)
     sizes, per_register, least, cap = args.registers, args.per_register, MIN_RECEIPTS, args.cap
+    start, most = args.start, args.most
     if args.quick:
         sizes, per_register, least, cap = [2], 3, 0, 30.0
+        start, most = 2, 4
     profiles = (args.profile_engine, args.profile_emulator)
-    if profiles != (None, None) and (len(sizes) != 1 or args.repeat != 1):
+    if profiles != (None, None) and (args.pin or len(sizes) != 1 or args.repeat != 1):
         parser.error(
             "--profile-engine and --profile-emulator profile one run: one --registers, no --repeat"
+            " and no --pin"
         )
     if args.repeat < 1:
         parser.error(f"--repeat {args.repeat}: a size runs at least once")
+    if not 0 < args.target <= 1:
+        parser.error(f"--target {args.target}: expected a ratio above 0, at most 1")
+    if not 1 <= start <= most:
+        parser.error(f"--start {start} --most {most}: expected 1 <= start <= most")
+    cores = split_cores() if args.pin else None
+    if args.pin and cores is None:
+        parser.error("--pin needs two cores: this process may use only one")
     progress = show_progress(args)
     model = model_named(MODEL)
     receipt = samples.card_sale()
@@ -581,11 +772,59 @@ def main(argv: list[str] | None = None) -> int:
         f" {waking['engine_sockets_waking']}"
         f" = {floors['engine_protocol'] + waking['engine_sockets_waking']}"
     )
-    rows = [
-        median_run([measure(size, per_register, least, cap, progress, *profiles)
-                    for _ in range(args.repeat)])
-        for size in sizes
-    ]  # fmt: skip
+
+    def trial(size: int) -> dict[str, Any]:
+        runs = [
+            measure(
+                size,
+                per_register,
+                least,
+                cap,
+                progress,
+                *profiles,
+                cores=cores,
+                admission_tolerance=args.admission_tolerance,
+            )
+            for _ in range(args.repeat)
+        ]
+        if cores is not None:  # the fleet shares its core with the client
+            for run in runs:
+                others = run["emulator_core_share"] + run["client_core_share"]
+                run["fleet_saturated"] = others >= FLEET_SATURATED
+        return median_run(runs)
+
+    result: dict[str, Any] = {
+        "model": MODEL,
+        "admission_tolerance": (
+            "default" if args.admission_tolerance is None else str(args.admission_tolerance)
+        ),
+        "receipt_ms": round(own_ms, 1),
+        "kassa_receipt_ms": round(kassa_ms, 1),
+        "floors_us": floors,
+        "waking_floor_us": waking,
+    }
+    if cores is not None:
+        with pinned_here(cores.others):
+            # The ratio to the fleet's limit cannot pass Kassa's own sequence's share of it
+            # (0.939 for the card sale): the search goes by the scheduling ratio, against that
+            # sequence, and the sizes it tried say where the ratio itself stands.
+            rows, found, stopped_by = search_registers(
+                trial, start, most, figure="scheduling_ratio", target=args.target
+            )
+        rows.sort(key=lambda row: int(row["registers"]))
+        result |= {
+            "pinned": {"engine": sorted(cores.engine), "fleet_and_client": sorted(cores.others)},
+            "target": args.target,
+            "registers_per_engine_core": largest_meeting(rows, "ratio", args.target),
+            "ratio_ceiling": round(own_ms / kassa_ms, 4),
+            "registers_per_engine_core_scheduling": found,
+            "stopped_by": stopped_by,
+            "fleet_cap_registers": fleet_cap_registers(rows, own_ms / 1000),
+            "engine_cap_registers": engine_cap_registers(rows, own_ms / 1000),
+        }
+    else:
+        rows = [trial(size) for size in sizes]
+        result["past_saturation"] = past_saturation(rows)
     engine_floor = floors["engine_protocol"] + floors["engine_sockets"]
     waking_floor = floors["engine_protocol"] + waking["engine_sockets_waking"]
     for row in rows:
@@ -597,19 +836,48 @@ def main(argv: list[str] | None = None) -> int:
             row["engine_cpu_over_floor_runs"] = [
                 over_floor(cpu, engine_floor) for cpu in row["engine_cpu_us_runs"]
             ]
+    result["rows"] = rows
     columns = [*COLUMNS, Column("spread of the runs", "spread")] if args.repeat > 1 else COLUMNS
-    result = {
-        "model": MODEL,
-        "receipt_ms": round(own_ms, 1),
-        "kassa_receipt_ms": round(kassa_ms, 1),
-        "floors_us": floors,
-        "waking_floor_us": waking,
-        "rows": rows,
-    }
     notes = [*saturation_notes(rows), *budget_notes(rows, floors)]
+    if cores is not None:
+        notes += pinned_notes(result)
+    else:
+        notes += saturation_summary(result["past_saturation"])
     table = "\n".join([format_table(rows, columns), *notes])
-    report(args, "e2e", result, table, _figure(rows, floors))
+    name = "e2e-pin" if cores is not None else "e2e"
+    report(args, name, result, table, _figure(rows, floors))
     return 0
+
+
+def pinned_notes(result: dict[str, Any]) -> list[str]:
+    """What ``--pin`` found, in words."""
+    why = {
+        "engine": "the engine's core could not keep the pace at the next size tried",
+        "fleet": "the fleet's core (shared with the client) was saturated at the next size tried:"
+        " the engine's own figure is at least this",
+        "most": "every size tried met the target: the engine's own figure is at least this",
+    }[result["stopped_by"]]
+    return [
+        f"registers per engine core, scheduling ratio >= {result['target']} (against Kassa's own"
+        f" sequence): {result['registers_per_engine_core_scheduling']}; {why}",
+        f"registers per engine core, ratio >= {result['target']} (against the receipt's own"
+        f" commands): {result['registers_per_engine_core']}; the ratio cannot pass"
+        f" {result['ratio_ceiling']}, the receipt's own time over Kassa's sequence",
+        f"the engine's CPU a receipt (median of the sizes tried) would fill its core at about"
+        f" {result['engine_cap_registers']} registers at {TARGET_RATIO} of the limit",
+        f"the fleet and the client fill {FLEET_SATURATED} of their core at about"
+        f" {result['fleet_cap_registers']} registers: --pin cannot try more here",
+    ]
+
+
+def saturation_summary(figures: dict[str, Any]) -> list[str]:
+    """Issue 20's third target, in words."""
+    return [
+        f"past saturation: N = {figures['largest_registers']} keeps"
+        f" {figures['largest_share_of_best']:.3f} of the best receipts/s"
+        f" (N = {figures['best_registers']}, {figures['best_receipts_per_s']}/s); p99"
+        f" {figures['largest_p99_ms']} ms against {figures['best_p99_ms']} ms"
+    ]
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from protocols.shtrih import NEED_DATA, AnswerFrame, CommandFrame
 from protocols.shtrih import commands as c
 from protocols.shtrih.link_v2 import LinkV2Device, LinkV2Host, encode_packet
 
-_MARKER = "0" * 32  # a job id: the marker is as long as a real one
+MARKER = "0" * 32  # a job id: the marker is as long as a real one
 _T = TypeVar("_T")
 
 
@@ -46,7 +46,7 @@ def _sequence(receipt: Receipt, exchange: Callable[[c.Request], bytes]) -> None:
     until the announced length.
     """
     answer = b""
-    for request in receipt_requests(mark(receipt, _MARKER)):
+    for request in receipt_requests(mark(receipt, MARKER)):
         answer = exchange(request)
     closed = c.decode_answer(answer)
     assert isinstance(closed, c.CloseReceiptV2Answer), closed
@@ -108,7 +108,7 @@ def protocol_floor_us(receipt: Receipt, rounds: int = 300) -> float:
     answers come from an emulated register beforehand.
     """
     exchanges = kassa_exchanges(receipt)
-    marked = mark(receipt, _MARKER)
+    marked = mark(receipt, MARKER)
     reads = [request for request, _ in exchanges[len(receipt_requests(marked)) :]]
     answers = [answer for _, answer in exchanges]
     host = LinkV2Host(next_number=1)

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -52,6 +52,19 @@ def main_thread_cpu_seconds(pid: int) -> float:
     """
     fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def pin(pid: int, cpus: Collection[int]) -> None:
+    """Keep every thread of process ``pid`` on ``cpus`` (``sched_setaffinity``).
+
+    The call moves one thread, so each of ``/proc/PID/task`` is moved; threads they start
+    later inherit it.
+    """
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), cpus)
+        except ProcessLookupError:  # a thread that ended meanwhile
+            continue
 
 
 def peak_rss_bytes(pid: int) -> int:

@@ -14,12 +14,15 @@ the fleet is closed and opened again within the day.
 The figures are taken only while a tenant has receipts waiting for a register (its backlog):
 then every register of the tenant should be busy.
 
-- **scheduling efficiency:** the share of that register time spent on a job (from the moment a
-  register's worker takes it, opening a shift first if one must be, to ``fiscalized``).
-  Target: at least 0.99.
-- **ratio to the limit:** the same time weighted by how much of it the receipt itself needs
-  (the timing model's time for its own commands, without Kassa's marker and read-back). It is
-  the achieved rate against Σ 1 / receipt time.
+- **scheduling efficiency**, the target figure: the share of that register time spent on a
+  job (from the moment a register's worker takes it, opening a shift first if one must be, to
+  ``fiscalized``). Target: at least 0.99 (``target_met``).
+- **ratio to the limit**, shown beside it: the same time weighted by how much of it the receipt
+  itself needs (the timing model's time for its own commands). It is the achieved rate against
+  Σ 1 / receipt time, and it is below the efficiency by what Kassa adds on the register for
+  every receipt, itemised in ``kassa_adds_ms``: the job marker (1192) that recovery finds a
+  receipt by, and the read-back (FF3Ah, FF3Bh) of the signed document that is journaled and
+  checked. Both are on the register's clock, so no scheduling can win them back.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import trio
 from tqdm import tqdm
 
 from benchmarks.common import Column, bench_parser, format_table, new_figure, report, show_progress
-from benchmarks.e2e import MODEL, kassa_receipt_seconds, receipt_seconds
+from benchmarks.e2e import MODEL, kassa_additions_seconds, kassa_receipt_seconds, receipt_seconds
 from benchmarks.engine_fleet import fleet_config
 from benchmarks.simclock import journal_aware_clock
 from emulator.serve import START, open_memory_fleet
@@ -52,6 +55,8 @@ from engine.journal import JobState
 TENANT_SIZE = 100
 DAILY_CLOSE = dt.time(3, 0)
 DEFAULT_WAVES = "09:00=1,12:00=2,18:00=1,06:00=1"
+#: Issue 8's target for the scheduling efficiency.
+TARGET_EFFICIENCY = 0.99
 
 
 @attrs.frozen
@@ -241,6 +246,13 @@ def main(argv: list[str] | None = None) -> int:
     result["waves"] = args.waves
     result["receipt_ms"] = round(useful * 1000, 1)
     result["kassa_receipt_ms"] = round(kassa * 1000, 1)
+    adds = kassa_additions_seconds(model, receipt)
+    result["kassa_adds_ms"] = {name: round(seconds * 1000, 1) for name, seconds in adds.items()}
+    #: What the ratio is with perfect scheduling: the receipt's own time over Kassa's (the
+    #: ratio counts a job cut by a backlog window's edge in part, so it can pass it a little).
+    result["ratio_ceiling"] = round(useful / kassa, 4)
+    result["target"] = f"scheduling_efficiency >= {TARGET_EFFICIENCY}"
+    result["target_met"] = result["scheduling_efficiency"] >= TARGET_EFFICIENCY
     rows = [
         {"figure": "registers / tenants", "value": f"{registers} / {result['tenants']}"},
         {"figure": "receipts (states)", "value": f"{result['receipts']} {result['states']}"},
@@ -248,11 +260,19 @@ def main(argv: list[str] | None = None) -> int:
             "figure": "shifts opened / closed",
             "value": f"{result['shifts_opened']} / {result['shifts_closed']}",
         },
-        {"figure": "scheduling efficiency", "value": f"{result['scheduling_efficiency']:.4f}"},
-        {"figure": "ratio to the limit", "value": f"{result['ratio']:.4f}"},
         {
-            "figure": "receipt time: own / Kassa",
-            "value": f"{result['receipt_ms']} / {result['kassa_receipt_ms']} ms",
+            "figure": f"scheduling efficiency (target ≥ {TARGET_EFFICIENCY})",
+            "value": f"{result['scheduling_efficiency']:.4f}"
+            f" ({'met' if result['target_met'] else 'missed'})",
+        },
+        {
+            "figure": "beside it: ratio to the receipt's own commands",
+            "value": f"{result['ratio']:.4f} (own / Kassa's time: {result['ratio_ceiling']:.4f})",
+        },
+        {
+            "figure": "receipt time: own + marker + read-back",
+            "value": f"{result['receipt_ms']} + {result['kassa_adds_ms']['marker']}"
+            f" + {result['kassa_adds_ms']['read_back']} = {result['kassa_receipt_ms']} ms",
         },
         {"figure": "simulated / wall", "value": f"{result['simulated_h']} h / {wall:.0f} s"},
     ]

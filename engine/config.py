@@ -8,6 +8,7 @@ look the same to the engine, which reconnects through it after every lost link.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import socket
 import time
@@ -98,6 +99,11 @@ class EngineConfig:
     #: While the journal cannot commit, it is probed after this wait, doubling up to the max.
     journal_probe_interval: float = 0.5
     journal_probe_max: float = 30.0
+    #: Receipts may take this many times their shortest time on a register before fewer are
+    #: admitted at once (engine.admission); math.inf, the default, admits every register's
+    #: receipt at once: on a shared machine the delay signal cut receipts/s as often as it
+    #: bounded p99 (README, issue 20), so it is a choice, not a default.
+    admission_tolerance: float = math.inf
     verifier: SignVerifier | None = None  # checks 1077 values for ФНs whose keys it knows
     #: Unix time now; tests under MockClock pass a clock that moves with trio's.
     wall_clock: Callable[[], float] = time.time

@@ -16,6 +16,8 @@
     queue = 10000   # jobs per tenant accepted and not yet final
     request_bytes = 4194304   # one request; a bigger one is answered too_large, undecoded
     receipt_bytes = 262144    # one receipt in it (engine/limits.py says why these sizes)
+    admission_tolerance = inf # receipts on registers at once fall when one takes this many
+                              # times its shortest time (engine/admission.py), e.g. 1.5
 
     [http]                                 # the HTTP door (engine/http); absent: none
     listen = "0.0.0.0:8080"                # HOST:PORT
@@ -125,7 +127,7 @@ _SERVICE_KEYS = (
     "engine_id",
     "lease_seconds",
 )
-_LIMIT_KEYS = ("rate", "burst", "queue", "request_bytes", "receipt_bytes")
+_LIMIT_KEYS = ("rate", "burst", "queue", "request_bytes", "receipt_bytes", "admission_tolerance")
 _TENANT_KEYS = (
     "id",
     "name",
@@ -380,6 +382,9 @@ def parse_config(data: Mapping[str, Any], source: str, folder: Path) -> LoadedCo
     queue = limits.value("queue", int, 10_000)
     if queue < 1:
         raise limits.error("queue", f"expected at least 1, got {queue}")
+    tolerance = limits.value("admission_tolerance", (int, float), math.inf)
+    if not tolerance >= 1:
+        raise limits.error("admission_tolerance", f"expected at least 1 (or inf), got {tolerance}")
     try:
         sizes = SizeLimits(
             limits.value("request_bytes", int, DEFAULT_SIZES.request_bytes),
@@ -462,6 +467,7 @@ def parse_config(data: Mapping[str, Any], source: str, folder: Path) -> LoadedCo
         journal=journal,
         tenants=tuple(tenants),
         registers=tuple(registers),
+        admission_tolerance=float(tolerance),
         engine_id=engine_id,
         lease_seconds=float(lease_seconds),
     )

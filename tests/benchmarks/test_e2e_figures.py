@@ -14,12 +14,18 @@ from benchmarks.e2e import (
     budget_notes,
     command_seconds,
     cpu_budget_us,
+    engine_cap_registers,
+    fleet_cap_registers,
     fleet_rate,
+    kassa_additions_seconds,
     kassa_receipt_seconds,
+    largest_meeting,
     median_run,
     over_floor,
+    past_saturation,
     receipt_seconds,
     saturation_notes,
+    search_registers,
 )
 from benchmarks.floors import (
     emulator_floor_us,
@@ -164,3 +170,94 @@ def test_engine_cpu_over_floor_is_the_ratio_to_the_runs_own_floor() -> None:
     assert over_floor(2575, 761) == 3.38
     assert over_floor(1141.5, 761) == 1.5
     assert over_floor(500, 0) == 0.0  # no floor measured: no ratio, not a division by zero
+
+
+def _row(registers: int, ratio: float, saturated: bool = False) -> dict[str, object]:
+    return {"registers": registers, "ratio": ratio, "fleet_saturated": saturated}
+
+
+def test_the_pinned_search_doubles_then_halves_the_gap_to_the_largest_size_that_meets_it() -> None:
+    """A made-up engine that keeps 0.95 up to 130 registers: 50, 100 and 200 by doubling, then
+    150, 125 and 137 between 100 and 200, until the gap (12) is within a tenth of 125."""
+    tried: list[int] = []
+
+    def trial(size: int) -> dict[str, object]:
+        tried.append(size)
+        return _row(size, 0.97 if size <= 130 else 0.80)
+
+    rows, found, stopped_by = search_registers(trial, 50, 1000)
+    assert tried == [50, 100, 200, 150, 125, 137]
+    assert found == 125 and stopped_by == "engine" and len(rows) == len(tried)
+
+
+def test_the_pinned_search_says_when_the_fleet_stopped_it_or_every_size_met_it() -> None:
+    rows, found, stopped_by = search_registers(
+        lambda size: _row(size, 0.96 if size < 100 else 0.90, saturated=size >= 100), 40, 1000
+    )
+    # 40 and 80 meet it, 160, 120 and 100 do not, 90 and 95 do: 100 failed with its fleet full.
+    assert found == 95 and stopped_by == "fleet"
+    assert [row["registers"] for row in rows] == [40, 80, 160, 120, 100, 90, 95]
+    rows, found, stopped_by = search_registers(lambda size: _row(size, 0.99), 100, 300)
+    assert (found, stopped_by) == (300, "most")
+    assert [row["registers"] for row in rows] == [100, 200, 300]
+    assert search_registers(lambda size: _row(size, 0.5), 10, 100)[1:] == (0, "engine")
+
+
+def test_the_fleet_cap_is_where_the_fleet_and_client_would_fill_their_core() -> None:
+    # 850 µs a receipt for fleet and client together: 0.85 of a core gives 1,000 receipts/s,
+    # which is 0.95 of the limit of 1,000 / 0.95 × 0.45 = 473.68 registers of 0.45 s a receipt.
+    rows = [
+        {"emulator_cpu_us_per_receipt": 700, "client_cpu_us_per_receipt": 150},
+        {"emulator_cpu_us_per_receipt": 600, "client_cpu_us_per_receipt": 100},
+        {"emulator_cpu_us_per_receipt": 900, "client_cpu_us_per_receipt": 200},
+    ]
+    assert fleet_cap_registers(rows, 0.45) == 473
+
+
+def test_past_saturation_compares_the_largest_size_with_the_best() -> None:
+    rows = [
+        {"registers": 100, "receipts_per_s": 180.0, "latency_p99_ms": 600.0},
+        {"registers": 500, "receipts_per_s": 336.0, "latency_p99_ms": 900.0},
+        {"registers": 1000, "receipts_per_s": 251.0, "latency_p99_ms": 1220.0},
+    ]
+    figures = past_saturation(rows)
+    assert figures["best_registers"] == 500 and figures["largest_registers"] == 1000
+    assert figures["largest_share_of_best"] == 0.747 and figures["held"] is False  # 251 / 336
+    assert (figures["largest_p99_ms"], figures["best_p99_ms"]) == (1220.0, 900.0)
+    rows[2]["receipts_per_s"] = 330.0
+    assert past_saturation(rows)["held"] is True  # 330 / 336 = 0.982
+
+
+def test_what_kassa_adds_on_the_register_is_the_marker_and_the_read_back() -> None:
+    model, receipt = model_named(MODEL), samples.card_sale()
+    adds = kassa_additions_seconds(model, receipt)
+    # The marker is one FF0Ch; the read-back one FF3Ah and at least one FF3Bh.
+    marker = command_seconds(model, [c.SendTlv(password=30, tlv=b"")])
+    assert adds["marker"] == pytest.approx(marker)
+    requests = [request for request, _ in kassa_exchanges(receipt)]
+    read_back = [r for r in requests if isinstance(r, (c.DocumentTlvInfo, c.ReadTlv))]
+    assert len(read_back) >= 2
+    assert adds["read_back"] == pytest.approx(command_seconds(model, read_back))
+    total = receipt_seconds(model, receipt) + adds["marker"] + adds["read_back"]
+    assert total == pytest.approx(kassa_receipt_seconds(model, receipt))
+
+
+def test_the_search_can_go_by_the_scheduling_ratio_and_the_ratio_is_read_off_its_rows() -> None:
+    def trial(size: int) -> dict[str, object]:
+        return {
+            "registers": size,
+            "ratio": 0.93 if size <= 20 else 0.5,  # never 0.95: Kassa's sequence is longer
+            "scheduling_ratio": 0.99 if size <= 20 else 0.5,
+            "fleet_saturated": False,
+        }
+
+    rows, found, _ = search_registers(trial, 10, 100, figure="scheduling_ratio")
+    assert found == 20 and [row["registers"] for row in rows] == [10, 20, 40, 30, 25]
+    assert largest_meeting(rows, "ratio") == 0 and largest_meeting(rows, "scheduling_ratio") == 20
+
+
+def test_the_engine_cap_is_where_its_cpu_a_receipt_would_fill_its_core() -> None:
+    # 2,000 µs a receipt: a core gives 500 receipts/s, 0.95 of the limit of 500 / 0.95 × 0.45
+    # = 236.8 registers of 0.45 s a receipt.
+    rows = [{"engine_cpu_us_per_receipt": us} for us in (1500, 2000, 4000)]
+    assert engine_cap_registers(rows, 0.45) == 236

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -93,3 +94,23 @@ def test_bench_without_matplotlib_says_how_to_get_it_before_running(
     assert main(["bench", "tlv"]) == 2
     err = capsys.readouterr()
     assert "pip install 'kassa[bench]'" in err.err and err.out == ""
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="--pin needs two cores")
+def test_e2e_pin_searches_the_fleet_sizes_with_the_engine_alone_on_a_core(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [KASSA, "bench", "e2e", "--pin", "--quick", "--json", "--results", str(tmp_path)],
+        capture_output=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    assert result["benchmark"] == "e2e-pin" and (tmp_path / "e2e-pin.json").exists()
+    assert len(result["pinned"]["engine"]) == 1 and result["pinned"]["fleet_and_client"]
+    sizes = [row["registers"] for row in result["rows"]]
+    assert sizes and sizes[0] == 2 and max(sizes) <= 4  # --quick tries 2 to 4 registers
+    assert result["stopped_by"] in ("engine", "fleet", "most")
+    assert result["registers_per_engine_core"] in (0, *sizes)
+    assert result["registers_per_engine_core_scheduling"] in (0, *sizes)
+    assert 0.9 < result["ratio_ceiling"] < 1
+    assert result["fleet_cap_registers"] > 0 and result["engine_cap_registers"] > 0

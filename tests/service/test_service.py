@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import signal
 import subprocess
@@ -989,6 +990,9 @@ def test_kassa_toml_becomes_the_engine_s_and_the_service_s_config(tmp_path: Path
     assert (service.rate, service.burst) == (50.0, 100)
     assert service.sizes == SizeLimits(request_bytes=2 << 20, receipt_bytes=256 << 10)
     assert "secret" not in repr(service).lower() or SERVER.secret.decode() not in repr(service)
+    assert engine.admission_tolerance == math.inf  # the default: off
+    on = good_config().replace("[limits]", "[limits]\nadmission_tolerance = 1.5", 1)
+    assert load_config(write_config(tmp_path, on)).engine.admission_tolerance == 1.5
 
 
 @pytest.mark.parametrize(
@@ -1027,6 +1031,10 @@ def test_kassa_toml_becomes_the_engine_s_and_the_service_s_config(tmp_path: Path
          "service.secret_key_file: "),
         (('listen = "tcp://127.0.0.1:0"', 'listen = "http://x"'), "service.listen: expected tcp://"),
         (('[limits]', '[limits]\nspeed = 1'), "limits.speed: unknown key"),
+        (('[limits]', '[limits]\nadmission_tolerance = 0.5'),
+         "limits.admission_tolerance: expected at least 1 (or inf), got 0.5"),
+        (('[limits]', '[limits]\nadmission_tolerance = nan'),
+         "limits.admission_tolerance: expected at least 1 (or inf), got nan"),
         (('id = "b"', 'id = "a"'), "tenants[1].id: 'a' is listed twice"),
         (('id = "b"', 'id = "b b"'), "tenants[1].id: 'b b': use 1 to 64"),
         (('[service]', '[servise]'), "servise: unknown key"),
