@@ -108,7 +108,10 @@ async def test_a_peer_that_reads_nothing_loses_messages_with_a_notice_and_held_o
                     server.send_nowait([peer, b"h%d" % n], hold=True)
                 while server.pending or server.sent + server.dropped < total:
                     await trio.sleep(0.01)
-                assert server.dropped > 0 and server.held(peer) > 0
+                # Whether any held one is still waiting here depends on how far ZeroMQ's I/O
+                # thread has drained the pipe meanwhile (under load it may have made room for
+                # all 50): what must hold is below, that they all arrive, in order.
+                assert server.dropped > 0
                 quiet = 0
                 while quiet < 200:  # read until nothing more comes for a while
                     try:
