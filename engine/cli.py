@@ -7,6 +7,7 @@ traceback is a bug. ``demo`` and ``bench`` import what they run inside their own
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.util
 import json
@@ -14,7 +15,7 @@ import os
 import shlex
 import string
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -403,6 +404,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         new_secret,
     )
     from engine.journal import JournalError
+    from engine.log_writer import LogWriter
     from engine.service import SWITCH_INTERVAL, ServiceError
     from engine.service_config import (
         ConfigError,
@@ -414,8 +416,18 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         z85_key,
     )
 
-    logging.basicConfig(level=logging.INFO, format="kassa: %(levelname)s: %(message)s")
     sys.setswitchinterval(SWITCH_INTERVAL)  # this process is the service's: see the constant
+
+    @contextlib.contextmanager
+    def logging_to_stderr() -> Iterator[None]:
+        """The log goes to stderr from a thread of its own (engine/log_writer.py): a reader
+        that stalls cannot block the event loop. Its lines are written before any error."""
+        with LogWriter(sys.stderr) as writer:
+            logging.basicConfig(level=logging.INFO, handlers=[writer.handler])
+            try:
+                yield
+            finally:
+                logging.getLogger().removeHandler(writer.handler)
 
     async def until_signalled(
         loaded: LoadedConfig,
@@ -564,7 +576,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if args.smtp and not args.demo:
             _fail("--smtp is for --demo; a config sets its [smtp] section")
         if args.demo:
-            with tempfile.TemporaryDirectory(prefix="kassa-serve-") as folder:
+            with tempfile.TemporaryDirectory(prefix="kassa-serve-") as folder, logging_to_stderr():
                 trio.run(demo, Path(folder))
         else:
             try:
@@ -581,7 +593,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                 loaded = attrs.evolve(
                     loaded, http=attrs.evolve(loaded.http, listen=args.http_listen)
                 )
-            trio.run(until_signalled, loaded, serving)
+            with logging_to_stderr():
+                trio.run(until_signalled, loaded, serving)
     except BaseExceptionGroup as group:  # trio nurseries wrap what their tasks raise
         failed, _ = group.split((ServiceError, OSError, sqlite3.Error, JournalError))
         if failed is None:

@@ -36,7 +36,8 @@ GENERATION = () if "KASSA_FUZZ_HTTP_EXAMPLES" in os.environ else ("--generation-
 
 
 def test_schemathesis_finds_no_5xx_and_no_answer_outside_the_document(tmp_path: Path) -> None:
-    process, said = start_demo()
+    log = tmp_path / "server.log"  # the server's own account, for a finding's report
+    process, said = start_demo(log=log)
     try:
         credentials = json.loads(said["credentials"])
         base, atol = credentials["http"], credentials["atol"]
@@ -85,7 +86,8 @@ def test_schemathesis_finds_no_5xx_and_no_answer_outside_the_document(tmp_path: 
             timeout=120 if EXAMPLES == 30 else None,
         )
         print(run.stdout[-3000:])  # kassa fuzz http reads the summary
-        assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+        told = log.read_text(errors="replace")[-2000:]
+        assert run.returncode == 0, f"{run.stdout[-6000:]}{run.stderr[-2000:]}\nserver:\n{told}"
         operations = sum(len(methods) for methods in served()["paths"].values())
         every = rf"Selected: {operations}/{operations}|{operations} selected / {operations} total"
         assert re.search(every, run.stdout), run.stdout

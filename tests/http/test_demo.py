@@ -3,6 +3,9 @@ lines run as written against it (the live password, token and uuid in place of t
 
 from __future__ import annotations
 
+import array
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -10,9 +13,13 @@ import shlex
 import signal
 import subprocess
 import sys
+import tempfile
+import termios
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+import httpx
 
 ROOT = Path(__file__).parents[2]
 README = (ROOT / "README.md").read_text()
@@ -40,39 +47,121 @@ def readme_session(title: str = "HTTP: the ATOL Online v5 API") -> list[tuple[st
     return steps
 
 
-def start_demo(*extra: str, quiet: bool = False) -> tuple[subprocess.Popen[str], dict[str, str]]:
+def start_demo(
+    *extra: str, quiet: bool = False, log: Path | None = None, unread_pipe: bool = False
+) -> tuple[subprocess.Popen[str], dict[str, str]]:
     """``kassa serve --demo`` on free ports, and what it said before serving.
 
-    ``quiet`` drops its log: a long test that never reads it must not fill the pipe.
+    Its log (stderr) goes to the file ``log``, else to an unnamed temporary file, never to a
+    pipe: no test reads a pipe while it runs, and once a pipe holds 64 KiB the server's next
+    log line blocks its event loop in write(2), so it answers nothing and ignores SIGINT
+    (issue 22's http finding: some 540 refused notifications). ``quiet`` drops the log;
+    ``unread_pipe`` sends it to such a pipe, for the test that the server copes with one.
     """
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "engine.cli",
-            "serve",
-            "--demo",
-            "--listen",
-            "tcp://127.0.0.1:*",
-            "--http-listen",
-            "127.0.0.1:0",
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL if quiet else subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    said: dict[str, str] = {}
-    assert process.stdout is not None
-    deadline = time.monotonic() + 60
-    while "stop" not in said and time.monotonic() < deadline:
-        line = process.stdout.readline()
-        assert line, process.stderr.read() if process.stderr else "no output"
-        key, _, value = line.partition(": ")
-        said[key] = value.strip()
+    with contextlib.ExitStack() as files:  # the child has its own copy of the log's file
+        sink: IO[str] | int = subprocess.PIPE if unread_pipe else subprocess.DEVNULL
+        if log is not None and not quiet:
+            sink = files.enter_context(log.open("w+"))
+        elif not quiet and not unread_pipe:
+            sink = files.enter_context(tempfile.TemporaryFile("w+"))
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "engine.cli",
+                "serve",
+                "--demo",
+                "--listen",
+                "tcp://127.0.0.1:*",
+                "--http-listen",
+                "127.0.0.1:0",
+                *extra,
+            ],
+            stdout=subprocess.PIPE,  # read below up to "stop:", after which it says nothing
+            stderr=sink,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        said: dict[str, str] = {}
+        assert process.stdout is not None
+        deadline = time.monotonic() + 60
+        while "stop" not in said and time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:  # it stopped before serving: its log says why
+                process.wait(10)
+                told = ""
+                if not isinstance(sink, int):
+                    sink.seek(0)
+                    told = sink.read()
+                raise AssertionError(told or "no output")
+            key, _, value = line.partition(": ")
+            said[key] = value.strip()
     return process, said
+
+
+#: What a Linux pipe holds (pipe(7)): a writer blocks once that much is unread.
+PIPE_BYTES = 65536
+
+
+def test_the_demo_answers_and_stops_after_more_log_than_a_pipe_holds(tmp_path: Path) -> None:
+    """Every unreadable notification logs a warning; twice a pipe's worth of them must neither
+    stop the server (an unread stderr pipe did, and then it ignored SIGINT) nor be lost."""
+    log = tmp_path / "server.log"
+    process, said = start_demo(log=log)
+    try:
+        credentials = json.loads(said["credentials"])
+        url = f"{credentials['http']}/notifications/{credentials['payments']['hook']}/tbank"
+        with httpx.Client(trust_env=False, timeout=10) as client:
+            sent = 0
+            while log.stat().st_size <= 2 * PIPE_BYTES and sent < 3000:  # ~120 bytes each
+                answer = client.post(url, data={"not": "json"})
+                if answer.status_code == 429:  # the tenant's rate limit: wait as it says
+                    time.sleep(float(answer.headers["Retry-After"]))
+                    continue
+                assert answer.status_code == 400, answer.text
+                sent += 1
+        logged = log.read_text()
+        assert logged.count("unreadable tbank notification") >= sent, (sent, logged[-500:])
+        assert len(logged.encode()) > 2 * PIPE_BYTES, (sent, len(logged))
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            assert process.wait(20) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+def test_the_demo_answers_and_stops_while_nobody_reads_its_log() -> None:
+    """A full stderr pipe held the event loop in write(2): nothing answered, SIGINT ignored.
+    The log is written from a thread of its own now (engine/log_writer.py)."""
+    process, said = start_demo(unread_pipe=True)
+    try:
+        assert process.stderr is not None
+        credentials = json.loads(said["credentials"])
+        url = f"{credentials['http']}/notifications/{credentials['payments']['hook']}/tbank"
+        answered = 0
+        with httpx.Client(trust_env=False, timeout=10) as client:
+            while answered < 1200:  # ~120 bytes of warning each: twice what a pipe holds
+                answer = client.post(url, data={"not": "json"})
+                if answer.status_code == 429:  # the tenant's rate limit: wait as it says
+                    time.sleep(float(answer.headers["Retry-After"]))
+                    continue
+                assert answer.status_code == 400, answer.text
+                answered += 1
+        waiting = array.array("i", [0])
+        fcntl.ioctl(process.stderr.fileno(), termios.FIONREAD, waiting)
+        assert waiting[0] > PIPE_BYTES // 2, waiting[0]  # it is (nearly) full: nobody read it
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            assert process.wait(20) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
 
 
 def test_the_readme_s_curl_session_runs_against_the_demo() -> None:
