@@ -643,9 +643,9 @@ class Engine:
         Entries beyond the room left in the tenant's queue are answered :class:`Busy`, in
         order, so the front of a batch goes through and the client retries the rest.
 
-        Each answer says exactly what was journaled: a job was (``queued``, or ``accepted``
-        when the journal failed after the batch's commit: it is queued once the journal is
-        back); an error was not. A journal that cannot commit the batch answers every entry
+        Each answer says exactly what was journaled: a job was (``queued``; on a shared
+        journal ``accepted`` when the journal failed between the batch's commit and the one
+        that queues it: it is queued once the journal is back); an error was not. A journal that cannot commit the batch answers every entry
         :class:`Unavailable`; this method raises only for a fault of Kassa's own.
         """
         out: list[Job | SubmitError | None] = [None] * len(jobs)
@@ -669,8 +669,15 @@ class Engine:
         batch = batch[:room]
         if batch:
             self._reserve(tenant, len(batch))
+            # Alone on its journal, the engine journals a batch straight into its queue: one
+            # commit. On a shared journal another engine's register may claim a queued job at
+            # once, so the job is watched (its events are this engine's clients') before the
+            # second commit queues it.
+            entry = JobState.ACCEPTED if self._shared else JobState.QUEUED
             try:
-                accepted = await self.journal.accept_many([(tenant, e, b) for _, e, b in batch])
+                accepted = await self.journal.accept_many(
+                    [(tenant, e, b) for _, e, b in batch], state=entry
+                )
             except JournalUnavailable as exc:  # one commit: none of the batch was journaled
                 self._release(tenant, len(batch))
                 unavailable = self._degrade(exc)
@@ -688,10 +695,14 @@ class Engine:
                 elif answer.duplicate:
                     out[i] = answer.job
                     self._release(tenant)
+                elif entry is JobState.QUEUED:
+                    out[i] = answer.job
+                    if self._on_event is not None:
+                        self._on_event(JobEvent(answer.job))
+                    self._enqueue(answer.job, group)
                 else:
                     fresh.append((i, answer.job))
-                    if self._shared:
-                        self._watched.add(answer.job.id)
+                    self._watched.add(answer.job.id)
             if fresh:  # one commit moves the whole batch to its queue
                 try:
                     moved = await self.journal.move_many(

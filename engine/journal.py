@@ -241,7 +241,7 @@ class Journal(Protocol):
     async def accept(self, tenant: str, external_id: str, body: bytes) -> Accepted: ...
 
     async def accept_many(
-        self, jobs: Sequence[tuple[str, str, bytes]]
+        self, jobs: Sequence[tuple[str, str, bytes]], *, state: JobState = JobState.ACCEPTED
     ) -> list[Accepted | ConflictError]: ...
 
     async def move(
@@ -785,14 +785,16 @@ class SqliteJournal:
         return await self._run(lambda c: _accept(c, tenant, external_id, body))
 
     async def accept_many(
-        self, jobs: Sequence[tuple[str, str, bytes]]
+        self, jobs: Sequence[tuple[str, str, bytes]], *, state: JobState = JobState.ACCEPTED
     ) -> list[Accepted | ConflictError]:
         """Journal a batch of jobs in one commit; each repeat or conflict is answered alone.
 
         A conflict in the batch is returned as the exception in its place, so that one bad
-        entry does not refuse the others.
+        entry does not refuse the others. ``state`` ``queued`` journals the new jobs straight
+        into their queue: one commit at intake instead of a second one to move them there.
         """
-        return await self._run(lambda c: [_accept_or_conflict(c, *job) for job in jobs])
+        check_entry_state(state)
+        return await self._run(lambda c: [_accept_or_conflict(c, *job, state) for job in jobs])
 
     async def move(
         self,
@@ -1384,16 +1386,28 @@ def new_job_id() -> str:
     return uuid.uuid4().hex
 
 
-def _accept(connection: sqlite3.Connection, tenant: str, external_id: str, body: bytes) -> Accepted:
+def check_entry_state(state: JobState) -> None:
+    """A new job enters the journal ``accepted`` or straight into its queue, nowhere else."""
+    if state not in (JobState.ACCEPTED, JobState.QUEUED):
+        raise JournalError(f"a new job cannot enter the journal {state.value}")
+
+
+def _accept(
+    connection: sqlite3.Connection,
+    tenant: str,
+    external_id: str,
+    body: bytes,
+    state: JobState = JobState.ACCEPTED,
+) -> Accepted:
     digest = hashlib.sha256(body).digest()
     now = time.time()
     job_id = new_job_id()
     inserted = connection.execute(
         "INSERT OR IGNORE INTO jobs VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, NULL)",
-        (job_id, tenant, external_id, body, digest, JobState.ACCEPTED.value, now, now),
+        (job_id, tenant, external_id, body, digest, state.value, now, now),
     ).rowcount
     if inserted:  # the row is exactly what was written: no need to read it back
-        job = Job(job_id, tenant, external_id, body, JobState.ACCEPTED, None, None, now, now)
+        job = Job(job_id, tenant, external_id, body, state, None, None, now, now)
         return Accepted(job, duplicate=False)
     row = connection.execute(
         f"SELECT {_JOB_COLUMNS}, body_hash FROM jobs WHERE tenant = ? AND external_id = ?",
@@ -1406,10 +1420,10 @@ def _accept(connection: sqlite3.Connection, tenant: str, external_id: str, body:
 
 
 def _accept_or_conflict(
-    connection: sqlite3.Connection, tenant: str, external_id: str, body: bytes
+    connection: sqlite3.Connection, tenant: str, external_id: str, body: bytes, state: JobState
 ) -> Accepted | ConflictError:
     try:
-        return _accept(connection, tenant, external_id, body)
+        return _accept(connection, tenant, external_id, body, state)
     except ConflictError as exc:
         return exc
 

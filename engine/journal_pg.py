@@ -61,6 +61,7 @@ from engine.journal import (
     ShiftRow,
     SqliteJournal,
     TenantRecord,
+    check_entry_state,
     check_fence,
     new_job_id,
     open_checked,
@@ -767,10 +768,12 @@ class PostgresJournal:
         return await self._run(lambda c: _accept(c, tenant, external_id, body))
 
     async def accept_many(
-        self, jobs: Sequence[tuple[str, str, bytes]]
+        self, jobs: Sequence[tuple[str, str, bytes]], *, state: JobState = JobState.ACCEPTED
     ) -> list[Accepted | ConflictError]:
-        """Journal a batch in one commit; a conflict is returned in its place."""
-        return await self._run(lambda c: [_accept_or_conflict(c, *job) for job in jobs])
+        """Journal a batch in one commit; a conflict is returned in its place. ``state``: as
+        :meth:`engine.journal.SqliteJournal.accept_many`."""
+        check_entry_state(state)
+        return await self._run(lambda c: [_accept_or_conflict(c, *job, state) for job in jobs])
 
     async def move(
         self,
@@ -1478,7 +1481,13 @@ def _last_fd(cursor: Cursor, fn_number: str) -> int | None:
     return None if row is None or row[0] in (None, 0) else int(row[0])
 
 
-def _accept(cursor: Cursor, tenant: str, external_id: str, body: bytes) -> Accepted:
+def _accept(
+    cursor: Cursor,
+    tenant: str,
+    external_id: str,
+    body: bytes,
+    state: JobState = JobState.ACCEPTED,
+) -> Accepted:
     """One statement (one round trip): the new job inserted, or the first one read back."""
     digest = hashlib.sha256(body).digest()
     now = time.time()
@@ -1494,7 +1503,7 @@ def _accept(cursor: Cursor, tenant: str, external_id: str, body: bytes) -> Accep
             external_id,
             body,
             digest,
-            JobState.ACCEPTED.value,
+            state.value,
             now,
             now,
             tenant,
@@ -1523,10 +1532,10 @@ def _one_row(cursor: Cursor, tenant: str, external_id: str) -> tuple[Any, ...]:
 
 
 def _accept_or_conflict(
-    cursor: Cursor, tenant: str, external_id: str, body: bytes
+    cursor: Cursor, tenant: str, external_id: str, body: bytes, state: JobState
 ) -> Accepted | ConflictError:
     try:
-        return _accept(cursor, tenant, external_id, body)
+        return _accept(cursor, tenant, external_id, body, state)
     except ConflictError as exc:
         return exc
 

@@ -60,6 +60,26 @@ async def test_a_repeat_with_another_body_names_the_conflict(journal: Any) -> No
     assert not isinstance(batch[1], ConflictError) and not batch[1].duplicate
 
 
+async def test_a_batch_can_enter_straight_into_its_queue(store: Store) -> None:
+    """Intake's one commit: a batch journaled ``queued`` is queued as it is read back, and a
+    repeat in it is the first job, in the state it is in. No job enters anywhere else."""
+    async with store.open() as journal:
+        first = await journal.accept("shop", "order-1", b"receipt")
+        batch = await journal.accept_many(
+            [("shop", "order-1", b"receipt"), ("shop", "o-2", b"x"), ("shop", "o-3", b"y")],
+            state=JobState.QUEUED,
+        )
+        with pytest.raises(JournalError, match="cannot enter the journal sent"):
+            await journal.accept_many([("shop", "o-4", b"z")], state=JobState.SENT)
+    repeat, *fresh = batch
+    assert repeat.duplicate and repeat.job.id == first.job.id
+    assert repeat.job.state is JobState.ACCEPTED
+    assert all(not a.duplicate and a.job.state is JobState.QUEUED for a in fresh)
+    async with store.open() as journal:  # reopened: kept, queued, as answered
+        assert [await journal.job(a.job.id) for a in fresh] == [a.job for a in fresh]
+        assert await journal.job_by_external_id("shop", "o-4") is None
+
+
 async def test_concurrent_jobs_share_commits(journal: Any) -> None:
     async with trio.open_nursery() as nursery:
         for i in range(300):
