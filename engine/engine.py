@@ -645,8 +645,9 @@ class Engine:
 
         Each answer says exactly what was journaled: a job was (``queued``; on a shared
         journal ``accepted`` when the journal failed between the batch's commit and the one
-        that queues it: it is queued once the journal is back); an error was not. A journal that cannot commit the batch answers every entry
-        :class:`Unavailable`; this method raises only for a fault of Kassa's own.
+        that queues it: it is queued once the journal is back); an error was not. A journal
+        that cannot commit the batch answers every entry :class:`Unavailable`; this method
+        raises only for a fault of Kassa's own.
         """
         out: list[Job | SubmitError | None] = [None] * len(jobs)
         batch: list[tuple[int, str, bytes]] = []
