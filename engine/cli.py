@@ -321,7 +321,9 @@ def _cmd_emulator_serve(args: argparse.Namespace) -> int:
     import trio
 
     from emulator.serve import FleetError, FnSetup, serve_fleet
+    from engine.collector import tune_collector
 
+    tune_collector()  # engine/collector.py: the default schedule made a large fleet collapse
     fn_setup = FnSetup(
         registered_ago=dt.timedelta(days=args.fn_age),
         key_validity_months=args.fn_months,
@@ -394,6 +396,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import trio
     import zmq
 
+    from engine.collector import tune_collector
     from engine.config import EngineConfig
     from engine.doors import Doors, open_doors
     from engine.http.credentials import (
@@ -417,6 +420,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     )
 
     sys.setswitchinterval(SWITCH_INTERVAL)  # this process is the service's: see the constant
+    tune_collector()  # engine/collector.py: the default schedule stalls a busy engine
 
     @contextlib.contextmanager
     def logging_to_stderr() -> Iterator[None]:
