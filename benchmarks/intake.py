@@ -19,10 +19,11 @@ answer), the service process's CPU time per acked job (utime + stime of /proc/PI
 the mode's wall time) and its peak resident memory so far (VmHWM of /proc/PID/status).
 
 What an ack guarantees: the service answers a submit only when the engine's ``submit_many``
-has returned, which is after the job was validated, inserted and committed by the journal's
-writer thread, then moved to ``queued`` in a second commit. The journal is SQLite in WAL mode
-with ``synchronous=FULL`` (set on every connection by engine/journal.py, not configurable), so
-both commits are fsynced before the answer leaves: an acked job survives a crash or power loss
+has returned, which is after the job was validated, then inserted into its queue and
+committed by the journal's writer thread (one commit: the job enters the journal ``queued``).
+The journal is SQLite in WAL mode with ``synchronous=FULL`` (set on every connection by
+engine/journal.py, not configurable), so the commit is fsynced before the answer leaves: an
+acked job survives a crash or power loss
 of the service at any later point, and a repeat of its external_id answers the same job. Many
 requests in flight share a transaction and its fsync (group commit: the service gathers each
 tenant's submits into rounds, and the writer thread commits whatever queued meanwhile in one

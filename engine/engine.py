@@ -610,9 +610,10 @@ class Engine:
             if existing.body != body:
                 raise Conflict(ConflictError(tenant, external_id, existing.id)) from None
             return existing
+        entry = JobState.ACCEPTED if self._shared else JobState.QUEUED  # see submit_many
         try:
             with self._journaled():
-                accepted = await self.journal.accept(tenant, external_id, body)
+                accepted = await self.journal.accept(tenant, external_id, body, state=entry)
         except ConflictError as exc:
             self._release(tenant)
             raise Conflict(exc) from None
@@ -622,9 +623,15 @@ class Engine:
         if accepted.duplicate:
             self._release(tenant)
             return accepted.job
+        if entry is JobState.QUEUED:  # one commit: journaled and queued
+            job = accepted.job
+            if self._on_event is not None:
+                self._on_event(JobEvent(job))
+            await self._step("queued", job.id)
+            self._enqueue(job)
+            return job
         await self._step("accepted", accepted.job.id)
-        if self._shared:
-            self._watched.add(accepted.job.id)
+        self._watched.add(accepted.job.id)
         try:
             job = await self._move(accepted.job, JobState.QUEUED)
         except JournalUnavailable as exc:  # journaled: answered as accepted, queued later

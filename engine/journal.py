@@ -238,7 +238,9 @@ class Journal(Protocol):
 
     shared: bool
 
-    async def accept(self, tenant: str, external_id: str, body: bytes) -> Accepted: ...
+    async def accept(
+        self, tenant: str, external_id: str, body: bytes, *, state: JobState = JobState.ACCEPTED
+    ) -> Accepted: ...
 
     async def accept_many(
         self, jobs: Sequence[tuple[str, str, bytes]], *, state: JobState = JobState.ACCEPTED
@@ -780,9 +782,15 @@ class SqliteJournal:
 
     # --- jobs -------------------------------------------------------------------------------------
 
-    async def accept(self, tenant: str, external_id: str, body: bytes) -> Accepted:
-        """Journal a new job, or return the first job for a repeat of (tenant, external_id)."""
-        return await self._run(lambda c: _accept(c, tenant, external_id, body))
+    async def accept(
+        self, tenant: str, external_id: str, body: bytes, *, state: JobState = JobState.ACCEPTED
+    ) -> Accepted:
+        """Journal a new job, or return the first job for a repeat of (tenant, external_id).
+
+        ``state``: ``queued`` journals it straight into its queue (see :meth:`accept_many`).
+        """
+        check_entry_state(state)
+        return await self._run(lambda c: _accept(c, tenant, external_id, body, state))
 
     async def accept_many(
         self, jobs: Sequence[tuple[str, str, bytes]], *, state: JobState = JobState.ACCEPTED

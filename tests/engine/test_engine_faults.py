@@ -22,7 +22,9 @@ from engine.journal import JobState
 from protocols.documents.model import Receipt
 from tests.engine.fleet import WALL_START, assert_exactly_once, fleet_config
 
-STEPS = ["accepted", "queued", "taken", "sending", "signed", "journaled"]
+#: Where a job can be killed. Alone on its journal, a submit journals its job straight into
+#: its queue, so there is no step between "accepted" and "queued" to be killed at.
+STEPS = ["queued", "taken", "sending", "signed", "journaled"]
 
 
 def batch(n: int) -> list[tuple[str, Receipt]]:
