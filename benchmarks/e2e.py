@@ -423,8 +423,10 @@ def search_registers(
     target: float = TARGET_RATIO,
 ) -> tuple[list[dict[str, Any]], int, str]:
     """The largest fleet size whose ``figure`` meets the target: the rows tried, that size, and what
-    stopped it (``engine``, ``fleet`` when the fleet's own core was saturated at the first size
-    that failed, or ``most`` when every size up to ``most`` met it).
+    stopped it at the first size that failed: ``fleet`` when the fleet's own core was saturated,
+    ``engine`` when the engine's was (FLEET_SATURATED of it), ``waits`` when neither was (the
+    registers waited for the two processes' wake-ups, not for CPU), or ``most`` when every size
+    up to ``most`` met it.
 
     The size doubles from ``start`` while it meets the target; then the gap between the largest
     size that met it and the smallest that did not is halved until it is within
@@ -454,7 +456,11 @@ def search_registers(
         else:
             failed = size
     first_failure = next(row for row in rows if row["registers"] == failed)
-    return rows, passed, "fleet" if first_failure["fleet_saturated"] else "engine"
+    if first_failure["fleet_saturated"]:
+        return rows, passed, "fleet"
+    if float(first_failure["engine_core_share"]) >= FLEET_SATURATED:
+        return rows, passed, "engine"
+    return rows, passed, "waits"
 
 
 def fleet_cap_registers(rows: Sequence[dict[str, Any]], receipt_s: float) -> int:
@@ -853,6 +859,8 @@ def pinned_notes(result: dict[str, Any]) -> list[str]:
     """What ``--pin`` found, in words."""
     why = {
         "engine": "the engine's core could not keep the pace at the next size tried",
+        "waits": "at the next size tried neither core was full: the registers waited for the"
+        " engine's and the fleet's wake-ups, not for CPU",
         "fleet": "the fleet's core (shared with the client) was saturated at the next size tried:"
         " the engine's own figure is at least this",
         "most": "every size tried met the target: the engine's own figure is at least this",

@@ -172,8 +172,15 @@ def test_engine_cpu_over_floor_is_the_ratio_to_the_runs_own_floor() -> None:
     assert over_floor(500, 0) == 0.0  # no floor measured: no ratio, not a division by zero
 
 
-def _row(registers: int, ratio: float, saturated: bool = False) -> dict[str, object]:
-    return {"registers": registers, "ratio": ratio, "fleet_saturated": saturated}
+def _row(
+    registers: int, ratio: float, saturated: bool = False, engine_share: float = 0.9
+) -> dict[str, object]:
+    return {
+        "registers": registers,
+        "ratio": ratio,
+        "fleet_saturated": saturated,
+        "engine_core_share": engine_share,
+    }
 
 
 def test_the_pinned_search_doubles_then_halves_the_gap_to_the_largest_size_that_meets_it() -> None:
@@ -201,6 +208,11 @@ def test_the_pinned_search_says_when_the_fleet_stopped_it_or_every_size_met_it()
     assert (found, stopped_by) == (300, "most")
     assert [row["registers"] for row in rows] == [100, 200, 300]
     assert search_registers(lambda size: _row(size, 0.5), 10, 100)[1:] == (0, "engine")
+    # Neither core full where it failed: the wake-ups held the registers, not the CPU.
+    idle = search_registers(
+        lambda size: _row(size, 0.96 if size < 150 else 0.93, False, 0.35), 20, 1000
+    )
+    assert idle[1:] == (140, "waits")
 
 
 def test_the_fleet_cap_is_where_the_fleet_and_client_would_fill_their_core() -> None:
@@ -249,6 +261,7 @@ def test_the_search_can_go_by_the_scheduling_ratio_and_the_ratio_is_read_off_its
             "ratio": 0.93 if size <= 20 else 0.5,  # never 0.95: Kassa's sequence is longer
             "scheduling_ratio": 0.99 if size <= 20 else 0.5,
             "fleet_saturated": False,
+            "engine_core_share": 0.2,
         }
 
     rows, found, _ = search_registers(trial, 10, 100, figure="scheduling_ratio")
