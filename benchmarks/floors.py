@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import trio
@@ -100,8 +100,8 @@ def kassa_packets(receipt: Receipt) -> list[tuple[bytes, bytes]]:
     return packets
 
 
-def protocol_floor_us(receipt: Receipt, rounds: int = 300) -> float:
-    """CPU µs of the Shtrih work the engine does for one receipt, with no I/O at all.
+def _engine_work(receipt: Receipt) -> Callable[[], Iterator[None]]:
+    """One receipt of the engine's Shtrih work, as a generator that yields before each exchange.
 
     Planning the commands of the marked receipt, then, for each exchange of Kassa's sequence,
     encoding and framing the request (link v2), taking the answer packet and decoding it. The
@@ -112,18 +112,63 @@ def protocol_floor_us(receipt: Receipt, rounds: int = 300) -> float:
     reads = [request for request, _ in exchanges[len(receipt_requests(marked)) :]]
     answers = [answer for _, answer in exchanges]
     host = LinkV2Host(next_number=1)
-    began = 0.0
-    for round_ in range(-rounds // 10, rounds):  # a tenth more, untimed, to warm up
-        if round_ == 0:
-            began = time.process_time()
+
+    def one_receipt() -> Iterator[None]:
         requests = [*receipt_requests(marked), *reads]
         for request, answer in zip(requests, answers, strict=True):
+            yield  # the register's answer is due
             host.send(CommandFrame(payload=request.encode()))
             host.receive_data(encode_packet(host.number, answer))
             event = host.next_event()
             assert isinstance(event, AnswerFrame) and host.next_event() is NEED_DATA
             c.decode_answer(event.payload)
+
+    return one_receipt
+
+
+def protocol_floor_us(receipt: Receipt, rounds: int = 300) -> float:
+    """CPU µs of the Shtrih work the engine does for one receipt (:func:`_engine_work`), with
+    no I/O at all, the receipts back to back."""
+    one_receipt = _engine_work(receipt)
+    began = 0.0
+    for round_ in range(-rounds // 10, rounds):  # a tenth more, untimed, to warm up
+        if round_ == 0:
+            began = time.process_time()
+        for _ in one_receipt():
+            pass
     return (time.process_time() - began) / rounds * 1e6
+
+
+def spaced_protocol_us(
+    receipt: Receipt, pause: float, rounds: int = 10, *, spin: bool = False
+) -> float:
+    """:func:`protocol_floor_us` with a pause of ``pause`` seconds before each exchange, as an
+    engine's exchanges come when the register answers: CPU µs a receipt, the pauses left out.
+
+    The planning and each exchange come after a pause of their own. The pause is asleep, or
+    with ``spin`` a busy loop: whether the work costs more after the thread was idle or after
+    time went by at all.
+    """
+    one_receipt = _engine_work(receipt)
+    for _ in range(3):  # warm up, untimed
+        for _ in one_receipt():
+            pass
+    spent = 0.0
+    for _ in range(rounds):
+        steps = one_receipt()
+        while True:
+            if spin:
+                until = time.perf_counter() + pause
+                while time.perf_counter() < until:
+                    pass
+            else:
+                time.sleep(pause)
+            began = time.thread_time()
+            done = next(steps, StopIteration) is StopIteration
+            spent += time.thread_time() - began
+            if done:
+                break
+    return spent / rounds * 1e6
 
 
 def emulator_floor_us(receipt: Receipt, rounds: int = 300) -> float:

@@ -26,6 +26,7 @@ from benchmarks.e2e import (
     receipt_seconds,
     saturation_notes,
     search_registers,
+    spaced_text,
 )
 from benchmarks.floors import (
     emulator_floor_us,
@@ -33,6 +34,7 @@ from benchmarks.floors import (
     kassa_packets,
     protocol_floor_us,
     socket_floor_us,
+    spaced_protocol_us,
 )
 from emulator.timing import model_named
 from engine import samples
@@ -121,6 +123,25 @@ def test_the_waking_floor_lets_the_register_work_before_each_answer() -> None:
     # 2 receipts of 12 answers, each after 5 ms of the register's work: at least 0.12 s.
     assert time.monotonic() - began >= 2 * len(packets) * 0.005
     assert 0 < host < 1_000_000 and 0 < register < 1_000_000
+
+
+def test_the_spaced_work_pauses_before_the_planning_and_each_exchange() -> None:
+    receipt = samples.card_sale()
+    pieces = 1 + len(kassa_exchanges(receipt))  # the planning, then each of the 12 exchanges
+    for spin in (False, True):
+        began = time.monotonic()
+        spent = spaced_protocol_us(receipt, 0.002, rounds=2, spin=spin)
+        assert time.monotonic() - began >= 2 * pieces * 0.002
+        # The pauses are left out of the count: 2 receipts of Shtrih work, not 52 ms of them.
+        assert 0 < spent < 2 * pieces * 0.002 * 1e6 / 2
+
+
+def test_the_spaced_work_is_printed_asleep_then_spun() -> None:
+    spaced = {"asleep_0.5ms": 800, "asleep_5ms": 2500, "asleep_40ms": 3500, "spun_40ms": 3000}
+    assert spaced_text(spaced, 340) == (
+        "  engine, its Shtrih work with a pause before each exchange: asleep 0.5 ms 800,"
+        " 5 ms 2500, 40 ms 3500; spun 40 ms 3000 (back to back 340)"
+    )
 
 
 def test_the_cpu_budget_is_the_cores_over_the_target_rate() -> None:

@@ -48,6 +48,9 @@ def test_benchmark_quick_run_prints_a_table_and_writes_json_and_png(
     assert measured and all(r > 0 for r in measured)
     assert json.loads((tmp_path / f"{name}.json").read_text()) == result
     assert (tmp_path / f"{name}.png").read_bytes().startswith(PNG_SIGNATURE)
+    if name == "e2e":  # the floors it compares with, each measured
+        floors = [*result["floors_us"].values(), *result["spaced_work_us"].values()]
+        assert len(result["spaced_work_us"]) == 4 and all(us > 0 for us in floors)
 
 
 def test_tlv_benchmark_sets_kassa_beside_the_reference_codec(tmp_path: Path) -> None:
