@@ -130,6 +130,27 @@ async def test_a_result_and_the_next_jobs_intent_share_one_commit(
     assert [job.fd_before for job in later if job is not None] == fds[:-1]
 
 
+async def test_a_job_left_accepted_is_queued_and_fiscalized_once_at_start_up(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Alone on its journal a submit is one commit, straight into the queue; a job journaled
+    as ``accepted`` (by an engine killed between two commits, or before they were one) is
+    still found at start-up, queued and fiscalized once."""
+    events: list[JobEvent] = []
+    async with open_memory_fleet(1) as fleet:
+        config = fleet_config(fleet, tmp_path / "j.db")
+        async with Engine.open(config) as engine:
+            body = encode_body(samples.card_sale(), "main")
+            left = (await engine.journal.accept("shop", "left", body)).job
+            assert left.state is JobState.ACCEPTED
+        async with Engine.open(config, on_event=events.append) as engine:
+            with trio.fail_after(600):  # simulated seconds: a job never queued waits forever
+                done = await engine.wait("shop", left.id)
+            assert done.state is JobState.FISCALIZED, done.error
+            await assert_exactly_once(engine, fleet, [left.id])
+    assert [event.job.state for event in events if event.job.id == left.id][:1] == [JobState.QUEUED]
+
+
 async def test_a_repeat_returns_the_first_job_and_a_changed_body_conflicts(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
