@@ -134,8 +134,8 @@ async def test_a_job_left_accepted_is_queued_and_fiscalized_once_at_start_up(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     """Alone on its journal a submit is one commit, straight into the queue; a job journaled
-    as ``accepted`` (by an engine killed between two commits, or before they were one) is
-    still found at start-up, queued and fiscalized once."""
+    as ``accepted`` (by an earlier Kassa, whose submit took two commits, killed between them)
+    is still found at start-up, queued and fiscalized once."""
     events: list[JobEvent] = []
     async with open_memory_fleet(1) as fleet:
         config = fleet_config(fleet, tmp_path / "j.db")
