@@ -439,9 +439,8 @@ class Engine:
         waiting = await self.journal.jobs_in([JobState.ACCEPTED, JobState.QUEUED])
         accepted = [job.id for job in waiting if job.state is JobState.ACCEPTED]
         queued = {job.id: job for job in await self.journal.move_many(accepted, JobState.QUEUED)}
-        if self._on_event is not None:
-            for job in queued.values():
-                self._on_event(JobEvent(job))
+        for job in queued.values():
+            self._tell(job)
         for job in waiting:
             self._pending[job.tenant] = self._pending.get(job.tenant, 0) + 1
             self._enqueue(queued.get(job.id, job))
@@ -566,8 +565,7 @@ class Engine:
             accepted = await self.journal.jobs_in([JobState.ACCEPTED])
             waiting = [job.id for job in accepted if job.id in known]
             for job in await self.journal.move_many(waiting, JobState.QUEUED):
-                if self._on_event is not None:
-                    self._on_event(JobEvent(job))
+                self._tell(job)
                 self._enqueue(job)
             for job_id in known:
                 del self._unqueued[job_id]
@@ -624,12 +622,10 @@ class Engine:
             self._release(tenant)
             return accepted.job
         if entry is JobState.QUEUED:  # one commit: journaled and queued
-            job = accepted.job
-            if self._on_event is not None:
-                self._on_event(JobEvent(job))
-            await self._step("queued", job.id)
-            self._enqueue(job)
-            return job
+            self._tell(accepted.job)
+            await self._step("queued", accepted.job.id)
+            self._enqueue(accepted.job, group)
+            return accepted.job
         await self._step("accepted", accepted.job.id)
         self._watched.add(accepted.job.id)
         try:
@@ -639,7 +635,7 @@ class Engine:
             self._unqueued[accepted.job.id] = accepted.job
             return accepted.job
         await self._step("queued", job.id)
-        self._enqueue(job)
+        self._enqueue(job, group)
         return job
 
     async def submit_many(
@@ -705,8 +701,7 @@ class Engine:
                     self._release(tenant)
                 elif entry is JobState.QUEUED:
                     out[i] = answer.job
-                    if self._on_event is not None:
-                        self._on_event(JobEvent(answer.job))
+                    self._tell(answer.job)
                     self._enqueue(answer.job, group)
                 else:
                     fresh.append((i, answer.job))
@@ -724,8 +719,7 @@ class Engine:
                     fresh, moved = [], []
                 for (i, _), job in zip(fresh, moved, strict=True):
                     out[i] = job
-                    if self._on_event is not None:
-                        self._on_event(JobEvent(job))
+                    self._tell(job)
                     self._enqueue(job, group)
         return [answer for answer in out if answer is not None]
 
@@ -1277,8 +1271,8 @@ class Engine:
                     if job.state in FINAL_STATES:
                         if job.id in self._watched or job.id in self._waiters:
                             self._finished(job, await self.journal.result(job_id))
-                    elif self._on_event is not None and job.id in self._watched:
-                        self._on_event(JobEvent(job))
+                    elif job.id in self._watched:
+                        self._tell(job)
                 except JournalError as exc:
                     if isinstance(exc, JournalUnavailable):
                         self._degrade(exc)
@@ -1416,8 +1410,7 @@ class Engine:
                         async with register.lock:
                             await keeper.maintain(register, driver, await driver.status())
                     continue
-                if self._on_event is not None:
-                    self._on_event(JobEvent(job))
+                self._tell(job)
                 await self._step("taken", job.id)
                 await self._step("sending", job.id)
             async with register.lock:
@@ -1676,8 +1669,8 @@ class Engine:
         if error is not None:
             await self._alert("alert.sign_check", error, register=register, job_id=job.id)
         self._finished(job, result)
-        if started is not None and self._on_event is not None:
-            self._on_event(JobEvent(started))
+        if started is not None:
+            self._tell(started)
         if started is not None and claim:
             await self._step("taken", started.id)
             await self._step("sending", started.id)
@@ -1775,9 +1768,14 @@ class Engine:
         )
         if to in FINAL_STATES:
             self._finished(moved, None)
-        elif self._on_event is not None:
-            self._on_event(JobEvent(moved))
+        else:
+            self._tell(moved)
         return moved
+
+    def _tell(self, job: Job) -> None:
+        """Tell the front doors a job's new state (its ``JobEvent``), if one listens."""
+        if self._on_event is not None:
+            self._on_event(JobEvent(job))
 
     def _finished(self, job: Job, result: FiscalResult | None) -> None:
         if not self._shared or job.id in self._watched:  # else another engine counted it
