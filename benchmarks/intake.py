@@ -23,11 +23,11 @@ has returned, which is after the job was validated, then inserted into its queue
 committed by the journal's writer thread (one commit: the job enters the journal ``queued``).
 The journal is SQLite in WAL mode with ``synchronous=FULL`` (set on every connection by
 engine/journal.py, not configurable), so the commit is fsynced before the answer leaves: an
-acked job survives a crash or power loss
-of the service at any later point, and a repeat of its external_id answers the same job. Many
-requests in flight share a transaction and its fsync (group commit: the service gathers each
-tenant's submits into rounds, and the writer thread commits whatever queued meanwhile in one
-go), which is why jobs/s grows with what is in flight. After the run the journal file is
+acked job survives a crash or power loss of the service at any later point, and a repeat of
+its external_id answers the same job. Many requests in flight share a transaction and its
+fsync (group commit: the service gathers each tenant's submits into rounds, and the writer
+thread commits whatever queued meanwhile in one go), which is why jobs/s grows with what is
+in flight. After the run the journal file is
 opened to read back its journal_mode and count the jobs it holds.
 
 Registers: the tenant's group is a ``kassa emulator serve`` fleet of ``--registers`` (2)
